@@ -1,0 +1,109 @@
+"""Typed settings of the playground, read once from the environment by the app's entry point.
+
+Nothing here runs at import time: `Settings.from_env()` is called by `app.py` (or a test) and the
+result is handed to whatever needs it.
+
+Environment variables (all optional):
+
+| variable                  | field             | meaning                                               |
+|---------------------------|-------------------|-------------------------------------------------------|
+| PLAYGROUND_DEVICE         | device            | force "cpu", "cuda", "cuda:N" or "mps"                |
+| PLAYGROUND_DTYPE          | dtype             | force "float32", "float16" or "bfloat16"              |
+| PLAYGROUND_MEMORY_GB      | memory_gb         | budget for cached model weights, in GiB               |
+| PLAYGROUND_MODEL_ROOTS    | model_roots       | extra folders (os.pathsep-separated) models may load from |
+| PLAYGROUND_HUB_TIMEOUT_S  | hub_timeout_s     | how long the Hub reachability probe may take          |
+| HF_HUB_OFFLINE            | offline           | "1": never touch the network, use cache or embedded   |
+| HF_ENDPOINT               | hub_endpoint      | the Hub's address (the huggingface_hub setting)       |
+| HF_HUB_CACHE / HF_HOME    | hf_cache          | the Hugging Face cache folder                         |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_ROOT / "assets"
+
+_TRUE = {"1", "true", "yes", "on"}
+_VALID_DTYPES = ("float32", "float16", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is malformed; the message names the variable and the fix."""
+
+
+def _default_hf_cache(env: Mapping[str, str]) -> Path:
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    hf_home = env.get("HF_HOME") or os.path.join(
+        env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return Path(hf_home).expanduser() / "hub"
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str | None = None  # None: pick CUDA, then MPS, then CPU
+    dtype: str | None = None  # None: float32 on CPU/MPS, half precision on CUDA
+    memory_gb: float = 8.0  # cached weights above this are evicted, least recently used first
+    model_roots: tuple[Path, ...] = ()  # extra folders local models may be loaded from
+    offline: bool = False  # True: never contact the Hub (HF_HUB_OFFLINE=1)
+    hub_endpoint: str = "https://huggingface.co"  # probed to decide whether the Hub is reachable
+    hub_timeout_s: float = 3.0  # the probe gives up after this long and presets fall back
+    hf_cache: Path = field(default_factory=lambda: _default_hf_cache(os.environ))  # HF hub cache
+    assets_dir: Path = ASSETS_DIR  # embedded models and tokenizers
+    max_concurrency: int = 2  # simultaneous heavy jobs per event (the queue's default limit)
+
+    def __post_init__(self) -> None:
+        if self.dtype is not None and self.dtype not in _VALID_DTYPES:
+            raise ConfigError(
+                f"PLAYGROUND_DTYPE={self.dtype!r} is not supported; use one of {', '.join(_VALID_DTYPES)}."
+            )
+        if not self.memory_gb > 0:
+            raise ConfigError(f"PLAYGROUND_MEMORY_GB must be a positive number of GiB, got {self.memory_gb!r}.")
+        if not self.hub_timeout_s > 0:
+            raise ConfigError(f"PLAYGROUND_HUB_TIMEOUT_S must be positive, got {self.hub_timeout_s!r}.")
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return int(self.memory_gb * 1024**3)
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Folders under which local model folders are accepted: assets/, the HF cache, and model_roots."""
+        return (self.assets_dir.resolve(), self.hf_cache.expanduser().resolve(), *(p.resolve() for p in self.model_roots))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `env` (default: os.environ); malformed values raise ConfigError.
+
+        >>> Settings.from_env({"PLAYGROUND_MEMORY_GB": "2", "HF_HUB_OFFLINE": "1"}).memory_gb
+        2.0
+        """
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number; set it like {name}={default}.") from None
+
+        from huggingface_hub import constants as hub_constants
+
+        roots = tuple(Path(p).expanduser() for p in env.get("PLAYGROUND_MODEL_ROOTS", "").split(os.pathsep) if p.strip())
+        return cls(
+            device=env.get("PLAYGROUND_DEVICE", "").strip() or None,
+            dtype=env.get("PLAYGROUND_DTYPE", "").strip() or None,
+            memory_gb=number("PLAYGROUND_MEMORY_GB", cls.memory_gb),
+            model_roots=roots,
+            offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+            hub_endpoint=(env.get("HF_ENDPOINT") or hub_constants.ENDPOINT).rstrip("/"),
+            hub_timeout_s=number("PLAYGROUND_HUB_TIMEOUT_S", cls.hub_timeout_s),
+            hf_cache=_default_hf_cache(env),
+        )

@@ -1,0 +1,1 @@
+"""Compute modules: take data, return data (dataclasses). They never import gradio."""

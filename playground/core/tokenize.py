@@ -1,0 +1,350 @@
+"""Tokenization as data: ids, raw vocabulary strings, character spans, counts, round-trip check.
+
+Works on any Hugging Face *fast* tokenizer; it never imports gradio and never loads a model.
+
+    >>> from transformers import AutoTokenizer
+    >>> tok = AutoTokenizer.from_pretrained("assets/tokenizers/gpt2")
+    >>> t = tokenize(tok, "Hello world", name="gpt2")
+    >>> [(x.id, x.text, x.start, x.end) for x in t.tokens]
+    [(15496, 'Hello', 0, 5), (995, 'Ġworld', 5, 11)]
+    >>> t.lossless
+    True
+
+Glossary: a *raw* string is the token as the vocabulary spells it ("Ġworld", "##ing", "▁the");
+its *face* is the text it stands for with whitespace made visible ("␣world", "ing", "␣the").
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+import threading
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_CHARS = 200_000  # longest text accepted (the API bypasses the UI's limits)
+DIFF_WINDOW = 20_000  # the round-trip diff is shown for this many leading characters
+
+_VISIBLE_WS = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int  # vocabulary id, exactly as the tokenizer returns it
+    text: str  # raw vocabulary string ("Ġworld", "##ing", "▁the", "[CLS]")
+    start: int | None  # character offset into the input (None for special tokens)
+    end: int | None  # end offset, exclusive (None for special tokens)
+    special: bool  # a special token: added by the tokenizer ([CLS], </s>; no span) or typed in the input
+    face: str  # what it stands for, whitespace made visible ("␣world")
+    unknown: bool = False  # the unknown token ([UNK], <unk>): the vocabulary could not spell this
+    partial: bool = False  # a byte-level piece of one character (e.g. 2 of an emoji's 4 bytes)
+
+
+@dataclass(frozen=True)
+class Counts:
+    tokens: int  # every id, special tokens included
+    characters: int  # characters of the input (Python str length: code points)
+    words: int  # whitespace-separated words of the input
+    chars_per_token: float  # characters per token spelled from the input (higher = more compression)
+
+
+@dataclass(frozen=True)
+class DiffOp:
+    kind: str  # "equal", "replace", "delete" or "insert"
+    original: str  # the input's text here
+    decoded: str  # what decoding the ids gave here
+    why: str  # best guess at the cause ("lower-cased", "accents stripped", "unknown → [UNK]", ...)
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    tokenizer: str  # the name it was asked for by
+    algorithm: str  # "BPE", "WordPiece", "Unigram", ...
+    text: str  # the input
+    tokens: list[Token]  # in order
+    counts: Counts
+    decoded: str  # the ids spelled from the input decoded back to text (added specials left out)
+    lossless: bool  # decoded == text
+    diff: list[DiffOp] = field(default_factory=list)  # where decoded differs (first DIFF_WINDOW chars)
+    diff_truncated: bool = False  # the texts were longer than DIFF_WINDOW
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `/tokenize` API's answer."""
+        return {
+            "tokenizer": self.tokenizer,
+            "algorithm": self.algorithm,
+            "tokens": [
+                {"id": t.id, "text": t.text, "start": t.start, "end": t.end, "special": t.special}
+                for t in self.tokens
+            ],
+            "counts": asdict(self.counts),
+            "lossless": self.lossless,
+        }
+
+
+# ---- facts about a tokenizer, parsed once --------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: it is a cache key
+class TokenizerSpec:
+    """What the word-split explainer needs from a fast tokenizer's `tokenizer.json`."""
+
+    algorithm: str  # model type: "BPE", "WordPiece", "Unigram", "WordLevel"
+    byte_level: bool  # GPT-2 style: each byte is one vocabulary character
+    model: dict[str, Any]  # the "model" section of tokenizer.json
+    unk_token: str | None
+
+
+@functools.lru_cache(maxsize=32)
+def tokenizer_spec(tokenizer: Any) -> TokenizerSpec:
+    backend = _backend(tokenizer)
+    data = json.loads(backend.to_str())
+    model = data["model"]
+    parts = [data.get("pre_tokenizer") or {}, data.get("decoder") or {}]
+    byte_level = any(_mentions(p, "ByteLevel") for p in parts)
+    return TokenizerSpec(model["type"], byte_level, model, getattr(tokenizer, "unk_token", None))
+
+
+def _mentions(node: Any, type_name: str) -> bool:
+    if isinstance(node, dict):
+        return node.get("type") == type_name or any(_mentions(v, type_name) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions(v, type_name) for v in node)
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _lock_for(tokenizer: Any) -> threading.Lock:
+    """One lock per tokenizer: a fast tokenizer used by two threads at once can fail ("Already borrowed")."""
+    return threading.Lock()
+
+
+def _backend(tokenizer: Any) -> Any:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(
+            f"{type(tokenizer).__name__} is a slow (Python) tokenizer; the visualizer needs a fast one "
+            "(a folder with tokenizer.json)."
+        )
+    return backend
+
+
+@functools.lru_cache(maxsize=1)
+def byte_decoder() -> dict[str, int]:
+    """GPT-2's map from the printable stand-in characters back to bytes ("Ġ" -> 0x20).
+
+    >>> byte_decoder()["Ġ"], byte_decoder()["A"]
+    (32, 65)
+    """
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def visible(text: str) -> str:
+    """Whitespace made visible: spaces as ␣, newlines as ↵, tabs as ⇥; control chars escaped.
+
+    >>> visible("a b\\n")
+    'a␣b↵'
+    """
+    out = []
+    for ch in text:
+        if ch in _VISIBLE_WS:
+            out.append(_VISIBLE_WS[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def byte_piece_face(raw: str) -> tuple[str, bool]:
+    """(face, partial) of a byte-level token: its bytes decoded, undecodable bytes shown as hex.
+
+    >>> byte_piece_face("Ġworld")
+    ('␣world', False)
+    >>> byte_piece_face("ðŁ")   # the first two of the four bytes of an emoji
+    ('‹F0›‹9F›', True)
+    """
+    table = byte_decoder()
+    if any(ch not in table for ch in raw):
+        return visible(raw), False
+    data = bytes(table[ch] for ch in raw)
+    try:
+        return visible(data.decode("utf-8")), False
+    except UnicodeDecodeError:
+        pass
+    out, partial, i = [], False, 0
+    while i < len(data):
+        for j in range(min(len(data), i + 4), i, -1):  # longest decodable run first
+            try:
+                out.append(visible(data[i:j].decode("utf-8")))
+                i = j
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            out.append(f"‹{data[i]:02X}›")
+            partial = True
+            i += 1
+    return "".join(out), partial
+
+
+def token_face(raw: str, spec: TokenizerSpec) -> tuple[str, bool]:
+    """(face, partial) of a non-special token for the tokenizer described by `spec`."""
+    if spec.byte_level:
+        return byte_piece_face(raw)
+    if spec.algorithm == "WordPiece":
+        prefix = spec.model.get("continuing_subword_prefix") or "##"
+        if raw.startswith(prefix) and raw != prefix:
+            raw = raw[len(prefix):]
+    if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", raw):  # SentencePiece byte fallback
+        return raw, True
+    return visible(raw.replace("▁", " ")), False
+
+
+# ---- tokenize ----------------------------------------------------------------------------------
+
+
+def check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}.")
+    if len(text) > MAX_CHARS:
+        raise ValueError(f"The text is {len(text):,} characters; the limit is {MAX_CHARS:,}. Shorten it.")
+    return text
+
+
+def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
+    """Tokenize `text` with a fast tokenizer and describe every token (see the module example)."""
+    text = check_text(text)
+    spec = tokenizer_spec(tokenizer)
+    with _lock_for(tokenizer):
+        enc = tokenizer(
+            text, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
+        )
+    ids: list[int] = enc["input_ids"]
+    raws = tokenizer.convert_ids_to_tokens(ids)
+    unk_id = tokenizer.unk_token_id
+    tokens = []
+    for tid, raw, (start, end), special in zip(ids, raws, enc["offset_mapping"], enc["special_tokens_mask"]):
+        if special and start == end:  # added by the tokenizer ([CLS], </s>): no characters of the input
+            tokens.append(Token(tid, raw, None, None, True, raw))
+            continue
+        if special:  # a special token the input spelled out ("<|endoftext|>")
+            tokens.append(Token(tid, raw, start, end, True, raw))
+            continue
+        unknown = unk_id is not None and tid == unk_id
+        face, partial = (raw, False) if unknown else token_face(raw, spec)
+        tokens.append(Token(tid, raw, start, end, False, face, unknown, partial))
+
+    plain = [t.id for t in tokens if t.start is not None]
+    decoded = tokenizer.decode(plain, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    lossless = decoded == text
+    diff, truncated = ([], False) if lossless else diff_texts(text, decoded, getattr(tokenizer, "unk_token", None))
+    n_plain = len(plain)
+    counts = Counts(
+        tokens=len(tokens),
+        characters=len(text),
+        words=len(text.split()),
+        chars_per_token=round(len(text) / n_plain, 2) if n_plain else 0.0,
+    )
+    return Tokenization(name or getattr(tokenizer, "name_or_path", ""), spec.algorithm, text, tokens, counts, decoded, lossless, diff, truncated)
+
+
+# ---- what changed on the round trip --------------------------------------------------------------
+
+_UNITS = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def _why(original: str, decoded: str, unk: str | None) -> str:
+    if unk and unk in decoded:
+        return f"unknown → {unk}"
+    if not decoded.strip() and not original.strip():
+        return "whitespace normalized"
+    if original.lower() == decoded:
+        return "lower-cased"
+    if _strip_accents(original) == decoded:
+        return "accents stripped"
+    if _strip_accents(original).lower() == decoded:
+        return "lower-cased, accents stripped"
+    if original.split() == decoded.split() or not original.strip() or not decoded.strip():
+        return "whitespace normalized"
+    if unicodedata.normalize("NFKC", original) == decoded:
+        return "unicode normalized (NFKC)"
+    return "changed"
+
+
+def diff_texts(text: str, decoded: str, unk: str | None = None) -> tuple[list[DiffOp], bool]:
+    """Word-level diff of the input against its decoding, over the first DIFF_WINDOW characters.
+
+    >>> [(d.kind, d.original, d.decoded, d.why) for d in diff_texts("Hello", "hello")[0]]
+    [('replace', 'Hello', 'hello', 'lower-cased')]
+    """
+    truncated = len(text) > DIFF_WINDOW or len(decoded) > DIFF_WINDOW
+    a = _UNITS.findall(text[:DIFF_WINDOW])
+    b = _UNITS.findall(decoded[:DIFF_WINDOW])
+    ops = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for kind, i1, i2, j1, j2 in matcher.get_opcodes():
+        original, new = "".join(a[i1:i2]), "".join(b[j1:j2])
+        ops.append(DiffOp(kind, original, new, "" if kind == "equal" else _why(original, new, unk)))
+    return ops, truncated
+
+
+# ---- words -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Word:
+    index: int  # the tokenizer's word index (pre-tokenization split)
+    text: str  # the input's characters for this word (may include a leading space)
+    start: int  # character offsets into the input
+    end: int
+    token_ids: tuple[int, ...]  # the ids the tokenizer produced for it
+    tokens: tuple[str, ...]  # their raw strings
+
+
+def words_of(tokenizer: Any, text: str, limit: int | None = None) -> list[Word]:
+    """The words the tokenizer split `text` into before its algorithm ran, with their tokens.
+
+    >>> from transformers import AutoTokenizer
+    >>> tok = AutoTokenizer.from_pretrained("assets/tokenizers/bert-base-uncased")
+    >>> [(w.text, w.tokens) for w in words_of(tok, "Tokenizers rock")]
+    [('Tokenizers', ('token', '##izer', '##s')), ('rock', ('rock',))]
+    """
+    text = check_text(text)
+    with _lock_for(tokenizer):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    word_ids = enc.word_ids()
+    raws = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    groups: dict[int, list[int]] = {}
+    for pos, wid in enumerate(word_ids):
+        if wid is not None:
+            groups.setdefault(wid, []).append(pos)
+    words = []
+    for wid, positions in groups.items():
+        start = min(enc["offset_mapping"][p][0] for p in positions)
+        end = max(enc["offset_mapping"][p][1] for p in positions)
+        words.append(
+            Word(wid, text[start:end], start, end, tuple(enc["input_ids"][p] for p in positions), tuple(raws[p] for p in positions))
+        )
+        if limit is not None and len(words) >= limit:
+            break
+    return words

@@ -1,0 +1,375 @@
+"""The one shared model loader: lazy, cached, single-flight, under a memory budget.
+
+    loader = ModelLoader(Settings.from_env())
+    lm = loader.load("gpt2", "causal-lm", attention=True)   # loads once, then cached
+    lm.model, lm.tokenizer, lm.source.describe()
+
+- Lazy: nothing loads until `load` is called; creating a loader touches no network or disk.
+- Cached: the same (source, family, attention, device, dtype) returns the same objects.
+- Single-flight: concurrent calls for a model not yet loaded wait for one load (thread-safe).
+- Budget: past `Settings.memory_gb`, least recently used models are evicted and GPU memory released.
+- Safe: `trust_remote_code` is never set and only safetensors weights are read.
+- Offline: presets fall back to their embedded counterparts (see `sources.py`) within seconds.
+
+The loader is shared by every user of the app. It caches weights read-only; it never holds
+per-user state, and no user's request swaps the model another user gets.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.config import Settings
+from playground.models.device import pick_device, pick_dtype, release_device_memory
+from playground.models.hub import HubProbe, HubStatus, download_snapshot
+from playground.models.presets import PRESETS, Family, Preset
+from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+
+# Diffusion folders list their components in model_index.json; only these libraries may be named.
+_COMPONENT_LIBRARIES = ("diffusers", "transformers")
+
+
+class LoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass
+class LoadedModel:
+    source: ResolvedSource  # what was asked for and what actually runs
+    family: Family  # how it was loaded
+    model: Any  # the main torch module (LM, or the UNet of a diffusion model); None for tokenizers
+    tokenizer: Any  # the tokenizer, if the folder has one
+    components: dict[str, Any]  # every loaded part by name (diffusion: unet, scheduler, vae, ...)
+    device: torch.device  # where the weights live
+    dtype: torch.dtype | None  # their floating-point type (None for a tokenizer)
+    attention: bool  # loaded with eager attention, so attention weights can be returned
+    load_seconds: float  # wall time of the load
+    n_params: int  # parameters over all torch modules
+    memory_bytes: int  # bytes of parameters and buffers over all torch modules
+    last_used: float = field(default_factory=time.monotonic)  # for LRU eviction
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the Models tab shows of one loaded model."""
+
+    requested: str
+    family: str
+    kind: str
+    location: str
+    note: str
+    load_seconds: float
+    n_params: int
+    device: str
+    dtype: str
+    memory_mb: float
+    attention: bool
+
+
+@dataclass(frozen=True)
+class PresetRow:
+    """What the Models tab shows of one preset: the name, and the source it resolves to now."""
+
+    family: str
+    hub_id: str
+    resolves_to: str
+    kind: str
+    note: str
+
+
+def module_bytes(modules: Iterable[Any]) -> tuple[int, int]:
+    """(parameter count, bytes of parameters and buffers) over the torch modules among `modules`."""
+    n_params = n_bytes = 0
+    for module in modules:
+        if isinstance(module, torch.nn.Module):
+            for p in module.parameters():
+                n_params += p.numel()
+                n_bytes += p.numel() * p.element_size()
+            for b in module.buffers():
+                n_bytes += b.numel() * b.element_size()
+    return n_params, n_bytes
+
+
+def estimate_folder_bytes(folder: Path) -> int:
+    """Bytes of safetensors weights in `folder` (a cheap upper-bound guess before loading)."""
+    return sum(f.stat().st_size for f in folder.rglob("*.safetensors"))
+
+
+class ModelLoader:
+    def __init__(self, settings: Settings, probe: HubProbe | None = None) -> None:
+        self.settings = settings
+        self.probe = probe or HubProbe(settings.hub_endpoint, settings.hub_timeout_s, offline=settings.offline)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()  # LRU order: oldest first
+        self._inflight: dict[tuple, Future] = {}
+        self._device: torch.device | None = None  # picked on first load, not at start-up
+        self.load_count = 0  # completed loads (cache misses), for tests and the Models tab
+
+    # ---- public API -------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            self._device = pick_device(self.settings.device)
+        return self._device
+
+    def hub_status(self) -> HubStatus:
+        return self.probe.status()
+
+    def resolve(self, source: str, family: Family | str) -> ResolvedSource:
+        """Which folder or Hub repo `source` would load now (no weights are read)."""
+        return resolve_source(source, family, self.settings, self.probe.status())
+
+    def load(
+        self,
+        source: str,
+        family: Family | str,
+        *,
+        attention: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> LoadedModel:
+        """Load (or fetch from the cache) the model `source` names, as a `family` model.
+
+        `attention=True` loads with eager attention, so `output_attentions=True` returns weights.
+        Raises SourceError for a bad source and LoadError when loading fails.
+        """
+        family = Family.parse(family)
+        report = progress or (lambda fraction, desc: None)
+        report(0.0, f"Resolving {source!r}")
+        resolved = self.resolve(source, family)
+        device = self.device
+        dtype = None if family is Family.TOKENIZER else pick_dtype(device, self.settings.dtype)
+        attention = attention and family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ)
+        key = (family, resolved.preset.hub_id if resolved.preset else resolved.location, attention, str(device), str(dtype))
+
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                cached.last_used = time.monotonic()
+                report(1.0, "Ready (cached)")
+                return cached
+            future = self._inflight.get(key)
+            owner = future is None
+            if owner:
+                future = Future()
+                self._inflight[key] = future
+        if not owner:
+            report(0.1, f"Waiting for another request loading {source!r}")
+            return future.result()
+
+        try:
+            loaded = self._load_uncached(resolved, family, device, dtype, attention, report)
+            with self._lock:
+                self._cache[key] = loaded
+                self.load_count += 1
+                evicted = self._evict_over_budget(keep=key)
+            self._release(evicted)
+            future.set_result(loaded)
+            report(1.0, "Ready")
+            return loaded
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def loaded(self) -> list[ModelInfo]:
+        """The models in memory, most recently used first."""
+        with self._lock:
+            entries = list(reversed(self._cache.values()))
+        return [
+            ModelInfo(
+                requested=m.source.requested, family=m.family.value, kind=m.source.kind.value,
+                location=m.source.location, note=m.source.note, load_seconds=round(m.load_seconds, 2),
+                n_params=m.n_params, device=str(m.device),
+                dtype=str(m.dtype).replace("torch.", "") if m.dtype else "-",
+                memory_mb=round(m.memory_bytes / 2**20, 1), attention=m.attention,
+            )
+            for m in entries
+        ]
+
+    def memory_used(self) -> int:
+        with self._lock:
+            return sum(m.memory_bytes for m in self._cache.values())
+
+    def preset_rows(self, presets: Iterable[Preset] = PRESETS) -> list[PresetRow]:
+        """Every preset with the source it resolves to right now."""
+        rows = []
+        for preset in presets:
+            try:
+                r = self.resolve(preset.hub_id, preset.family)
+                rows.append(PresetRow(preset.family.value, preset.hub_id, r.describe().split(" → ", 1)[1], r.kind.value, preset.description))
+            except SourceError as exc:
+                rows.append(PresetRow(preset.family.value, preset.hub_id, "unavailable", "-", str(exc)))
+        return rows
+
+    def clear(self) -> None:
+        """Drop every cached model (tests and shutdown)."""
+        with self._lock:
+            dropped = list(self._cache.values())
+            self._cache.clear()
+        self._release(dropped)
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _evict_over_budget(self, keep: tuple) -> list[LoadedModel]:
+        """Drop least recently used models (never `keep`) until the total fits the budget."""
+        budget = self.settings.memory_budget_bytes
+        evicted = []
+        while sum(m.memory_bytes for m in self._cache.values()) > budget:
+            victim = next((k for k in self._cache if k != keep), None)
+            if victim is None:
+                break
+            evicted.append(self._cache.pop(victim))
+            log.info("evicted %s to stay under %.1f GiB", victim, self.settings.memory_gb)
+        return evicted
+
+    def _make_room(self, needed: int) -> None:
+        """Before a load: evict LRU models so `needed` more bytes fit, to keep the peak in budget."""
+        budget = self.settings.memory_budget_bytes
+        if needed > budget:
+            raise LoadError(
+                f"This model needs about {needed / 2**30:.2f} GiB but the memory budget is "
+                f"{self.settings.memory_gb:g} GiB. Raise PLAYGROUND_MEMORY_GB or pick a smaller model."
+            )
+        with self._lock:
+            evicted = []
+            while self._cache and sum(m.memory_bytes for m in self._cache.values()) + needed > budget:
+                evicted.append(self._cache.popitem(last=False)[1])
+        self._release(evicted)
+
+    def _release(self, evicted: list[LoadedModel]) -> None:
+        if not evicted:
+            return
+        devices = {m.device for m in evicted}
+        evicted.clear()
+        gc.collect()
+        for device in devices:
+            release_device_memory(device)
+
+    def _materialize(self, resolved: ResolvedSource, report: ProgressFn) -> tuple[ResolvedSource, Path]:
+        """The local folder to load: download Hub models, falling back to embedded for presets."""
+        if resolved.kind is not SourceKind.HUB:
+            return resolved, Path(resolved.location)
+        report(0.1, f"Downloading {resolved.location} from the Hub")
+        try:
+            folder = download_snapshot(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint)
+            return resolved, folder
+        except Exception as exc:
+            reason = f"download of {resolved.location} failed: {type(exc).__name__}"
+            if resolved.preset is None:
+                raise LoadError(f"Could not download {resolved.location!r} from the Hub ({exc}).") from exc
+            self.probe.mark_unreachable(reason)
+            folder = embedded_folder(resolved.preset, self.settings)
+            fallback = ResolvedSource(
+                resolved.requested, resolved.family, SourceKind.EMBEDDED, str(folder),
+                f"{reason}; embedded counterpart", resolved.preset,
+            )
+            return fallback, folder
+
+    def _load_uncached(
+        self,
+        resolved: ResolvedSource,
+        family: Family,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        attention: bool,
+        report: ProgressFn,
+    ) -> LoadedModel:
+        start = time.perf_counter()
+        resolved, folder = self._materialize(resolved, report)
+        if family is not Family.TOKENIZER:
+            self._make_room(estimate_folder_bytes(folder))
+        report(0.4, f"Loading {family.value} weights from {folder.name}")
+        try:
+            model, tokenizer, components = _load_folder(folder, family, device, dtype, attention)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LoadError(
+                f"Could not load {resolved.requested!r} as a {family.value} model from {folder}: {exc}"
+            ) from exc
+        n_params, n_bytes = module_bytes(components.values())
+        return LoadedModel(
+            source=resolved, family=family, model=model, tokenizer=tokenizer, components=components,
+            device=device, dtype=dtype, attention=attention, load_seconds=time.perf_counter() - start,
+            n_params=n_params, memory_bytes=n_bytes,
+        )
+
+
+def _load_folder(
+    folder: Path, family: Family, device: torch.device, dtype: torch.dtype | None, attention: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Load a Hugging Face folder the way `family` needs; returns (model, tokenizer, components)."""
+    import transformers
+
+    if family is Family.TOKENIZER:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        return None, tokenizer, {"tokenizer": tokenizer}
+
+    if family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ):
+        auto = {
+            Family.CAUSAL_LM: transformers.AutoModelForCausalLM,
+            Family.MASKED_LM: transformers.AutoModelForMaskedLM,
+            Family.SEQ2SEQ: transformers.AutoModelForSeq2SeqLM,
+        }[family]
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
+        if attention:
+            kwargs["attn_implementation"] = "eager"  # SDPA returns no attention weights
+        model = auto.from_pretrained(folder, **kwargs).to(device).eval()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        return model, tokenizer, {"model": model, "tokenizer": tokenizer}
+
+    return _load_diffusion_components(folder, device, dtype)
+
+
+def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.dtype | None) -> tuple[Any, Any, dict[str, Any]]:
+    """Load each component listed in model_index.json with its own class's from_pretrained."""
+    import json
+
+    import diffusers
+    import transformers
+
+    index_file = folder / "model_index.json"
+    if not index_file.exists():
+        raise ValueError("a diffusion model folder needs a model_index.json listing its components")
+    index = json.loads(index_file.read_text())
+    components: dict[str, Any] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
+            continue
+        library, class_name = spec
+        if library not in _COMPONENT_LIBRARIES:
+            raise ValueError(f"component {name!r} comes from {library!r}; only {_COMPONENT_LIBRARIES} are allowed")
+        cls = getattr(diffusers if library == "diffusers" else transformers, class_name, None)
+        if cls is None:
+            raise ValueError(f"component {name!r} names unknown class {library}.{class_name}")
+        sub = folder / name
+        if issubclass(cls, torch.nn.Module):
+            # the VAE decodes in float32: in half precision it can overflow to NaN
+            part_dtype = torch.float32 if name == "vae" else dtype
+            kwargs: dict[str, Any] = {"use_safetensors": True}
+            if library == "transformers":
+                kwargs["trust_remote_code"] = False
+            part = cls.from_pretrained(sub, dtype=part_dtype, **kwargs).to(device).eval()
+        else:  # schedulers, tokenizers, feature extractors
+            part = cls.from_pretrained(sub)
+        components[name] = part
+    if "unet" not in components:
+        raise ValueError("model_index.json lists no 'unet'")
+    return components["unet"], components.get("tokenizer"), components

@@ -1,0 +1,91 @@
+"""Model families and presets: each preset names a Hub default and its embedded offline counterpart.
+
+A preset is addressed by its Hub id everywhere (UI and API). Online it loads that Hub model;
+offline (or when the Hub cannot be reached) it resolves to the embedded counterpart under
+`assets/`, trained by the scripts in `playground/train/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Family(str, Enum):
+    """What kind of model a source holds, which decides how it is loaded."""
+
+    TOKENIZER = "tokenizer"  # AutoTokenizer only
+    CAUSAL_LM = "causal-lm"  # decoder-only (GPT)
+    MASKED_LM = "masked-lm"  # encoder-only (BERT)
+    SEQ2SEQ = "seq2seq"  # encoder-decoder (T5)
+    DIFFUSION = "diffusion"  # pixel-space DDPM (UNet2DModel + scheduler)
+    LATENT_DIFFUSION = "latent-diffusion"  # autoencoder + UNet on its latents
+
+    @classmethod
+    def parse(cls, value: Family | str) -> Family:
+        if isinstance(value, Family):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(f.value for f in cls)
+            raise ValueError(f"Unknown model family {value!r}; use one of: {names}.") from None
+
+
+@dataclass(frozen=True)
+class Preset:
+    family: Family  # how it is loaded
+    hub_id: str  # the name users and the API address it by; loaded from the Hub when online
+    embedded: str  # folder under assets/ used offline (relative to assets/)
+    description: str  # one line for the Models tab
+    train_command: str | None = None  # how to build the embedded counterpart, when it is trained here
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset(Family.TOKENIZER, "gpt2", "tokenizers/gpt2", "OpenAI GPT-2 byte-level BPE (the real vocabulary)"),
+    Preset(Family.TOKENIZER, "bert-base-uncased", "tokenizers/bert-base-uncased", "Google BERT WordPiece, lower-cased (real)"),
+    Preset(Family.TOKENIZER, "t5-small", "tokenizers/t5-small", "Google T5 SentencePiece unigram (real)"),
+    Preset(
+        Family.CAUSAL_LM, "gpt2", "models/gpt-shakespeare",
+        "decoder-only; offline: a small GPT trained here on Shakespeare",
+        "python -m playground.train.gpt",
+    ),
+    Preset(
+        Family.MASKED_LM, "bert-base-uncased", "models/bert-shakespeare",
+        "encoder-only; offline: a small BERT trained here on Shakespeare",
+        "python -m playground.train.bert",
+    ),
+    Preset(
+        Family.SEQ2SEQ, "t5-small", "models/t5-tasks",
+        "encoder-decoder; offline: a small T5 trained here on text-to-text tasks",
+        "python -m playground.train.t5",
+    ),
+    Preset(
+        Family.DIFFUSION, "google/ddpm-cifar10-32", "models/ddpm-fashion",
+        "pixel DDPM; offline: a class-conditional DDPM trained here on Fashion-MNIST",
+        "python -m playground.train.ddpm",
+    ),
+    Preset(
+        Family.LATENT_DIFFUSION, "segmind/tiny-sd", "models/ldm-fashion",
+        "latent diffusion (text-to-image); offline: autoencoder + latent UNet trained here on Fashion-MNIST",
+        "python -m playground.train.ldm",
+    ),
+)
+
+
+def find_preset(family: Family | str, name: str) -> Preset | None:
+    """The preset of `family` addressed by `name` (its Hub id), or None.
+
+    >>> find_preset("tokenizer", "gpt2").embedded
+    'tokenizers/gpt2'
+    """
+    family = Family.parse(family)
+    for preset in PRESETS:
+        if preset.family is family and preset.hub_id == name:
+            return preset
+    return None
+
+
+def presets_of(family: Family | str) -> list[Preset]:
+    family = Family.parse(family)
+    return [p for p in PRESETS if p.family is family]

@@ -1,0 +1,1 @@
+"""Reproducible training of the embedded models in assets/models/ (one module per model)."""

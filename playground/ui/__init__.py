@@ -1,0 +1,5 @@
+"""The UI: one module per tab (`build_*_tab`), assembled by `shell.build_app`."""
+
+from playground.ui.shell import build_app, launch_options
+
+__all__ = ["build_app", "launch_options"]

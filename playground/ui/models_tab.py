@@ -1,0 +1,83 @@
+"""Models tab: the presets and what each resolves to, the models in memory, and a loader form."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from playground.models import Family, ModelLoader
+from playground.ui.common import progress_fn, require_text, user_errors
+
+EXPLAINER = """
+### One loader behind every tab
+Every tab asks one shared loader for its models. A model loads **on first use** (nothing loads at
+start-up), is **cached**, and two requests for the same model load it **once**. Past the memory
+budget (`PLAYGROUND_MEMORY_GB`) the least recently used model is evicted.
+
+A **preset** is addressed by its Hub id (`gpt2`, `bert-base-uncased`, `t5-small`, ...). With the
+Hugging Face Hub in reach it loads the real model; offline it runs on a small **embedded teaching
+model** trained by this project (not OpenAI's GPT-2 nor Google's BERT or T5), or on a copy that
+`python -m playground.prefetch` put in the cache beforehand.
+"""
+
+PRESET_COLUMNS = ["family", "preset (Hub id)", "resolves to", "kind", "about"]
+LOADED_COLUMNS = ["requested", "family", "kind", "location", "load s", "parameters", "device", "dtype", "MB", "eager attention"]
+
+
+def _hub_line(loader: ModelLoader) -> str:
+    status = loader.hub_status()
+    state = "reachable" if status.reachable else "not reachable"
+    used = loader.memory_used() / 2**30
+    return (
+        f"**Hub:** {state} ({status.reason}). **Device:** `{loader.device}`. "
+        f"**Memory:** {used:.2f} of {loader.settings.memory_gb:g} GiB budget used."
+    )
+
+
+def models_snapshot(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(status line, presets table, loaded-models table) as the tab shows them."""
+    presets = pd.DataFrame(
+        [[r.family, r.hub_id, r.resolves_to, r.kind, r.note] for r in loader.preset_rows()], columns=PRESET_COLUMNS
+    )
+    loaded = pd.DataFrame(
+        [
+            [m.requested, m.family, m.kind, m.location, m.load_seconds, f"{m.n_params:,}", m.device, m.dtype, m.memory_mb, m.attention]
+            for m in loader.loaded()
+        ],
+        columns=LOADED_COLUMNS,
+    )
+    return _hub_line(loader), presets, loaded
+
+
+def build_models_tab(loader: ModelLoader) -> gr.Blocks:
+    """The Models tab; `loader` is the app's shared loader. Refreshes on page load."""
+    with gr.Blocks() as tab:
+        gr.Markdown(EXPLAINER)
+        status = gr.Markdown()
+        presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True)
+        loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True)
+        with gr.Row():
+            family = gr.Dropdown([f.value for f in Family], value=Family.TOKENIZER.value, label="Family")
+            source = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3)
+            attention = gr.Checkbox(label="eager attention (for attention maps)", value=False)
+        with gr.Row():
+            load_btn = gr.Button("Load", variant="primary")
+            refresh_btn = gr.Button("Refresh")
+        result = gr.Markdown()
+        gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family, source])
+
+        @user_errors
+        def load(family_name: str, source_text: str, eager: bool, progress=gr.Progress()):
+            family_value = Family.parse(require_text(family_name, "family", max_chars=64))
+            source_text = require_text(source_text, "source", max_chars=512)
+            lm = loader.load(source_text, family_value, attention=bool(eager), progress=progress_fn(progress))
+            message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
+            return (message, *models_snapshot(loader))
+
+        def refresh():
+            return models_snapshot(loader)
+
+        load_btn.click(load, [family, source, attention], [result, status, presets, loaded], api_name="load_model")
+        refresh_btn.click(refresh, None, [status, presets, loaded], api_name="models")
+        tab.load(refresh, None, [status, presets, loaded], api_visibility="private")
+    return tab

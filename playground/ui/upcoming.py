@@ -1,0 +1,43 @@
+"""A tab whose interactive part is still being built: it explains the concept meanwhile."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+
+def build_upcoming_tab(concept: str) -> gr.Blocks:
+    with gr.Blocks() as tab:
+        gr.Markdown(concept)
+        gr.Markdown("*The interactive part of this tab is being built; its models already load in the Models tab.*")
+    return tab
+
+
+ATTENTION = """
+### Attention maps
+Each token builds its next representation as a weighted average of the others: the weights are
+**attention**. An **encoder** (BERT) lets every token look at every other one (bidirectional); a
+**decoder** (GPT) only looks back (causal mask); an **encoder-decoder** (T5) adds
+**cross-attention** from the output tokens to the input.
+"""
+GPT = """
+### GPT: decoder-only generation
+A decoder predicts a probability for every possible next token, picks one (greedy, sampling,
+top-k, top-p, temperature), appends it, and repeats.
+"""
+BERT = """
+### BERT: encoder-only
+An encoder reads the whole sentence at once. Trained to fill in `[MASK]`ed words, it yields
+contextual embeddings: the same word gets a different vector in a different sentence.
+"""
+T5 = """
+### T5: encoder-decoder, text to text
+Every task is text in, text out, named by a prefix (`translate English to German: ...`). The
+encoder reads the input; the decoder writes the output token by token, attending to it; beam
+search keeps several candidate outputs alive.
+"""
+DIFFUSION = """
+### Diffusion: denoising step by step
+Training adds Gaussian noise to images step by step (the forward process) and teaches a UNet to
+predict that noise. Sampling runs it in reverse: from pure noise, remove a little predicted noise
+per step. Guidance steers towards a prompt; latent diffusion denoises in an autoencoder's latents.
+"""
