@@ -7,7 +7,6 @@ unchanged. The UI wraps its heavy handlers with it when the app is assembled, no
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -16,9 +15,15 @@ F = TypeVar("F", bound=Callable)
 
 
 def on_zerogpu(env: Mapping[str, str] | None = None) -> bool:
+    """True on a ZeroGPU Space: SPACES_ZERO_GPU is set and the `spaces` package imports."""
     env = os.environ if env is None else env
-    flag = env.get("SPACES_ZERO_GPU", "").strip().lower() in {"1", "true"}
-    return flag and importlib.util.find_spec("spaces") is not None
+    if env.get("SPACES_ZERO_GPU", "").strip().lower() not in {"1", "true"}:
+        return False
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def gpu_task(fn: F, *, duration: int = 60, env: Mapping[str, str] | None = None) -> F:

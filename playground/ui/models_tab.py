@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from playground.models import Family, ModelLoader
+from playground.models.zerogpu import gpu_task
 from playground.ui.common import progress_fn, require_text, user_errors
 
 EXPLAINER = """
@@ -77,7 +78,7 @@ def build_models_tab(loader: ModelLoader) -> gr.Blocks:
         def refresh():
             return models_snapshot(loader)
 
-        load_btn.click(load, [family, source, attention], [result, status, presets, loaded], api_name="load_model")
+        load_btn.click(gpu_task(load), [family, source, attention], [result, status, presets, loaded], api_name="load_model")
         refresh_btn.click(refresh, None, [status, presets, loaded], api_name="models")
         tab.load(refresh, None, [status, presets, loaded], api_visibility="private")
     return tab

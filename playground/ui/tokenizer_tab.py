@@ -94,25 +94,25 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
 
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
-        text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=200_000)
+        text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=200_000, elem_id="tok-text")
         gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
         with gr.Row():
-            names = gr.CheckboxGroup(tokenizer_choices(), value=[p.hub_id for p in presets_of(Family.TOKENIZER)], label="Tokenizers", scale=3)
+            names = gr.CheckboxGroup(tokenizer_choices(), value=[p.hub_id for p in presets_of(Family.TOKENIZER)], label="Tokenizers", scale=3, elem_id="tok-names")
             other = gr.Textbox(label="Another tokenizer: Hub id or allowed folder", placeholder="e.g. assets/models/gpt-shakespeare", scale=2)
         with gr.Row():
             show_ids = gr.Checkbox(label="Show ids and raw strings on the chips", value=False)
-            go = gr.Button("Tokenize", variant="primary")
-        panels = gr.HTML(label="Tokens")
+            go = gr.Button("Tokenize", variant="primary", elem_id="tok-go")
+        panels = gr.HTML(label="Tokens", elem_id="tok-panels")
         with gr.Row():
-            table = gr.Dataframe(label="Comparison", interactive=False)
-            chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None)
+            table = gr.Dataframe(label="Comparison", interactive=False, elem_id="tok-table")
+            chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None, y_lim=[0, None])
         ids = gr.Code(label="Token ids (copy)", language="json", buttons=["copy", "download"], lines=4)
         gr.Markdown("### How was this word split?")
         with gr.Row():
-            split_tok = gr.Dropdown(label="Tokenizer", choices=[], scale=1)
-            word = gr.Dropdown(label="Word (as it appears in the text)", choices=[], allow_custom_value=True, scale=2)
-            explain_btn = gr.Button("Explain")
-        steps = gr.HTML()
+            split_tok = gr.Dropdown(label="Tokenizer", choices=[], scale=1, elem_id="split-tokenizer")
+            word = gr.Dropdown(label="Word (as it appears in the text)", choices=[], allow_custom_value=True, scale=2, elem_id="split-word")
+            explain_btn = gr.Button("Explain", elem_id="split-explain")
+        steps = gr.HTML(elem_id="split-steps")
 
         @user_errors
         def on_tokenize(text_value, names_value, other_value, show):

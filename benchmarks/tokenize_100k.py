@@ -1,0 +1,45 @@
+"""Tokenizing and rendering 100,000 characters, as a ratio to the tokenizer's own call.
+
+    python benchmarks/tokenize_100k.py
+
+For each real tokenizer: the plain `tokenizer(text)` call, then the playground's
+`tokenize()` (ids, spans, faces, counts, round trip and diff) plus `render_panels()` (chips,
+capped), each the median of 5 runs in this one process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from transformers import AutoTokenizer
+
+from playground.config import ASSETS_DIR
+from playground.core.render_tokens import render_panels
+from playground.core.tokenize import tokenize
+
+TEXT = ("To be, or not to be, that is the question: Whether 'tis nobler in the mind to suffer "
+        "the slings and arrows of outrageous fortune — 東京 🤗 2024-03-15 $1,234.56\n") * 1000
+
+
+def median_time(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    text = TEXT[:100_000]
+    print(f"{len(text):,} characters")
+    for name in ("gpt2", "bert-base-uncased", "t5-small"):
+        tok = AutoTokenizer.from_pretrained(ASSETS_DIR / "tokenizers" / name)
+        plain = median_time(lambda: tok(text, verbose=False))
+        ours = median_time(lambda: render_panels([tokenize(tok, text, name)]))
+        print(f"{name:18s} tokenizer call {plain * 1000:7.1f} ms | tokenize+render {ours * 1000:7.1f} ms | ratio {ours / plain:5.1f}x")
+
+
+if __name__ == "__main__":
+    main()

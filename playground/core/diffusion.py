@@ -1,0 +1,113 @@
+"""Reverse diffusion, unrolled: a generator that yields every denoising step.
+
+Notation (Ho et al. 2020; Song et al. 2021 for DDIM; Ho & Salimans 2022 for guidance):
+
+| code            | paper            | meaning                                            |
+|-----------------|------------------|----------------------------------------------------|
+| `x`             | x_t              | the noisy sample at timestep t                     |
+| `eps`           | ε_θ(x_t, t, c)   | the UNet's noise prediction                        |
+| `eps_uncond`    | ε_θ(x_t, t, ∅)   | the same with the "no class" label (label dropout) |
+| `guidance`      | w                | classifier-free guidance scale                     |
+| `x0_hat`        | x̂_0              | the clean sample predicted from x_t (a preview)    |
+
+No gradio here; the UI and the evaluation both consume `denoise`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class DenoiseStep:
+    index: int  # 0-based step number
+    timestep: int  # the scheduler's t for this step
+    sample: torch.Tensor  # x_{t-1}: the sample after this step
+    pred_original: torch.Tensor | None  # x̂_0: the clean sample predicted at this step
+
+
+def denoise(
+    unet: torch.nn.Module,
+    scheduler,
+    class_labels: torch.Tensor,
+    *,
+    null_class: int,
+    guidance: float = 3.0,
+    num_steps: int = 50,
+    generator: torch.Generator,
+    shape: tuple[int, ...] | None = None,
+) -> Iterator[DenoiseStep]:
+    """Sample one image per label in `class_labels`, yielding each step.
+
+    `scheduler` is a diffusers scheduler (DDIM, DDPM, ...); `generator` makes the run repeatable
+    (the initial noise is drawn on the CPU, so a seed gives the same image on any device).
+    `guidance` w: 0 ignores the class, 1 is plain conditional, >1 pushes towards the class.
+    """
+    if num_steps < 1:
+        raise ValueError("num_steps must be at least 1.")
+    device = next(unet.parameters()).device
+    dtype = next(unet.parameters()).dtype
+    n = len(class_labels)
+    channels, size = unet.config.in_channels, unet.config.sample_size
+    shape = shape or (n, channels, size, size)
+    # 1. x_T ~ N(0, I), scaled as the scheduler expects
+    x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) * scheduler.init_noise_sigma
+    scheduler.set_timesteps(num_steps, device=device)
+    labels = class_labels.to(device)
+    null = torch.full_like(labels, null_class)
+    for i, t in enumerate(scheduler.timesteps):
+        model_in = scheduler.scale_model_input(x, t)
+        # 2. predict the noise, with the class and (for guidance) without it, in one batch
+        if guidance == 1.0:
+            eps = unet(model_in.to(dtype), t, class_labels=labels).sample.float()
+        elif guidance == 0.0:
+            eps = unet(model_in.to(dtype), t, class_labels=null).sample.float()
+        else:
+            both = unet(torch.cat([model_in, model_in]).to(dtype), t, class_labels=torch.cat([labels, null])).sample.float()
+            eps_cond, eps_uncond = both.chunk(2)
+            # 3. classifier-free guidance: ε = ε(∅) + w (ε(c) − ε(∅))
+            eps = eps_uncond + guidance * (eps_cond - eps_uncond)
+        # 4. one reverse step x_t -> x_{t-1}; the scheduler also returns the x̂_0 preview
+        out = scheduler.step(eps, t, x, generator=generator) if _takes_generator(scheduler) else scheduler.step(eps, t, x)
+        x = out.prev_sample
+        yield DenoiseStep(i, int(t), x, getattr(out, "pred_original_sample", None))
+
+
+def class_index(prompt: str, id2label: dict[int, str]) -> int:
+    """The class a prompt names, matched without regard to case; an unknown prompt lists the classes.
+
+    >>> class_index("ankle BOOT", {0: "T-shirt/top", 9: "Ankle boot"})
+    9
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"Give a class name as the prompt: one of {', '.join(id2label.values())}.")
+    wanted = " ".join(prompt.split()).casefold()
+    for index, label in id2label.items():
+        if label.casefold() == wanted:
+            return int(index)
+    raise ValueError(
+        f"{prompt!r} is not a class this model knows. It draws only these: {', '.join(id2label.values())}."
+    )
+
+
+def _takes_generator(scheduler) -> bool:
+    import inspect
+
+    return "generator" in inspect.signature(scheduler.step).parameters
+
+
+@torch.no_grad()
+def sample(unet, scheduler, class_labels: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The final samples of `denoise` (no intermediate steps kept)."""
+    last = None
+    for last in denoise(unet, scheduler, class_labels, **kwargs):
+        pass
+    return last.sample
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> [0, 255] uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

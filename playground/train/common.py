@@ -1,0 +1,92 @@
+"""Helpers shared by the training scripts: seeding, learning-rate schedule, metrics and model cards."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from playground.config import ASSETS_DIR
+
+MODELS_DIR = ASSETS_DIR / "models"
+
+
+def setup(seed: int, threads: int) -> torch.Generator:
+    """Seed every library the scripts use and pin the thread count; returns a CPU generator."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    return torch.Generator().manual_seed(seed)
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `floor * peak`.
+
+    >>> round(cosine_lr(0, 100, 1.0, 10), 2), cosine_lr(10, 100, 1.0, 10), round(cosine_lr(100, 100, 1.0, 10), 2)
+    (0.1, 1.0, 0.1)
+    """
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Clock:
+    """Wall time since creation, for the model card."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def minutes(self) -> float:
+        return (time.perf_counter() - self.start) / 60
+
+
+def machine() -> str:
+    return f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def save_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")
+
+
+def load_metrics(folder: Path) -> dict[str, Any]:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_card(folder: Path, *, metadata: dict[str, Any], body: str) -> None:
+    """README.md with Hugging Face model-card metadata (YAML front matter) and a markdown body."""
+    lines = ["---"]
+    for key, value in metadata.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines.extend(f"- {v}" for v in value)
+        else:
+            lines.append(f"{key}: {value}")
+    lines.append("---")
+    (folder / "README.md").write_text("\n".join(lines) + "\n\n" + body.strip() + "\n")
+
+
+TEACHING_NOTE = (
+    "**A teaching model.** Small and trained on a laptop-sized budget by this project's own script, "
+    "so that the Foundation Model Playground runs offline. It is not {real}, and not useful beyond "
+    "demonstrating how such models work."
+)

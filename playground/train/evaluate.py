@@ -1,0 +1,241 @@
+"""Measure every reported figure of the embedded models, update their metrics and cards.
+
+    python -m playground.train.evaluate                 # all models (~30 min on 2 CPU cores)
+    python -m playground.train.evaluate --only t5 gpt   # some of them
+
+Models are loaded through the shared loader, offline, by their presets' Hub ids, exactly as
+the app loads them. The summary table goes to assets/models/README.md (and the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from playground.config import Settings
+from playground.models import ModelLoader
+from playground.train import common
+from playground.train.data import FASHION_CLASSES
+
+MODELS = ("classifier", "gpt", "bert", "t5", "ddpm", "ldm")
+GUIDANCE_SCALES = (3.0, 0.0, 1.0)
+DDIM_STEPS = 50
+
+
+def offline_loader() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def classifier() -> torch.nn.Module:
+    from playground.train.classifier import FashionClassifier
+
+    return FashionClassifier.from_folder(common.MODELS_DIR / "fashion-classifier")
+
+
+# ---- the figures, one function per model --------------------------------------------------------
+
+
+def eval_classifier() -> dict:
+    from playground.train.classifier import accuracy
+    from playground.train.data import fashion_tensor
+
+    x, y = fashion_tensor("test")
+    return {"test_accuracy": round(accuracy(classifier(), x, y), 4)}
+
+
+def eval_gpt(loader: ModelLoader) -> dict:
+    from playground.train.data import shakespeare_split
+    from playground.train.gpt import GPTTrainConfig, bits_per_char
+
+    lm = loader.load("gpt2", "causal-lm")
+    _, heldout = shakespeare_split()
+    return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, GPTTrainConfig.block_size), 4)}
+
+
+def eval_bert(loader: ModelLoader) -> dict:
+    from playground.train.bert import EVAL_FILE, fill_mask_accuracy, unigram_baseline
+    from playground.train.data import shakespeare_split
+
+    lm = loader.load("bert-base-uncased", "masked-lm")
+    examples = [json.loads(line) for line in EVAL_FILE.read_text().splitlines()]
+    train, _ = shakespeare_split()
+    counts = Counter(i for text in train for i in lm.tokenizer(text, add_special_tokens=False, verbose=False).input_ids)
+    return {"heldout_fill_mask": fill_mask_accuracy(lm.model, lm.tokenizer, examples),
+            "unigram_baseline": unigram_baseline(counts, lm.tokenizer, examples), "heldout_examples": len(examples)}
+
+
+def eval_t5(loader: ModelLoader) -> dict:
+    from playground.train.t5 import exact_match, heldout_examples
+
+    lm = loader.load("t5-small", "seq2seq")
+    return {"heldout_exact_match": exact_match(lm.model, lm.tokenizer, heldout_examples())}
+
+
+@torch.no_grad()
+def class_accuracy(lm, guidance: float, per_class: int, seed: int = 0) -> dict:
+    """Sample `per_class` images of every class with DDIM; the share the classifier labels right."""
+    from diffusers import DDIMScheduler
+
+    from playground.core.diffusion import sample
+
+    index = json.loads((Path(lm.source.location) / "model_index.json").read_text())
+    null_class = index["null_class"]
+    scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
+    judge = classifier()
+    vae = lm.components.get("vae")
+    per = {}
+    for c, name in enumerate(FASHION_CLASSES):
+        gen = torch.Generator().manual_seed(seed * 1000 + c)
+        labels = torch.full((per_class,), c)
+        x = sample(lm.model, scheduler, labels, null_class=null_class, guidance=guidance, num_steps=DDIM_STEPS, generator=gen)
+        if vae is not None:  # latent diffusion: decode z / s once, at the end
+            x = vae.decode(x / vae.config.scaling_factor).sample
+        per[name] = (judge(x.clamp(-1, 1)).argmax(1) == c).float().mean().item()
+    return {"overall": round(sum(per.values()) / len(per), 4), "per_class": {k: round(v, 4) for k, v in per.items()}}
+
+
+def eval_diffusion(loader: ModelLoader, preset: str, family: str, per_class: int) -> dict:
+    lm = loader.load(preset, family)
+    out = {"samples_per_class": per_class, "ddim_steps": DDIM_STEPS, "class_accuracy": {}}
+    for g in GUIDANCE_SCALES:
+        start = time.perf_counter()
+        out["class_accuracy"][f"guidance_{g:g}"] = class_accuracy(lm, g, per_class)
+        print(f"  {preset} guidance {g:g}: {out['class_accuracy'][f'guidance_{g:g}']['overall']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    if "vae" in lm.components:
+        from playground.train.data import fashion_tensor
+        from playground.train.ldm import reconstruction_mse
+
+        test, _ = fashion_tensor("test")
+        out["reconstruction_mse"] = round(reconstruction_mse(lm.components["vae"], test[:2000]), 5)
+    return out
+
+
+# ---- cards and the summary table ---------------------------------------------------------------
+
+
+def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
+    acc = metrics["class_accuracy"]
+    ceiling = common.load_metrics(common.MODELS_DIR / "fashion-classifier").get("test_accuracy")
+    per_class = "\n".join(f"| {name} | {acc['guidance_3']['per_class'][name]:.0%} |" for name in FASHION_CLASSES)
+    cfg = metrics["config"]
+    params = metrics["parameters"]
+    if latent:
+        what = (f"`AutoencoderKL` (1x32x32 image -> {cfg['latent_channels']}x8x8 latent, {params['vae']:,} parameters) and a "
+                f"class-conditional `UNet2DModel` on its scaled latents ({params['unet']:,} parameters)")
+        extra = f"| autoencoder reconstruction MSE (2,000 test images, pixels in [-1, 1]) | {metrics['reconstruction_mse']:.4f} |\n"
+        train, name = "python -m playground.train.ldm", "ldm"
+    else:
+        what = f"class-conditional `UNet2DModel`, widths {tuple(cfg['block_out_channels'])}, {params:,} parameters"
+        extra = ""
+        train, name = "python -m playground.train.ddpm", "ddpm"
+    common.write_card(
+        folder,
+        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "unconditional-image-generation",
+                  "tags": ["teaching", "diffusion", "fashion-mnist", "classifier-free-guidance"]},
+        body=f"""
+# {folder.name}: {"latent diffusion" if latent else "a class-conditional DDPM"} on Fashion-MNIST (32x32)
+
+{common.TEACHING_NOTE.format(real="a Stable Diffusion or any Hub pipeline")}
+
+| | |
+|---|---|
+| model | {what} |
+| prompts | the class names, matched without regard to case: {", ".join(FASHION_CLASSES)} |
+| data | Fashion-MNIST training images (Debian `dataset-fashion-mnist`, MIT), padded to 32x32, in [-1, 1] |
+| training | DDPM noise prediction, cosine schedule, 1,000 steps, label dropout 10% (for classifier-free guidance), EMA weights; {metrics["train_minutes"]:.1f} min on 2 CPU threads |
+{extra}
+Samples labelled as the requested class by a separately trained classifier
+(`fashion-classifier`, {f"{ceiling:.1%}" if ceiling else "?"} on the real test images: the ceiling), {metrics["samples_per_class"]} samples per class,
+{metrics["ddim_steps"]} DDIM steps:
+
+| guidance scale | class accuracy |
+|---|---|
+| 3 | **{acc["guidance_3"]["overall"]:.1%}** |
+| 1 (conditional only) | {acc["guidance_1"]["overall"]:.1%} |
+| 0 (unconditional) | {acc["guidance_0"]["overall"]:.1%} |
+
+Per class at guidance 3:
+
+| class | accuracy |
+|---|---|
+{per_class}
+
+Train: `{train}`. Measure: `python -m playground.train.evaluate --only {name}`.
+
+Intended use: showing forward noising, step-by-step denoising, schedulers and guidance in the
+playground. Limits: 32x32 grey-scale clothes of ten kinds; nothing else.
+""",
+    )
+
+
+def summary_table() -> str:
+    m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
+         ("gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "fashion-classifier")}
+    rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
+    if m["gpt-shakespeare"]:
+        g = m["gpt-shakespeare"]
+        rows.append(f"| gpt-shakespeare | held-out {g['heldout_bits_per_char']:.3f} bits/char | < 2.71 (aim 2.3) | {g['train_minutes']} min |")
+    if m["bert-shakespeare"]:
+        b = m["bert-shakespeare"]
+        f, u = b["heldout_fill_mask"], b["unigram_baseline"]
+        rows.append(f"| bert-shakespeare | held-out fill-mask top-1 {f['top1']:.1%}, top-5 {f['top5']:.1%} (unigram baseline {u['top1']:.1%} / {u['top5']:.1%}) | beat the baseline | {b['train_minutes']} min |")
+    if m["t5-tasks"]:
+        t = m["t5-tasks"]
+        tasks = ", ".join(f"{k} {v:.1%}" for k, v in t["heldout_exact_match"].items())
+        rows.append(f"| t5-tasks | held-out exact match: {tasks} | ≥ 95% each | {t['train_minutes']} min |")
+    for name in ("ddpm-fashion", "ldm-fashion"):
+        d = m[name]
+        if d.get("class_accuracy"):
+            a = d["class_accuracy"]
+            rec = f"; reconstruction MSE {d['reconstruction_mse']:.4f}" if "reconstruction_mse" in d else ""
+            rows.append(f"| {name} | class accuracy at guidance 3: {a['guidance_3']['overall']:.1%} (1: {a['guidance_1']['overall']:.1%}, 0: {a['guidance_0']['overall']:.1%}){rec} | ≥ 80% at guidance 3 | {d['train_minutes']} min |")
+    if m["fashion-classifier"]:
+        rows.append(f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | {m['fashion-classifier']['train_minutes']} min |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--samples-per-class", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    loader = offline_loader()
+    folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "bert": "bert-shakespeare", "t5": "t5-tasks",
+               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion"}
+    for name in args.only:
+        folder = common.MODELS_DIR / folders[name]
+        start = time.perf_counter()
+        print(f"{name}: measuring ...", flush=True)
+        if name == "classifier":
+            figures = eval_classifier()
+        elif name == "gpt":
+            figures = eval_gpt(loader)
+        elif name == "bert":
+            figures = eval_bert(loader)
+        elif name == "t5":
+            figures = eval_t5(loader)
+        else:
+            preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else ("segmind/tiny-sd", "latent-diffusion")
+            figures = eval_diffusion(loader, preset, family, args.samples_per_class)
+        metrics = {**common.load_metrics(folder), **figures, "measured_by": f"python -m playground.train.evaluate --only {name}"}
+        common.save_metrics(folder, metrics)
+        if name in ("ddpm", "ldm"):
+            diffusion_card(folder, metrics, latent=name == "ldm")
+        print(f"{name}: {json.dumps(figures)} ({time.perf_counter() - start:.0f} s)", flush=True)
+    table = summary_table()
+    (common.MODELS_DIR / "README.md").write_text(
+        "# Embedded models\n\nSmall teaching models trained by `playground/train/`; each folder's README is its card.\n"
+        "Figures measured by `python -m playground.train.evaluate`.\n\n" + table + "\n"
+    )
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

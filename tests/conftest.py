@@ -1,0 +1,102 @@
+"""Shared fixtures: offline settings, tiny random models saved as HF folders, a launched app."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from playground.config import ASSETS_DIR, PROJECT_ROOT, Settings  # noqa: E402
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+MODELS = ASSETS_DIR / "models"
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A folder of tiny random-weight models in HF format (the loader's local-folder path)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    _tiny_gpt(root / "tiny-gpt")
+    _tiny_bert(root / "tiny-bert")
+    _tiny_ddpm(root / "tiny-ddpm")
+    return root
+
+
+@pytest.fixture
+def settings(tiny_root, tmp_path) -> Settings:
+    """Offline settings that allow the tiny models' folder; an empty HF cache of its own."""
+    return Settings(offline=True, model_roots=(tiny_root,), hf_cache=tmp_path / "hf-cache", device="cpu")
+
+
+def _tiny_gpt(folder: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import torch
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+    model.save_pretrained(folder)
+    _copy_tokenizer("gpt2", folder)
+
+
+def _tiny_bert(folder: Path) -> None:
+    from transformers import BertConfig, BertForMaskedLM
+
+    import torch
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32))
+    model.save_pretrained(folder)
+    _copy_tokenizer("bert-base-uncased", folder)
+
+
+def _tiny_ddpm(folder: Path) -> None:
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    import torch
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(4, 8),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+    unet.save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=50).save_pretrained(folder / "scheduler")
+    index = {"_class_name": "DDPMPipeline", "unet": ["diffusers", "UNet2DModel"], "scheduler": ["diffusers", "DDPMScheduler"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+
+def _copy_tokenizer(name: str, folder: Path) -> None:
+    import shutil
+
+    for f in (ASSETS_DIR / "tokenizers" / name).iterdir():
+        shutil.copy(f, folder / f.name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app():
+    """The whole app, launched offline on a free local port; yields its URL."""
+    from playground.ui import build_app, launch_options
+
+    settings = Settings(offline=True, device="cpu")
+    demo = build_app(settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def has_model(name: str) -> bool:
+    return (MODELS / name / "metrics.json").exists()

@@ -1,0 +1,123 @@
+"""The app shell: builds without launching, loads nothing at start-up, answers over HTTP."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+from playground.config import Settings
+from playground.models import ModelLoader
+from playground.ui import build_app
+
+TABS = ["Tokenizer", "Attention", "GPT", "BERT", "T5", "Diffusion", "Models"]
+
+
+def test_app_builds_with_every_tab_and_loads_nothing():
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    demo = build_app(loader.settings, loader)
+    labels = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert labels == TABS
+    assert loader.load_count == 0 and loader.loaded() == []
+
+
+def test_named_api_endpoints_exist():
+    demo = build_app(Settings(offline=True, device="cpu"))
+    names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
+    assert {"tokenize", "explain_word", "load_model", "models"} <= names
+
+
+def test_served_page_loads_nothing_from_a_cdn(live_app):
+    html = urllib.request.urlopen(live_app, timeout=30).read().decode()
+    for host in ("fonts.googleapis", "cdn.jsdelivr", "unpkg.com", "cdnjs", "fonts.gstatic"):
+        assert host not in html
+
+
+def test_tokenize_endpoint_over_http(live_app):
+    client = Client(live_app, verbose=False)
+    out = client.predict("Hello world", "gpt2", api_name="/tokenize")
+    assert [t["id"] for t in out["tokens"]] == [15496, 995]
+    assert out["tokens"][1] == {"id": 995, "text": "Ġworld", "start": 5, "end": 11, "special": False}
+    assert out["lossless"] is True and out["counts"]["tokens"] == 2
+
+
+@pytest.mark.parametrize("text, tokenizer, fragment", [
+    ("Hello", "../../etc", "outside the folders"),
+    ("Hello", "", "No model given"),
+    ("x" * 200_001, "gpt2", "limit"),
+    ("Hello", "no such tokenizer!", "neither a Hub id"),
+])
+def test_tokenize_endpoint_rejects_bad_input_clearly(live_app, text, tokenizer, fragment):
+    client = Client(live_app, verbose=False)
+    with pytest.raises(Exception, match=fragment):
+        client.predict(text, tokenizer, api_name="/tokenize")
+    # and the app still works afterwards
+    assert client.predict("ok", "t5-small", api_name="/tokenize")["tokens"][-1]["text"] == "</s>"
+
+
+def test_models_endpoint_lists_presets_and_their_sources(live_app):
+    client = Client(live_app, verbose=False)
+    status, presets, _ = client.predict(api_name="/models")
+    assert "HF_HUB_OFFLINE=1" in status
+    rows = {(r[0], r[1]): r for r in presets["data"]}
+    assert rows[("tokenizer", "gpt2")][3] == "embedded"
+    assert "assets/tokenizers/gpt2" in rows[("tokenizer", "gpt2")][2]
+
+
+def test_load_model_endpoint_validates_family(live_app):
+    client = Client(live_app, verbose=False)
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict("vision", "gpt2", False, api_name="/load_model")
+    with pytest.raises(Exception, match="outside the folders"):
+        client.predict("causal-lm", "/etc", False, api_name="/load_model")
+    message = client.predict("tokenizer", "bert-base-uncased", False, api_name="/load_model")[0]
+    assert "embedded" in message
+
+
+def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import PROJECT_ROOT, free_port
+
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline, "app.py served no page within 120 s"
+                time.sleep(0.2)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        status, presets, loaded = client.predict(api_name="/models")
+        assert loaded["data"] == []  # nothing was loaded at start-up
+        kinds = {(r[0], r[1]): r[3] for r in presets["data"]}
+        assert kinds[("tokenizer", "t5-small")] == "embedded"
+        assert len(presets["data"]) == 8
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}])
+def test_prefetch_fails_fast_without_the_hub(env):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import PROJECT_ROOT
+
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "playground.prefetch", "gpt2"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "", **env}, timeout=60)
+    assert run.returncode == 2
+    assert "error:" in run.stderr and time.perf_counter() - start < 30

@@ -1,0 +1,73 @@
+"""Real-browser tests: headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+Screenshots go to test-artifacts/ beside the test output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page(live_app):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        message = "Debian's chromium is not installed: `apt-get install -y chromium` (.ci/run does it)."
+        if os.environ.get("PLAYGROUND_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        page.goto(live_app, wait_until="networkidle")
+        page.outside_requests = outside
+        yield page
+        browser.close()
+
+
+def test_page_switches_tabs_and_loads_nothing_from_outside(page):
+    for name in ["Models", "Diffusion", "GPT", "Tokenizer"]:
+        page.get_by_role("tab", name=name).click()
+        assert page.get_by_role("tab", name=name).get_attribute("aria-selected") == "true"
+    page.get_by_role("tab", name="Models").click()
+    page.get_by_text("One loader behind every tab").wait_for()
+    page.get_by_text("resolves to", exact=False).first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "models-tab.png"), full_page=True)
+    page.get_by_role("tab", name="Tokenizer").click()
+    assert page.outside_requests == []
+
+
+def test_tokenizer_flow_types_picks_two_and_explains_a_word(page):
+    page.get_by_role("tab", name="Tokenizer").click()
+    text = page.locator("#tok-text textarea")
+    text.fill("Tokenizers split unbelievably long words, like Donaudampfschiff 🤗.")
+    # keep gpt2 and bert-base-uncased, untick t5-small
+    page.locator("#tok-names label", has_text="t5-small").click()
+    page.locator("#tok-go").click()
+    panels = page.locator("#tok-panels .tok-panel")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(panels).to_have_count(2, timeout=30_000)
+    assert "gpt2" in panels.nth(0).inner_text() and "bert-base-uncased" in panels.nth(1).inner_text()
+    assert "tokens" in page.locator("#tok-panels .tok-counts").first.inner_text()
+    assert page.locator("#tok-panels .tok").count() > 10
+    assert page.locator("#tok-panels .tok-unk").count() >= 1  # BERT cannot spell the emoji
+    # word-split view: the first word offered is the one split into the most tokens
+    page.locator("#split-explain").click()
+    expect(page.locator("#split-steps")).to_contain_text("How gpt2 split", timeout=30_000)
+    assert page.locator("#split-steps table").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "tokenizer-tab.png"), full_page=True)

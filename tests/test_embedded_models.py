@@ -1,0 +1,132 @@
+"""The embedded models: each loads through the shared loader, offline, and does its job.
+
+Known answers come from each model's metrics.json (written by `python -m playground.train.evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from playground.config import Settings
+from playground.core.diffusion import class_index, sample
+from playground.models import ModelLoader, SourceKind
+from playground.train import common
+from tests.conftest import MODELS, PROJECT_ROOT, has_model
+
+FOLDERS = ["gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "fashion-classifier"]
+PRESETS = [("causal-lm", "gpt2", "gpt-shakespeare"), ("masked-lm", "bert-base-uncased", "bert-shakespeare"),
+           ("seq2seq", "t5-small", "t5-tasks"), ("diffusion", "google/ddpm-cifar10-32", "ddpm-fashion"),
+           ("latent-diffusion", "segmind/tiny-sd", "ldm-fashion")]
+
+
+def needs(name: str):
+    return pytest.mark.skipif(not has_model(name), reason=f"assets/models/{name} is not built yet")
+
+
+@pytest.fixture(scope="module")
+def loader() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def metrics(name: str) -> dict:
+    return common.load_metrics(MODELS / name)
+
+
+def test_all_embedded_models_fit_the_size_limits():
+    files = [f for f in MODELS.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) <= 50 * 2**20
+    for f in files:
+        assert f.stat().st_size < 10 * 2**20, f"{f} is over 10 MB (a Space would need Git LFS)"
+        assert f.suffix not in {".bin", ".pt", ".pth", ".ckpt"}, f"{f}: weights must be safetensors"
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_each_model_has_a_card_with_its_figures(name):
+    if not has_model(name):
+        pytest.skip(f"{name} is not built yet")
+    card = (MODELS / name / "README.md").read_text()
+    assert card.startswith("---\n") and "license:" in card
+    assert "python -m playground.train." in card
+    if name != "fashion-classifier":
+        assert "teaching model" in card.lower()
+
+
+@pytest.mark.parametrize("family, preset, folder", PRESETS)
+def test_presets_run_on_the_embedded_models_offline(loader, family, preset, folder):
+    if not has_model(folder):
+        pytest.skip(f"{folder} is not built yet")
+    lm = loader.load(preset, family)
+    assert lm.source.kind is SourceKind.EMBEDDED and lm.source.location.endswith(folder)
+    assert lm.n_params > 0
+
+
+@needs("gpt-shakespeare")
+def test_gpt_writes_text_and_beats_the_baby_gpt_on_held_out_shakespeare(loader):
+    lm = loader.load("gpt2", "causal-lm")
+    ids = lm.tokenizer("ROMEO.\n", return_tensors="pt").input_ids
+    out = lm.model.generate(ids, max_new_tokens=30, do_sample=False)
+    text = lm.tokenizer.decode(out[0, ids.shape[1]:])
+    assert sum(c.isalpha() for c in text) > 20
+    sample_text = (PROJECT_ROOT / "tests" / "data" / "shakespeare_heldout_sample.txt").read_text()
+    from playground.train.gpt import bits_per_char
+
+    bpc = bits_per_char(lm.model, lm.tokenizer, [sample_text], block_size=128)
+    assert bpc < 2.71, f"{bpc:.3f} bits/char on a held-out Julius Caesar passage"
+
+
+@needs("bert-shakespeare")
+def test_bert_fill_mask_matches_the_reported_rate(loader):
+    from playground.train.bert import EVAL_FILE, fill_mask_accuracy
+
+    lm = loader.load("bert-base-uncased", "masked-lm")
+    examples = [json.loads(line) for line in EVAL_FILE.read_text().splitlines()]
+    acc = fill_mask_accuracy(lm.model, lm.tokenizer, examples)
+    reported = metrics("bert-shakespeare")
+    assert acc["top5"] == pytest.approx(reported["heldout_fill_mask"]["top5"], abs=0.01)
+    assert acc["top5"] > reported["unigram_baseline"]["top5"] and acc["top1"] > reported["unigram_baseline"]["top1"]
+
+
+@needs("t5-tasks")
+def test_t5_solves_held_out_examples(loader):
+    from playground.train.t5 import exact_match, heldout_examples
+
+    lm = loader.load("t5-small", "seq2seq")
+    scores = exact_match(lm.model, lm.tokenizer, heldout_examples(per_task=60))
+    assert all(v >= 0.9 for v in scores.values()), scores
+    assert all(v >= 0.95 for v in metrics("t5-tasks")["heldout_exact_match"].values())
+
+
+def test_unknown_prompt_lists_the_classes():
+    labels = {0: "T-shirt/top", 1: "Trouser", 9: "Ankle boot"}
+    assert class_index("trouser", labels) == 1
+    with pytest.raises(ValueError, match="T-shirt/top, Trouser, Ankle boot"):
+        class_index("a cat", labels)
+
+
+@pytest.mark.parametrize("preset, family, folder", [("google/ddpm-cifar10-32", "diffusion", "ddpm-fashion"),
+                                                    ("segmind/tiny-sd", "latent-diffusion", "ldm-fashion")])
+def test_diffusion_samples_pass_the_classifier(loader, preset, family, folder):
+    if not has_model(folder) or not has_model("fashion-classifier"):
+        pytest.skip(f"{folder} or the classifier is not built yet")
+    from diffusers import DDIMScheduler
+
+    from playground.train.classifier import FashionClassifier
+
+    lm = loader.load(preset, family)
+    index = json.loads((MODELS / folder / "model_index.json").read_text())
+    scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
+    labels = torch.arange(10).repeat_interleave(4)  # 4 samples of each class
+    x = sample(lm.model, scheduler, labels, null_class=index["null_class"], guidance=3.0, num_steps=25,
+               generator=torch.Generator().manual_seed(0))
+    if "vae" in lm.components:
+        x = lm.components["vae"].decode(x / lm.components["vae"].config.scaling_factor).sample
+    assert x.shape == (40, 1, 32, 32) and torch.isfinite(x).all()
+    judge = FashionClassifier.from_folder(MODELS / "fashion-classifier")
+    acc = (judge(x.clamp(-1, 1)).argmax(1) == labels).float().mean().item()
+    assert acc >= 0.6, f"{acc:.2f} of 40 samples labelled as the requested class"
+    reported = metrics(folder)["class_accuracy"]["guidance_3"]["overall"]
+    assert reported >= 0.8 and not math.isnan(reported)
