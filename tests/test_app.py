@@ -62,8 +62,8 @@ def test_models_endpoint_lists_presets_and_their_sources(live_app):
     status, presets, _ = client.predict(api_name="/models")
     assert "HF_HUB_OFFLINE=1" in status
     rows = {(r[0], r[1]): r for r in presets["data"]}
-    assert rows[("tokenizer", "gpt2")][3] == "embedded"
-    assert "assets/tokenizers/gpt2" in rows[("tokenizer", "gpt2")][2]
+    assert rows[("tokenizer", "gpt2")][2] == "embedded"
+    assert rows[("tokenizer", "gpt2")][3] == "assets/tokenizers/gpt2"
 
 
 def test_load_model_endpoint_validates_family(live_app):
@@ -99,7 +99,7 @@ def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         status, presets, loaded = client.predict(api_name="/models")
         assert loaded["data"] == []  # nothing was loaded at start-up
-        kinds = {(r[0], r[1]): r[3] for r in presets["data"]}
+        kinds = {(r[0], r[1]): r[2] for r in presets["data"]}
         assert kinds[("tokenizer", "t5-small")] == "embedded"
         assert len(presets["data"]) == 8
     finally:

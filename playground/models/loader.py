@@ -87,9 +87,10 @@ class PresetRow:
 
     family: str
     hub_id: str
-    resolves_to: str
-    kind: str
-    note: str
+    kind: str  # hub, hub-cache, embedded; "-" when unavailable
+    resolves_to: str  # the Hub id or folder (relative to the project when inside it)
+    why: str  # the reason for that choice, or what is missing
+    about: str  # the preset's description
 
 
 def module_bytes(modules: Iterable[Any]) -> tuple[int, int]:
@@ -197,7 +198,7 @@ class ModelLoader:
         return [
             ModelInfo(
                 requested=m.source.requested, family=m.family.value, kind=m.source.kind.value,
-                location=m.source.location, note=m.source.note, load_seconds=round(m.load_seconds, 2),
+                location=m.source.short_location(), note=m.source.note, load_seconds=round(m.load_seconds, 2),
                 n_params=m.n_params, device=str(m.device),
                 dtype=str(m.dtype).replace("torch.", "") if m.dtype else "-",
                 memory_mb=round(m.memory_bytes / 2**20, 1), attention=m.attention,
@@ -215,9 +216,9 @@ class ModelLoader:
         for preset in presets:
             try:
                 r = self.resolve(preset.hub_id, preset.family)
-                rows.append(PresetRow(preset.family.value, preset.hub_id, r.describe().split(" → ", 1)[1], r.kind.value, preset.description))
+                rows.append(PresetRow(preset.family.value, preset.hub_id, r.kind.value, r.short_location(), r.note, preset.description))
             except SourceError as exc:
-                rows.append(PresetRow(preset.family.value, preset.hub_id, "unavailable", "-", str(exc)))
+                rows.append(PresetRow(preset.family.value, preset.hub_id, "-", "unavailable", str(exc), preset.description))
         return rows
 
     def clear(self) -> None:

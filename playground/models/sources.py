@@ -55,14 +55,16 @@ class ResolvedSource:
         """The local folder to load from; None for a Hub model not yet downloaded."""
         return None if self.kind is SourceKind.HUB else Path(self.location)
 
+    def short_location(self) -> str:
+        """The Hub id, or the folder relative to the project when it lies inside it."""
+        try:
+            return str(Path(self.location).relative_to(PROJECT_ROOT))
+        except ValueError:
+            return self.location
+
     def describe(self) -> str:
         """One line for the UI, e.g. "gpt2 → embedded assets/models/gpt-shakespeare (offline: ...)"."""
-        where = self.location
-        try:
-            where = str(Path(self.location).relative_to(PROJECT_ROOT))
-        except ValueError:
-            pass
-        return f"{self.requested} → {self.kind.value} {where} ({self.note})"
+        return f"{self.requested} → {self.kind.value} {self.short_location()} ({self.note})"
 
 
 def is_hub_id(text: str) -> bool:

@@ -21,7 +21,7 @@ model** trained by this project (not OpenAI's GPT-2 nor Google's BERT or T5), or
 `python -m playground.prefetch` put in the cache beforehand.
 """
 
-PRESET_COLUMNS = ["family", "preset (Hub id)", "resolves to", "kind", "about"]
+PRESET_COLUMNS = ["family", "preset (Hub id)", "kind", "resolves to", "why", "about"]
 LOADED_COLUMNS = ["requested", "family", "kind", "location", "load s", "parameters", "device", "dtype", "MB", "eager attention"]
 
 
@@ -38,7 +38,7 @@ def _hub_line(loader: ModelLoader) -> str:
 def models_snapshot(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """(status line, presets table, loaded-models table) as the tab shows them."""
     presets = pd.DataFrame(
-        [[r.family, r.hub_id, r.resolves_to, r.kind, r.note] for r in loader.preset_rows()], columns=PRESET_COLUMNS
+        [[r.family, r.hub_id, r.kind, r.resolves_to, r.why, r.about] for r in loader.preset_rows()], columns=PRESET_COLUMNS
     )
     loaded = pd.DataFrame(
         [
