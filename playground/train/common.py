@@ -54,6 +54,18 @@ def machine() -> str:
     return f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
+def round_to_half(model: torch.nn.Module) -> torch.nn.Module:
+    """Round the weights to float16 precision and back, so evaluation sees what is shipped."""
+    return model.to(torch.float16).to(torch.float32)
+
+
+def save_half(model: Any, folder: Path) -> None:
+    """save_pretrained with float16 weights: half the bytes, so each file stays under a Space's
+    10 MB limit without Git LFS. The loader upcasts to float32 on CPU."""
+    model.to(torch.float16).save_pretrained(folder)
+    model.to(torch.float32)
+
+
 def save_metrics(folder: Path, metrics: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")

@@ -90,7 +90,10 @@ def save_pipeline(out: Path, components: dict[str, object], id2label: dict[int, 
     out.mkdir(parents=True, exist_ok=True)
     index: dict[str, object] = {"_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__}
     for name, component in components.items():
-        component.save_pretrained(out / name)
+        if isinstance(component, torch.nn.Module):
+            common.save_half(component, out / name)
+        else:
+            component.save_pretrained(out / name)
         index[name] = ["diffusers", type(component).__name__]
     index["id2label"] = {str(k): v for k, v in id2label.items()}
     index["null_class"] = NULL_CLASS

@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         common.save_metrics(folder, metrics)
         if name in ("ddpm", "ldm"):
             diffusion_card(folder, metrics, latent=name == "ldm")
+        elif name == "gpt":
+            from playground.train.gpt import write_card
+
+            write_card(folder, metrics)
         print(f"{name}: {json.dumps(figures)} ({time.perf_counter() - start:.0f} s)", flush=True)
     table = summary_table()
     (common.MODELS_DIR / "README.md").write_text(

