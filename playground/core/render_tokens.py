@@ -73,20 +73,22 @@ def render_roundtrip(t: Tokenization) -> str:
     )
 
 
-def render_panel(t: Tokenization, show_ids: bool = False) -> str:
-    """A tokenizer's column: name, counts, chips, round trip."""
+def render_panel(t: Tokenization, show_ids: bool = False, source: str = "") -> str:
+    """A tokenizer's column: name, what actually runs, counts, chips, round trip."""
     c = t.counts
+    runs = f'<div class="tok-source">runs: {escape(source)}</div>' if source else ""
     return (
-        f'<div class="tok-panel"><h4>{escape(t.tokenizer)} <small>{escape(t.algorithm)}</small></h4>'
+        f'<div class="tok-panel"><h4>{escape(t.tokenizer)} <small>{escape(t.algorithm)}</small></h4>{runs}'
         f'<div class="tok-counts">{c.tokens:,} tokens · {c.characters:,} characters · {c.words:,} words · '
         f"{c.chars_per_token:g} chars/token</div>"
         f"{render_chips(t, show_ids)}{render_roundtrip(t)}</div>"
     )
 
 
-def render_panels(results: list[Tokenization], show_ids: bool = False) -> str:
-    """Tokenizers side by side."""
-    return f'<div class="tok-grid">{"".join(render_panel(t, show_ids) for t in results)}</div>'
+def render_panels(results: list[Tokenization], show_ids: bool = False, sources: list[str] | None = None) -> str:
+    """Tokenizers side by side; `sources` says, for each, which files actually run and why."""
+    sources = sources or [""] * len(results)
+    return f'<div class="tok-grid">{"".join(render_panel(t, show_ids, s) for t, s in zip(results, sources))}</div>'
 
 
 def _pieces(pieces: tuple[str, ...] | list[str], cls: str = "tok") -> str:

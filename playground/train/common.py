@@ -41,13 +41,21 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.
 
 
 class Clock:
-    """Wall time since creation, for the model card."""
+    """Wall time and this process's CPU time since creation, for the model card.
+
+    CPU time counts the work done whatever else shares the machine; divided by the thread
+    count it is the wall time the run takes on an otherwise idle machine.
+    """
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
 
     def minutes(self) -> float:
         return (time.perf_counter() - self.start) / 60
+
+    def cpu_minutes(self) -> float:
+        return (time.process_time() - self.cpu_start) / 60
 
 
 def machine() -> str:

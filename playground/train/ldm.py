@@ -26,12 +26,12 @@ from playground.train.ddpm import DDPMTrainConfig, build_unet, save_pipeline, tr
 class LDMTrainConfig:
     ae_channels: tuple[int, ...] = (16, 32, 64)  # autoencoder widths; 3 levels -> 4x downsampling
     latent_channels: int = 4  # channels of the 8x8 latent
-    ae_steps: int = 1500  # autoencoder optimizer steps
+    ae_steps: int = 1000  # autoencoder optimizer steps
     ae_batch_size: int = 64  # images per autoencoder step
     ae_lr: float = 2e-3  # autoencoder peak learning rate
     kl_weight: float = 1e-6  # weight of the KL term (small: we want a sharp, nearly deterministic code)
     unet_channels: tuple[int, ...] = (64, 128)  # latent UNet widths (8x8, 4x4)
-    unet_steps: int = 4000  # latent UNet optimizer steps
+    unet_steps: int = 3000  # latent UNet optimizer steps
     unet_batch_size: int = 128  # latents per UNet step
     seed: int = 31415  # data order, noise and initialization
     threads: int = 2  # torch CPU threads
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     n_unet = sum(p.numel() for p in ema.parameters())
     n_vae = sum(p.numel() for p in vae.parameters())
     common.save_metrics(args.out, {
-        "reconstruction_mse": round(mse, 5), "scaling_factor": scale, "train_minutes": round(minutes, 1), "machine": common.machine(),
+        "reconstruction_mse": round(mse, 5), "scaling_factor": scale, "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(),
         "parameters": {"unet": n_unet, "vae": n_vae}, "config": asdict(cfg),
     })
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only ldm")

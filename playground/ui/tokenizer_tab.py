@@ -89,8 +89,12 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
     def load_tokenizer(name: str) -> Any:
         return loader.load(name, Family.TOKENIZER).tokenizer
 
-    def run(text: str, names: list[str]) -> list[Tokenization]:
-        return [tokenize(load_tokenizer(n), text, name=n) for n in names]
+    def run(text: str, names: list[str]) -> tuple[list[Tokenization], list[str]]:
+        """Each tokenizer's tokenization, and a line saying which files actually ran and why."""
+        loaded = [loader.load(n, Family.TOKENIZER) for n in names]
+        results = [tokenize(lm.tokenizer, text, name=n) for n, lm in zip(names, loaded)]
+        sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
+        return results, sources
 
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
@@ -118,7 +122,7 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
         def on_tokenize(text_value, names_value, other_value, show):
             text_value = check_text(text_value)
             chosen = _selected(names_value, other_value)
-            results = run(text_value, chosen)
+            results, sources = run(text_value, chosen)
             rows = [
                 [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token, "yes" if t.lossless else "no"]
                 for t in results
@@ -127,7 +131,7 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
             id_json = "{\n" + ",\n".join(f'  "{t.tokenizer}": {t.ids}' for t in results) + "\n}"
             first_words = word_choices(load_tokenizer(chosen[0]), text_value)
             return (
-                render_panels(results, bool(show)),
+                render_panels(results, bool(show), sources),
                 df,
                 df[["tokenizer", "tokens"]],
                 id_json,
