@@ -35,9 +35,8 @@ def settings(tiny_root, tmp_path) -> Settings:
 
 
 def _tiny_gpt(folder: Path) -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=32, n_embd=16, n_layer=2, n_head=2))
@@ -46,9 +45,8 @@ def _tiny_gpt(folder: Path) -> None:
 
 
 def _tiny_bert(folder: Path) -> None:
-    from transformers import BertConfig, BertForMaskedLM
-
     import torch
+    from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32))
@@ -57,9 +55,8 @@ def _tiny_bert(folder: Path) -> None:
 
 
 def _tiny_ddpm(folder: Path) -> None:
-    from diffusers import DDPMScheduler, UNet2DModel
-
     import torch
+    from diffusers import DDPMScheduler, UNet2DModel
 
     torch.manual_seed(0)
     unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(4, 8),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import sys
 import subprocess
+import sys
 
 import pytest
 from transformers import AutoTokenizer

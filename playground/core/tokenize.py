@@ -16,7 +16,6 @@ its *face* is the text it stands for with whitespace made visible ("␣world", "
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re

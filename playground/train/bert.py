@@ -30,14 +30,14 @@ N_EVAL = 1000
 @dataclass
 class BERTTrainConfig:
     vocab_size: int = 4096  # WordPiece vocabulary, lower-cased, trained on the training plays
-    hidden_size: int = 192  # model width
-    num_layers: int = 4  # encoder blocks
+    hidden_size: int = 128  # model width
+    num_layers: int = 3  # encoder blocks
     num_heads: int = 4  # attention heads
-    intermediate_size: int = 768  # feed-forward width
-    seq_len: int = 64  # tokens per training sequence
+    intermediate_size: int = 512  # feed-forward width
+    seq_len: int = 48  # tokens per training sequence
     batch_size: int = 64  # sequences per step
-    steps: int = 800  # optimizer steps
-    lr: float = 1e-3  # peak learning rate (AdamW), cosine-decayed
+    steps: int = 1800  # optimizer steps
+    lr: float = 2e-3  # peak learning rate (AdamW), cosine-decayed
     warmup: int = 100  # linear warm-up steps
     mask_prob: float = 0.15  # fraction of tokens to predict (80% [MASK], 10% random, 10% kept)
     seed: int = 2718  # every random choice derives from it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,7 +27,6 @@ def user_errors(fn: F) -> F:
     Unexpected errors are logged with their traceback on the server and reported in one line.
     Works for plain functions and generators (streaming handlers).
     """
-    import inspect
 
     def convert(exc: Exception) -> gr.Error:
         if isinstance(exc, gr.Error):
