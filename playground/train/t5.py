@@ -110,7 +110,7 @@ class T5TrainConfig:
     num_layers: int = 3  # encoder blocks (and as many decoder blocks)
     num_heads: int = 4  # attention heads
     batch_size: int = 64  # examples per step
-    steps: int = 3000  # optimizer steps
+    steps: int = 6000  # optimizer steps
     lr: float = 2e-3  # peak learning rate (AdamW), cosine-decayed
     warmup: int = 200  # linear warm-up steps
     seed: int = 1234  # training examples and initialization
