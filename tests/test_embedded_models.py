@@ -89,6 +89,9 @@ def test_bert_fill_mask_matches_the_reported_rate(loader):
     # the shipped weights reproduce the reported figures (the card compares them with the unigram baseline)
     assert acc["top5"] == pytest.approx(reported["heldout_fill_mask"]["top5"], abs=0.01)
     assert acc["top1"] == pytest.approx(reported["heldout_fill_mask"]["top1"], abs=0.01)
+    # and it uses context: far better than always guessing the most frequent words
+    baseline = reported["unigram_baseline"]
+    assert acc["top1"] > 2 * baseline["top1"] and acc["top5"] > 2 * baseline["top5"], (acc, baseline)
 
 
 @needs("t5-tasks")
@@ -135,3 +138,11 @@ def test_diffusion_samples_pass_the_classifier(loader, preset, family, folder):
     assert not math.isnan(reported)
     # a regression check against the reported figure (40 samples: ~0.08 standard error), and far above chance (0.1)
     assert acc >= max(0.25, reported - 0.2), f"{acc:.2f} of 40 samples labelled as the requested class (reported {reported:.2f})"
+
+
+def test_readme_shows_the_current_figures():
+    from playground.train.evaluate import README_END, README_START, summary_table
+
+    text = (PROJECT_ROOT / "README.md").read_text()
+    block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    assert block == summary_table(), "README figures are stale: run python -m playground.train.evaluate"
