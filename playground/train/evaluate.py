@@ -142,6 +142,9 @@ def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
         training = f"{cfg['steps']:,} AdamW steps of {cfg['batch_size']} images"
         met = acc["guidance_3"]["overall"] >= 0.8
         status = "" if met else "**Status: below its bar** of 80% class accuracy at guidance 3.\n"
+    if acc["guidance_1"]["overall"] > acc["guidance_3"]["overall"]:
+        status += ("\nGuidance above 1 lowers this small model's class accuracy: its unconditional branch is weak, "
+                   "and w > 1 extrapolates along its errors. Use guidance 1 to 2 with it.\n")
     dropout = cfg.get("label_dropout", DDPMTrainConfig.label_dropout)  # the latent UNet uses the DDPM defaults
     common.write_card(
         folder,
