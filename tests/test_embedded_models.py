@@ -146,3 +146,12 @@ def test_readme_shows_the_current_figures():
     text = (PROJECT_ROOT / "README.md").read_text()
     block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
     assert block == summary_table(), "README figures are stale: run python -m playground.train.evaluate"
+
+
+@needs("ldm-fashion")
+def test_latent_scheduler_does_not_clip_latents():
+    # predicted z_0 is not confined to [-1, 1] like pixels: clipping it would wreck latent samples
+    config = json.loads((MODELS / "ldm-fashion" / "scheduler" / "scheduler_config.json").read_text())
+    assert config["clip_sample"] is False
+    vae = json.loads((MODELS / "ldm-fashion" / "vae" / "config.json").read_text())
+    assert vae["scaling_factor"] != 1.0  # set from the latents' std by the training script
