@@ -214,11 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     common.save_half(model, args.out)
     tokenizer.save_pretrained(args.out)
     n_params = sum(p.numel() for p in model.parameters())
-    common.save_metrics(args.out, {
+    metrics = {
         "heldout_fill_mask": acc, "unigram_baseline": base, "heldout_examples": len(examples), "heldout_plays": list(HELDOUT_PLAYS),
         "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(), "parameters": n_params, "config": asdict(cfg),
-    })
-    write_card(args.out, common.load_metrics(args.out))
+    }
+    common.save_metrics(args.out, metrics)
+    write_card(args.out, metrics)
 
 
 def write_card(out: Path, metrics: dict) -> None:

@@ -10,6 +10,7 @@ the app loads them. The summary table goes to assets/models/README.md (and the R
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 from collections import Counter
@@ -271,19 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         common.save_metrics(folder, metrics)
         if name in ("ddpm", "ldm"):
             diffusion_card(folder, metrics, latent=name == "ldm")
-        elif name == "gpt":
-            from playground.train.gpt import write_card
-
-            write_card(folder, metrics)
-        elif name == "bert":
-            from playground.train.bert import write_card
-
-            write_card(folder, metrics)
-        elif name == "t5":
-            from playground.train.t5 import T5TrainConfig, write_card
-
-            cfg = T5TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in metrics["config"].items()})
-            write_card(folder, cfg, metrics["heldout_exact_match"], metrics["train_minutes"], metrics["parameters"])
+        elif name != "classifier":  # the language models' training scripts write their cards from metrics.json
+            importlib.import_module(f"playground.train.{name}").write_card(folder, metrics)
         print(f"{name}: {json.dumps(figures)} ({time.perf_counter() - start:.0f} s)", flush=True)
     table = summary_table()
     (common.MODELS_DIR / "README.md").write_text(

@@ -233,14 +233,18 @@ def main(argv: list[str] | None = None) -> None:
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
     n_params = sum(p.numel() for p in model.parameters())
-    common.save_metrics(args.out, {
+    metrics = {
         "heldout_exact_match": scores, "heldout_per_task": HELDOUT_PER_TASK, "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1),
         "machine": common.machine(), "parameters": n_params, "config": asdict(cfg),
-    })
-    write_card(args.out, cfg, scores, minutes, n_params)
+    }
+    common.save_metrics(args.out, metrics)
+    write_card(args.out, metrics)
 
 
-def write_card(out: Path, cfg: T5TrainConfig, scores: dict[str, float], minutes: float, n_params: int) -> None:
+def write_card(out: Path, metrics: dict) -> None:
+    """The model card, from metrics.json (the evaluation command rewrites it with fresh figures)."""
+    cfg = T5TrainConfig(**metrics["config"])
+    scores, minutes, n_params = metrics["heldout_exact_match"], metrics["train_minutes"], metrics["parameters"]
     rows = "\n".join(f"| `{task}:` | {make_example(task, random.Random(7))[0]} → {make_example(task, random.Random(7))[1]} | {scores[task]:.1%} |" for task in TASKS)
     common.write_card(
         out,
