@@ -36,6 +36,7 @@ class DDPMTrainConfig:
     snr_gamma: float = 5.0  # Min-SNR loss weighting min(SNR_t, γ) / SNR_t (Hang et al. 2023): less weight on nearly clean steps
     num_train_timesteps: int = 1000  # diffusion steps T
     beta_schedule: str = "squaredcos_cap_v2"  # noise schedule (cosine)
+    clip_sample: bool = True  # sampling clips the predicted x_0 to [-1, 1]: right for pixels, wrong for latents
     seed: int = 42  # data order, noise and initialization
     threads: int = 2  # torch CPU threads
 
@@ -57,7 +58,7 @@ def train_diffusion(unet, data: torch.Tensor, labels: torch.Tensor, cfg, gen: to
     """The DDPM objective: predict the noise added at a random timestep. Returns the EMA UNet."""
     from diffusers import DDPMScheduler
 
-    noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=cfg.clip_sample)
     alpha_bar = noise_scheduler.alphas_cumprod
     snr = alpha_bar / (1 - alpha_bar)  # SNR_t = ᾱ_t / (1 - ᾱ_t)
     weight = snr.clamp(max=cfg.snr_gamma) / snr  # per-timestep loss weight for ε-prediction

@@ -106,11 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"autoencoder test MSE {mse:.4f}; latents {tuple(latents.shape[1:])}, scaling factor {scale:.4f}")
 
     dcfg = DDPMTrainConfig(block_out_channels=cfg.unet_channels, layers_per_block=2, batch_size=cfg.unet_batch_size,
-                           steps=cfg.unet_steps, seed=cfg.seed, threads=cfg.threads)
+                           steps=cfg.unet_steps, seed=cfg.seed, threads=cfg.threads,
+                           clip_sample=False)  # latents are not confined to [-1, 1] like pixels
     unet = build_unet(dcfg, sample_size=latents.shape[-1], channels=cfg.latent_channels)
     ema, scheduler = train_diffusion(unet, latents * scale, labels, dcfg, gen, clock)
-    # latents are not confined to [-1, 1] like pixels: sampling must not clip the predicted z_0
-    scheduler = type(scheduler).from_config(scheduler.config, clip_sample=False)
     minutes = clock.minutes()
     save_pipeline(args.out, {"unet": ema, "vae": vae, "scheduler": scheduler}, dict(enumerate(FASHION_CLASSES)))
     n_unet = sum(p.numel() for p in ema.parameters())
