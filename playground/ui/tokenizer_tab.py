@@ -9,7 +9,7 @@ import pandas as pd
 
 from playground.config import ASSETS_DIR
 from playground.core.render_tokens import render_panels, render_word_split
-from playground.core.tokenize import Tokenization, check_text, tokenize, visible, words_of
+from playground.core.tokenize import check_text, tokenize, visible, words_of
 from playground.core.word_split import explain_word
 from playground.models import Family, ModelLoader, presets_of
 from playground.ui.common import require_text, user_errors
@@ -89,13 +89,6 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
     def load_tokenizer(name: str) -> Any:
         return loader.load(name, Family.TOKENIZER).tokenizer
 
-    def run(text: str, names: list[str]) -> tuple[list[Tokenization], list[str]]:
-        """Each tokenizer's tokenization, and a line saying which files actually ran and why."""
-        loaded = [loader.load(n, Family.TOKENIZER) for n in names]
-        results = [tokenize(lm.tokenizer, text, name=n) for n, lm in zip(names, loaded)]
-        sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
-        return results, sources
-
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
         text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=200_000, elem_id="tok-text")
@@ -122,14 +115,17 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
         def on_tokenize(text_value, names_value, other_value, show):
             text_value = check_text(text_value)
             chosen = _selected(names_value, other_value)
-            results, sources = run(text_value, chosen)
+            loaded = [loader.load(n, Family.TOKENIZER) for n in chosen]
+            results = [tokenize(lm.tokenizer, text_value, name=n) for n, lm in zip(chosen, loaded)]
+            # for each panel, which files actually ran and why
+            sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
             rows = [
                 [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token, "yes" if t.lossless else "no"]
                 for t in results
             ]
             df = pd.DataFrame(rows, columns=["tokenizer", "algorithm", "tokens", "characters", "words", "chars/token", "lossless"])
             id_json = "{\n" + ",\n".join(f'  "{t.tokenizer}": {t.ids}' for t in results) + "\n}"
-            first_words = word_choices(load_tokenizer(chosen[0]), text_value)
+            first_words = word_choices(loaded[0].tokenizer, text_value)
             return (
                 render_panels(results, bool(show), sources),
                 df,
