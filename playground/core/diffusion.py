@@ -32,32 +32,47 @@ class DenoiseStep:
 def denoise(
     unet: torch.nn.Module,
     scheduler,
-    class_labels: torch.Tensor,
+    class_labels: torch.Tensor | None = None,
     *,
-    null_class: int,
-    guidance: float = 3.0,
+    null_class: int | None = None,
+    guidance: float = 1.0,
     num_steps: int = 50,
     generator: torch.Generator,
+    batch_size: int | None = None,
     shape: tuple[int, ...] | None = None,
 ) -> Iterator[DenoiseStep]:
-    """Sample one image per label in `class_labels`, yielding each step.
+    """Sample one image per label in `class_labels` (or `batch_size` images from an unconditional
+    UNet), yielding each step.
 
     `scheduler` is a diffusers scheduler (DDIM, DDPM, ...); `generator` makes the run repeatable
     (the initial noise is drawn on the CPU, so a seed gives the same image on any device).
-    `guidance` w: 0 ignores the class, 1 is plain conditional, >1 pushes towards the class.
+    `guidance` w: 0 ignores the class, 1 is plain conditional, >1 pushes towards the class; any
+    w other than 1 needs a class-conditional UNet trained with label dropout and its `null_class`.
     """
     if num_steps < 1:
         raise ValueError("num_steps must be at least 1.")
+    conditional = getattr(unet, "class_embedding", None) is not None
+    if conditional and class_labels is None:
+        raise ValueError("This UNet is class-conditional: give class_labels, one per image.")
+    if not conditional:
+        if class_labels is not None:
+            raise ValueError("This UNet is unconditional: it takes no class. Give batch_size instead of class_labels.")
+        if guidance != 1.0:
+            raise ValueError(f"Guidance {guidance:g} needs a class-conditional UNet; this one is unconditional: use guidance 1.")
+        if batch_size is None or batch_size < 1:
+            raise ValueError("Give batch_size, the number of images to sample (at least 1).")
+    if guidance != 1.0 and null_class is None:
+        raise ValueError("Guidance other than 1 needs null_class, the 'no class' label the UNet was trained with.")
     device = next(unet.parameters()).device
     dtype = next(unet.parameters()).dtype
-    n = len(class_labels)
+    n = len(class_labels) if conditional else batch_size
     channels, size = unet.config.in_channels, unet.config.sample_size
     shape = shape or (n, channels, size, size)
     # 1. x_T ~ N(0, I), scaled as the scheduler expects
     x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) * scheduler.init_noise_sigma
     scheduler.set_timesteps(num_steps, device=device)
-    labels = class_labels.to(device)
-    null = torch.full_like(labels, null_class)
+    labels = class_labels.to(device) if conditional else None
+    null = torch.full_like(labels, null_class) if conditional and null_class is not None else None
     for i, t in enumerate(scheduler.timesteps):
         model_in = scheduler.scale_model_input(x, t)
         # 2. predict the noise, with the class and (for guidance) without it, in one batch
@@ -100,7 +115,7 @@ def _takes_generator(scheduler) -> bool:
 
 
 @torch.no_grad()
-def sample(unet, scheduler, class_labels: torch.Tensor, **kwargs) -> torch.Tensor:
+def sample(unet, scheduler, class_labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
     """The final samples of `denoise` (no intermediate steps kept)."""
     last = None
     for last in denoise(unet, scheduler, class_labels, **kwargs):
@@ -111,3 +126,23 @@ def sample(unet, scheduler, class_labels: torch.Tensor, **kwargs) -> torch.Tenso
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> [0, 255] uint8."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def image_grid(images: torch.Tensor, rows: int, pad: int = 2):
+    """[N, C, H, W] images in [-1, 1] -> one PIL image, `rows` rows of N // rows, `pad` black pixels apart.
+
+    >>> image_grid(torch.zeros(6, 1, 32, 32), rows=2).size  # (width, height)
+    (104, 70)
+    """
+    from PIL import Image
+
+    n, channels, h, w = images.shape
+    if rows < 1 or n % rows:
+        raise ValueError(f"{n} images do not fill {rows} rows evenly.")
+    cols = n // rows
+    grid = torch.zeros(channels, rows * (h + pad) + pad, cols * (w + pad) + pad, dtype=torch.uint8)
+    for k, image in enumerate(to_uint8(images)):
+        r, c = divmod(k, cols)
+        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = image
+    array = grid.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[..., 0] if channels == 1 else array)

@@ -1,0 +1,79 @@
+"""The unrolled `denoise` loop against diffusers' own pipelines, and the guidance arithmetic, on tiny UNets."""
+
+import pytest
+import torch
+from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
+
+from playground.core.diffusion import denoise, image_grid, sample
+
+
+def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
+    torch.manual_seed(0)
+    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(4, 8),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=4, num_class_embeds=num_class_embeds).eval()
+
+
+@pytest.mark.parametrize("pipeline_cls, scheduler_cls, kwargs", [
+    (DDIMPipeline, DDIMScheduler, {"eta": 0.0}),  # deterministic after x_T
+    (DDPMPipeline, DDPMScheduler, {}),  # draws fresh noise every step from the same generator
+])
+@torch.no_grad()
+def test_denoise_equals_the_diffusers_pipeline(pipeline_cls, scheduler_cls, kwargs):
+    unet = tiny_unet()
+    scheduler = scheduler_cls(num_train_timesteps=100)
+    expected = pipeline_cls(unet=unet, scheduler=scheduler)(
+        batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=10, output_type="np", **kwargs
+    ).images  # [3, 8, 8, 1] in [0, 1]
+    ours = sample(unet, scheduler_cls.from_config(scheduler.config), batch_size=3, num_steps=10,
+                  generator=torch.Generator().manual_seed(7))
+    ours = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert ours.shape == expected.shape
+    assert abs(ours - expected).max() < 1e-5
+
+
+@torch.no_grad()
+def test_guidance_is_uncond_plus_w_times_the_difference():
+    unet = tiny_unet(num_class_embeds=3)
+    scheduler = DDIMScheduler(num_train_timesteps=100, clip_sample=False)
+    first = next(denoise(unet, scheduler, torch.tensor([1]), null_class=2, guidance=2.5, num_steps=5,
+                         generator=torch.Generator().manual_seed(0)))
+    # the same first step by hand: ε = ε(∅) + w (ε(c) − ε(∅)), then one DDIM step
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    reference = DDIMScheduler.from_config(scheduler.config)
+    reference.set_timesteps(5)
+    t = reference.timesteps[0]
+    cond, uncond = unet(x, t, class_labels=torch.tensor([1])).sample, unet(x, t, class_labels=torch.tensor([2])).sample
+    expected = reference.step(uncond + 2.5 * (cond - uncond), t, x).prev_sample
+    assert first.timestep == int(t)
+    assert torch.allclose(first.sample, expected, atol=1e-5)
+    assert first.pred_original is not None and first.pred_original.shape == x.shape
+
+
+def test_denoise_yields_every_step():
+    steps = list(denoise(tiny_unet(), DDIMScheduler(num_train_timesteps=100), batch_size=2, num_steps=4,
+                         generator=torch.Generator().manual_seed(0)))
+    assert [s.index for s in steps] == [0, 1, 2, 3]
+    assert [s.timestep for s in steps] == sorted((s.timestep for s in steps), reverse=True)
+
+
+@pytest.mark.parametrize("num_class_embeds, kwargs, message", [
+    (None, {"class_labels": torch.tensor([0])}, "unconditional: it takes no class"),
+    (None, {"batch_size": 1, "guidance": 3.0}, "needs a class-conditional UNet"),
+    (None, {}, "Give batch_size"),
+    (3, {}, "give class_labels"),
+    (3, {"class_labels": torch.tensor([0]), "guidance": 3.0}, "needs null_class"),
+    (3, {"class_labels": torch.tensor([0]), "num_steps": 0}, "at least 1"),
+])
+def test_denoise_explains_what_is_missing(num_class_embeds, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        next(denoise(tiny_unet(num_class_embeds), DDIMScheduler(num_train_timesteps=100), generator=torch.Generator(), **kwargs))
+
+
+def test_image_grid_lays_out_rows_and_rejects_a_ragged_grid():
+    images = torch.linspace(-1, 1, 6).view(6, 1, 1, 1).expand(6, 1, 4, 4)
+    grid = image_grid(images, rows=2, pad=1)
+    assert grid.size == (3 * 5 + 1, 2 * 5 + 1)
+    assert grid.getpixel((1, 1)) == 0 and grid.getpixel((1 + 2 * 5, 1 + 5)) == 255  # first image black, last white
+    with pytest.raises(ValueError, match="do not fill 4 rows"):
+        image_grid(images, rows=4)
