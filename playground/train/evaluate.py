@@ -80,36 +80,54 @@ def eval_t5(loader: ModelLoader) -> dict:
 
 
 @torch.no_grad()
-def class_accuracy(lm, guidance: float, per_class: int, seed: int = 0) -> dict:
-    """Sample `per_class` images of every class with DDIM; the share the classifier labels right."""
+def draw(lm, labels: torch.Tensor, guidance: float, seed: int, **scheduler_overrides) -> torch.Tensor:
+    """DDIM samples of `labels` in pixel space, in [-1, 1] (a latent model's are decoded once, at the end)."""
     from diffusers import DDIMScheduler
 
     from playground.core.diffusion import sample
 
     index = json.loads((Path(lm.source.location) / "model_index.json").read_text())
-    null_class = index["null_class"]
-    scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
-    judge = classifier()
+    scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config, **scheduler_overrides)
+    x = sample(lm.model, scheduler, labels, null_class=index["null_class"], guidance=guidance, num_steps=DDIM_STEPS,
+               generator=torch.Generator().manual_seed(seed))
     vae = lm.components.get("vae")
+    if vae is not None:  # latent diffusion: decode z / s
+        x = vae.decode(x / vae.config.scaling_factor).sample
+    return x.clamp(-1, 1)
+
+
+@torch.no_grad()
+def class_accuracy(lm, guidance: float, per_class: int, seed: int = 0, **scheduler_overrides) -> dict:
+    """Sample `per_class` images of every class; the share the classifier labels as that class."""
+    judge = classifier()
     per = {}
     for c, name in enumerate(FASHION_CLASSES):
-        gen = torch.Generator().manual_seed(seed * 1000 + c)
-        labels = torch.full((per_class,), c)
-        x = sample(lm.model, scheduler, labels, null_class=null_class, guidance=guidance, num_steps=DDIM_STEPS, generator=gen)
-        if vae is not None:  # latent diffusion: decode z / s once, at the end
-            x = vae.decode(x / vae.config.scaling_factor).sample
-        per[name] = (judge(x.clamp(-1, 1)).argmax(1) == c).float().mean().item()
+        x = draw(lm, torch.full((per_class,), c), guidance, seed=seed * 1000 + c, **scheduler_overrides)
+        per[name] = (judge(x).argmax(1) == c).float().mean().item()
     return {"overall": round(sum(per.values()) / len(per), 4), "per_class": {k: round(v, 4) for k, v in per.items()}}
 
 
-def eval_diffusion(loader: ModelLoader, preset: str, family: str, per_class: int) -> dict:
+def sample_grid(lm, guidance: float = 3.0, per_class: int = 8, seed: int = 1):
+    """A row of `per_class` samples for every class (the card's picture)."""
+    from playground.core.diffusion import image_grid
+
+    labels = torch.arange(len(FASHION_CLASSES)).repeat_interleave(per_class)
+    return image_grid(draw(lm, labels, guidance, seed), rows=len(FASHION_CLASSES))
+
+
+def eval_diffusion(loader: ModelLoader, preset: str, family: str, per_class: int, folder: Path) -> dict:
+    """Class accuracy at every guidance scale; also writes `folder/samples.png` (8 samples a class at guidance 3)."""
     lm = loader.load(preset, family)
+    sample_grid(lm).save(folder / "samples.png")
     out = {"samples_per_class": per_class, "ddim_steps": DDIM_STEPS, "class_accuracy": {}}
     for g in GUIDANCE_SCALES:
         start = time.perf_counter()
         out["class_accuracy"][f"guidance_{g:g}"] = class_accuracy(lm, g, per_class)
         print(f"  {preset} guidance {g:g}: {out['class_accuracy'][f'guidance_{g:g}']['overall']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if "vae" in lm.components:
+    if "vae" not in lm.components:  # pixels: the same weights with DDIM clipping x̂_0 (the shipped scheduler does not)
+        out["class_accuracy_clip_sample"] = {"guidance_3": class_accuracy(lm, 3.0, per_class, clip_sample=True)}
+        print(f"  {preset} guidance 3, clip_sample=True: {out['class_accuracy_clip_sample']['guidance_3']['overall']:.3f}", flush=True)
+    else:
         from playground.train.data import fashion_tensor
         from playground.train.ldm import reconstruction_mse
 
@@ -124,7 +142,8 @@ def eval_diffusion(loader: ModelLoader, preset: str, family: str, per_class: int
 def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
     acc = metrics["class_accuracy"]
     ceiling = common.load_metrics(common.MODELS_DIR / "fashion-classifier").get("test_accuracy")
-    per_class = "\n".join(f"| {name} | {acc['guidance_3']['per_class'][name]:.0%} |" for name in FASHION_CLASSES)
+    per_class = "\n".join(f"| {name} | " + " | ".join(f"{acc[f'guidance_{g:g}']['per_class'][name]:.0%}" for g in (3, 1, 0)) + " |"
+                          for name in FASHION_CLASSES)
     cfg = metrics["config"]
     params = metrics["parameters"]
     if latent:
@@ -142,6 +161,10 @@ def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
         training = f"{cfg['steps']:,} AdamW steps of {cfg['batch_size']} images"
         met = acc["guidance_3"]["overall"] >= DDPM_BAR
         status = "" if met else f"**Status: below its bar** of {DDPM_BAR:.0%} class accuracy at guidance 3.\n"
+        clipped = metrics.get("class_accuracy_clip_sample", {}).get("guidance_3")
+        if clipped:
+            status += (f"\nSample with the shipped scheduler settings: with `clip_sample=True` the same weights score "
+                       f"{clipped['overall']:.1%} at guidance 3, because DDIM clips x̂_0 but keeps ε (see the project README).\n")
     if acc["guidance_1"]["overall"] > acc["guidance_3"]["overall"]:
         status += ("\nGuidance above 1 lowers this small model's class accuracy: its unconditional branch is weak, "
                    "and w > 1 extrapolates along its errors. Use guidance 1 to 2 with it.\n")
@@ -167,7 +190,7 @@ def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
 {extra}
 Samples labelled as the requested class by a separately trained classifier
 (`fashion-classifier`, {f"{ceiling:.1%}" if ceiling else "?"} on the real test images: the ceiling), {metrics["samples_per_class"]} samples per class,
-{metrics["ddim_steps"]} DDIM steps:
+{metrics["ddim_steps"]} DDIM steps, predicted {"z_0" if latent else "x_0"} not clipped (scheduler `clip_sample=False`):
 
 | guidance scale | class accuracy |
 |---|---|
@@ -175,10 +198,12 @@ Samples labelled as the requested class by a separately trained classifier
 | 1 (conditional only) | {acc["guidance_1"]["overall"]:.1%} |
 | 0 (unconditional) | {acc["guidance_0"]["overall"]:.1%} |
 
-Per class at guidance 3:
+![{DDIM_STEPS}-step DDIM samples at guidance 3, one row per class from T-shirt/top to Ankle boot](samples.png)
 
-| class | accuracy |
-|---|---|
+Per class:
+
+| class | guidance 3 | guidance 1 | guidance 0 |
+|---|---|---|---|
 {per_class}
 
 Train: `{train}`. Measure: `python -m playground.train.evaluate --only {name}`.
@@ -268,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_t5(loader)
         else:
             preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else ("segmind/tiny-sd", "latent-diffusion")
-            figures = eval_diffusion(loader, preset, family, args.samples_per_class)
+            figures = eval_diffusion(loader, preset, family, args.samples_per_class, folder)
         metrics = {**common.load_metrics(folder), **figures, "measured_by": f"python -m playground.train.evaluate --only {name}"}
         common.save_metrics(folder, metrics)
         if name in ("ddpm", "ldm"):
