@@ -15,7 +15,9 @@ def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
 
 
 @pytest.mark.parametrize("pipeline_cls, scheduler_cls, kwargs", [
-    (DDIMPipeline, DDIMScheduler, {"eta": 0.0}),  # deterministic after x_T
+    # deterministic after x_T; DDIMScheduler clips x̂_0 by default, so test both ways of using it
+    (DDIMPipeline, DDIMScheduler, {"eta": 0.0, "use_clipped_model_output": True}),
+    (DDIMPipeline, DDIMScheduler, {"eta": 0.0, "use_clipped_model_output": False}),
     (DDPMPipeline, DDPMScheduler, {}),  # draws fresh noise every step from the same generator
 ])
 @torch.no_grad()
@@ -26,10 +28,25 @@ def test_denoise_equals_the_diffusers_pipeline(pipeline_cls, scheduler_cls, kwar
         batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=10, output_type="np", **kwargs
     ).images  # [3, 8, 8, 1] in [0, 1]
     ours = sample(unet, scheduler_cls.from_config(scheduler.config), batch_size=3, num_steps=10,
-                  generator=torch.Generator().manual_seed(7))
+                  generator=torch.Generator().manual_seed(7), use_clipped_model_output=kwargs.get("use_clipped_model_output", True))
     ours = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     assert ours.shape == expected.shape
     assert abs(ours - expected).max() < 1e-5
+
+
+@torch.no_grad()
+def test_clipping_changes_the_ddim_step_only_through_a_consistent_eps():
+    # a random UNet's x̂_0 lies outside [-1, 1], so clipping bites; with use_clipped_model_output the
+    # step is exactly DDIM's update from the clipped x̂_0 and the ε re-derived from it
+    unet, scheduler = tiny_unet(), DDIMScheduler(num_train_timesteps=100, clip_sample=True)
+    steps = list(denoise(unet, scheduler, batch_size=2, num_steps=2, generator=torch.Generator().manual_seed(3)))
+    x_t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    t, t_prev = scheduler.timesteps
+    x0 = steps[0].pred_original
+    assert x0.abs().max() <= 1 and not torch.equal(x0, x0.clamp(-0.999, 0.999))  # clipped, and at the bound
+    a_t, a_prev = scheduler.alphas_cumprod[t], scheduler.alphas_cumprod[t_prev]
+    eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # ε that fits x_t and the clipped x̂_0
+    assert torch.allclose(steps[0].sample, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-5)
 
 
 @torch.no_grad()

@@ -40,6 +40,7 @@ def denoise(
     generator: torch.Generator,
     batch_size: int | None = None,
     shape: tuple[int, ...] | None = None,
+    use_clipped_model_output: bool = True,
 ) -> Iterator[DenoiseStep]:
     """Sample one image per label in `class_labels` (or `batch_size` images from an unconditional
     UNet), yielding each step.
@@ -48,6 +49,9 @@ def denoise(
     (the initial noise is drawn on the CPU, so a seed gives the same image on any device).
     `guidance` w: 0 ignores the class, 1 is plain conditional, >1 pushes towards the class; any
     w other than 1 needs a class-conditional UNet trained with label dropout and its `null_class`.
+    `use_clipped_model_output` (DDIM with `clip_sample`): re-derive ε from the clipped x̂_0, as GLIDE
+    does, so that x̂_0 and ε still describe x_t. diffusers' DDIMPipeline defaults to False, which
+    under guidance drives pixel samples to saturated blobs (see the project README).
     """
     if num_steps < 1:
         raise ValueError("num_steps must be at least 1.")
@@ -71,6 +75,7 @@ def denoise(
     # 1. x_T ~ N(0, I), scaled as the scheduler expects
     x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) * scheduler.init_noise_sigma
     scheduler.set_timesteps(num_steps, device=device)
+    step_kwargs = _step_kwargs(scheduler, generator=generator, use_clipped_model_output=use_clipped_model_output)
     labels = class_labels.to(device) if conditional else None
     null = torch.full_like(labels, null_class) if conditional and null_class is not None else None
     for i, t in enumerate(scheduler.timesteps):
@@ -86,7 +91,7 @@ def denoise(
             # 3. classifier-free guidance: ε = ε(∅) + w (ε(c) − ε(∅))
             eps = eps_uncond + guidance * (eps_cond - eps_uncond)
         # 4. one reverse step x_t -> x_{t-1}; the scheduler also returns the x̂_0 preview
-        out = scheduler.step(eps, t, x, generator=generator) if _takes_generator(scheduler) else scheduler.step(eps, t, x)
+        out = scheduler.step(eps, t, x, **step_kwargs)
         x = out.prev_sample
         yield DenoiseStep(i, int(t), x, getattr(out, "pred_original_sample", None))
 
@@ -108,10 +113,13 @@ def class_index(prompt: str, id2label: dict[int, str]) -> int:
     )
 
 
-def _takes_generator(scheduler) -> bool:
+def _step_kwargs(scheduler, **kwargs) -> dict:
+    """The subset of `kwargs` that this scheduler's `step` accepts (DDPM takes a generator, DDIM also
+    use_clipped_model_output, PNDM neither)."""
     import inspect
 
-    return "generator" in inspect.signature(scheduler.step).parameters
+    accepted = inspect.signature(scheduler.step).parameters
+    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 @torch.no_grad()
