@@ -1,6 +1,6 @@
 """Measure every reported figure of the embedded models, update their metrics and cards.
 
-    python -m playground.train.evaluate                 # all models (~20 min on 2 CPU cores; the DDPM is 17 of them)
+    python -m playground.train.evaluate                 # all models (~20 min on 2 CPU cores; the DDPM is 15 of them)
     python -m playground.train.evaluate --only t5 gpt   # some of them
 
 Models are loaded through the shared loader, offline, by their presets' Hub ids, exactly as
