@@ -80,20 +80,21 @@ def eval_t5(loader: ModelLoader) -> dict:
 
 
 @torch.no_grad()
-def draw(lm, labels: torch.Tensor, guidance: float, seed: int, use_clipped_model_output: bool = True) -> torch.Tensor:
-    """DDIM samples of `labels` in pixel space, in [-1, 1] (a latent model's are decoded once, at the end)."""
+def draw(lm, labels: torch.Tensor, guidance: float, seed: int, num_steps: int = DDIM_STEPS,
+         use_clipped_model_output: bool = True) -> torch.Tensor:
+    """DDIM samples of `labels` in pixel space, unclamped (a latent model's are decoded once, at the end)."""
     from diffusers import DDIMScheduler
 
     from playground.core.diffusion import sample
 
     index = json.loads((Path(lm.source.location) / "model_index.json").read_text())
     scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
-    x = sample(lm.model, scheduler, labels, null_class=index["null_class"], guidance=guidance, num_steps=DDIM_STEPS,
+    x = sample(lm.model, scheduler, labels, null_class=index["null_class"], guidance=guidance, num_steps=num_steps,
                generator=torch.Generator().manual_seed(seed), use_clipped_model_output=use_clipped_model_output)
     vae = lm.components.get("vae")
     if vae is not None:  # latent diffusion: decode z / s
         x = vae.decode(x / vae.config.scaling_factor).sample
-    return x.clamp(-1, 1)
+    return x
 
 
 @torch.no_grad()
@@ -103,7 +104,7 @@ def class_accuracy(lm, guidance: float, per_class: int, seed: int = 0, use_clipp
     per = {}
     for c, name in enumerate(FASHION_CLASSES):
         x = draw(lm, torch.full((per_class,), c), guidance, seed=seed * 1000 + c, use_clipped_model_output=use_clipped_model_output)
-        per[name] = (judge(x).argmax(1) == c).float().mean().item()
+        per[name] = (judge(x.clamp(-1, 1)).argmax(1) == c).float().mean().item()
     return {"overall": round(sum(per.values()) / len(per), 4), "per_class": {k: round(v, 4) for k, v in per.items()}}
 
 
