@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playground.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
@@ -31,7 +33,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _VALID_DTYPES = ("float32", "float16", "bfloat16")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting in the environment is malformed; the message names the variable and the fix."""
 
 

@@ -246,6 +246,85 @@ def test_diffusion_folder_loads_components(settings, tiny_root):
     lm = ModelLoader(settings).load(str(tiny_root / "tiny-ddpm"), "diffusion")
     assert set(lm.components) == {"unet", "scheduler"} and lm.model is lm.components["unet"]
     assert type(lm.components["scheduler"]).__name__ == "DDPMScheduler"
+    assert lm.folder == tiny_root / "tiny-ddpm"
+    assert (lm.pipeline.class_name, lm.pipeline.id2label, lm.pipeline.null_class) == ("DDPMPipeline", {}, None)  # unconditional
+
+
+def test_class_conditional_folder_carries_its_labels_and_folder(settings, tiny_root):
+    folder = tiny_root / "tiny-ddpm-classes"
+    if not folder.exists():
+        shutil.copytree(tiny_root / "tiny-ddpm", folder)
+        index = json.loads((folder / "model_index.json").read_text())
+        index.update(id2label={"0": "circle", "1": "square"}, null_class=2)
+        (folder / "model_index.json").write_text(json.dumps(index))
+    lm = ModelLoader(settings).load(str(folder), "diffusion")
+    # read from the LoadedModel, never again from model_index.json: online, source.location is a Hub id
+    assert lm.folder == folder and (folder / "model_index.json").is_file()
+    assert lm.pipeline.id2label == {0: "circle", 1: "square"} and lm.pipeline.null_class == 2
+
+
+def test_hub_snapshot_folder_is_recorded(settings, tiny_root, monkeypatch):
+    # online, a preset resolves to a Hub id; the loader records the downloaded snapshot's folder
+    snapshot = tiny_root / "tiny-ddpm"
+    monkeypatch.setattr(loader_module, "download_snapshot", lambda repo, cache, endpoint: snapshot)
+    online = ModelLoader(replace(settings, offline=False), probe=_FixedProbe(HubStatus(True, "test", 0.0)))
+    lm = online.load("google/ddpm-cifar10-32", "diffusion")
+    assert lm.source.kind is SourceKind.HUB and lm.source.location == "google/ddpm-cifar10-32"
+    assert lm.folder == snapshot and lm.pipeline.class_name == "DDPMPipeline"
+
+
+class _FixedProbe(HubProbe):
+    def __init__(self, status: HubStatus) -> None:
+        super().__init__("http://127.0.0.1:9", 1.0)
+        self._fixed = status
+
+    def status(self) -> HubStatus:
+        return self._fixed
+
+
+def test_tokenizers_count_against_the_budget(settings):
+    loader = ModelLoader(settings)
+    lm = loader.load("gpt2", "tokenizer")
+    serialized = len(lm.tokenizer.backend_tokenizer.to_str().encode())
+    # an honest estimate of what it takes in memory (measured: ~20x its serialized size), not 0
+    assert lm.memory_bytes == loader_module.TOKENIZER_MEMORY_FACTOR * serialized > 20 * 2**20
+    assert loader.memory_used() == lm.memory_bytes and loader.loaded()[0].memory_mb > 20
+
+
+def test_evicted_tokenizer_releases_its_caches(settings):
+    from playground.core import tokenize as tokenize_module
+    from playground.core import word_split
+
+    probe = ModelLoader(settings)
+    gpt2_bytes = probe.load("gpt2", "tokenizer").memory_bytes
+    t5_bytes = probe.load("t5-small", "tokenizer").memory_bytes
+    probe.clear()
+    del probe
+    gc.collect()
+    loader = ModelLoader(replace(settings, memory_gb=max(gpt2_bytes, t5_bytes) * 1.1 / 1024**3))  # room for one
+    tok = loader.load("gpt2", "tokenizer").tokenizer
+    tokenize_module.tokenize(tok, "Hello world")
+    word_split.explain_word(tok, " lower")  # fills the BPE-ranks cache too
+    spec = tokenize_module.tokenizer_spec(tok)
+    assert tok in tokenize_module.tokenizer_spec.cache and tok in tokenize_module._lock_for.cache
+    assert spec in word_split._bpe_ranks.cache
+    tok_ref, spec_ref = weakref.ref(tok), weakref.ref(spec)
+    del tok, spec
+    loader.load("t5-small", "tokenizer")  # over budget: gpt2 is evicted
+    gc.collect()
+    assert [m.requested for m in loader.loaded()] == ["t5-small"]
+    assert tok_ref() is None and spec_ref() is None  # no cache kept the evicted tokenizer (or its spec) alive
+
+
+def test_one_lock_per_tokenizer_for_as_long_as_it_lives(settings):
+    from playground.core.tokenize import _lock_for
+
+    loader = ModelLoader(settings)
+    toks = [loader.load(name, "tokenizer").tokenizer for name in ("gpt2", "bert-base-uncased", "t5-small")]
+    first = [_lock_for(t) for t in toks]
+    for _ in range(100):  # an LRU of locks could hand out a new lock once others pushed it out
+        _lock_for(object.__new__(type("Other", (), {})))
+    assert all(_lock_for(t) is lock for t, lock in zip(toks, first))
 
 
 def test_diffusion_component_from_other_library_is_refused(settings, tiny_root):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from playground.errors import InputError
+
 
 @dataclass
 class DenoiseStep:
@@ -54,19 +56,19 @@ def denoise(
     under guidance drives pixel samples to saturated blobs (see the project README).
     """
     if num_steps < 1:
-        raise ValueError("num_steps must be at least 1.")
+        raise InputError("num_steps must be at least 1.")
     conditional = getattr(unet, "class_embedding", None) is not None
     if conditional and class_labels is None:
-        raise ValueError("This UNet is class-conditional: give class_labels, one per image.")
+        raise InputError("This UNet is class-conditional: give class_labels, one per image.")
     if not conditional:
         if class_labels is not None:
-            raise ValueError("This UNet is unconditional: it takes no class. Give batch_size instead of class_labels.")
+            raise InputError("This UNet is unconditional: it takes no class. Give batch_size instead of class_labels.")
         if guidance != 1.0:
-            raise ValueError(f"Guidance {guidance:g} needs a class-conditional UNet; this one is unconditional: use guidance 1.")
+            raise InputError(f"Guidance {guidance:g} needs a class-conditional UNet; this one is unconditional: use guidance 1.")
         if batch_size is None or batch_size < 1:
-            raise ValueError("Give batch_size, the number of images to sample (at least 1).")
+            raise InputError("Give batch_size, the number of images to sample (at least 1).")
     if guidance != 1.0 and null_class is None:
-        raise ValueError("Guidance other than 1 needs null_class, the 'no class' label the UNet was trained with.")
+        raise InputError("Guidance other than 1 needs null_class, the 'no class' label the UNet was trained with.")
     device = next(unet.parameters()).device
     dtype = next(unet.parameters()).dtype
     n = len(class_labels) if conditional else batch_size
@@ -103,12 +105,12 @@ def class_index(prompt: str, id2label: dict[int, str]) -> int:
     9
     """
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"Give a class name as the prompt: one of {', '.join(id2label.values())}.")
+        raise InputError(f"Give a class name as the prompt: one of {', '.join(id2label.values())}.")
     wanted = " ".join(prompt.split()).casefold()
     for index, label in id2label.items():
         if label.casefold() == wanted:
             return int(index)
-    raise ValueError(
+    raise InputError(
         f"{prompt!r} is not a class this model knows. It draws only these: {', '.join(id2label.values())}."
     )
 
@@ -146,7 +148,7 @@ def image_grid(images: torch.Tensor, rows: int, pad: int = 2):
 
     n, channels, h, w = images.shape
     if rows < 1 or n % rows:
-        raise ValueError(f"{n} images do not fill {rows} rows evenly.")
+        raise InputError(f"{n} images do not fill {rows} rows evenly.")
     cols = n // rows
     grid = torch.zeros(channels, rows * (h + pad) + pad, cols * (w + pad) + pad, dtype=torch.uint8)
     for k, image in enumerate(to_uint8(images)):

@@ -24,6 +24,10 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from playground.core.cache import per_object
+from playground.core.inputs import require_text
+from playground.errors import InputError
+
 MAX_CHARS = 200_000  # longest text accepted (the API bypasses the UI's limits)
 DIFF_WINDOW = 20_000  # the round-trip diff is shown for this many leading characters
 
@@ -101,7 +105,7 @@ class TokenizerSpec:
     unk_token: str | None
 
 
-@functools.lru_cache(maxsize=32)
+@per_object
 def tokenizer_spec(tokenizer: Any) -> TokenizerSpec:
     backend = _backend(tokenizer)
     data = json.loads(backend.to_str())
@@ -119,16 +123,17 @@ def _mentions(node: Any, type_name: str) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=64)
+@per_object
 def _lock_for(tokenizer: Any) -> threading.Lock:
-    """One lock per tokenizer: a fast tokenizer used by two threads at once can fail ("Already borrowed")."""
+    """One lock per tokenizer, the same object for as long as the tokenizer lives: a fast tokenizer
+    used by two threads at once can fail ("Already borrowed")."""
     return threading.Lock()
 
 
 def _backend(tokenizer: Any) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise ValueError(
+        raise InputError(
             f"{type(tokenizer).__name__} is a slow (Python) tokenizer; the visualizer needs a fast one "
             "(a folder with tokenizer.json)."
         )
@@ -219,11 +224,8 @@ def token_face(raw: str, spec: TokenizerSpec) -> tuple[str, bool]:
 
 
 def check_text(text: object) -> str:
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}.")
-    if len(text) > MAX_CHARS:
-        raise ValueError(f"The text is {len(text):,} characters; the limit is {MAX_CHARS:,}. Shorten it.")
-    return text
+    """`text` if it is a string within MAX_CHARS (an InputError that says the limit otherwise)."""
+    return require_text(text, "The text", max_chars=MAX_CHARS)
 
 
 def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:

@@ -16,11 +16,12 @@ The final tokens are checked against the tokenizer's output in the tests.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.core.cache import per_object
 from playground.core.tokenize import TokenizerSpec, _backend, tokenizer_spec
+from playground.errors import InputError
 
 K_UNK_PENALTY = 10.0  # Unigram: an unknown character scores (lowest piece score - 10), as in HF tokenizers
 MAX_WORD_CHARS = 200  # longer "words" are not explained (the steps would not fit on a page)
@@ -77,7 +78,7 @@ class WordExplanation:
 # ---- BPE ---------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
+@per_object
 def _bpe_ranks(spec: TokenizerSpec) -> dict[tuple[str, str], int]:
     ranks = {}
     for rank, merge in enumerate(spec.model["merges"]):
@@ -97,7 +98,7 @@ def explain_bpe(pretoken: str, spec: TokenizerSpec) -> PieceExplanation:
     if spec.model.get("ignore_merges") and pretoken in vocab:
         return PieceExplanation("BPE", pretoken, (pretoken,), tokens=(pretoken,), note="whole word in vocabulary (merges skipped)")
     if spec.model.get("continuing_subword_prefix") or spec.model.get("end_of_word_suffix"):
-        raise ValueError("This BPE variant (with subword prefix/suffix) is not explained yet.")
+        raise InputError("This BPE variant (with subword prefix/suffix) is not explained yet.")
     ranks = _bpe_ranks(spec)
     pieces = list(pretoken)
     initial = tuple(pieces)
@@ -168,7 +169,7 @@ class _UnigramTable:
     unk_score: float
 
 
-@functools.lru_cache(maxsize=8)
+@per_object
 def _unigram_table(spec: TokenizerSpec) -> _UnigramTable:
     vocab = spec.model["vocab"]
     scores = {piece: score for piece, score in vocab}
@@ -258,13 +259,13 @@ def explain_word(tokenizer: Any, word: str) -> WordExplanation:
     ('Ġlower',)
     """
     if not isinstance(word, str) or not word:
-        raise ValueError("Pick a word to explain.")
+        raise InputError("Pick a word to explain.")
     if len(word) > MAX_WORD_CHARS:
-        raise ValueError(f"That word is {len(word)} characters; words up to {MAX_WORD_CHARS} are explained.")
+        raise InputError(f"That word is {len(word)} characters; words up to {MAX_WORD_CHARS} are explained.")
     spec = tokenizer_spec(tokenizer)
     explain = _EXPLAINERS.get(spec.algorithm)
     if explain is None:
-        raise ValueError(f"Explaining {spec.algorithm} tokenizers is not supported (BPE, WordPiece and Unigram are).")
+        raise InputError(f"Explaining {spec.algorithm} tokenizers is not supported (BPE, WordPiece and Unigram are).")
     added = set(getattr(tokenizer, "get_added_vocab", dict)())
     if word.strip() in added:
         piece = word.strip()

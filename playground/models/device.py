@@ -6,10 +6,12 @@ import re
 
 import torch
 
+from playground.errors import UserError
+
 _DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UserError, RuntimeError):
     """The requested device is malformed or not available on this machine."""
 
 

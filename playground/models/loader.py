@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from playground.config import Settings
+from playground.errors import UserError
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import HubProbe, HubStatus, download_snapshot
 from playground.models.presets import PRESETS, Family, Preset
@@ -43,14 +44,29 @@ ProgressFn = Callable[[float, str], None]
 # Diffusion folders list their components in model_index.json; only these libraries may be named.
 _COMPONENT_LIBRARIES = ("diffusers", "transformers")
 
+# A loaded fast tokenizer takes about 20x the bytes of its serialized tokenizer.json in process
+# memory (RSS measured for five copies each: gpt2 18x / 27 MB, bert-base-uncased 20x / 9 MB,
+# t5-small 22x / 30 MB), so that is what it counts against the memory budget.
+TOKENIZER_MEMORY_FACTOR = 20
 
-class LoadError(RuntimeError):
+
+class LoadError(UserError, RuntimeError):
     """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """What a diffusion folder's model_index.json says about the pipeline, read once at load time."""
+
+    class_name: str  # the pipeline class it was saved from ("DDPMPipeline", "StableDiffusionPipeline", ...)
+    id2label: dict[int, str]  # class labels of a class-conditional model; {} when it takes no class
+    null_class: int | None  # the "no class" label for classifier-free guidance; None when there is none
 
 
 @dataclass
 class LoadedModel:
     source: ResolvedSource  # what was asked for and what actually runs
+    folder: Path  # the local folder its files were read from (for a Hub model, the downloaded snapshot)
     family: Family  # how it was loaded
     model: Any  # the main torch module (LM, or the UNet of a diffusion model); None for tokenizers
     tokenizer: Any  # the tokenizer, if the folder has one
@@ -60,7 +76,8 @@ class LoadedModel:
     attention: bool  # loaded with eager attention, so attention weights can be returned
     load_seconds: float  # wall time of the load
     n_params: int  # parameters over all torch modules
-    memory_bytes: int  # bytes of parameters and buffers over all torch modules
+    memory_bytes: int  # bytes of parameters and buffers over all torch modules (a tokenizer: an estimate)
+    pipeline: PipelineInfo | None = None  # a diffusion folder's metadata; None for the other families
     last_used: float = field(default_factory=time.monotonic)  # for LRU eviction
 
 
@@ -104,6 +121,15 @@ def module_bytes(modules: Iterable[Any]) -> tuple[int, int]:
             for b in module.buffers():
                 n_bytes += b.numel() * b.element_size()
     return n_params, n_bytes
+
+
+def tokenizer_bytes(tokenizer: Any) -> int:
+    """Estimated process memory of a tokenizer: TOKENIZER_MEMORY_FACTOR x its serialized size."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow tokenizer: its vocabulary file is the best cheap guess
+        files = getattr(tokenizer, "vocab_files_names", {}) or {}
+        return TOKENIZER_MEMORY_FACTOR * sum(len(str(name)) for name in files.values())
+    return TOKENIZER_MEMORY_FACTOR * len(backend.to_str().encode())
 
 
 def estimate_folder_bytes(folder: Path) -> int:
@@ -300,28 +326,36 @@ class ModelLoader:
             self._make_room(estimate_folder_bytes(folder))
         report(0.4, f"Loading {family.value} weights from {folder.name}")
         try:
-            model, tokenizer, components = _load_folder(folder, family, device, dtype, attention)
+            parts = _load_folder(folder, family, device, dtype, attention)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LoadError(
                 f"Could not load {resolved.requested!r} as a {family.value} model from {folder}: {exc}"
             ) from exc
-        n_params, n_bytes = module_bytes(components.values())
+        n_params, n_bytes = module_bytes(parts.components.values())
+        if family is Family.TOKENIZER:
+            n_bytes = tokenizer_bytes(parts.tokenizer)
         return LoadedModel(
-            source=resolved, family=family, model=model, tokenizer=tokenizer, components=components,
-            device=device, dtype=dtype, attention=attention, load_seconds=time.perf_counter() - start,
-            n_params=n_params, memory_bytes=n_bytes,
+            source=resolved, folder=folder, family=family, model=parts.model, tokenizer=parts.tokenizer,
+            components=parts.components, device=device, dtype=dtype, attention=attention,
+            load_seconds=time.perf_counter() - start, n_params=n_params, memory_bytes=n_bytes, pipeline=parts.pipeline,
         )
 
 
-def _load_folder(
-    folder: Path, family: Family, device: torch.device, dtype: torch.dtype | None, attention: bool
-) -> tuple[Any, Any, dict[str, Any]]:
-    """Load a Hugging Face folder the way `family` needs; returns (model, tokenizer, components)."""
+@dataclass
+class _Parts:
+    model: Any  # the main module (None for a tokenizer)
+    tokenizer: Any  # the tokenizer, if any
+    components: dict[str, Any]  # every loaded part by name
+    pipeline: PipelineInfo | None = None  # diffusion folders only
+
+
+def _load_folder(folder: Path, family: Family, device: torch.device, dtype: torch.dtype | None, attention: bool) -> _Parts:
+    """Load a Hugging Face folder the way `family` needs."""
     import transformers
 
     if family is Family.TOKENIZER:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        return None, tokenizer, {"tokenizer": tokenizer}
+        return _Parts(None, tokenizer, {"tokenizer": tokenizer})
 
     if family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ):
         auto = {
@@ -334,12 +368,23 @@ def _load_folder(
             kwargs["attn_implementation"] = "eager"  # SDPA returns no attention weights
         model = auto.from_pretrained(folder, **kwargs).to(device).eval()
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        return model, tokenizer, {"model": model, "tokenizer": tokenizer}
+        return _Parts(model, tokenizer, {"model": model, "tokenizer": tokenizer})
 
     return _load_diffusion_components(folder, device, dtype)
 
 
-def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.dtype | None) -> tuple[Any, Any, dict[str, Any]]:
+def _pipeline_info(index: dict[str, Any]) -> PipelineInfo:
+    """The pipeline class, class labels and null class that model_index.json records."""
+    labels = index.get("id2label") or {}
+    null = index.get("null_class")
+    return PipelineInfo(
+        class_name=str(index.get("_class_name", "")),
+        id2label={int(k): str(v) for k, v in labels.items()},
+        null_class=None if null is None else int(null),
+    )
+
+
+def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.dtype | None) -> _Parts:
     """Load each component listed in model_index.json with its own class's from_pretrained."""
     import json
 
@@ -373,4 +418,4 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
         components[name] = part
     if "unet" not in components:
         raise ValueError("model_index.json lists no 'unet'")
-    return components["unet"], components.get("tokenizer"), components
+    return _Parts(components["unet"], components.get("tokenizer"), components, _pipeline_info(index))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from playground.errors import InputError
+
 
 class Family(str, Enum):
     """What kind of model a source holds, which decides how it is loaded."""
@@ -29,7 +31,7 @@ class Family(str, Enum):
             return cls(str(value).strip().lower())
         except ValueError:
             names = ", ".join(f.value for f in cls)
-            raise ValueError(f"Unknown model family {value!r}; use one of: {names}.") from None
+            raise InputError(f"Unknown model family {value!r}; use one of: {names}.") from None
 
 
 @dataclass(frozen=True)

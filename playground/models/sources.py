@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 
 from playground.config import PROJECT_ROOT, Settings
+from playground.errors import UserError
 from playground.models.hub import HubStatus, cached_snapshot
 from playground.models.presets import Family, Preset, find_preset, presets_of
 
@@ -30,7 +31,7 @@ _MODEL_FILES = ("config.json", "model_index.json", "tokenizer.json", "tokenizer_
 MAX_SOURCE_LEN = 512
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source that cannot be used; the message says why and what to use instead."""
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from playground.config import PROJECT_ROOT
 from playground.train import common
 from playground.train.data import HELDOUT_PLAYS, shakespeare_split
 
-EVAL_FILE = PROJECT_ROOT / "tests" / "data" / "bert_fill_mask_heldout.jsonl"
+EVAL_NAME = "heldout_fill_mask.jsonl"  # the held-out evaluation set, saved with the model it measures
+EVAL_FILE = common.MODELS_DIR / "bert-shakespeare" / EVAL_NAME
 N_EVAL = 1000
 
 
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     minutes = clock.minutes()
     common.round_to_half(model)  # shipped in float16: measure exactly those weights
     examples = make_eval_set(tokenizer, heldout_texts)
-    EVAL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    EVAL_FILE.write_text("".join(json.dumps(e) + "\n" for e in examples))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / EVAL_NAME).write_text("".join(json.dumps(e) + "\n" for e in examples))
     acc = fill_mask_accuracy(model, tokenizer, examples)
     base = unigram_baseline(counts, tokenizer, examples)
     print(f"held-out fill-mask: {acc}; unigram baseline: {base}")

@@ -87,9 +87,8 @@ def draw(lm, labels: torch.Tensor, guidance: float, seed: int, num_steps: int = 
 
     from playground.core.diffusion import sample
 
-    index = json.loads((Path(lm.source.location) / "model_index.json").read_text())
     scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
-    x = sample(lm.model, scheduler, labels, null_class=index["null_class"], guidance=guidance, num_steps=num_steps,
+    x = sample(lm.model, scheduler, labels, null_class=lm.pipeline.null_class, guidance=guidance, num_steps=num_steps,
                generator=torch.Generator().manual_seed(seed), use_clipped_model_output=use_clipped_model_output)
     vae = lm.components.get("vae")
     if vae is not None:  # latent diffusion: decode z / s

@@ -1,4 +1,11 @@
-"""Helpers every tab shares: turning library errors into messages that teach, and progress."""
+"""Helpers every tab shares: errors that teach, progress, and binding handlers to the loader.
+
+The shape every tab follows (see `tokenizer_tab.py`):
+- event handlers are module-level functions `on_*(loader, ...plain values)` returning plain values
+  in the order of the event's outputs, so tests call them directly with a tiny loader;
+- `build_*_tab(loader)` only lays out widgets and wires events to `bind(on_*, loader)`;
+- limits are imported from the compute module that enforces them, never written again here.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +13,31 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 
-from playground.config import ConfigError
-from playground.models import LoadError, SourceError
-from playground.models.device import DeviceError
+from playground.errors import UserError
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 
-# Errors whose message is written for the user: shown as is.
-USER_ERRORS = (SourceError, LoadError, DeviceError, ConfigError, ValueError)
-
 
 def user_errors(fn: F) -> F:
-    """Show known errors as a `gr.Error` with their message; never a stack trace in the page.
+    """Show the project's own errors (`UserError`) as a `gr.Error` with their message.
 
-    Unexpected errors are logged with their traceback on the server and reported in one line.
-    Works for plain functions and generators (streaming handlers).
+    Anything else (a bug, or a `ValueError` from inside a library) is logged with its traceback on
+    the server and reported in one line as an internal error: never a stack trace in the page,
+    and never dressed up as the user's mistake. Works for plain functions and generators.
     """
 
     def convert(exc: Exception) -> gr.Error:
         if isinstance(exc, gr.Error):
             return exc
-        if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, UserError):
             return gr.Error(str(exc))
         log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error(f"Something went wrong ({type(exc).__name__}: {exc}). The server log has details.")
+        return gr.Error(f"Internal error ({type(exc).__name__}: {exc}). This is a bug, not your input; the server log has the details.")
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -55,6 +58,18 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
+    """`handler` with its first arguments fixed (usually the loader), for event wiring.
+
+    Unlike `functools.wraps`, the signature gradio inspects is the remaining parameters only; the
+    name and docstring are kept for the API page.
+    """
+    partial = functools.partial(handler, *bound)
+    partial.__name__ = handler.__name__  # type: ignore[attr-defined]
+    partial.__doc__ = handler.__doc__
+    return partial
+
+
 def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
     """Adapt a `gr.Progress` to the loader's `(fraction, description)` callback."""
 
@@ -62,12 +77,3 @@ def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
         progress(fraction, desc=desc)
 
     return report
-
-
-def require_text(value: object, name: str, *, max_chars: int) -> str:
-    """Server-side check of a text input (the API bypasses the UI's limits)."""
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__}.")
-    if len(value) > max_chars:
-        raise ValueError(f"{name} is {len(value):,} characters; the limit is {max_chars:,}. Shorten it.")
-    return value

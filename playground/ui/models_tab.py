@@ -5,9 +5,11 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from playground.core.inputs import require_text
 from playground.models import Family, ModelLoader
+from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import progress_fn, require_text, user_errors
+from playground.ui.common import bind, progress_fn, user_errors
 
 EXPLAINER = """
 ### One loader behind every tab
@@ -50,6 +52,21 @@ def models_snapshot(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFram
     return _hub_line(loader), presets, loaded
 
 
+@user_errors
+def on_load_model(loader: ModelLoader, family: str, source: str, attention: bool, progress=gr.Progress()):
+    """Load `source` as a `family` model through the shared loader; (message, status, presets, loaded)."""
+    family_value = Family.parse(require_text(family, "family", max_chars=64))
+    source = require_text(source, "source", max_chars=MAX_SOURCE_LEN)
+    lm = loader.load(source, family_value, attention=bool(attention), progress=progress_fn(progress))
+    message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
+    return (message, *models_snapshot(loader))
+
+
+def on_refresh(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(status line, presets table, loaded-models table)."""
+    return models_snapshot(loader)
+
+
 def build_models_tab(loader: ModelLoader) -> gr.Blocks:
     """The Models tab; `loader` is the app's shared loader. Refreshes on page load."""
     with gr.Blocks() as tab:
@@ -59,7 +76,8 @@ def build_models_tab(loader: ModelLoader) -> gr.Blocks:
         loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True)
         with gr.Row():
             family_in = gr.Dropdown([f.value for f in Family], value=Family.TOKENIZER.value, label="Family")
-            source_in = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3)
+            source_in = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3,
+                                   max_length=MAX_SOURCE_LEN)
             attention_in = gr.Checkbox(label="eager attention (for attention maps)", value=False)
         with gr.Row():
             load_btn = gr.Button("Load", variant="primary")
@@ -67,18 +85,14 @@ def build_models_tab(loader: ModelLoader) -> gr.Blocks:
         result = gr.Markdown()
         gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family_in, source_in])
 
-        @user_errors
-        def load(family: str, source: str, attention: bool, progress=gr.Progress()):
-            family_value = Family.parse(require_text(family, "family", max_chars=64))
-            source = require_text(source, "source", max_chars=512)
-            lm = loader.load(source, family_value, attention=bool(attention), progress=progress_fn(progress))
-            message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
-            return (message, *models_snapshot(loader))
-
-        def refresh():
-            return models_snapshot(loader)
-
-        load_btn.click(gpu_task(load), [family_in, source_in, attention_in], [result, status, presets, loaded], api_name="load_model")
-        refresh_btn.click(refresh, None, [status, presets, loaded], api_name="models")
-        tab.load(refresh, None, [status, presets, loaded], api_visibility="private")
+        snapshot = [status, presets, loaded]
+        load_btn.click(gpu_task(bind(on_load_model, loader)), [family_in, source_in, attention_in], [result, *snapshot], api_name="load_model")
+        refresh_btn.click(bind(on_refresh, loader), None, snapshot, api_name="models")
+        tab.load(bind(on_refresh, loader), None, snapshot, api_visibility="private")
     return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    from playground.config import Settings
+
+    build_models_tab(ModelLoader(Settings.from_env())).launch()

@@ -1,7 +1,12 @@
-"""The app shell: assembles the tabs around one shared model loader. No model loads here."""
+"""The app shell: assembles the tabs around one shared model loader. No model loads here.
+
+A tab is one line in `TABS`: its title, its id, and its `build_*_tab(loader)` function.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +26,33 @@ See how Transformer and Diffusion models work, on live models. Offline, every ta
 """
 
 
-def build_app(settings: Settings, loader: ModelLoader | None = None) -> gr.Blocks:
+@dataclass(frozen=True)
+class TabSpec:
+    title: str  # the tab's label
+    id: str  # its id (gr.Tabs(selected=...) and the browser tests use it)
+    build: Callable[[ModelLoader], Any]  # lays the tab out inside the current Blocks
+
+
+TABS: tuple[TabSpec, ...] = (
+    TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
+    TabSpec("Attention", "attention", upcoming.builder(upcoming.ATTENTION)),
+    TabSpec("GPT", "gpt", upcoming.builder(upcoming.GPT)),
+    TabSpec("BERT", "bert", upcoming.builder(upcoming.BERT)),
+    TabSpec("T5", "t5", upcoming.builder(upcoming.T5)),
+    TabSpec("Diffusion", "diffusion", upcoming.builder(upcoming.DIFFUSION)),
+    TabSpec("Models", "models", build_models_tab),
+)
+
+
+def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple[TabSpec, ...] = TABS) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, queued, not launched. Nothing is loaded until first use."""
     loader = loader or ModelLoader(settings)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(HEADER)
         with gr.Tabs():
-            with gr.Tab("Tokenizer", id="tokenizer"):
-                build_tokenizer_tab(loader)
-            with gr.Tab("Attention", id="attention"):
-                upcoming.build_upcoming_tab(upcoming.ATTENTION)
-            with gr.Tab("GPT", id="gpt"):
-                upcoming.build_upcoming_tab(upcoming.GPT)
-            with gr.Tab("BERT", id="bert"):
-                upcoming.build_upcoming_tab(upcoming.BERT)
-            with gr.Tab("T5", id="t5"):
-                upcoming.build_upcoming_tab(upcoming.T5)
-            with gr.Tab("Diffusion", id="diffusion"):
-                upcoming.build_upcoming_tab(upcoming.DIFFUSION)
-            with gr.Tab("Models", id="models"):
-                build_models_tab(loader)
+            for spec in tabs:
+                with gr.Tab(spec.title, id=spec.id):
+                    spec.build(loader)
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
     return demo

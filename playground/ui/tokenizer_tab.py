@@ -8,11 +8,14 @@ import gradio as gr
 import pandas as pd
 
 from playground.config import ASSETS_DIR
+from playground.core.inputs import require_text
 from playground.core.render_tokens import render_panels, render_word_split
-from playground.core.tokenize import check_text, tokenize, visible, words_of
-from playground.core.word_split import explain_word
+from playground.core.tokenize import MAX_CHARS, check_text, tokenize, visible, words_of
+from playground.core.word_split import MAX_WORD_CHARS, explain_word
+from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
-from playground.ui.common import require_text, user_errors
+from playground.models.sources import MAX_SOURCE_LEN
+from playground.ui.common import bind, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -40,8 +43,9 @@ EXAMPLES = [
     "Donaudampfschiffahrtsgesellschaftskapitän",
     "spaces   and\ttabs\n\n\nand newlines   ",
 ]
-MAX_TOKENIZERS = 6
-MAX_WORD_CHOICES = 300
+MAX_TOKENIZERS = 6  # panels side by side, checked by on_tokenize
+MAX_WORD_CHOICES = 300  # words offered in the word-split dropdown
+COMPARE_COLUMNS = ["tokenizer", "algorithm", "tokens", "characters", "words", "chars/token", "lossless"]
 
 
 def tokenizer_choices(assets_dir=ASSETS_DIR) -> list[str]:
@@ -61,16 +65,21 @@ def _selected(names: Any, other: Any) -> list[str]:
     if isinstance(names, str):
         names = [names]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError("tokenizers must be a list of names.")
-    chosen = list(dict.fromkeys(n.strip() for n in names if n.strip()))
-    other = require_text(other or "", "other tokenizer", max_chars=512).strip()
+        raise InputError("tokenizers must be a list of names.")
+    chosen = list(dict.fromkeys(require_text(n, "tokenizer", max_chars=MAX_SOURCE_LEN).strip() for n in names if n.strip()))
+    other = require_text(other or "", "other tokenizer", max_chars=MAX_SOURCE_LEN).strip()
     if other and other not in chosen:
         chosen.append(other)
     if not chosen:
-        raise ValueError("Pick at least one tokenizer.")
+        raise InputError("Pick at least one tokenizer.")
     if len(chosen) > MAX_TOKENIZERS:
-        raise ValueError(f"Pick at most {MAX_TOKENIZERS} tokenizers at once (got {len(chosen)}).")
+        raise InputError(f"Pick at most {MAX_TOKENIZERS} tokenizers at once (got {len(chosen)}).")
     return chosen
+
+
+def _tokenizer(loader: ModelLoader, name: Any) -> Any:
+    name = require_text(name, "tokenizer", max_chars=MAX_SOURCE_LEN).strip()
+    return loader.load(name, Family.TOKENIZER).tokenizer
 
 
 def word_choices(tokenizer: Any, text: str) -> list[tuple[str, str]]:
@@ -83,19 +92,83 @@ def word_choices(tokenizer: Any, text: str) -> list[tuple[str, str]]:
     return [(f"{visible(word)}  ({n} token{'s' if n != 1 else ''})", word) for word, n in ranked]
 
 
+# ---- event handlers: loader and plain values in, values for the outputs out -----------------------
+
+
+@user_errors
+def on_tokenize(loader: ModelLoader, text: str, names: list[str], other: str, show_ids: bool):
+    """Tokenize `text` with each chosen tokenizer.
+
+    Returns, in the outputs' order: panels HTML, comparison table, token-count chart data, id lists
+    (JSON text), the word-split tokenizer choices, the word choices, and an emptied steps view.
+    """
+    text = check_text(text)
+    chosen = _selected(names, other)
+    loaded = [loader.load(n, Family.TOKENIZER) for n in chosen]
+    results = [tokenize(lm.tokenizer, text, name=n) for n, lm in zip(chosen, loaded)]
+    # for each panel, which files actually ran and why
+    sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
+    rows = [
+        [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token, "yes" if t.lossless else "no"]
+        for t in results
+    ]
+    df = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+    id_json = "{\n" + ",\n".join(f'  "{t.tokenizer}": {t.ids}' for t in results) + "\n}"
+    first_words = word_choices(loaded[0].tokenizer, text)
+    return (
+        render_panels(results, bool(show_ids), sources),
+        df,
+        df[["tokenizer", "tokens"]],
+        id_json,
+        gr.update(choices=chosen, value=chosen[0]),
+        gr.update(choices=first_words, value=first_words[0][1] if first_words else None),
+        "",
+    )
+
+
+@user_errors
+def on_split_tokenizer(loader: ModelLoader, text: str, name: str):
+    """The word choices for the tokenizer picked in the word-split view."""
+    if not name:
+        return gr.update(choices=[], value=None)
+    choices = word_choices(_tokenizer(loader, name), check_text(text))
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+@user_errors
+def on_explain(loader: ModelLoader, tokenizer: str, word: str) -> str:
+    """HTML of the steps by which `tokenizer` splits `word` (as written in the text)."""
+    if not tokenizer:
+        raise InputError("Tokenize first, then pick a tokenizer and a word.")
+    word = require_text(word or "", "word", max_chars=MAX_WORD_CHARS)
+    return render_word_split(explain_word(_tokenizer(loader, tokenizer), word), tokenizer)
+
+
+@user_errors
+def tokenize_api(loader: ModelLoader, text: str, tokenizer: str) -> dict:
+    """Tokenize `text` with `tokenizer` (a preset's Hub id or an allowed folder).
+
+    Returns {"tokenizer", "algorithm", "tokens": [{"id", "text", "start", "end", "special"}],
+    "counts": {"tokens", "characters", "words", "chars_per_token"}, "lossless"}; start/end
+    are character offsets into `text` (null for tokens the tokenizer added).
+    """
+    name = require_text(tokenizer, "tokenizer", max_chars=MAX_SOURCE_LEN).strip()
+    return tokenize(_tokenizer(loader, name), check_text(text), name=name).to_json()
+
+
+# ---- layout and wiring --------------------------------------------------------------------------
+
+
 def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
-    """The tokenizer visualizer. Named API endpoint: `/tokenize(text, tokenizer)` -> JSON."""
-
-    def load_tokenizer(name: str) -> Any:
-        return loader.load(name, Family.TOKENIZER).tokenizer
-
+    """The tokenizer visualizer. Named API endpoints: `/tokenize(text, tokenizer)` -> JSON, `/explain_word`."""
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
-        text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=200_000, elem_id="tok-text")
+        text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=MAX_CHARS, elem_id="tok-text")
         gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
         with gr.Row():
             names = gr.CheckboxGroup(tokenizer_choices(), value=[p.hub_id for p in presets_of(Family.TOKENIZER)], label="Tokenizers", scale=3, elem_id="tok-names")
-            other = gr.Textbox(label="Another tokenizer: Hub id or allowed folder", placeholder="e.g. assets/models/gpt-shakespeare", scale=2)
+            other = gr.Textbox(label="Another tokenizer: Hub id or allowed folder", placeholder="e.g. assets/models/gpt-shakespeare", scale=2,
+                               max_length=MAX_SOURCE_LEN)
         with gr.Row():
             show_ids = gr.Checkbox(label="Show ids and raw strings on the chips", value=False)
             go = gr.Button("Tokenize", variant="primary", elem_id="tok-go")
@@ -111,66 +184,19 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
             explain_btn = gr.Button("Explain", elem_id="split-explain")
         steps = gr.HTML(elem_id="split-steps")
 
-        @user_errors
-        def on_tokenize(text_value, names_value, other_value, show):
-            text_value = check_text(text_value)
-            chosen = _selected(names_value, other_value)
-            loaded = [loader.load(n, Family.TOKENIZER) for n in chosen]
-            results = [tokenize(lm.tokenizer, text_value, name=n) for n, lm in zip(chosen, loaded)]
-            # for each panel, which files actually ran and why
-            sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
-            rows = [
-                [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token, "yes" if t.lossless else "no"]
-                for t in results
-            ]
-            df = pd.DataFrame(rows, columns=["tokenizer", "algorithm", "tokens", "characters", "words", "chars/token", "lossless"])
-            id_json = "{\n" + ",\n".join(f'  "{t.tokenizer}": {t.ids}' for t in results) + "\n}"
-            first_words = word_choices(loaded[0].tokenizer, text_value)
-            return (
-                render_panels(results, bool(show), sources),
-                df,
-                df[["tokenizer", "tokens"]],
-                id_json,
-                gr.update(choices=chosen, value=chosen[0]),
-                gr.update(choices=first_words, value=first_words[0][1] if first_words else None),
-                "",
-            )
-
-        @user_errors
-        def on_split_tokenizer(text_value, name):
-            if not name:
-                return gr.update(choices=[], value=None)
-            choices = word_choices(load_tokenizer(require_text(name, "tokenizer", max_chars=512)), check_text(text_value))
-            return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-        @user_errors
-        def on_explain(tokenizer: str, word: str) -> str:
-            """HTML of the steps by which `tokenizer` splits `word` (as written in the text)."""
-            tokenizer = require_text(tokenizer or "", "tokenizer", max_chars=512)
-            if not tokenizer:
-                raise ValueError("Tokenize first, then pick a tokenizer and a word.")
-            word = require_text(word or "", "word", max_chars=200)
-            return render_word_split(explain_word(load_tokenizer(tokenizer), word), tokenizer)
-
+        inputs = [text, names, other, show_ids]
         outputs = [panels, table, chart, ids, split_tok, word, steps]
-        go.click(on_tokenize, [text, names, other, show_ids], outputs, api_visibility="undocumented")
-        show_ids.change(on_tokenize, [text, names, other, show_ids], outputs, api_visibility="private")
-        split_tok.input(on_split_tokenizer, [text, split_tok], [word], api_visibility="private")
-        explain_btn.click(on_explain, [split_tok, word], [steps], api_name="explain_word")
-        tab.load(on_tokenize, [text, names, other, show_ids], outputs, api_visibility="private")
+        go.click(bind(on_tokenize, loader), inputs, outputs, api_visibility="undocumented")
+        show_ids.change(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
+        split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private")
+        explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_name="explain_word")
+        tab.load(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
 
-        @user_errors
-        def tokenize_api(text: str, tokenizer: str) -> dict:
-            """Tokenize `text` with `tokenizer` (a preset's Hub id or an allowed folder).
+        def tokenize(text: str, tokenizer: str) -> dict:  # gr.api reads this signature for the API page
+            return tokenize_api(loader, text, tokenizer)
 
-            Returns {"tokenizer", "algorithm", "tokens": [{"id", "text", "start", "end", "special"}],
-            "counts": {"tokens", "characters", "words", "chars_per_token"}, "lossless"}; start/end
-            are character offsets into `text` (null for tokens the tokenizer added).
-            """
-            name = require_text(tokenizer, "tokenizer", max_chars=512).strip()
-            return tokenize(load_tokenizer(name), check_text(text), name=name).to_json()
-
-        gr.api(tokenize_api, api_name="tokenize")
+        tokenize.__doc__ = tokenize_api.__doc__
+        gr.api(tokenize, api_name="tokenize")
     return tab
 
 

@@ -1,0 +1,55 @@
+"""Server-side validation of request inputs (the API bypasses the UI's sliders and length limits).
+
+Each compute module names its own limits (e.g. `tokenize.MAX_CHARS`) and checks them with these
+helpers; the UI imports the same names for its widgets, so a limit is written once.
+
+    >>> require_int(3, "steps", low=1, high=50)
+    3
+    >>> require_int(0, "steps", low=1, high=50)
+    Traceback (most recent call last):
+    ...
+    playground.errors.InputError: steps must be between 1 and 50, got 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from playground.errors import InputError
+
+
+def require_text(value: object, name: str, *, max_chars: int) -> str:
+    """`value` if it is a string of at most `max_chars` characters."""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text, got {type(value).__name__}.")
+    if len(value) > max_chars:
+        raise InputError(f"{name} is {len(value):,} characters; the limit is {max_chars:,}. Shorten it.")
+    return value
+
+
+def require_int(value: object, name: str, *, low: int, high: int) -> int:
+    """`value` as an int if it is a whole number in [low, high] (floats like 3.0 from a slider pass)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a whole number, got {type(value).__name__}.")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise InputError(f"{name} must be a whole number, got {value!r}.")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low:,} and {high:,}, got {int(value):,}.")
+    return int(value)
+
+
+def require_float(value: object, name: str, *, low: float, high: float) -> float:
+    """`value` as a float if it is a finite number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r}.")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low:g} and {high:g}, got {value:g}.")
+    return float(value)
+
+
+def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """`value` if it is one of `choices`."""
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+    return value  # type: ignore[return-value]
