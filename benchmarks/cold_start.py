@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere, no install needed
 BARE = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('bare')\ndemo.launch()\n"
 
 
@@ -64,6 +65,10 @@ def main() -> None:
     print(f"bare gr.Blocks app: {b:.2f} s (median of {args.repeats})")
     print(f"playground app.py:  {a:.2f} s (median of {args.repeats})")
     print(f"ratio: {a / b:.2f}x")
+    from benchmarks.report import record
+
+    record("cold_start", f"cold start of `python app.py` to the first served page, against a bare `gr.Blocks` app (median of {args.repeats})",
+           "python benchmarks/cold_start.py", f"{a:.2f} s vs {b:.2f} s: **{a / b:.2f}x** (torch and the UI modules are imported; no model is loaded)")
 
 
 if __name__ == "__main__":

@@ -36,13 +36,19 @@ def median_time(fn, repeats: int = 5) -> float:
 
 
 def main() -> None:
+    from benchmarks.report import record
+
     text = TEXT[:100_000]
     print(f"{len(text):,} characters")
+    parts = []
     for name in ("gpt2", "bert-base-uncased", "t5-small"):
         tok = AutoTokenizer.from_pretrained(ASSETS_DIR / "tokenizers" / name)
         plain = median_time(lambda: tok(text, verbose=False))
         ours = median_time(lambda: render_panels([tokenize(tok, text, name)]))
         print(f"{name:18s} tokenizer call {plain * 1000:7.1f} ms | tokenize+render {ours * 1000:7.1f} ms | ratio {ours / plain:5.1f}x")
+        parts.append(f"{name} {ours * 1000:.0f} ms vs {plain * 1000:.0f} ms (**{ours / plain:.1f}x**)")
+    record("tokenize_100k", "tokenize + render 100,000 characters, against the tokenizer's own call (median of 5)",
+           "python benchmarks/tokenize_100k.py", "; ".join(parts))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 
 from playground.config import Settings
-from playground.models import ModelLoader
+from playground.models import PRESETS, ModelLoader
 from playground.ui import build_app
 
 TABS = ["Tokenizer", "Attention", "GPT", "BERT", "T5", "Diffusion", "Models"]
@@ -101,7 +101,7 @@ def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):
         assert loaded["data"] == []  # nothing was loaded at start-up
         kinds = {(r[0], r[1]): r[2] for r in presets["data"]}
         assert kinds[("tokenizer", "t5-small")] == "embedded"
-        assert len(presets["data"]) == 8
+        assert len(presets["data"]) == len(PRESETS)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,26 +1,28 @@
 """The embedded models: each loads through the shared loader, offline, and does its job.
 
-Known answers come from each model's metrics.json (written by `python -m playground.train.evaluate`).
+Two kinds of check: the shipped weights reproduce the figures in each model's metrics.json (written
+by `python -m playground.train.evaluate`), and each model passes a check that does not come from
+that pipeline (a passage, masks or images chosen here, measured with the model's own outputs).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from playground.config import Settings
 from playground.core.diffusion import class_index
-from playground.models import ModelLoader, SourceKind
+from playground.models import PRESETS, ModelLoader, SourceKind
 from playground.train import common
 from tests.conftest import MODELS, PROJECT_ROOT, has_model
 
-FOLDERS = ["gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "fashion-classifier"]
-PRESETS = [("causal-lm", "gpt2", "gpt-shakespeare"), ("masked-lm", "bert-base-uncased", "bert-shakespeare"),
-           ("seq2seq", "t5-small", "t5-tasks"), ("diffusion", "google/ddpm-cifar10-32", "ddpm-fashion"),
-           ("latent-diffusion", "segmind/tiny-sd", "ldm-fashion")]
+# every preset with a model trained here, as (family, Hub id, embedded folder)
+TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
+FOLDERS = [folder for _, _, folder in TRAINED] + ["fashion-classifier"]
 
 
 def needs(name: str):
@@ -58,7 +60,7 @@ def test_each_model_has_a_card_with_its_figures(name):
         assert "](samples.png)" in card and (MODELS / name / "samples.png").is_file()
 
 
-@pytest.mark.parametrize("family, preset, folder", PRESETS)
+@pytest.mark.parametrize("family, preset, folder", TRAINED)
 def test_presets_run_on_the_embedded_models_offline(loader, family, preset, folder):
     if not has_model(folder):
         pytest.skip(f"{folder} is not built yet")
@@ -67,18 +69,59 @@ def test_presets_run_on_the_embedded_models_offline(loader, family, preset, fold
     assert lm.n_params > 0
 
 
+# Brutus to the Romans (Julius Caesar III.2): Julius Caesar is one of the plays held out of training.
+BRUTUS = """BRUTUS. Be patient till the last.
+Romans, countrymen, and lovers! hear me for my cause, and be silent,
+that you may hear: believe me for mine honour, and have respect to
+mine honour, that you may believe: censure me in your wisdom, and
+awake your senses, that you may the better judge. If there be any in
+this assembly, any dear friend of Caesar's, to him I say, that Brutus'
+love to Caesar was no less than his. If then that friend demand why
+Brutus rose against Caesar, this is my answer: Not that I loved
+Caesar less, but that I loved Rome more."""
+
+
 @needs("gpt-shakespeare")
-def test_gpt_writes_text_and_beats_the_baby_gpt_on_held_out_shakespeare(loader):
+def test_gpt_writes_text_and_beats_the_baby_gpt_on_a_held_out_passage(loader):
     lm = loader.load("gpt2", "causal-lm")
     ids = lm.tokenizer("ROMEO.\n", return_tensors="pt").input_ids
     out = lm.model.generate(ids, max_new_tokens=30, do_sample=False)
     text = lm.tokenizer.decode(out[0, ids.shape[1]:])
     assert sum(c.isalpha() for c in text) > 20
-    sample_text = (PROJECT_ROOT / "tests" / "data" / "shakespeare_heldout_sample.txt").read_text()
+    # bits per character from the model's own loss (mean NLL in nats over the predicted tokens)
+    ids = lm.tokenizer(BRUTUS, return_tensors="pt").input_ids
+    assert ids.shape[1] <= lm.model.config.n_positions
+    with torch.no_grad():
+        loss = lm.model(ids, labels=ids).loss.item()
+    bpc = loss * (ids.shape[1] - 1) / len(BRUTUS) / math.log(2)
+    assert bpc < 2.71, f"{bpc:.3f} bits/char on Brutus' speech (bar 2.71: nanoGPT's baby GPT on Shakespeare)"
+    # and the evaluation's own measure agrees with it on the same text, in one window
     from playground.train.gpt import bits_per_char
 
-    bpc = bits_per_char(lm.model, lm.tokenizer, [sample_text], block_size=128)
-    assert bpc < 2.71, f"{bpc:.3f} bits/char on a held-out Julius Caesar passage"
+    assert bits_per_char(lm.model, lm.tokenizer, [BRUTUS], block_size=ids.shape[1]) == pytest.approx(bpc, rel=1e-4)
+
+
+# Hand-written, with the answers a reader of Shakespeare would accept (none of them from the evaluation set).
+FILL_MASK_CASES = [
+    ("O Romeo, Romeo! wherefore art [MASK] Romeo?", {"thou"}),
+    ("I pray you, my [MASK], let me go.", {"lord", "liege", "lady", "master", "good"}),
+    ("Good morrow to you, [MASK] lord.", {"my", "good", "gracious", "noble", "sweet"}),
+    ("My lord, I [MASK] you.", {"thank", "pray", "beseech", "love", "warrant", "know"}),
+    ("Give me your [MASK].", {"hand", "hands", "grace", "blessing", "pardon", "leave"}),
+    ("The king is [MASK].", {"dead", "here", "come", "gone", "coming", "sick"}),
+    ("Come, let us [MASK].", {"go", "away", "hence", "in", "along", "away"}),
+]
+
+
+@needs("bert-shakespeare")
+@pytest.mark.parametrize("text, plausible", FILL_MASK_CASES)
+def test_bert_fills_a_hand_written_mask_plausibly(loader, text, plausible):
+    lm = loader.load("bert-base-uncased", "masked-lm")
+    enc = lm.tokenizer(text, return_tensors="pt")
+    where = (enc.input_ids[0] == lm.tokenizer.mask_token_id).nonzero()[0, 0]
+    with torch.no_grad():
+        best = lm.model(**enc).logits[0, where].argmax().item()
+    assert lm.tokenizer.convert_ids_to_tokens(best) in plausible
 
 
 @needs("bert-shakespeare")
@@ -136,11 +179,11 @@ def test_diffusion_samples_pass_the_classifier(loader, preset, family, folder):
 
 
 def test_readme_shows_the_current_figures():
-    from playground.train.evaluate import README_END, README_START, summary_table
+    from playground.readme_blocks import read_block
+    from playground.train.evaluate import summary_table
 
     text = (PROJECT_ROOT / "README.md").read_text()
-    block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
-    assert block == summary_table(), "README figures are stale: run python -m playground.train.evaluate"
+    assert read_block("figures") == summary_table(), "README figures are stale: run python -m playground.train.evaluate"
     if has_model("ddpm-fashion"):  # the sampler paragraph quotes the figure without re-derived ε
         stale = metrics("ddpm-fashion")["class_accuracy_eps_not_rederived"]["guidance_3"]["overall"]
         assert f"score {stale:.1%} at guidance 3" in " ".join(text.split()), "README's sampler paragraph is stale"
@@ -155,7 +198,18 @@ def test_only_the_pixel_scheduler_clips(folder, clips):
     assert config["clip_sample"] is clips
 
 
-@needs("ldm-fashion")
-def test_latent_scaling_factor_is_measured():
-    vae = json.loads((MODELS / "ldm-fashion" / "vae" / "config.json").read_text())
-    assert vae["scaling_factor"] != 1.0  # set from the latents' std by the training script
+@pytest.mark.skipif(not (has_model("ldm-fashion") and has_model("ddpm-fashion")), reason="needs both diffusion models")
+def test_scaled_latents_have_unit_standard_deviation(loader):
+    # the latent UNet was trained on z * scaling_factor, which should be ~N(0, 1)-sized; encode clothes
+    # images the autoencoder never saw (the pixel DDPM's sample grid: 10 rows of 8, 32x32, 2 px apart)
+    import numpy as np
+    from PIL import Image
+
+    grid = np.asarray(Image.open(MODELS / "ddpm-fashion" / "samples.png").convert("L"), dtype=np.float32)
+    tiles = [grid[2 + r * 34: 34 + r * 34, 2 + c * 34: 34 + c * 34] for r in range(10) for c in range(8)]
+    x = torch.tensor(np.stack(tiles))[:, None] / 127.5 - 1
+    vae = loader.load("segmind/tiny-sd", "latent-diffusion").components["vae"]
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+    assert z.shape == (80, 4, 8, 8)
+    assert 0.8 < z.std().item() < 1.25, f"scaled latents' std {z.std().item():.3f}"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from playground.config import PROJECT_ROOT, Settings
+from playground.config import Settings
 from playground.models import ModelLoader
+from playground.readme_blocks import write_block
 from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
@@ -264,17 +265,6 @@ def _time(metrics: dict) -> str:
     return f"{metrics['train_minutes']} min" + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "")
 
 
-README_START, README_END = "<!-- figures: start -->", "<!-- figures: end -->"
-
-
-def update_readme(table: str, readme: Path = PROJECT_ROOT / "README.md") -> None:
-    """Put `table` between the figure markers of the project README."""
-    text = readme.read_text()
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=MODELS, default=list(MODELS))
@@ -312,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         "# Embedded models\n\nSmall teaching models trained by `playground/train/`; each folder's README is its card.\n"
         "Figures measured by `python -m playground.train.evaluate`.\n\n" + table + "\n"
     )
-    update_readme(table)
+    write_block("figures", table)
     print(table)
 
 
