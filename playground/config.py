@@ -12,6 +12,7 @@ Environment variables (all optional):
 | PLAYGROUND_MEMORY_GB      | memory_gb         | budget for cached model weights, in GiB               |
 | PLAYGROUND_MODEL_ROOTS    | model_roots       | extra folders (os.pathsep-separated) models may load from |
 | PLAYGROUND_HUB_TIMEOUT_S  | hub_timeout_s     | how long the Hub reachability probe may take          |
+| PLAYGROUND_ATTENTION_MAX_TOKENS | attention_max_tokens | token cap of the attention viewer (at most 512) |
 | HF_HUB_OFFLINE            | offline           | "1": never touch the network, use cache or embedded   |
 | HF_ENDPOINT               | hub_endpoint      | the Hub's address (the huggingface_hub setting)       |
 | HF_HUB_CACHE / HF_HOME    | hf_cache          | the Hugging Face cache folder                         |
@@ -58,6 +59,7 @@ class Settings:
     hf_cache: Path = field(default_factory=lambda: _default_hf_cache(os.environ))  # HF hub cache
     assets_dir: Path = ASSETS_DIR  # embedded models and tokenizers
     max_concurrency: int = 2  # simultaneous heavy jobs per event (the queue's default limit)
+    attention_max_tokens: int = 128  # the attention viewer's default token cap (the API's cap; the UI slider starts here)
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in _VALID_DTYPES:
@@ -66,6 +68,8 @@ class Settings:
             )
         if not self.memory_gb > 0:
             raise ConfigError(f"PLAYGROUND_MEMORY_GB must be a positive number of GiB, got {self.memory_gb!r}.")
+        if not 2 <= self.attention_max_tokens <= 512:
+            raise ConfigError(f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and 512, got {self.attention_max_tokens!r}.")
         if not self.hub_timeout_s > 0:
             raise ConfigError(f"PLAYGROUND_HUB_TIMEOUT_S must be positive, got {self.hub_timeout_s!r}.")
 
@@ -107,5 +111,6 @@ class Settings:
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             hub_endpoint=(env.get("HF_ENDPOINT") or hub_constants.ENDPOINT).rstrip("/"),
             hub_timeout_s=number("PLAYGROUND_HUB_TIMEOUT_S", cls.hub_timeout_s),
+            attention_max_tokens=int(number("PLAYGROUND_ATTENTION_MAX_TOKENS", cls.attention_max_tokens)),
             hf_cache=_default_hf_cache(env),
         )

@@ -25,6 +25,8 @@ def tiny_root(tmp_path_factory) -> Path:
     _tiny_gpt(root / "tiny-gpt")
     _tiny_bert(root / "tiny-bert")
     _tiny_ddpm(root / "tiny-ddpm")
+    _tiny_t5(root / "tiny-t5")
+    _tiny_bert_base(root / "tiny-bert-base")
     return root
 
 
@@ -51,6 +53,26 @@ def _tiny_bert(folder: Path) -> None:
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32))
     model.save_pretrained(folder)
+    _copy_tokenizer("bert-base-uncased", folder)
+
+
+def _tiny_t5(folder: Path) -> None:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=32128, d_model=16, d_kv=4, num_heads=2, num_layers=2, num_decoder_layers=2, d_ff=32, decoder_start_token_id=0)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    _copy_tokenizer("t5-small", folder)
+
+
+def _tiny_bert_base(folder: Path) -> None:
+    """An encoder folder with only the base model (BertModel): no masked-LM head."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(1)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(folder)
     _copy_tokenizer("bert-base-uncased", folder)
 
 

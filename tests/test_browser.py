@@ -34,7 +34,9 @@ def page(live_app):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         outside = []
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
-        page.goto(live_app, wait_until="networkidle")
+        # not "networkidle": per-user gr.State keeps a heartbeat stream open for the session
+        page.goto(live_app, wait_until="load")
+        page.get_by_role("tab", name="Models").wait_for(timeout=60_000)
         page.outside_requests = outside
         yield page
         browser.close()

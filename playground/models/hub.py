@@ -108,3 +108,10 @@ def download_snapshot(repo_id: str, cache_dir: Path, endpoint: str | None = None
             allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS, etag_timeout=10,
         )
     )
+
+
+def download_config(repo_id: str, cache_dir: Path, endpoint: str | None = None) -> Path:
+    """Fetch only `repo_id`'s config.json into the HF cache; return the folder that holds it."""
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, "config.json", cache_dir=cache_dir, endpoint=endpoint, etag_timeout=10)).parent

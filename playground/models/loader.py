@@ -33,8 +33,8 @@ import torch
 from playground.config import Settings
 from playground.errors import UserError
 from playground.models.device import pick_device, pick_dtype, release_device_memory
-from playground.models.hub import HubProbe, HubStatus, download_snapshot
-from playground.models.presets import PRESETS, Family, Preset
+from playground.models.hub import HubProbe, HubStatus, download_config, download_snapshot
+from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,14 @@ _COMPONENT_LIBRARIES = ("diffusers", "transformers")
 # memory (RSS measured for five copies each: gpt2 18x / 27 MB, bert-base-uncased 20x / 9 MB,
 # t5-small 22x / 30 MB), so that is what it counts against the memory budget.
 TOKENIZER_MEMORY_FACTOR = 20
+
+# transformers and diffusers import their classes lazily on first use, and two threads doing that
+# at once can see a half-initialized module ("has no attribute 'AutoModel'", seen with two tabs
+# loading at page load): class lookups and reading weights from a folder (after any download)
+# run one at a time.
+_IMPORT_LOCK = threading.RLock()
+
+_TRANSFORMER_FAMILIES = (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ, Family.ENCODER)
 
 
 class LoadError(UserError, RuntimeError):
@@ -110,6 +118,14 @@ class PresetRow:
     about: str  # the preset's description
 
 
+def library_class(library: str, name: str) -> Any:
+    """`getattr(transformers or diffusers, name)`, thread-safe; None when the library has no such class."""
+    import importlib
+
+    with _IMPORT_LOCK:
+        return getattr(importlib.import_module(library), name, None)
+
+
 def module_bytes(modules: Iterable[Any]) -> tuple[int, int]:
     """(parameter count, bytes of parameters and buffers) over the torch modules among `modules`."""
     n_params = n_bytes = 0
@@ -162,6 +178,34 @@ class ModelLoader:
         """Which folder or Hub repo `source` would load now (no weights are read)."""
         return resolve_source(source, family, self.settings, self.probe.status())
 
+    def transformer_family(self, source: str) -> Family:
+        """How a transformer `source` loads: its preset's family, else what its config.json says.
+
+        An encoder-decoder is seq2seq, a decoder causal-lm, an encoder with a masked-LM head
+        masked-lm, and any other encoder (e.g. a folder with only the base model) encoder.
+        Reads only config.json (downloaded alone for a Hub model not yet in the cache).
+        """
+        for family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ):
+            if find_preset(family, source.strip()):
+                return family
+        resolved = self.resolve(source, Family.ENCODER)
+        folder = resolved.folder
+        if folder is None:
+            try:
+                folder = download_config(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint)
+            except Exception as exc:
+                raise LoadError(f"Could not read the config of {resolved.location!r} from the Hub ({exc}).") from exc
+        try:
+            config = library_class("transformers", "AutoConfig").from_pretrained(folder, trust_remote_code=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LoadError(f"{source!r} is not a transformers model folder (no readable config.json): {exc}") from exc
+        if getattr(config, "is_encoder_decoder", False):
+            return Family.SEQ2SEQ
+        names = " ".join(getattr(config, "architectures", None) or [])
+        if getattr(config, "is_decoder", False) or "CausalLM" in names or "LMHead" in names:
+            return Family.CAUSAL_LM
+        return Family.MASKED_LM if "MaskedLM" in names else Family.ENCODER
+
     def load(
         self,
         source: str,
@@ -181,7 +225,7 @@ class ModelLoader:
         resolved = self.resolve(source, family)
         device = self.device
         dtype = None if family is Family.TOKENIZER else pick_dtype(device, self.settings.dtype)
-        attention = attention and family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ)
+        attention = attention and family in _TRANSFORMER_FAMILIES
         key = (family, resolved.preset.hub_id if resolved.preset else resolved.location, attention, str(device), str(dtype))
 
         with self._lock:
@@ -326,7 +370,8 @@ class ModelLoader:
             self._make_room(estimate_folder_bytes(folder))
         report(0.4, f"Loading {family.value} weights from {folder.name}")
         try:
-            parts = _load_folder(folder, family, device, dtype, attention)
+            with _IMPORT_LOCK:
+                parts = _load_folder(folder, family, device, dtype, attention)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LoadError(
                 f"Could not load {resolved.requested!r} as a {family.value} model from {folder}: {exc}"
@@ -351,23 +396,23 @@ class _Parts:
 
 def _load_folder(folder: Path, family: Family, device: torch.device, dtype: torch.dtype | None, attention: bool) -> _Parts:
     """Load a Hugging Face folder the way `family` needs."""
-    import transformers
-
+    auto_tokenizer = library_class("transformers", "AutoTokenizer")
     if family is Family.TOKENIZER:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        tokenizer = auto_tokenizer.from_pretrained(folder, trust_remote_code=False)
         return _Parts(None, tokenizer, {"tokenizer": tokenizer})
 
-    if family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ):
-        auto = {
-            Family.CAUSAL_LM: transformers.AutoModelForCausalLM,
-            Family.MASKED_LM: transformers.AutoModelForMaskedLM,
-            Family.SEQ2SEQ: transformers.AutoModelForSeq2SeqLM,
-        }[family]
+    if family in _TRANSFORMER_FAMILIES:
+        auto = library_class("transformers", {
+            Family.ENCODER: "AutoModel",
+            Family.CAUSAL_LM: "AutoModelForCausalLM",
+            Family.MASKED_LM: "AutoModelForMaskedLM",
+            Family.SEQ2SEQ: "AutoModelForSeq2SeqLM",
+        }[family])
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
         if attention:
             kwargs["attn_implementation"] = "eager"  # SDPA returns no attention weights
         model = auto.from_pretrained(folder, **kwargs).to(device).eval()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        tokenizer = auto_tokenizer.from_pretrained(folder, trust_remote_code=False)
         return _Parts(model, tokenizer, {"model": model, "tokenizer": tokenizer})
 
     return _load_diffusion_components(folder, device, dtype)
@@ -388,9 +433,6 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
     """Load each component listed in model_index.json with its own class's from_pretrained."""
     import json
 
-    import diffusers
-    import transformers
-
     index_file = folder / "model_index.json"
     if not index_file.exists():
         raise ValueError("a diffusion model folder needs a model_index.json listing its components")
@@ -402,7 +444,7 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
         library, class_name = spec
         if library not in _COMPONENT_LIBRARIES:
             raise ValueError(f"component {name!r} comes from {library!r}; only {_COMPONENT_LIBRARIES} are allowed")
-        cls = getattr(diffusers if library == "diffusers" else transformers, class_name, None)
+        cls = library_class(library, class_name)
         if cls is None:
             raise ValueError(f"component {name!r} names unknown class {library}.{class_name}")
         sub = folder / name

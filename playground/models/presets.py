@@ -20,6 +20,7 @@ class Family(str, Enum):
     CAUSAL_LM = "causal-lm"  # decoder-only (GPT)
     MASKED_LM = "masked-lm"  # encoder-only (BERT)
     SEQ2SEQ = "seq2seq"  # encoder-decoder (T5)
+    ENCODER = "encoder"  # any encoder's base model without a head (AutoModel): attention and embeddings
     DIFFUSION = "diffusion"  # pixel-space DDPM (UNet2DModel + scheduler)
     LATENT_DIFFUSION = "latent-diffusion"  # autoencoder + UNet on its latents
 

@@ -15,6 +15,7 @@ import gradio as gr
 from playground.config import ASSETS_DIR, Settings
 from playground.models import ModelLoader
 from playground.ui import upcoming
+from playground.ui.attention_tab import build_attention_tab
 from playground.ui.models_tab import build_models_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
 
@@ -35,7 +36,7 @@ class TabSpec:
 
 TABS: tuple[TabSpec, ...] = (
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
-    TabSpec("Attention", "attention", upcoming.builder(upcoming.ATTENTION)),
+    TabSpec("Attention", "attention", build_attention_tab),
     TabSpec("GPT", "gpt", upcoming.builder(upcoming.GPT)),
     TabSpec("BERT", "bert", upcoming.builder(upcoming.BERT)),
     TabSpec("T5", "t5", upcoming.builder(upcoming.T5)),

@@ -29,13 +29,6 @@ def builder(concept: str) -> Callable[[ModelLoader], gr.Blocks]:
     return build
 
 
-ATTENTION = """
-### Attention maps
-Each token builds its next representation as a weighted average of the others: the weights are
-**attention**. An **encoder** (BERT) lets every token look at every other one (bidirectional); a
-**decoder** (GPT) only looks back (causal mask); an **encoder-decoder** (T5) adds
-**cross-attention** from the output tokens to the input.
-"""
 GPT = """
 ### GPT: decoder-only generation
 A decoder predicts a probability for every possible next token, picks one (greedy, sampling,

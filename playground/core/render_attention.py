@@ -1,0 +1,412 @@
+"""Attention views: an `AttentionResult` and a `ViewRequest` in, panels of labelled matrices out,
+drawn as SVG/HTML (hover a cell for its value; no JavaScript) or as a PNG. No gradio, no models.
+
+Views (the tab's "View" choices):
+- head:    one head's query x key heatmap;
+- lines:   lines from each query token to the keys it attends to (one head, or every head of the
+           layer in its own colour), only the strongest `top_k` per token;
+- mean:    the average head of the layer;
+- rollout: attention rollout up to the layer (self-attention only);
+- value:   raw α_ij beside value-weighted ||α_ij f(x_j)|| for the same layer and head;
+- kinds:   an encoder-decoder's encoder, decoder and cross-attention side by side.
+The model view (every layer x head) is `mosaic`, a clickable image.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from playground.core import attention as A
+from playground.core.inputs import require_choice, require_int
+from playground.errors import InputError
+
+VIEWS = ("head", "lines", "mean", "rollout", "value", "kinds")
+MAX_TOP_K = 20  # lines drawn per query token, at most
+HOVER_MAX_CELLS = 160 * 160  # above this, a heatmap is drawn as an image (no per-cell hover) to keep the page light
+MAX_TILES = 144  # model view: more layers x heads than this and layers are subsampled
+HEAD_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+                "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173", "#843c39", "#3182bd")
+BLUE = (31, 78, 156)
+FOCUS = "#e4572e"
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    view: str = "head"  # one of VIEWS
+    kind: str = A.ENCODER  # which attention: "encoder", "decoder" or "cross"
+    layer: int = 0  # 0-based
+    head: int = 0  # 0-based; ignored by mean, rollout and lines with all_heads
+    all_heads: bool = False  # lines view: every head of the layer, each in its own colour
+    focus: str | None = None  # "in:i" (input token i) or "out:i" (decoder token i): outlined, with a summary
+    hide_special: bool = False  # drop special tokens; rows renormalized to sum to 1
+    pool_words: bool = False  # merge a word's pieces: sum over key pieces, mean over query pieces
+    top_k: int = 3  # lines view: edges per query token
+
+
+@dataclass
+class Panel:
+    title: str
+    matrix: np.ndarray  # [rows, cols]
+    rows: list[str]  # query labels
+    cols: list[str]  # key labels
+    row_pos: list[list[int]]  # the original token positions behind each row (for focus)
+    col_pos: list[list[int]]
+    row_side: str  # "in" or "out": which token list the rows come from
+    col_side: str
+    probabilities: bool = True  # rows sum to 1 (hover shows weights); False for value-weighted norms
+    lines: list[np.ndarray] | None = None  # lines view: one [rows, cols] matrix per head drawn
+    line_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class View:
+    panels: list[Panel]
+    caption: str  # one line under the title: what is shown
+    focus: tuple[str, int] | None = None
+    top_k: int = 3
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- from a result to panels --------------------------------------------------------------------
+
+
+def kinds_of(result: A.AttentionResult) -> list[str]:
+    return list(result.attentions)
+
+
+def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
+    """`req` validated against what `result` holds (the API and stale pages can send anything)."""
+    require_choice(req.view, "view", VIEWS)
+    require_choice(req.kind, "attention kind", kinds_of(result))
+    layers, heads = result.attentions[req.kind].shape[:2]
+    require_int(req.layer, "layer", low=0, high=layers - 1)
+    require_int(req.head, "head", low=0, high=heads - 1)
+    require_int(req.top_k, "top k", low=1, high=MAX_TOP_K)
+    if req.view == "kinds" and result.architecture != "encoder-decoder":
+        raise InputError("The three kinds side by side need an encoder-decoder model (T5); pick another view.")
+    if req.view == "rollout" and req.kind == A.CROSS:
+        raise InputError("Rollout follows self-attention through the layers; pick the encoder or decoder kind.")
+    if req.view == "value" and not (result.value_norms and req.kind in result.value_norms):
+        raise InputError("Value-weighted attention needs the layers' value vectors, read for BERT-, GPT-2- and T5-family models; "
+                         "this model is another family.")
+    return req
+
+
+def build_view(result: A.AttentionResult, req: ViewRequest) -> View:
+    """The panels `req` asks for, with special tokens hidden and words pooled as asked."""
+    req = check_view(result, req)
+    att = result.attentions
+    L, H = req.layer, req.head
+
+    def panel(kind: str, matrix: np.ndarray, title: str, probabilities: bool = True, lines=None, line_labels=()) -> Panel:
+        return _shape_panel(result, kind, matrix, title, req, probabilities, lines, list(line_labels))
+
+    kind_name = {A.ENCODER: "encoder self-attention", A.DECODER: "decoder self-attention (causal)", A.CROSS: "cross-attention"}
+    where = f"layer {L + 1}, head {H + 1}"
+    if req.view == "head":
+        panels = [panel(req.kind, att[req.kind][L, H], f"{kind_name[req.kind]}, {where}")]
+        caption = "Row i: how query token i spreads its attention over the keys (each row sums to 1)."
+    elif req.view == "mean":
+        panels = [panel(req.kind, A.mean_heads(att[req.kind])[L], f"{kind_name[req.kind]}, layer {L + 1}, mean over heads")]
+        caption = "The average of the layer's heads."
+    elif req.view == "rollout":
+        panels = [panel(req.kind, A.rollout(att[req.kind])[L], f"rollout of {kind_name[req.kind]} through layer {L + 1}")]
+        caption = "Attention rollout (Abnar & Zuidema 2020): half residual, half mean attention, multiplied through the layers."
+    elif req.view == "value":
+        weighted = A.value_weighted(att[req.kind], result.value_norms[req.kind])[L, H]
+        panels = [panel(req.kind, att[req.kind][L, H], f"α_ij, {where}"),
+                  panel(req.kind, weighted, f"‖α_ij f(x_j)‖, {where}", probabilities=False)]
+        caption = "Left: the weights. Right: what each key token actually sends (weight x the norm of its projected value vector)."
+    elif req.view == "kinds":
+        panels = [panel(k, att[k][L, H], f"{kind_name[k]}, {where}") for k in (A.ENCODER, A.DECODER, A.CROSS)]
+        caption = "Encoder tokens attend both ways; decoder tokens only back; cross-attention rows are output tokens, columns input tokens."
+    else:  # lines
+        heads = range(att[req.kind].shape[1]) if req.all_heads else [H]
+        mats = [att[req.kind][L, h] for h in heads]
+        panels = [panel(req.kind, att[req.kind][L, H] if not req.all_heads else A.mean_heads(att[req.kind])[L],
+                        f"{kind_name[req.kind]}, layer {L + 1}, {'all heads' if req.all_heads else f'head {H + 1}'}",
+                        lines=mats, line_labels=[f"head {h + 1}" for h in heads])]
+        caption = f"Each query token (left) to the {req.top_k} key token(s) (right) it attends to most; line weight = attention."
+    return View(panels, caption, _parse_focus(req.focus), req.top_k)  # the result's notes are shown once, by the caller
+
+
+def _side_tokens(result: A.AttentionResult, kind: str) -> tuple[str, str]:
+    rows = "out" if result.architecture == "encoder-decoder" and kind in (A.DECODER, A.CROSS) else "in"
+    cols = "out" if result.architecture == "encoder-decoder" and kind == A.DECODER else "in"
+    return rows, cols
+
+
+def _shape_panel(result, kind, matrix, title, req, probabilities, lines, line_labels) -> Panel:
+    row_side, col_side = _side_tokens(result, kind)
+    toks = {"in": (result.tokens, result.special, result.words), "out": (result.target_tokens, result.target_special, result.target_words)}
+    (rtok, rspec, rwords), (ctok, cspec, cwords) = toks[row_side], toks[col_side]
+    rkeep = [i for i in range(len(rtok)) if not (req.hide_special and rspec[i])]
+    ckeep = [i for i in range(len(ctok)) if not (req.hide_special and cspec[i])]
+    if not rkeep or not ckeep:
+        raise InputError("Hiding special tokens leaves nothing to show; untick 'hide special tokens'.")
+    renorm = req.hide_special and probabilities
+    matrix = A.select(matrix, rkeep, ckeep, renorm)
+    lines = [A.select(m, rkeep, ckeep, renorm) for m in lines] if lines else None
+    if req.pool_words:
+        rg, cg = A.groups([rwords[i] for i in rkeep], list(range(len(rkeep)))), A.groups([cwords[i] for i in ckeep], list(range(len(ckeep))))
+        matrix = A.pool(matrix, rg, cg)
+        lines = [A.pool(m, rg, cg) for m in lines] if lines else None
+        rows, cols = A.label_groups([rtok[i] for i in rkeep], rg), A.label_groups([ctok[i] for i in ckeep], cg)
+        row_pos, col_pos = [[rkeep[i] for i in g] for g in rg], [[ckeep[i] for i in g] for g in cg]
+    else:
+        rows, cols = [rtok[i] for i in rkeep], [ctok[i] for i in ckeep]
+        row_pos, col_pos = [[i] for i in rkeep], [[i] for i in ckeep]
+    return Panel(title, matrix, rows, cols, row_pos, col_pos, row_side, col_side, probabilities, lines, line_labels)
+
+
+def _parse_focus(focus: str | None) -> tuple[str, int] | None:
+    if not focus:
+        return None
+    side, _, index = str(focus).partition(":")
+    if side not in ("in", "out") or not index.isdigit():
+        raise InputError(f"focus must look like 'in:3' or 'out:0', got {focus!r}.")
+    return side, int(index)
+
+
+def focus_choices(result: A.AttentionResult) -> list[tuple[str, str]]:
+    """(label, value) for the focus picker: input tokens, then an encoder-decoder's output tokens."""
+    out = [(f"{i}: {t}", f"in:{i}") for i, t in enumerate(result.tokens)]
+    out += [(f"out {i}: {t}", f"out:{i}") for i, t in enumerate(result.target_tokens)]
+    return out
+
+
+def _focus_index(positions: list[list[int]], side: str, focus: tuple[str, int] | None) -> int | None:
+    if focus is None or focus[0] != side:
+        return None
+    return next((i for i, pos in enumerate(positions) if focus[1] in pos), None)
+
+
+# ---- HTML / SVG -------------------------------------------------------------------------------------
+
+_FONT_PX = 11
+
+
+def _short(label: str, limit: int = 14) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def render_html(view: View) -> str:
+    """The view as HTML: a caption, its panels side by side (SVG), focus summaries and notes."""
+    parts = [f'<div class="att-view"><div class="att-caption">{html.escape(view.caption)}</div><div class="att-panels">']
+    for p in view.panels:
+        svg = _lines_svg(p, view) if p.lines is not None else _heatmap_svg(p, view)
+        parts.append(f'<figure class="att-panel"><figcaption>{html.escape(p.title)}</figcaption>{svg}{_focus_summary(p, view)}</figure>')
+    parts.append("</div>")
+    parts.extend(f'<div class="att-note">{html.escape(n)}</div>' for n in view.notes)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _cell_size(n: int) -> int:
+    return max(3, min(24, 720 // max(n, 1)))
+
+
+def _heatmap_svg(p: Panel, view: View) -> str:
+    m = p.matrix
+    nr, nc = m.shape
+    cell = _cell_size(max(nr, nc))
+    step_r, step_c = max(1, math.ceil(_FONT_PX / cell)), max(1, math.ceil(_FONT_PX / cell))
+    left = 8 + 7 * max((len(_short(r)) for r in p.rows), default=1)
+    top = 8 + 6 * max((len(_short(c)) for c in p.cols), default=1)
+    w, h = left + nc * cell + 4, top + nr * cell + 4
+    scale = float(m.max()) or 1.0
+    out = [f'<svg class="att-heatmap" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           f'font-family="ui-monospace, monospace" font-size="{_FONT_PX}">']
+    for i in range(0, nr, step_r):
+        out.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="end">{html.escape(_short(p.rows[i]))}</text>')
+    for j in range(0, nc, step_c):
+        x, y = left + j * cell + cell / 2 + 4, top - 4
+        out.append(f'<text x="{x:.1f}" y="{y}" transform="rotate(-60 {x:.1f} {y})">{html.escape(_short(p.cols[j]))}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{nc * cell}" height="{nr * cell}" fill="#fff" stroke="#ccc"/>')
+    if nr * nc <= HOVER_MAX_CELLS:
+        fmt = "{:.3f}" if p.probabilities else "{:.3g}"
+        rows = [html.escape(r) for r in p.rows]
+        cols = [html.escape(c) for c in p.cols]
+        out.append(f'<g fill="rgb{BLUE}">')
+        for i in range(nr):
+            y = top + i * cell
+            for j in range(nc):
+                v = float(m[i, j])
+                out.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell}" height="{cell}" fill-opacity="{v / scale:.2f}">'
+                           f'<title>{rows[i]} → {cols[j]}: {fmt.format(v)}</title></rect>')
+        out.append("</g>")
+    else:  # too many cells to hover: one embedded image
+        png = _matrix_image(m / scale, cell)
+        out.append(f'<image x="{left}" y="{top}" width="{nc * cell}" height="{nr * cell}" href="data:image/png;base64,{_b64(png)}"/>')
+    fr = _focus_index(p.row_pos, p.row_side, view.focus)
+    fc = _focus_index(p.col_pos, p.col_side, view.focus)
+    if fr is not None:
+        out.append(f'<rect x="{left}" y="{top + fr * cell}" width="{nc * cell}" height="{cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>')
+    if fc is not None:
+        out.append(f'<rect x="{left + fc * cell}" y="{top}" width="{cell}" height="{nr * cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>')
+    out.append("</svg>")
+    if nr * nc > HOVER_MAX_CELLS:
+        out.append(f'<div class="att-note">{nr}x{nc} cells: hover values are shown up to {HOVER_MAX_CELLS:,} cells. '
+                   "Pool words or lower the token cap to read single cells.</div>")
+    return "".join(out)
+
+
+def _lines_svg(p: Panel, view: View) -> str:
+    nr, nc = p.matrix.shape
+    row_h = 16
+    colw = 8 + 7 * max(max((len(_short(t)) for t in p.rows), default=1), max((len(_short(t)) for t in p.cols), default=1))
+    gap = 220
+    w, h = 2 * colw + gap, max(nr, nc) * row_h + 24
+    x1, x2 = colw, colw + gap
+    out = [f'<svg class="att-lines" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           f'font-family="ui-monospace, monospace" font-size="{_FONT_PX}">']
+    fr = _focus_index(p.row_pos, p.row_side, view.focus)
+    fc = _focus_index(p.col_pos, p.col_side, view.focus)
+    for i, label in enumerate(p.rows):
+        colour = FOCUS if i == fr else "#222"
+        out.append(f'<text x="{x1 - 6}" y="{20 + i * row_h}" text-anchor="end" fill="{colour}">{html.escape(_short(label))}</text>')
+    for j, label in enumerate(p.cols):
+        colour = FOCUS if j == fc else "#222"
+        out.append(f'<text x="{x2 + 6}" y="{20 + j * row_h}" fill="{colour}">{html.escape(_short(label))}</text>')
+    for n, m in enumerate(p.lines or []):
+        colour = HEAD_COLOURS[n % len(HEAD_COLOURS)] if len(p.lines) > 1 else "#1f4e9c"
+        for q, k, v in A.top_edges(m, view.top_k):
+            if fr is not None and q != fr and (fc is None or k != fc):
+                continue  # focus: only the focused token's edges
+            out.append(f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" stroke="{colour}" '
+                       f'stroke-width="{0.5 + 3 * v:.2f}" stroke-opacity="{0.15 + 0.85 * v:.2f}">'
+                       f'<title>{html.escape(p.line_labels[n] if p.line_labels else "")}: {html.escape(p.rows[q])} → {html.escape(p.cols[k])}: {v:.3f}</title></line>')
+    out.append("</svg>")
+    if len(p.lines or []) > 1:
+        legend = " ".join(f'<span style="color:{HEAD_COLOURS[n % len(HEAD_COLOURS)]}">■ {html.escape(lab)}</span>' for n, lab in enumerate(p.line_labels))
+        out.append(f'<div class="att-legend">{legend}</div>')
+    return "".join(out)
+
+
+def _focus_summary(p: Panel, view: View, k: int = 5) -> str:
+    fr = _focus_index(p.row_pos, p.row_side, view.focus)
+    fc = _focus_index(p.col_pos, p.col_side, view.focus)
+    parts = []
+    if fr is not None:
+        order = np.argsort(-p.matrix[fr])[:k]
+        parts.append(f"<b>{html.escape(p.rows[fr])}</b> attends most to: " + ", ".join(f"{html.escape(p.cols[j])} {p.matrix[fr, j]:.2f}" for j in order))
+    if fc is not None:
+        order = np.argsort(-p.matrix[:, fc])[:k]
+        parts.append(f"<b>{html.escape(p.cols[fc])}</b> is attended most by: " + ", ".join(f"{html.escape(p.rows[i])} {p.matrix[i, fc]:.2f}" for i in order))
+    return "".join(f'<div class="att-focus">{s}</div>' for s in parts)
+
+
+# ---- images -----------------------------------------------------------------------------------------
+
+
+def _b64(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _matrix_image(m: np.ndarray, cell: int) -> Image.Image:
+    """[rows, cols] in [0, 1] -> white-to-blue RGB image, `cell` pixels a cell."""
+    v = np.clip(m, 0, 1)[..., None]
+    rgb = (255 - v * (255 - np.array(BLUE))).astype(np.uint8)
+    img = Image.fromarray(rgb, "RGB")
+    return img.resize((m.shape[1] * cell, m.shape[0] * cell), Image.NEAREST)
+
+
+def render_png(view: View) -> Image.Image:
+    """The view's panels as one image (the download): heatmaps with token labels and titles."""
+    font = ImageFont.load_default(size=11)
+    images = []
+    for p in view.panels:
+        nr, nc = p.matrix.shape
+        cell = _cell_size(max(nr, nc))
+        left = 10 + 7 * max((len(_short(r)) for r in p.rows), default=1)
+        top = 24 + 7 * max((len(_short(c)) for c in p.cols), default=1)
+        img = Image.new("RGB", (left + nc * cell + 10, top + nr * cell + 10), "white")
+        draw = ImageDraw.Draw(img)
+        draw.text((4, 4), p.title, fill="black", font=font)
+        heat = p.lines[0] if p.lines is not None and len(p.lines) == 1 else p.matrix
+        img.paste(_matrix_image(heat / (float(heat.max()) or 1.0), cell), (left, top))
+        step = max(1, math.ceil(12 / cell))
+        for i in range(0, nr, step):
+            draw.text((left - 4, top + i * cell + cell / 2), _short(p.rows[i]), fill="black", font=font, anchor="rm")
+        for j in range(0, nc, step):  # key labels, vertical
+            label = Image.new("RGBA", (7 * len(_short(p.cols[j])) + 4, 14), (255, 255, 255, 0))
+            ImageDraw.Draw(label).text((0, 0), _short(p.cols[j]), fill="black", font=font)
+            label = label.rotate(90, expand=True)
+            img.paste(label, (int(left + j * cell + cell / 2 - 7), top - 4 - label.height), label)
+        images.append(img)
+    width = sum(i.width for i in images) + 10 * (len(images) - 1)
+    out = Image.new("RGB", (width, max(i.height for i in images)), "white")
+    x = 0
+    for img in images:
+        out.paste(img, (x, 0))
+        x += img.width + 10
+    return out
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    image: Image.Image
+    layers: list[int]  # the layers shown, top to bottom (subsampled when there are many)
+    heads: int
+    left: int  # pixel offset of the first tile
+    top: int
+    tile: int  # tile size in pixels
+    pitch: int  # tile + gap (+ the sink bar, vertically)
+    pitch_y: int
+
+    def locate(self, x: float, y: float) -> tuple[int, int] | None:
+        """(layer, head) under pixel (x, y) of the image, or None between tiles."""
+        col, row = (x - self.left) // self.pitch, (y - self.top) // self.pitch_y
+        if 0 <= row < len(self.layers) and 0 <= col < self.heads:
+            return self.layers[int(row)], int(col)
+        return None
+
+
+def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
+    """The model view: every layer x head of [L, H, Q, K] as small heatmaps in one grid; under each
+    tile, an orange bar as long as that head's share of attention on the sink tokens (the first
+    token and separators)."""
+    n_layers, n_heads = att.shape[:2]
+    layers = list(range(n_layers))
+    if n_layers * n_heads > MAX_TILES:
+        keep = max(1, MAX_TILES // n_heads)
+        layers = sorted({round(i * (n_layers - 1) / max(keep - 1, 1)) for i in range(keep)})
+    tile = 64 if len(layers) * n_heads <= 64 else 40
+    bar, gap = 4, 6
+    left, top = 34, 18
+    pitch, pitch_y = tile + gap, tile + bar + 2 + gap
+    share = A.sink_share(att, sinks)
+    img = Image.new("RGB", (left + n_heads * pitch, top + len(layers) * pitch_y), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=10)
+    for h in range(n_heads):
+        draw.text((left + h * pitch + tile // 2, 2), f"H{h + 1}", fill="black", font=font, anchor="mt")
+    for r, layer in enumerate(layers):
+        y = top + r * pitch_y
+        draw.text((2, y + tile // 2), f"L{layer + 1}", fill="black", font=font, anchor="lm")
+        for h in range(n_heads):
+            x = left + h * pitch
+            m = att[layer, h]
+            small = Image.fromarray((np.clip(m / (float(m.max()) or 1.0), 0, 1) * 255).astype(np.uint8), "L")
+            small = small.resize((tile, tile), Image.BOX if m.shape[0] > tile else Image.NEAREST)
+            v = np.asarray(small, dtype=np.float32)[..., None] / 255
+            img.paste(Image.fromarray((255 - v * (255 - np.array(BLUE))).astype(np.uint8), "RGB"), (x, y))
+            draw.rectangle([x, y + tile + 2, x + tile - 1, y + tile + 1 + bar], fill="#eee")
+            draw.rectangle([x, y + tile + 2, x + int(round(float(share[layer, h]) * (tile - 1))), y + tile + 1 + bar], fill="#f28e2b")
+    return Mosaic(img, layers, n_heads, left, top, tile, pitch, pitch_y)
+
+
+def sinks_of(result: A.AttentionResult, kind: str) -> list[int]:
+    """Key positions that heads use as a no-op "sink": the first token and separators ([SEP], </s>)."""
+    _, col_side = _side_tokens(result, kind)
+    special = result.special if col_side == "in" else result.target_special
+    return sorted({0} | {i for i, s in enumerate(special) if s})

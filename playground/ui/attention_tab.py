@@ -1,0 +1,243 @@
+"""Attention tab: per layer and head, for encoders, decoders and encoder-decoders, on live models."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from playground.core import attention as A
+from playground.core import render_attention as R
+from playground.core.inputs import require_choice, require_text
+from playground.errors import InputError
+from playground.models import ModelLoader
+from playground.models.sources import MAX_SOURCE_LEN
+from playground.models.zerogpu import gpu_task
+from playground.ui.common import bind, progress_fn, user_errors
+
+EXPLAINER = """
+### Attention: how each token gathers context
+Every layer turns each token into a **query** (what am I looking for?), a **key** (what do I
+offer?) and a **value** (what do I pass on?). Token *i* scores every token *j* by the dot product of
+its query with *j*'s key, and a **softmax** turns the scores into weights α_ij that sum to 1 (one
+row of the heatmap). Its new vector is the α-weighted sum of the values. A layer runs several
+**heads** in parallel, each free to learn its own pattern (previous token, same word, a verb's
+subject ...).
+
+- An **encoder** (BERT) lets every token look both ways. A **decoder** (GPT) hides the future: the
+  **causal mask** sets the scores of later tokens to −∞, so the upper triangle is zero.
+- An **encoder-decoder** (T5) adds **cross-attention**: each output token (row) looks at the input
+  tokens (columns) it is translating or transforming.
+- **A weight is not a contribution.** What token *j* actually sends is α_ij times its projected
+  value vector f(x_j); the *value-weighted* view shows ‖α_ij f(x_j)‖ (Kobayashi et al. 2020).
+  Many heads park attention on the first token or [SEP] (an "attention sink") whose value vector
+  is small: high weight, little effect. The model view's orange bars show each head's sink share.
+
+Run a text, then switch view, layer and head; click a tile of the model view to open that head.
+"""
+
+MODEL_CHOICES = ["bert-base-uncased", "gpt2", "t5-small"]
+EXAMPLES = [
+    ["bert-base-uncased", "The animal didn't cross the street because it was too tired.", ""],  # pronoun -> antecedent
+    ["gpt2", "The keys to the old wooden cabinet in the hall are on the table.", ""],  # long-range agreement
+    ["t5-small", "translate English to German: The house is wonderful.", "Das Haus ist wunderbar."],  # a translation pair
+    ["bert-base-uncased", "ROMEO. But soft, what light through yonder window breaks? It is the east, and Juliet is the sun.", ""],
+    ["t5-small", "reverse words: red cat blue dog", ""],  # the embedded T5's own task: watch cross-attention run backwards
+]
+VIEW_CHOICES = [("One head", "head"), ("Lines (head view)", "lines"), ("Mean over heads", "mean"), ("Rollout", "rollout"),
+                ("Value-weighted vs raw", "value"), ("Encoder / decoder / cross (T5)", "kinds")]
+_DOWNLOADS = Path(tempfile.gettempdir()) / "playground-attention"
+
+
+def _load(loader: ModelLoader, model: Any, progress=None):
+    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
+    if not name:
+        raise InputError(f"Choose a model: {', '.join(MODEL_CHOICES)}, a Hub id or an allowed folder.")
+    family = loader.transformer_family(name)
+    report = progress_fn(progress) if progress is not None else None
+    return name, loader.load(name, family, attention=True, progress=report)
+
+
+def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> A.AttentionResult:
+    """Load `model` with eager attention and run one forward pass (see `core.attention.run_attention`)."""
+    A.check_request(text, target_text, max_tokens or loader.settings.attention_max_tokens)
+    name, lm = _load(loader, model, progress)
+    return run_with_source(lm, name, text, target_text, max_tokens or loader.settings.attention_max_tokens)
+
+
+def run_with_source(lm, name: str, text: str, target_text: str, max_tokens: int) -> A.AttentionResult:
+    result = A.run_attention(lm.model, lm.tokenizer, text, target_text, max_tokens=max_tokens, name=name)
+    result.notes.insert(0, f"Running {lm.source.describe()}.")
+    return result
+
+
+# ---- event handlers: loader and plain values in, values for the outputs out -----------------------
+
+
+@user_errors
+def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, progress=gr.Progress()):
+    """One forward pass. Returns: the result (per-user state), the notice, the kind / layer / head /
+    focus controls fitted to the model, and the JSON and .npz downloads."""
+    result = compute(loader, model, text, target_text, max_tokens, progress)
+    kinds = R.kinds_of(result)
+    layers, heads = result.attentions[kinds[0]].shape[:2]
+    json_path, npz_path = _data_files(result)
+    return (
+        result,
+        "\n\n".join(result.notes),
+        gr.update(choices=kinds, value=kinds[0]),
+        gr.update(maximum=layers, value=min(layers, max(1, layers // 2))),
+        gr.update(maximum=heads, value=1),
+        gr.update(choices=[("(none)", "")] + R.focus_choices(result), value=""),
+        [str(json_path), str(npz_path)],
+    )
+
+
+@user_errors
+def on_view(result: A.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
+            hide_special: bool, pool_words: bool, top_k: float):
+    """The chosen view as HTML, the model-view mosaic of the kind, and a PNG of the view (download)."""
+    if result is None:
+        raise InputError("Run a text first.")
+    req = R.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
+                        focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=int(top_k))
+    v = R.build_view(result, req)
+    png = _file(result, "view", ".png")
+    R.render_png(v).save(png)
+    m = R.mosaic(result.attentions[req.kind], R.sinks_of(result, req.kind))
+    return R.render_html(v), m.image, str(png)
+
+
+@user_errors
+def on_pick_head(result: A.AttentionResult | None, kind: str, evt: gr.SelectData):
+    """A click on the model view opens that layer and head in the one-head view."""
+    if result is None:
+        raise InputError("Run a text first.")
+    x, y = evt.index
+    m = R.mosaic(result.attentions[require_choice(kind, "attention kind", R.kinds_of(result))], R.sinks_of(result, kind))
+    hit = m.locate(x, y)
+    if hit is None:
+        return gr.update(), gr.update(), gr.update()
+    return gr.update(value=hit[0] + 1), gr.update(value=hit[1] + 1), "head"
+
+
+@user_errors
+def on_compare(loader: ModelLoader, encoder: str, decoder: str, text: str, max_tokens: float, progress=gr.Progress()) -> str:
+    """The same text through an encoder and a decoder: their last layers' mean attention side by side."""
+    panels, notes = [], []
+    for name in (encoder, decoder):
+        result = compute(loader, name, text, "", max_tokens, progress)
+        kind = R.kinds_of(result)[0]
+        view = R.build_view(result, R.ViewRequest(view="mean", kind=kind, layer=result.attentions[kind].shape[0] - 1))
+        view.panels[0].title = f"{name} ({result.architecture}): {view.panels[0].title}"
+        panels.extend(view.panels)
+        notes.extend(result.notes)
+    return R.render_html(R.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
+
+
+def with_view_png(files: list[str] | None, png: str | None) -> list[str]:
+    """The downloads list with the current view's PNG first, in place of the previous one."""
+    data = [f for f in (files or []) if not str(f).endswith(".png")]
+    return ([png] if png else []) + data
+
+
+def attention_api(loader: ModelLoader, model: str, text: str, target_text: str = "") -> dict:
+    """Attention weights of `model` on `text` (encoder-decoders: fed `target_text`, or their own greedy output).
+
+    Returns {"model", "tokens", "target_tokens", "attentions": {"encoder"|"decoder"|"cross": [layer][head][query][key]},
+    "truncated"}, with only the kinds the model has, cut to the server's token cap.
+    """
+    return compute(loader, model, text, target_text or "").to_json()
+
+
+def _index(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise InputError(f"{name} must be a whole number from 1, got {value!r}.")
+    return int(value) - 1
+
+
+def _file(result: A.AttentionResult, stem: str, suffix: str) -> Path:
+    _DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in result.model)[-40:] or "model"
+    return Path(tempfile.mkstemp(prefix=f"attention-{safe}-{stem}-", suffix=suffix, dir=_DOWNLOADS)[1])
+
+
+def _data_files(result: A.AttentionResult) -> tuple[Path, Path]:
+    json_path, npz_path = _file(result, "weights", ".json"), _file(result, "weights", ".npz")
+    json_path.write_text(json.dumps(result.to_json()))
+    result.to_npz(npz_path)
+    return json_path, npz_path
+
+
+# ---- layout and wiring --------------------------------------------------------------------------
+
+
+def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
+    """The attention-map viewer. Named API endpoint: `/attention(model, text, target_text)` -> JSON."""
+    cap = loader.settings.attention_max_tokens
+    with gr.Blocks() as tab:
+        gr.Markdown(EXPLAINER)
+        result = gr.State(None)
+        with gr.Row():
+            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
+                                label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
+            max_tokens = gr.Slider(2, A.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
+        text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=A.MAX_TEXT_CHARS, elem_id="att-text")
+        target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=A.MAX_TEXT_CHARS)
+        gr.Examples(EXAMPLES, inputs=[model, text, target], label="Examples: a pronoun and its antecedent, long-range agreement, a translation pair")
+        run = gr.Button("Show attention", variant="primary", elem_id="att-run")
+        notice = gr.Markdown(elem_id="att-notice")
+        with gr.Row():
+            view = gr.Radio(VIEW_CHOICES, value="head", label="View", elem_id="att-view-choice")
+            kind = gr.Dropdown([A.ENCODER], value=A.ENCODER, label="Attention kind", elem_id="att-kind")
+        with gr.Row():
+            layer = gr.Slider(1, 12, value=1, step=1, label="Layer", elem_id="att-layer")
+            head = gr.Slider(1, 12, value=1, step=1, label="Head", elem_id="att-head")
+            top_k = gr.Slider(1, R.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
+        with gr.Row():
+            focus = gr.Dropdown([("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus")
+            all_heads = gr.Checkbox(label="All heads of the layer (lines view)")
+            hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)")
+            pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)")
+        shown = gr.HTML(elem_id="att-shown")
+        grid = gr.Image(label="Model view: every layer x head; orange bar = share on the first token / separators. Click a tile.",
+                        type="pil", interactive=False, elem_id="att-grid", buttons=["download"])
+        downloads = gr.File(label="Downloads: PNG of the view, weights as JSON and .npz", file_count="multiple", elem_id="att-downloads")
+        view_png = gr.File(visible=False)
+
+        gr.Markdown("### Encoder vs decoder on the same sentence")
+        with gr.Row():
+            enc_model = gr.Dropdown(MODEL_CHOICES, value="bert-base-uncased", allow_custom_value=True, label="Encoder")
+            dec_model = gr.Dropdown(MODEL_CHOICES, value="gpt2", allow_custom_value=True, label="Decoder")
+            compare = gr.Button("Compare", elem_id="att-compare")
+        compared = gr.HTML(elem_id="att-compared")
+
+        view_inputs = [result, view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k]
+        view_outputs = [shown, grid, view_png]
+        run_outputs = [result, notice, kind, layer, head, focus, downloads]
+        show = on_view
+
+        run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens], run_outputs, api_visibility="private").then(
+            show, view_inputs, view_outputs, api_visibility="private").then(with_view_png, [downloads, view_png], downloads, api_visibility="private")
+        for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
+            control.input(show, view_inputs, view_outputs, api_visibility="private").then(
+                with_view_png, [downloads, view_png], downloads, api_visibility="private")
+        grid.select(on_pick_head, [result, kind], [layer, head, view], api_visibility="private").then(
+            show, view_inputs, view_outputs, api_visibility="private")
+        compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")
+
+        def attention(model: str, text: str, target_text: str = "") -> dict:  # gr.api reads this signature for the API page
+            return user_errors(attention_api)(loader, model, text, target_text)
+
+        attention.__doc__ = attention_api.__doc__
+        gr.api(gpu_task(attention), api_name="attention")
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    from playground.config import Settings
+
+    build_attention_tab(ModelLoader(Settings.from_env())).launch()

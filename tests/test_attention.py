@@ -1,0 +1,320 @@
+"""Attention viewer: weights equal transformers' own tensors; rollout and value-weighted attention equal
+computations written out here from the layers' own projections; views, caps and errors; the tab's handlers."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from playground.core import attention as A
+from playground.core import render_attention as R
+from playground.errors import InputError
+from playground.models import Family, ModelLoader
+from playground.ui import attention_tab as tab
+
+TEXT = "The animal didn't cross the street because it was too tired."
+# (folder under the tiny models' root, the family the loader should detect, its architecture)
+TINY = [("tiny-bert", Family.MASKED_LM, "encoder"), ("tiny-bert-base", Family.ENCODER, "encoder"),
+        ("tiny-gpt", Family.CAUSAL_LM, "decoder"), ("tiny-t5", Family.SEQ2SEQ, "encoder-decoder")]
+
+
+@pytest.fixture
+def loader(settings) -> ModelLoader:
+    return ModelLoader(settings)
+
+
+def load(loader, tiny_root, name):
+    source = str(tiny_root / name)
+    return loader.load(source, loader.transformer_family(source), attention=True)
+
+
+def own_attentions(lm, text: str, decoder_ids=None) -> dict[str, np.ndarray]:
+    """transformers' own output_attentions tensors, as [layer, head, query, key] arrays."""
+    enc = lm.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        if decoder_ids is None:
+            out = lm.model(**enc, output_attentions=True)
+            return {"all": torch.stack(out.attentions)[:, 0].numpy()}
+        out = lm.model(**enc, decoder_input_ids=decoder_ids, output_attentions=True)
+    return {k: torch.stack(v)[:, 0].numpy() for k, v in
+            (("encoder", out.encoder_attentions), ("decoder", out.decoder_attentions), ("cross", out.cross_attentions))}
+
+
+# ---- the weights are the model's own ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, family, arch", TINY)
+def test_weights_equal_transformers_own_and_obey_the_masks(loader, tiny_root, name, family, arch):
+    assert loader.transformer_family(str(tiny_root / name)) is family
+    lm = load(loader, tiny_root, name)
+    target = "Das Tier ist müde." if arch == "encoder-decoder" else ""
+    r = A.run_attention(lm.model, lm.tokenizer, TEXT, target, max_tokens=64, name=name)
+    assert r.architecture == arch
+    if arch == "encoder-decoder":
+        labels = lm.tokenizer(text_target=target, return_tensors="pt").input_ids
+        decoder_ids = lm.model._shift_right(labels)  # teacher forcing: the target shifted right
+        own = own_attentions(lm, TEXT, decoder_ids)
+        assert set(r.attentions) == {"encoder", "decoder", "cross"}
+        for kind in own:
+            np.testing.assert_array_equal(r.attentions[kind], own[kind])
+        assert r.target_tokens == lm.tokenizer.convert_ids_to_tokens(decoder_ids[0])
+        n_src, n_tgt = len(r.tokens), len(r.target_tokens)
+        assert r.attentions["cross"].shape[2:] == (n_tgt, n_src)  # target x source
+        assert np.all(np.triu(r.attentions["decoder"], k=1) == 0)  # causal
+    else:
+        assert list(r.attentions) == [arch]
+        np.testing.assert_array_equal(r.attentions[arch], own_attentions(lm, TEXT)["all"])
+        if arch == "decoder":
+            assert np.all(np.triu(r.attentions[arch], k=1) == 0)
+        else:
+            assert np.all(np.triu(r.attentions[arch], k=1).sum(axis=(-1, -2)) > 0)  # encoders look ahead
+    for a in r.attentions.values():
+        np.testing.assert_allclose(a.sum(axis=-1), 1.0, atol=1e-5)
+    assert r.tokens == lm.tokenizer.convert_ids_to_tokens(lm.tokenizer(TEXT).input_ids)
+
+
+def test_encoder_decoder_defaults_to_its_own_greedy_output(loader, tiny_root):
+    lm = load(loader, tiny_root, "tiny-t5")
+    r = A.run_attention(lm.model, lm.tokenizer, "translate: hello", "", max_tokens=8)
+    generated = lm.model.generate(**lm.tokenizer("translate: hello", return_tensors="pt"), max_new_tokens=8, do_sample=False)
+    assert r.target_tokens == lm.tokenizer.convert_ids_to_tokens(generated[0, :-1])
+    assert any("greedy output" in n for n in r.notes)
+
+
+def test_long_text_is_cut_at_the_cap_with_a_notice(loader, tiny_root):
+    lm = load(loader, tiny_root, "tiny-bert")
+    r = A.run_attention(lm.model, lm.tokenizer, "word " * 100, max_tokens=16)
+    assert len(r.tokens) == 16 and r.truncated and r.n_tokens_before_cap == 102
+    assert r.attentions["encoder"].shape[-1] == 16 and "only the first 16" in r.notes[0]
+    gpt = load(loader, tiny_root, "tiny-gpt")  # the tiny GPT reads at most 32 positions
+    r = A.run_attention(gpt.model, gpt.tokenizer, "word " * 100, max_tokens=64)
+    assert len(r.tokens) == 32 and "reads at most 32" in r.notes[0]
+
+
+@pytest.mark.parametrize("text, target, max_tokens, fragment", [
+    ("", "", 16, "Enter a text"),
+    ("x" * (A.MAX_TEXT_CHARS + 1), "", 16, "limit is"),
+    ("hi", "", A.MAX_TOKENS + 1, "between 2 and 512"),
+    ("hi", "", 1.5, "whole number"),
+    ("hi", 3, 16, "must be text"),
+])
+def test_bad_requests_are_refused_clearly(loader, tiny_root, text, target, max_tokens, fragment):
+    lm = load(loader, tiny_root, "tiny-bert")
+    with pytest.raises(InputError, match=fragment):
+        A.run_attention(lm.model, lm.tokenizer, text, target, max_tokens=max_tokens)
+
+
+def test_sdpa_model_is_refused_with_the_fix(loader, tiny_root):
+    lm = loader.load(str(tiny_root / "tiny-bert"), "masked-lm")  # attention=False: SDPA
+    with pytest.raises(InputError, match="eager attention"):
+        A.run_attention(lm.model, lm.tokenizer, TEXT)
+
+
+# ---- rollout and value-weighted attention, written out ----------------------------------------------
+
+
+def test_rollout_equals_the_product_written_out(loader, tiny_root):
+    lm = load(loader, tiny_root, "tiny-bert")
+    r = A.run_attention(lm.model, lm.tokenizer, TEXT)
+    with torch.no_grad():
+        att = lm.model(**lm.tokenizer(TEXT, return_tensors="pt"), output_attentions=True).attentions
+    n = att[0].shape[-1]
+    expected = torch.eye(n)
+    for layer in att:  # Abnar & Zuidema: 0.5 A + 0.5 I, rows renormalized, multiplied from the first layer up
+        a = 0.5 * layer[0].mean(0) + 0.5 * torch.eye(n)
+        expected = (a / a.sum(-1, keepdim=True)) @ expected
+    np.testing.assert_allclose(A.rollout(r.attentions["encoder"])[-1], expected.numpy(), atol=1e-5)
+
+
+def _value_norms_by_hand(lm, arch: str) -> dict[str, torch.Tensor]:
+    """||f(x_j)|| per layer and head from the layers' own value and output projections (the paper's f)."""
+    cfg = lm.model.config
+    enc = lm.tokenizer(TEXT, return_tensors="pt")
+    with torch.no_grad():
+        if arch == "encoder":  # BERT: post-LN, the layer input is the previous hidden state
+            hidden = lm.model(**enc, output_hidden_states=True).hidden_states
+            base = lm.model.base_model
+            heads, d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+            out = []
+            for layer, x in zip(base.encoder.layer, hidden):
+                v = layer.attention.self.value(x)[0]  # [T, H*d]
+                w = layer.attention.output.dense.weight  # [hidden, H*d]
+                out.append(torch.stack([(v[:, h * d:(h + 1) * d] @ w[:, h * d:(h + 1) * d].T).norm(dim=-1) for h in range(heads)]))
+            return {"encoder": torch.stack(out)}
+        # GPT-2: pre-LN; c_attn and c_proj are Conv1D (x @ W + b)
+        hidden = lm.model(**enc, output_hidden_states=True).hidden_states
+        heads, d = cfg.n_head, cfg.n_embd // cfg.n_head
+        out = []
+        for block, x in zip(lm.model.transformer.h, hidden):
+            v = block.attn.c_attn(block.ln_1(x))[0, :, 2 * cfg.n_embd:]
+            w = block.attn.c_proj.weight  # [H*d, hidden]
+            out.append(torch.stack([(v[:, h * d:(h + 1) * d] @ w[h * d:(h + 1) * d]).norm(dim=-1) for h in range(heads)]))
+        return {"decoder": torch.stack(out)}
+
+
+@pytest.mark.parametrize("name, arch", [("tiny-bert", "encoder"), ("tiny-gpt", "decoder")])
+def test_value_weighted_equals_the_layers_own_projections(loader, tiny_root, name, arch):
+    lm = load(loader, tiny_root, name)
+    r = A.run_attention(lm.model, lm.tokenizer, TEXT)
+    norms = _value_norms_by_hand(lm, arch)[arch].numpy()
+    np.testing.assert_allclose(r.value_norms[arch], norms, rtol=1e-4, atol=1e-6)
+    weighted = A.value_weighted(r.attentions[arch], r.value_norms[arch])
+    np.testing.assert_allclose(weighted, r.attentions[arch] * norms[:, :, None, :], rtol=1e-4, atol=1e-7)
+
+
+def test_t5_value_norms_for_all_three_kinds(loader, tiny_root):
+    lm = load(loader, tiny_root, "tiny-t5")
+    r = A.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier.")
+    enc = lm.tokenizer(TEXT, return_tensors="pt")
+    cfg = lm.model.config
+    with torch.no_grad():
+        out = lm.model(**enc, decoder_input_ids=lm.model._shift_right(lm.tokenizer(text_target="Das Tier.", return_tensors="pt").input_ids),
+                       output_hidden_states=True)
+        block = lm.model.encoder.block[1]  # encoder layer 2: T5 is pre-LN
+        x = block.layer[0].layer_norm(out.encoder_hidden_states[1])
+        v = block.layer[0].SelfAttention.v(x)[0]
+        w = block.layer[0].SelfAttention.o.weight
+        d = cfg.d_kv
+        expected = torch.stack([(v[:, h * d:(h + 1) * d] @ w[:, h * d:(h + 1) * d].T).norm(dim=-1) for h in range(cfg.num_heads)])
+        cross = lm.model.decoder.block[0].layer[1].EncDecAttention  # cross-attention values come from the encoder output
+        vc = cross.v(out.encoder_last_hidden_state)[0]
+        expected_cross = torch.stack([(vc[:, h * d:(h + 1) * d] @ cross.o.weight[:, h * d:(h + 1) * d].T).norm(dim=-1) for h in range(cfg.num_heads)])
+    np.testing.assert_allclose(r.value_norms["encoder"][1], expected.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(r.value_norms["cross"][0], expected_cross.numpy(), rtol=1e-4, atol=1e-6)
+    assert r.value_norms["decoder"].shape == r.attentions["decoder"].shape[:3]
+
+
+# ---- views ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def t5_result(loader, tiny_root) -> A.AttentionResult:
+    lm = load(loader, tiny_root, "tiny-t5")
+    return A.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier ist müde.")
+
+
+@pytest.mark.parametrize("view", R.VIEWS)
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_every_view_renders_html_and_png(t5_result, view, kind):
+    req = R.ViewRequest(view=view, kind=kind, layer=1, head=1, focus="in:3", top_k=2)
+    if view == "rollout" and kind == "cross":
+        with pytest.raises(InputError, match="self-attention"):
+            R.build_view(t5_result, req)
+        return
+    v = R.build_view(t5_result, req)
+    html = R.render_html(v)
+    assert html.count("<svg") == len(v.panels) == (3 if view == "kinds" else 2 if view == "value" else 1)
+    png = R.render_png(v)
+    assert png.width > 100 and png.height > 100
+
+
+def test_heatmap_cells_carry_their_values_on_hover(t5_result):
+    v = R.build_view(t5_result, R.ViewRequest(view="head", kind="cross", layer=0, head=1))
+    p = v.panels[0]
+    assert (p.rows, p.cols) == (t5_result.target_tokens, t5_result.tokens)  # labelled by the tokens on each side
+    html = R.render_html(v)
+    value = t5_result.attentions["cross"][0, 1, 2, 3]
+    assert f"<title>{escape(p.rows[2])} → {escape(p.cols[3])}: {value:.3f}</title>" in html  # labels escaped
+
+
+def test_hidden_specials_and_pooled_words_keep_rows_summing_to_one(loader, tiny_root):
+    lm = load(loader, tiny_root, "tiny-bert")
+    r = A.run_attention(lm.model, lm.tokenizer, "Tokenizers split unbelievable words.")
+    v = R.build_view(r, R.ViewRequest(view="head", kind="encoder", hide_special=True, pool_words=True))
+    p = v.panels[0]
+    assert "[CLS]" not in p.rows and "tokenizers" in p.rows and "unbelievable" in p.cols
+    np.testing.assert_allclose(p.matrix.sum(-1), 1.0, atol=1e-5)
+    # the first word's cell on itself: the mean over its query pieces of the sum over its key pieces
+    keep = [i for i, s in enumerate(r.special) if not s]
+    raw = A.select(r.attentions["encoder"][0, 0], keep, keep, True)
+    pieces = [i for i, w in enumerate(r.words[k] for k in keep) if w == r.words[keep[0]]]
+    assert p.matrix[0, 0] == pytest.approx(raw[pieces][:, pieces].sum(-1).mean(), abs=1e-6)
+
+
+def test_focus_outlines_the_token_and_summarizes_it(t5_result):
+    v = R.build_view(t5_result, R.ViewRequest(view="head", kind="encoder", focus="in:2"))
+    html = R.render_html(v)
+    token = t5_result.tokens[2]
+    assert "attends most to" in html and "is attended most by" in html and token in html
+    assert html.count(R.FOCUS) == 2  # its row and its column
+
+
+def test_model_view_tiles_map_clicks_to_layer_and_head(t5_result):
+    att = t5_result.attentions["encoder"]
+    m = R.mosaic(att, R.sinks_of(t5_result, "encoder"))
+    assert m.layers == [0, 1] and m.heads == 2
+    assert m.locate(m.left + m.pitch + 2, m.top + m.pitch_y + 2) == (1, 1)
+    assert m.locate(0, 0) is None
+    share = A.sink_share(att, R.sinks_of(t5_result, "encoder"))
+    np.testing.assert_allclose(share, att[..., [0, len(t5_result.tokens) - 1]].sum(-1).mean(-1), atol=1e-6)  # first token and </s>
+
+
+def test_model_view_subsamples_many_layers():
+    att = np.full((48, 16, 4, 4), 0.25, dtype=np.float32)  # 768 heads
+    m = R.mosaic(att, [0])
+    assert len(m.layers) * 16 <= R.MAX_TILES and m.layers[0] == 0 and m.layers[-1] == 47
+
+
+@pytest.mark.parametrize("req, fragment", [
+    (R.ViewRequest(view="map"), "view must be one of"),
+    (R.ViewRequest(kind="cross"), "attention kind must be one of"),
+    (R.ViewRequest(layer=9), "layer must be between 0 and 1"),
+    (R.ViewRequest(view="kinds"), "encoder-decoder"),
+    (R.ViewRequest(focus="x:1"), "focus must look like"),
+])
+def test_bad_view_requests_say_what_to_change(loader, tiny_root, req, fragment):
+    lm = load(loader, tiny_root, "tiny-bert")
+    r = A.run_attention(lm.model, lm.tokenizer, "hello world")
+    with pytest.raises(InputError, match=fragment):
+        R.build_view(r, req)
+
+
+def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
+    t5_result.to_npz(tmp_path / "w.npz")
+    data = np.load(tmp_path / "w.npz")
+    np.testing.assert_array_equal(data["attention_cross"], t5_result.attentions["cross"])
+    assert list(data["tokens"]) == t5_result.tokens
+    js = json.loads(json.dumps(t5_result.to_json()))
+    assert set(js["attentions"]) == {"encoder", "decoder", "cross"}
+    np.testing.assert_array_equal(np.array(js["attentions"]["decoder"], dtype=np.float32), t5_result.attentions["decoder"])
+
+
+# ---- the tab's handlers, called directly ------------------------------------------------------------
+
+
+def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
+    result, notice, kind, layer, head, focus, files = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
+    assert "Running" in notice and "reads at most 32" not in notice
+    assert kind["choices"] == ["decoder"] and layer["maximum"] == 2 and head["maximum"] == 2
+    assert focus["choices"][1] == ("0: The", "in:0")
+    html, grid, png = tab.on_view(result, "lines", "decoder", 2, 1, True, "in:1", False, False, 2)
+    assert "head 2" in html and grid.size[0] > 50 and png.endswith(".png")
+    assert [f.rsplit(".", 1)[1] for f in tab.with_view_png(files, png)] == ["png", "json", "npz"]
+    with pytest.raises(gr.Error, match="layer must be a whole number from 1"):
+        tab.on_view(result, "head", "decoder", 0, 1, False, "", False, False, 3)
+    with pytest.raises(gr.Error, match="Run a text first"):
+        tab.on_view(None, "head", "decoder", 1, 1, False, "", False, False, 3)
+
+
+def test_clicking_the_model_view_opens_that_head(loader, tiny_root):
+    result = tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0]
+    m = R.mosaic(result.attentions["encoder"], R.sinks_of(result, "encoder"))
+    layer, head, view = tab.on_pick_head(result, "encoder", SimpleNamespace(index=[m.left + m.pitch + 1, m.top + m.pitch_y + 1]))
+    assert (layer["value"], head["value"], view) == (2, 2, "head")
+
+
+def test_on_compare_shows_an_encoder_and_a_decoder(loader, tiny_root):
+    html = tab.on_compare(loader, str(tiny_root / "tiny-bert"), str(tiny_root / "tiny-gpt"), "a b c d", 32, progress=None)
+    assert html.count("<svg") == 2 and "(encoder)" in html and "(decoder)" in html
+
+
+@pytest.mark.parametrize("model, fragment", [("", "Choose a model"), ("/etc", "outside the folders"), ("no such model!", "neither a Hub id")])
+def test_on_run_refuses_bad_models(loader, model, fragment):
+    with pytest.raises(gr.Error, match=fragment):
+        tab.on_run(loader, model, TEXT, "", 32, progress=None)
