@@ -26,7 +26,7 @@ def test_app_builds_with_every_tab_and_loads_nothing():
 def test_named_api_endpoints_exist():
     demo = build_app(Settings(offline=True, device="cpu"))
     names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
-    assert {"tokenize", "explain_word", "load_model", "models"} <= names
+    assert {"tokenize", "explain_word", "load_model", "models", "attention"} <= names
 
 
 def test_served_page_loads_nothing_from_a_cdn(live_app):
@@ -121,3 +121,33 @@ def test_prefetch_fails_fast_without_the_hub(env):
                          env={**os.environ, "HF_HUB_OFFLINE": "", **env}, timeout=60)
     assert run.returncode == 2
     assert "error:" in run.stderr and time.perf_counter() - start < 30
+
+
+def test_attention_endpoint_over_http_on_the_embedded_t5(live_app):
+    import numpy as np
+    import torch
+
+    client = Client(live_app, verbose=False)
+    out = client.predict("t5-small", "reverse words: red cat blue", "blue cat red", api_name="/attention")
+    assert set(out) == {"model", "tokens", "target_tokens", "attentions", "truncated"}
+    assert set(out["attentions"]) == {"encoder", "decoder", "cross"} and out["truncated"] is False
+    cross = np.array(out["attentions"]["cross"])
+    assert cross.shape[2:] == (len(out["target_tokens"]), len(out["tokens"]))  # [layer][head][target][source]
+    # the same numbers as the model's own tensors, loaded here independently of the app
+    lm = ModelLoader(Settings(offline=True, device="cpu")).load("t5-small", "seq2seq", attention=True)
+    enc = lm.tokenizer("reverse words: red cat blue", return_tensors="pt")
+    labels = lm.tokenizer(text_target="blue cat red", return_tensors="pt").input_ids
+    with torch.no_grad():
+        own = lm.model(**enc, decoder_input_ids=lm.model._shift_right(labels), output_attentions=True)
+    np.testing.assert_allclose(cross, torch.stack(own.cross_attentions)[:, 0].numpy(), atol=1e-6)
+    bert = client.predict("bert-base-uncased", "To be or not to be", api_name="/attention")
+    assert list(bert["attentions"]) == ["encoder"] and bert["target_tokens"] == [] and bert["tokens"][0] == "[CLS]"
+
+
+@pytest.mark.parametrize("model, text, fragment", [("gpt2", "", "Enter a text"), ("/etc", "hi", "outside the folders"),
+                                                   ("gpt2", "x" * 20_001, "limit is 20,000")])
+def test_attention_endpoint_rejects_bad_input_clearly(live_app, model, text, fragment):
+    client = Client(live_app, verbose=False)
+    with pytest.raises(Exception, match=fragment):
+        client.predict(model, text, "", api_name="/attention")
+    assert list(client.predict("gpt2", "ok then", api_name="/attention")["attentions"]) == ["decoder"]

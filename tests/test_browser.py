@@ -73,3 +73,43 @@ def test_tokenizer_flow_types_picks_two_and_explains_a_word(page):
     expect(page.locator("#split-steps")).to_contain_text("How gpt2 split", timeout=30_000)
     assert page.locator("#split-steps table").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "tokenizer-tab.png"), full_page=True)
+
+
+def test_attention_flow_picks_a_model_switches_views_focuses_and_downloads(page):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Attention").click()
+    model = page.locator("#att-model input")
+    model.fill("t5-small")
+    model.press("Enter")
+    page.locator("#att-text textarea").fill("reverse words: red cat blue dog")
+    page.locator("#att-run").click()
+    expect(page.locator("#att-shown svg.att-heatmap")).to_have_count(1, timeout=60_000)
+    expect(page.locator("#att-notice")).to_contain_text("greedy output", timeout=30_000)
+    # the encoder-decoder's three kinds side by side
+    page.locator("#att-view-choice label", has_text="Encoder / decoder / cross").click()
+    expect(page.locator("#att-shown svg.att-heatmap")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#att-shown")).to_contain_text("cross-attention")
+    # another layer and head, then the lines view
+    for slider, value in (("#att-layer", "2"), ("#att-head", "3")):
+        box = page.locator(f"{slider} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#att-view-choice label", has_text="Lines").click()
+    expect(page.locator("#att-shown svg.att-lines")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#att-shown")).to_contain_text("layer 2, head 3")
+    # focus a token: its summary appears
+    page.locator("#att-view-choice label", has_text="One head").click()
+    focus = page.locator("#att-focus input")
+    focus.click()
+    page.get_by_role("option").filter(has_text="▁red").first.click()
+    expect(page.locator("#att-shown .att-focus").first).to_contain_text("attends most to", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "attention-tab.png"), full_page=True)
+    # download the PNG of the current view
+    page.locator("#att-export").click()
+    link = page.locator("#att-downloads tr", has_text=".png").locator("a").first
+    expect(link).to_be_visible(timeout=30_000)
+    with page.expect_download() as info:
+        link.click()
+    path = info.value.path()
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert page.outside_requests == []

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from playground.core.cache import per_object
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 
@@ -198,6 +199,7 @@ class _ValueCapture:
     """
 
     def __init__(self, model: Any, arch: str) -> None:
+        self.model = model
         self.layers = _value_layers(model, arch)  # kind -> [(value module, output weight [H, d, out], split)]
         self.values: dict[str, list[torch.Tensor]] = {k: [] for k in self.layers}
         self.handles = []
@@ -220,18 +222,29 @@ class _ValueCapture:
     def norms(self, attentions: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
         if not self.layers:
             return None
+        grams = _output_grams(self.model)
         out = {}
         for kind, layers in self.layers.items():
             values = self.values[kind][-len(layers):]  # generate() ran the decoder before: keep the last forward's
             if kind not in attentions or len(values) != len(layers):
                 return None
             per_layer = []
-            for (_, w_out, _), v in zip(layers, values):
-                heads, d, _ = w_out.shape
-                f = torch.einsum("thd,hdo->tho", v.float().reshape(v.shape[0], heads, d), w_out.float())  # f(x_j) per head
-                per_layer.append(f.norm(dim=-1).T)  # [H, T]
+            for gram, v in zip(grams[kind], values):
+                heads, d, _ = gram.shape
+                v = v.float().reshape(v.shape[0], heads, d)  # [T, H, d]
+                # ||f(x_j)||² = v_j W_O W_Oᵀ v_jᵀ per head: the Gram matrix is d x d, cached per model
+                sq = torch.einsum("thd,hde,the->ht", v, gram, v)
+                per_layer.append(sq.clamp(min=0).sqrt())  # [H, T]
             out[kind] = torch.stack(per_layer).cpu().numpy()
         return out
+
+
+@per_object
+def _output_grams(model: Any) -> dict[str, list[torch.Tensor]]:
+    """Per kind and layer, W_O,h W_O,hᵀ for every head h ([H, d, d]): computed once per loaded model,
+    released with it."""
+    layers = _value_layers(model, architecture_of(model.config))
+    return {kind: [torch.einsum("hdo,heo->hde", w.float(), w.float()).detach() for _, w, _ in entries] for kind, entries in layers.items()}
 
 
 def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tensor, bool]]]:

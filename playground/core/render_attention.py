@@ -231,16 +231,15 @@ def _heatmap_svg(p: Panel, view: View) -> str:
         out.append(f'<text x="{x:.1f}" y="{y}" transform="rotate(-60 {x:.1f} {y})">{html.escape(_short(p.cols[j]))}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{nc * cell}" height="{nr * cell}" fill="#fff" stroke="#ccc"/>')
     if nr * nc <= HOVER_MAX_CELLS:
-        fmt = "{:.3f}" if p.probabilities else "{:.3g}"
-        rows = [html.escape(r) for r in p.rows]
-        cols = [html.escape(c) for c in p.cols]
+        fmt = "%.3f" if p.probabilities else "%.3g"
+        cols = [f'<rect x="{left + j * cell}" y="%d" width="{cell}" height="{cell}" fill-opacity="%.2f"><title>%s → {html.escape(c)}: {fmt}</title></rect>'
+                for j, c in enumerate(p.cols)]
+        shade = (m / scale).tolist()
+        values = m.tolist()
         out.append(f'<g fill="rgb{BLUE}">')
-        for i in range(nr):
-            y = top + i * cell
-            for j in range(nc):
-                v = float(m[i, j])
-                out.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell}" height="{cell}" fill-opacity="{v / scale:.2f}">'
-                           f'<title>{rows[i]} → {cols[j]}: {fmt.format(v)}</title></rect>')
+        for i, (row, op_row, label) in enumerate(zip(values, shade, p.rows)):
+            y, label = top + i * cell, html.escape(label)
+            out.append("".join(tpl % (y, o, label, v) for tpl, o, v in zip(cols, op_row, row)))
         out.append("</g>")
     else:  # too many cells to hover: one embedded image
         png = _matrix_image(m / scale, cell)
@@ -320,6 +319,11 @@ def _matrix_image(m: np.ndarray, cell: int) -> Image.Image:
     return img.resize((m.shape[1] * cell, m.shape[0] * cell), Image.NEAREST)
 
 
+def _png_label(label: str) -> str:
+    """A token label the bitmap font can draw: word markers (SentencePiece ▁, GPT-2 Ġ) as "_"."""
+    return _short(label).replace("▁", "_").replace("Ġ", "_")
+
+
 def render_png(view: View) -> Image.Image:
     """The view's panels as one image (the download): heatmaps with token labels and titles."""
     font = ImageFont.load_default(size=11)
@@ -329,19 +333,20 @@ def render_png(view: View) -> Image.Image:
         cell = _cell_size(max(nr, nc))
         left = 10 + 7 * max((len(_short(r)) for r in p.rows), default=1)
         top = 24 + 7 * max((len(_short(c)) for c in p.cols), default=1)
-        img = Image.new("RGB", (left + nc * cell + 10, top + nr * cell + 10), "white")
+        img = Image.new("RGB", (max(left + nc * cell + 10, 7 * len(p.title) + 12), top + nr * cell + 10), "white")
         draw = ImageDraw.Draw(img)
         draw.text((4, 4), p.title, fill="black", font=font)
         heat = p.lines[0] if p.lines is not None and len(p.lines) == 1 else p.matrix
         img.paste(_matrix_image(heat / (float(heat.max()) or 1.0), cell), (left, top))
         step = max(1, math.ceil(12 / cell))
         for i in range(0, nr, step):
-            draw.text((left - 4, top + i * cell + cell / 2), _short(p.rows[i]), fill="black", font=font, anchor="rm")
-        for j in range(0, nc, step):  # key labels, vertical
-            label = Image.new("RGBA", (7 * len(_short(p.cols[j])) + 4, 14), (255, 255, 255, 0))
-            ImageDraw.Draw(label).text((0, 0), _short(p.cols[j]), fill="black", font=font)
-            label = label.rotate(90, expand=True)
-            img.paste(label, (int(left + j * cell + cell / 2 - 7), top - 4 - label.height), label)
+            draw.text((left - 4, top + i * cell + cell / 2), _png_label(p.rows[i]), fill="black", font=font, anchor="rm")
+        # key labels, vertical: drawn on one strip, rotated once (strip row y becomes column x)
+        strip = Image.new("RGB", (top - 26, nc * cell), "white")
+        strip_draw = ImageDraw.Draw(strip)
+        for j in range(0, nc, step):
+            strip_draw.text((2, j * cell + cell / 2), _png_label(p.cols[j]), fill="black", font=font, anchor="lm")
+        img.paste(strip.rotate(90, expand=True), (left, 22))
         images.append(img)
     width = sum(i.width for i in images) + 10 * (len(images) - 1)
     out = Image.new("RGB", (width, max(i.height for i in images)), "white")
@@ -382,26 +387,32 @@ def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
         layers = sorted({round(i * (n_layers - 1) / max(keep - 1, 1)) for i in range(keep)})
     tile = 64 if len(layers) * n_heads <= 64 else 40
     bar, gap = 4, 6
-    left, top = 34, 18
+    left, top = 34, 40  # room above for the head labels (the image's own label overlays the top-left)
     pitch, pitch_y = tile + gap, tile + bar + 2 + gap
     share = A.sink_share(att, sinks)
-    img = Image.new("RGB", (left + n_heads * pitch, top + len(layers) * pitch_y), "white")
+    # every tile at once: area-average each [Q, K] map to tile x tile, scaled by its own maximum
+    import torch
+
+    maps = torch.from_numpy(np.ascontiguousarray(att[layers])).reshape(-1, 1, *att.shape[2:])
+    small = torch.nn.functional.interpolate(maps, size=(tile, tile), mode="area" if att.shape[2] >= tile else "nearest")
+    small = small / small.amax(dim=(2, 3), keepdim=True).clamp(min=1e-12)
+    shade = small.reshape(len(layers), n_heads, tile, tile, 1).numpy()
+    tiles = (255 - shade * (255 - np.array(BLUE, dtype=np.float32))).astype(np.uint8)  # [rows, heads, tile, tile, 3]
+    canvas = np.full((top + len(layers) * pitch_y, left + n_heads * pitch, 3), 255, dtype=np.uint8)
+    for r in range(len(layers)):
+        y = top + r * pitch_y
+        for h in range(n_heads):
+            x = left + h * pitch
+            canvas[y:y + tile, x:x + tile] = tiles[r, h]
+            canvas[y + tile + 2:y + tile + 2 + bar, x:x + tile] = (238, 238, 238)
+            canvas[y + tile + 2:y + tile + 2 + bar, x:x + 1 + int(round(float(share[layers[r], h]) * (tile - 1)))] = (242, 142, 43)
+    img = Image.fromarray(canvas, "RGB")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=10)
     for h in range(n_heads):
-        draw.text((left + h * pitch + tile // 2, 2), f"H{h + 1}", fill="black", font=font, anchor="mt")
+        draw.text((left + h * pitch + tile // 2, top - 4), f"H{h + 1}", fill="black", font=font, anchor="mb")
     for r, layer in enumerate(layers):
-        y = top + r * pitch_y
-        draw.text((2, y + tile // 2), f"L{layer + 1}", fill="black", font=font, anchor="lm")
-        for h in range(n_heads):
-            x = left + h * pitch
-            m = att[layer, h]
-            small = Image.fromarray((np.clip(m / (float(m.max()) or 1.0), 0, 1) * 255).astype(np.uint8), "L")
-            small = small.resize((tile, tile), Image.BOX if m.shape[0] > tile else Image.NEAREST)
-            v = np.asarray(small, dtype=np.float32)[..., None] / 255
-            img.paste(Image.fromarray((255 - v * (255 - np.array(BLUE))).astype(np.uint8), "RGB"), (x, y))
-            draw.rectangle([x, y + tile + 2, x + tile - 1, y + tile + 1 + bar], fill="#eee")
-            draw.rectangle([x, y + tile + 2, x + int(round(float(share[layer, h]) * (tile - 1))), y + tile + 1 + bar], fill="#f28e2b")
+        draw.text((2, top + r * pitch_y + tile // 2), f"L{layer + 1}", fill="black", font=font, anchor="lm")
     return Mosaic(img, layers, n_heads, left, top, tile, pitch, pitch_y)
 
 

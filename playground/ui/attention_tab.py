@@ -80,11 +80,10 @@ def run_with_source(lm, name: str, text: str, target_text: str, max_tokens: int)
 @user_errors
 def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, progress=gr.Progress()):
     """One forward pass. Returns: the result (per-user state), the notice, the kind / layer / head /
-    focus controls fitted to the model, and the JSON and .npz downloads."""
+    focus controls fitted to the model, and an emptied downloads list (the old files are another text's)."""
     result = compute(loader, model, text, target_text, max_tokens, progress)
     kinds = R.kinds_of(result)
     layers, heads = result.attentions[kinds[0]].shape[:2]
-    json_path, npz_path = _data_files(result)
     return (
         result,
         "\n\n".join(result.notes),
@@ -92,23 +91,38 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
         gr.update(maximum=layers, value=min(layers, max(1, layers // 2))),
         gr.update(maximum=heads, value=1),
         gr.update(choices=[("(none)", "")] + R.focus_choices(result), value=""),
-        [str(json_path), str(npz_path)],
+        None,
     )
+
+
+def _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k) -> R.ViewRequest:
+    return R.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
+                         focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=_index(top_k, "top k") + 1)
 
 
 @user_errors
 def on_view(result: A.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
             hide_special: bool, pool_words: bool, top_k: float):
-    """The chosen view as HTML, the model-view mosaic of the kind, and a PNG of the view (download)."""
+    """The chosen view as HTML and the model-view mosaic of its kind."""
     if result is None:
         raise InputError("Run a text first.")
-    req = R.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
-                        focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=int(top_k))
+    req = _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k)
     v = R.build_view(result, req)
-    png = _file(result, "view", ".png")
-    R.render_png(v).save(png)
     m = R.mosaic(result.attentions[req.kind], R.sinks_of(result, req.kind))
-    return R.render_html(v), m.image, str(png)
+    return R.render_html(v), m.image
+
+
+@user_errors
+def on_export(result: A.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
+              hide_special: bool, pool_words: bool, top_k: float) -> list[str]:
+    """Files to download: a PNG of the current view, and every weight as JSON and .npz (made on demand:
+    the JSON of a 12x12-head model at 128 tokens holds 2.4 million numbers)."""
+    if result is None:
+        raise InputError("Run a text first.")
+    png = _file(result, "view", ".png")
+    R.render_png(R.build_view(result, _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k))).save(png)
+    json_path, npz_path = _data_files(result)
+    return [str(png), str(json_path), str(npz_path)]
 
 
 @user_errors
@@ -136,12 +150,6 @@ def on_compare(loader: ModelLoader, encoder: str, decoder: str, text: str, max_t
         panels.extend(view.panels)
         notes.extend(result.notes)
     return R.render_html(R.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
-
-
-def with_view_png(files: list[str] | None, png: str | None) -> list[str]:
-    """The downloads list with the current view's PNG first, in place of the previous one."""
-    data = [f for f in (files or []) if not str(f).endswith(".png")]
-    return ([png] if png else []) + data
 
 
 def attention_api(loader: ModelLoader, model: str, text: str, target_text: str = "") -> dict:
@@ -205,8 +213,9 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
         shown = gr.HTML(elem_id="att-shown")
         grid = gr.Image(label="Model view: every layer x head; orange bar = share on the first token / separators. Click a tile.",
                         type="pil", interactive=False, elem_id="att-grid", buttons=["download"])
-        downloads = gr.File(label="Downloads: PNG of the view, weights as JSON and .npz", file_count="multiple", elem_id="att-downloads")
-        view_png = gr.File(visible=False)
+        with gr.Row():
+            export = gr.Button("Prepare downloads: PNG of this view, all weights as JSON and .npz", elem_id="att-export", scale=1)
+            downloads = gr.File(label="Downloads", file_count="multiple", elem_id="att-downloads", scale=2)
 
         gr.Markdown("### Encoder vs decoder on the same sentence")
         with gr.Row():
@@ -216,15 +225,15 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
         compared = gr.HTML(elem_id="att-compared")
 
         view_inputs = [result, view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k]
-        view_outputs = [shown, grid, view_png]
+        view_outputs = [shown, grid]
         run_outputs = [result, notice, kind, layer, head, focus, downloads]
         show = on_view
 
         run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens], run_outputs, api_visibility="private").then(
-            show, view_inputs, view_outputs, api_visibility="private").then(with_view_png, [downloads, view_png], downloads, api_visibility="private")
+            show, view_inputs, view_outputs, api_visibility="private")
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
-            control.input(show, view_inputs, view_outputs, api_visibility="private").then(
-                with_view_png, [downloads, view_png], downloads, api_visibility="private")
+            control.input(show, view_inputs, view_outputs, api_visibility="private")
+        export.click(on_export, view_inputs, downloads, api_visibility="private")
         grid.select(on_pick_head, [result, kind], [layer, head, view], api_visibility="private").then(
             show, view_inputs, view_outputs, api_visibility="private")
         compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")

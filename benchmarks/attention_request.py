@@ -1,0 +1,99 @@
+"""The attention viewer's whole request, as a ratio to a bare forward pass with attentions (128 tokens).
+
+    python benchmarks/attention_request.py [--repeats 5]
+
+"Whole request" is what one click on "Show attention" runs on the server: `on_run` (load from the
+loader's cache, tokenize, one forward pass with attentions and value vectors) and then `on_view`
+(the default one-head heatmap as SVG with per-cell hover values, and the model-view mosaic).
+"Bare" is `model(**inputs, output_attentions=True)` on the same tokens. Both in this one process,
+alternating, medians. Models: randomly initialized BERT-base (110M) and GPT-2-small (124M)
+architectures (the Hub presets' shapes; weights do not change the cost), and the embedded
+bert-shakespeare, whose forward pass is so small that fixed costs dominate. Also: one request at
+the 512-token cap on BERT-base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
+
+import torch  # noqa: E402
+
+from playground.config import ASSETS_DIR, Settings  # noqa: E402
+from playground.models import ModelLoader  # noqa: E402
+from playground.ui import attention_tab as tab  # noqa: E402
+
+TEXT = ("The animal didn't cross the street because it was too tired, and the keys to the old wooden cabinet "
+        "in the hall were on the table where she had left them the night before. ") * 16
+
+
+def save_random(kind: str, folder: Path) -> None:
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model, tokenizer = (BertForMaskedLM(BertConfig()), "bert-base-uncased") if kind == "bert" else (GPT2LMHeadModel(GPT2Config()), "gpt2")
+    model.save_pretrained(folder)
+    for f in (ASSETS_DIR / "tokenizers" / tokenizer).iterdir():
+        shutil.copy(f, folder / f.name)
+
+
+def measure(loader: ModelLoader, source: str, max_tokens: int, repeats: int) -> tuple[float, float, int]:
+    """(bare seconds, whole-request seconds, tokens), medians over `repeats` alternating runs."""
+    lm = loader.load(source, loader.transformer_family(source), attention=True)
+    inputs = lm.tokenizer(TEXT, truncation=True, max_length=max_tokens, return_tensors="pt")
+    kind = "decoder" if "gpt" in type(lm.model).__name__.lower() else "encoder"
+
+    def bare() -> None:
+        with torch.no_grad():
+            lm.model(**inputs, output_attentions=True)
+
+    def whole() -> None:
+        result = tab.on_run(loader, source, TEXT, "", max_tokens, progress=None)[0]
+        tab.on_view(result, "head", kind, 1, 1, False, "", False, False, 3)
+
+    bare(), whole()  # warm up
+    bare_t, whole_t = [], []
+    for _ in range(repeats):
+        for fn, times in ((bare, bare_t), (whole, whole_t)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(bare_t), statistics.median(whole_t), inputs["input_ids"].shape[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        loader = ModelLoader(Settings(offline=True, device="cpu", model_roots=(root,), hf_cache=root / "hf-cache"))
+        parts = []
+        for kind, label in (("bert", "BERT-base"), ("gpt2", "GPT-2-small")):
+            save_random(kind, root / kind)
+            bare, whole, n = measure(loader, str(root / kind), 128, args.repeats)
+            print(f"{label:12s} {n} tokens: bare {bare * 1000:.0f} ms, whole request {whole * 1000:.0f} ms, ratio {whole / bare:.2f}x")
+            parts.append(f"{label} {whole * 1000:.0f} ms vs {bare * 1000:.0f} ms (**{whole / bare:.2f}x**)")
+        bare, whole, n = measure(loader, "bert-base-uncased", 128, args.repeats)  # offline: the embedded bert-shakespeare
+        print(f"embedded BERT {n} tokens: bare {bare * 1000:.1f} ms, whole request {whole * 1000:.1f} ms, ratio {whole / bare:.2f}x")
+        parts.append(f"embedded bert-shakespeare (1.2M parameters, fixed costs dominate) {whole * 1000:.0f} ms vs {bare * 1000:.0f} ms "
+                     f"(**{whole / bare:.1f}x**)")
+        _, whole512, n512 = measure(loader, str(root / "bert"), 512, 1)
+        print(f"BERT-base at the {n512}-token cap: whole request {whole512:.2f} s")
+        parts.append(f"a {n512}-token request on BERT-base: {whole512:.2f} s")
+    from benchmarks.report import record
+
+    record("attention_request", "attention viewer: the whole request (forward pass, value vectors, one-head SVG, model view) "
+           f"against a bare forward pass with attentions, 128 tokens (median of {args.repeats})",
+           "python benchmarks/attention_request.py", "; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
