@@ -68,8 +68,10 @@ class Settings:
             )
         if not self.memory_gb > 0:
             raise ConfigError(f"PLAYGROUND_MEMORY_GB must be a positive number of GiB, got {self.memory_gb!r}.")
-        if not 2 <= self.attention_max_tokens <= 512:
-            raise ConfigError(f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and 512, got {self.attention_max_tokens!r}.")
+        from playground.core.attention import MAX_TOKENS  # the viewer's hard cap, named where it is enforced
+
+        if not 2 <= self.attention_max_tokens <= MAX_TOKENS:
+            raise ConfigError(f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and {MAX_TOKENS}, got {self.attention_max_tokens!r}.")
         if not self.hub_timeout_s > 0:
             raise ConfigError(f"PLAYGROUND_HUB_TIMEOUT_S must be positive, got {self.hub_timeout_s!r}.")
 

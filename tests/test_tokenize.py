@@ -172,7 +172,7 @@ def test_html_is_escaped():
 
 
 def test_core_never_imports_gradio():
-    code = "import sys, playground.core.tokenize, playground.core.word_split, playground.core.render_tokens, playground.core.diffusion, playground.models; assert 'gradio' not in sys.modules"
+    code = "import sys, playground.core.tokenize, playground.core.word_split, playground.core.render_tokens, playground.core.diffusion, playground.core.attention, playground.core.render_attention, playground.core.inputs, playground.models; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

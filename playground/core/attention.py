@@ -26,6 +26,7 @@ import torch
 from playground.core.cache import per_object
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
+from playground.models.architecture import architecture_of
 
 MAX_TOKENS = 512  # the hard cap on tokens per side (a configurable default, Settings.attention_max_tokens, sits below it)
 MAX_TEXT_CHARS = 20_000  # longer texts are refused before tokenizing (the token cap truncates the rest)
@@ -71,19 +72,6 @@ class AttentionResult:
         arrays = {f"attention_{k}": a for k, a in self.attentions.items()}
         arrays.update({f"value_norm_{k}": v for k, v in (self.value_norms or {}).items()})
         np.savez_compressed(path, tokens=np.array(self.tokens), target_tokens=np.array(self.target_tokens), **arrays)
-
-
-def architecture_of(config: Any) -> str:
-    """"encoder-decoder", "decoder" or "encoder", from a transformers config."""
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    names = " ".join(getattr(config, "architectures", None) or [])
-    if getattr(config, "is_decoder", False) or "CausalLM" in names or "LMHead" in names or config.model_type in _DECODER_TYPES:
-        return "decoder"
-    return "encoder"
-
-
-_DECODER_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "qwen2", "phi", "opt", "bloom", "falcon", "gemma"}
 
 
 # ---- the forward pass ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import base64
 import html
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -82,13 +82,13 @@ def kinds_of(result: A.AttentionResult) -> list[str]:
 
 
 def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
-    """`req` validated against what `result` holds (the API and stale pages can send anything)."""
+    """`req` validated against what `result` holds (the API and stale pages can send anything), with
+    whole numbers as ints (sliders send 3.0)."""
     require_choice(req.view, "view", VIEWS)
     require_choice(req.kind, "attention kind", kinds_of(result))
     layers, heads = result.attentions[req.kind].shape[:2]
-    require_int(req.layer, "layer", low=0, high=layers - 1)
-    require_int(req.head, "head", low=0, high=heads - 1)
-    require_int(req.top_k, "top k", low=1, high=MAX_TOP_K)
+    req = replace(req, layer=require_int(req.layer, "layer", low=0, high=layers - 1), head=require_int(req.head, "head", low=0, high=heads - 1),
+                  top_k=require_int(req.top_k, "top k", low=1, high=MAX_TOP_K))
     if req.view == "kinds" and result.architecture != "encoder-decoder":
         raise InputError("The three kinds side by side need an encoder-decoder model (T5); pick another view.")
     if req.view == "rollout" and req.kind == A.CROSS:

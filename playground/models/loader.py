@@ -32,6 +32,7 @@ import torch
 
 from playground.config import Settings
 from playground.errors import UserError
+from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import HubProbe, HubStatus, download_config, download_snapshot
 from playground.models.presets import PRESETS, Family, Preset, find_preset
@@ -199,12 +200,10 @@ class ModelLoader:
             config = library_class("transformers", "AutoConfig").from_pretrained(folder, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as exc:
             raise LoadError(f"{source!r} is not a transformers model folder (no readable config.json): {exc}") from exc
-        if getattr(config, "is_encoder_decoder", False):
-            return Family.SEQ2SEQ
-        names = " ".join(getattr(config, "architectures", None) or [])
-        if getattr(config, "is_decoder", False) or "CausalLM" in names or "LMHead" in names:
-            return Family.CAUSAL_LM
-        return Family.MASKED_LM if "MaskedLM" in names else Family.ENCODER
+        arch = architecture_of(config)
+        if arch == "encoder":
+            return Family.MASKED_LM if has_masked_lm_head(config) else Family.ENCODER
+        return Family.SEQ2SEQ if arch == "encoder-decoder" else Family.CAUSAL_LM
 
     def load(
         self,

@@ -63,12 +63,9 @@ def _load(loader: ModelLoader, model: Any, progress=None):
 
 def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> A.AttentionResult:
     """Load `model` with eager attention and run one forward pass (see `core.attention.run_attention`)."""
-    A.check_request(text, target_text, max_tokens or loader.settings.attention_max_tokens)
+    max_tokens = max_tokens or loader.settings.attention_max_tokens
+    A.check_request(text, target_text, max_tokens)  # before loading: a bad request should not cost a model load
     name, lm = _load(loader, model, progress)
-    return run_with_source(lm, name, text, target_text, max_tokens or loader.settings.attention_max_tokens)
-
-
-def run_with_source(lm, name: str, text: str, target_text: str, max_tokens: int) -> A.AttentionResult:
     result = A.run_attention(lm.model, lm.tokenizer, text, target_text, max_tokens=max_tokens, name=name)
     result.notes.insert(0, f"Running {lm.source.describe()}.")
     return result
@@ -97,7 +94,7 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
 
 def _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k) -> R.ViewRequest:
     return R.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
-                         focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=_index(top_k, "top k") + 1)
+                         focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=top_k)
 
 
 @user_errors
@@ -152,6 +149,7 @@ def on_compare(loader: ModelLoader, encoder: str, decoder: str, text: str, max_t
     return R.render_html(R.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
 
 
+@user_errors
 def attention_api(loader: ModelLoader, model: str, text: str, target_text: str = "") -> dict:
     """Attention weights of `model` on `text` (encoder-decoders: fed `target_text`, or their own greedy output).
 
@@ -239,7 +237,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
         compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")
 
         def attention(model: str, text: str, target_text: str = "") -> dict:  # gr.api reads this signature for the API page
-            return user_errors(attention_api)(loader, model, text, target_text)
+            return attention_api(loader, model, text, target_text)
 
         attention.__doc__ = attention_api.__doc__
         gr.api(gpu_task(attention), api_name="attention")
