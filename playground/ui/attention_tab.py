@@ -50,6 +50,7 @@ EXAMPLES = [
 VIEW_CHOICES = [("One head", "head"), ("Lines (head view)", "lines"), ("Mean over heads", "mean"), ("Rollout", "rollout"),
                 ("Value-weighted vs raw", "value"), ("Encoder / decoder / cross (T5)", "kinds")]
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-attention"
+STATE_TTL_S = 3600  # seconds a session's last result is kept after its last use
 
 
 def _load(loader: ModelLoader, model: Any, progress=None):
@@ -186,7 +187,8 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
     cap = loader.settings.attention_max_tokens
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
-        result = gr.State(None)
+        # per-user: every weight of the last run (BERT-base at 512 tokens: ~150 MB), dropped after an idle hour
+        result = gr.State(None, time_to_live=STATE_TTL_S)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
                                 label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
