@@ -105,12 +105,11 @@ def step_through(model: Any, input_ids: torch.Tensor, cfg: SamplingConfig, *, fo
         logits = out.logits[:, -1, :].float()  # z: [1, vocab]
         processed = process(ids, logits.clone())
         probs, raw = processed.softmax(-1)[0].cpu(), logits.softmax(-1)[0].cpu()
+        # draw even when the step is forced, so the random stream stays aligned: stepping one token at a
+        # time (earlier steps forced to what they were) gives what one run with the same seed gives
+        token = int(torch.multinomial(probs, 1, generator=generator)) if cfg.do_sample else int(probs.argmax())
         if index in forced:
             token = require_int(forced[index], f"forced token at step {index}", low=0, high=probs.shape[0] - 1)
-        elif cfg.do_sample:
-            token = int(torch.multinomial(probs, 1, generator=generator))
-        else:
-            token = int(probs.argmax())
         yield GenStep(index, token, index in forced, _top(probs, raw, cfg.num_candidates), _top(raw, probs, cfg.num_candidates, raw_first=True))
         step_in = torch.tensor([[token]], device=device)
         ids = torch.cat([ids, step_in], dim=1)

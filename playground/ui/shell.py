@@ -16,7 +16,10 @@ from playground.config import ASSETS_DIR, Settings
 from playground.models import ModelLoader
 from playground.ui import upcoming
 from playground.ui.attention_tab import build_attention_tab
+from playground.ui.bert_tab import build_bert_tab
+from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.models_tab import build_models_tab
+from playground.ui.t5_tab import build_t5_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
 
 TITLE = "Foundation Model Playground"
@@ -37,9 +40,9 @@ class TabSpec:
 TABS: tuple[TabSpec, ...] = (
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
     TabSpec("Attention", "attention", build_attention_tab),
-    TabSpec("GPT", "gpt", upcoming.builder(upcoming.GPT)),
-    TabSpec("BERT", "bert", upcoming.builder(upcoming.BERT)),
-    TabSpec("T5", "t5", upcoming.builder(upcoming.T5)),
+    TabSpec("GPT", "gpt", build_gpt_tab),
+    TabSpec("BERT", "bert", build_bert_tab),
+    TabSpec("T5", "t5", build_t5_tab),
     TabSpec("Diffusion", "diffusion", upcoming.builder(upcoming.DIFFUSION)),
     TabSpec("Models", "models", build_models_tab),
 )

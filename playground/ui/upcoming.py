@@ -29,22 +29,6 @@ def builder(concept: str) -> Callable[[ModelLoader], gr.Blocks]:
     return build
 
 
-GPT = """
-### GPT: decoder-only generation
-A decoder predicts a probability for every possible next token, picks one (greedy, sampling,
-top-k, top-p, temperature), appends it, and repeats.
-"""
-BERT = """
-### BERT: encoder-only
-An encoder reads the whole sentence at once. Trained to fill in `[MASK]`ed words, it yields
-contextual embeddings: the same word gets a different vector in a different sentence.
-"""
-T5 = """
-### T5: encoder-decoder, text to text
-Every task is text in, text out, named by a prefix (`translate English to German: ...`). The
-encoder reads the input; the decoder writes the output token by token, attending to it; beam
-search keeps several candidate outputs alive.
-"""
 DIFFUSION = """
 ### Diffusion: denoising step by step
 Training adds Gaussian noise to images step by step (the forward process) and teaches a UNet to

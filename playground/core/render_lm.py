@@ -1,0 +1,82 @@
+"""HTML for the GPT, BERT and T5 tabs: candidate bars, token chips, beam steps, a similarity heatmap.
+
+Server-side HTML only (no JavaScript); every function takes data (ids already turned into
+strings by the caller), never a model or a tokenizer.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+
+from playground.core.generation import GenStep
+from playground.core.seq2seq import BeamStep
+
+
+def _e(text: str) -> str:
+    return html.escape(text.replace("\n", "↵"))
+
+
+def chips(tokens: Sequence[str], classes: Sequence[str] | None = None, title: str = "") -> str:
+    """Tokens as chips; `classes` adds a CSS class per token (e.g. "lm-new", "lm-forced")."""
+    classes = classes or [""] * len(tokens)
+    inner = "".join(f'<span class="lm-chip {c}">{_e(t)}</span>' for t, c in zip(tokens, classes))
+    head = f'<div class="lm-chips-title">{_e(title)}</div>' if title else ""
+    return f'<div class="lm-chips">{head}{inner}</div>'
+
+
+def _bars(rows: Sequence[tuple[str, float, bool]], heading: str) -> str:
+    top = max((p for _, p, _ in rows), default=1.0) or 1.0
+    body = "".join(
+        f'<div class="lm-bar-row{" lm-chosen" if chosen else ""}"><span class="lm-bar-label">{_e(label)}</span>'
+        f'<span class="lm-bar" style="width:{160 * p / top:.0f}px"></span><span class="lm-bar-value">{p:.3f}</span></div>'
+        for label, p, chosen in rows
+    )
+    return f'<div class="lm-bars"><div class="lm-bars-title">{_e(heading)}</div>{body}</div>'
+
+
+def step_bars(step: GenStep, token_text: Sequence[str], raw_text: Sequence[str]) -> str:
+    """The candidates of one generation step before and after the logits processors, the chosen one marked.
+
+    `token_text[i]` / `raw_text[i]` are the display strings of `step.candidates[i]` / `step.raw_candidates[i]`.
+    """
+    after = [(t, c.prob, c.token_id == step.token_id) for t, c in zip(token_text, step.candidates)]
+    before = [(t, c.raw_prob, c.token_id == step.token_id) for t, c in zip(raw_text, step.raw_candidates)]
+    how = "forced by you" if step.forced else "chosen by the sampler"
+    return (f'<div class="lm-step"><div class="lm-step-title">Step {step.index + 1}: the highlighted token was {how}</div>'
+            f'<div class="lm-bars-pair">{_bars(before, "model: softmax of the logits")}'
+            f'{_bars(after, "after repetition penalty, temperature, top-k, top-p")}</div></div>')
+
+
+def beam_steps(steps: Sequence[BeamStep], text_of) -> str:
+    """Every beam-search step: the live beams with their scores, then each candidate and its fate."""
+    parts = []
+    for step in steps:
+        live = "".join(f'<li><span class="lm-beam">{_e(text_of(b.ids) or "∅")}</span> <small>{b.score:.3f}</small></li>' for b in step.live)
+        cands = "".join(f'<li class="lm-{c.status}"><span class="lm-beam">{_e(text_of(c.ids))}</span> <small>{c.score:.3f} · {c.status}</small></li>'
+                        for c in step.candidates)
+        parts.append(f'<div class="lm-beam-step"><div class="lm-step-title">Step {step.index + 1}</div>'
+                     f'<div class="lm-beam-cols"><div><b>live beams</b><ol>{live}</ol></div>'
+                     f'<div><b>best extensions</b><ol>{cands}</ol></div></div></div>')
+    legend = ('<div class="lm-legend"><span class="lm-live">live: kept for the next step</span> '
+              '<span class="lm-pruned">pruned: fell out of the best k</span> '
+              '<span class="lm-finished">finished: ended with &lt;/s&gt;, set aside</span> · scores are sums of log-probs</div>')
+    return f'<div class="lm-beam-steps">{legend}{"".join(parts)}</div>'
+
+
+def similarity_heatmap(labels: Sequence[str], matrix: np.ndarray) -> str:
+    """A cosine-similarity matrix as a coloured table (darker = more similar)."""
+    lo = float(matrix.min())
+    head = "".join(f'<th title="{_e(s)}">{i + 1}</th>' for i, s in enumerate(labels))
+    rows = []
+    for i, s in enumerate(labels):
+        cells = []
+        for j in range(len(labels)):
+            v = float(matrix[i, j])
+            shade = (v - lo) / ((1.0 - lo) or 1.0)
+            colour = "#fff" if shade > 0.6 else "#222"
+            cells.append(f'<td style="background:rgba(31,78,156,{shade:.2f});color:{colour}" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>')
+        rows.append(f'<tr><th class="lm-sim-label">{i + 1}. {_e(s[:60])}</th>{"".join(cells)}</tr>')
+    return f'<table class="lm-sim"><tr><th></th>{head}</tr>{"".join(rows)}</table>'

@@ -1,0 +1,271 @@
+"""GPT tab: decoder-only generation, one token at a time, with the distribution behind every token."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, replace
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import torch
+
+from playground.core.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
+from playground.core.inputs import require_choice, require_int, require_text
+from playground.core.render_lm import chips, step_bars
+from playground.core.tokenize import visible
+from playground.errors import InputError
+from playground.models import Family, ModelLoader
+from playground.models.sources import MAX_SOURCE_LEN
+from playground.models.zerogpu import gpu_task
+from playground.ui.common import bind, progress_fn, user_errors
+
+EXPLAINER = """
+### GPT: a decoder writes one token at a time
+A decoder-only model reads the text so far (left to right: the causal mask) and outputs a score,
+a **logit**, for every token in its vocabulary; softmax turns them into a probability
+distribution over the next token. The decoding rule picks one: **greedy** takes the most likely;
+**sampling** draws from the distribution after **temperature** (below 1 sharpens, above 1
+flattens), **top-k** (keep the k best) and **top-p** (keep the smallest set with probability p).
+A **repetition penalty** lowers tokens already in the text. The token is appended; repeat.
+
+Generate (or **Step** one token at a time), then pick a step: its candidates before and after
+those rules, and the **logit lens**, what each layer would already predict there (the final norm
+and output head applied to that layer's hidden state). Pick another candidate to **branch**.
+"""
+EXAMPLES = [
+    ["gpt2", "ROMEO.\nBut soft, what light through yonder window breaks?\n"],
+    ["gpt2", "First Citizen.\nBefore we proceed any further, hear me speak.\n"],
+    ["gpt2", "The meaning of life is"],
+]
+MODES = [("Greedy", "greedy"), ("Sampling", "sample"), ("Beam search (final text only)", "beam")]
+MAX_PROMPT_CHARS = 4_000
+MAX_BEAMS = 8
+LENS_TOP = 5
+
+
+@dataclass
+class GenSession:
+    """One user's generation (kept in gr.State): what was asked, every step, and a branch if one was taken."""
+
+    model: str  # the source it was asked for by
+    prompt_ids: list[int]
+    cfg: SamplingConfig
+    steps: list[GenStep]
+    branch_at: int | None = None  # the 0-based step the branch replaced
+    branch: list[GenStep] | None = None
+
+
+def load_causal(loader: ModelLoader, model: Any, progress=None):
+    """(name, LoadedModel) of a decoder-only model; a clear error for any other kind."""
+    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
+    if not name:
+        raise InputError("Choose a model: gpt2, a Hub id or an allowed folder of a causal LM.")
+    family = loader.transformer_family(name)
+    if family is not Family.CAUSAL_LM:
+        raise InputError(f"{name!r} is a {family.value} model; this tab needs a decoder-only (causal-lm) model such as gpt2.")
+    return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
+
+
+def sampling_config(mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, repetition_penalty: Any, seed: Any) -> SamplingConfig:
+    require_choice(mode, "decoding", [m for _, m in MODES])
+    return SamplingConfig(max_new_tokens=max_new_tokens, do_sample=mode == "sample", temperature=temperature, top_k=top_k, top_p=top_p,
+                          repetition_penalty=repetition_penalty, seed=seed).checked()
+
+
+def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
+    prompt = require_text(prompt, "prompt", max_chars=MAX_PROMPT_CHARS)
+    ids = tokenizer(prompt, verbose=False)["input_ids"]
+    if not ids:
+        raise InputError("Enter a prompt: the model continues it.")
+    return ids
+
+
+def _face(tokenizer: Any, token_id: int) -> str:
+    return visible(tokenizer.decode([token_id]))
+
+
+def render_session(tokenizer: Any, session: GenSession) -> str:
+    """The prompt, then the continuation as chips; with a branch, both continuations one above the other."""
+    prompt = f'<div class="lm-prompt">{html.escape(tokenizer.decode(session.prompt_ids))}</div>'
+    original = chips([_face(tokenizer, s.token_id) for s in session.steps], ["lm-new"] * len(session.steps), "continuation")
+    if session.branch is None:
+        return f'<div class="lm-gen" id="gpt-text">{prompt}{original}</div>'
+    marks = ["lm-forced" if s.index == session.branch_at else "lm-new" for s in session.branch]
+    branch = chips([_face(tokenizer, s.token_id) for s in session.branch], marks, f"branch: step {session.branch_at + 1} changed by you")
+    return f'<div class="lm-gen">{prompt}<div class="lm-side">{original}{branch}</div></div>'
+
+
+def _steps(lm, ids: list[int], cfg: SamplingConfig, forced: dict[int, int] | None = None):
+    return step_through(lm.model, torch.tensor([ids]), cfg, forced=forced, eos_token_id=lm.tokenizer.eos_token_id)
+
+
+# ---- event handlers ---------------------------------------------------------------------------------
+
+
+@user_errors
+def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float, top_k: float,
+                top_p: float, repetition_penalty: float, seed: float, num_beams: float, progress=gr.Progress()):
+    """Stream the continuation token by token: yields (text HTML, session, step slider, notice)."""
+    cfg = sampling_config(mode, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
+    name, lm = load_causal(loader, model, progress)
+    ids = prompt_ids(lm.tokenizer, prompt)
+    notice = f"Running {lm.source.describe()}."
+    if mode == "beam":
+        beams = require_int(num_beams, "beams", low=2, high=MAX_BEAMS)
+        with torch.no_grad():
+            out = lm.model.generate(torch.tensor([ids]), num_beams=beams, max_new_tokens=cfg.max_new_tokens, do_sample=False,
+                                    repetition_penalty=cfg.repetition_penalty, pad_token_id=lm.tokenizer.eos_token_id)
+        new = out[0, len(ids):].tolist()
+        yield (f'<div class="lm-gen"><div class="lm-prompt">{html.escape(lm.tokenizer.decode(ids))}</div>'
+               f'{chips([_face(lm.tokenizer, t) for t in new], ["lm-new"] * len(new), f"best of {beams} beams")}</div>',
+               None, gr.update(maximum=1, value=1), notice + " Beam search shows its final text here; the T5 tab shows beams step by step.")
+        return
+    session = GenSession(name, ids, cfg, [])
+    for step in _steps(lm, ids, cfg):
+        session.steps.append(step)
+        yield render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, len(session.steps)), value=len(session.steps)), notice
+
+
+@user_errors
+def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float,
+            top_k: float, top_p: float, repetition_penalty: float, seed: float, progress=gr.Progress()):
+    """One more token. With the same model, prompt and settings it continues the session (earlier steps
+    replayed as they were, so the result equals one full run with the same seed); otherwise it starts over."""
+    if mode == "beam":
+        raise InputError("Step works with greedy or sampling; beam search keeps several texts at once (see the T5 tab).")
+    cfg = sampling_config(mode, MAX_NEW_TOKENS, temperature, top_k, top_p, repetition_penalty, seed)
+    name, lm = load_causal(loader, model, progress)
+    ids = prompt_ids(lm.tokenizer, prompt)
+    same = (session is not None and session.model == name and session.prompt_ids == ids and session.branch is None
+            and replace(session.cfg, max_new_tokens=MAX_NEW_TOKENS) == cfg)  # the budget may differ; the rules may not
+    if not same:
+        session = GenSession(name, ids, cfg, [])
+    n = len(session.steps)
+    if n >= MAX_NEW_TOKENS:
+        raise InputError(f"{MAX_NEW_TOKENS} tokens is the most one session generates; start again with a longer prompt.")
+    if session.steps and session.steps[-1].token_id == lm.tokenizer.eos_token_id:
+        raise InputError("The model ended the text (end-of-text token); change the prompt or settings to start again.")
+    new = list(_steps(lm, ids, replace(cfg, max_new_tokens=n + 1), forced={s.index: s.token_id for s in session.steps}))
+    session.steps.append(new[-1])
+    return render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, n + 1), value=n + 1), f"Running {lm.source.describe()}."
+
+
+@user_errors
+def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
+    """One step's candidates as bars, the candidates to branch to, and the logit lens table at that position."""
+    if session is None or not session.steps:
+        raise InputError("Generate (or Step) first: greedy or sampling.")
+    index = require_int(step, "step", low=1, high=len(session.steps)) - 1
+    _, lm = load_causal(loader, session.model)
+    chosen = session.steps[index]
+    tok = lm.tokenizer
+    bars = step_bars(chosen, [_face(tok, c.token_id) for c in chosen.candidates], [_face(tok, c.token_id) for c in chosen.raw_candidates])
+    seen, options = set(), []
+    for c in chosen.candidates + chosen.raw_candidates:
+        if c.token_id not in seen:
+            seen.add(c.token_id)
+            options.append((f"{_face(tok, c.token_id)}  (p={c.prob:.3f}, model {c.raw_prob:.3f})", c.token_id))
+    prefix = session.prompt_ids + [s.token_id for s in session.steps[:index]]
+    lens = logit_lens(lm.model, torch.tensor([prefix]), position=-1, k=LENS_TOP)
+    table = pd.DataFrame([[layer] + [f"{_face(tok, t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
+                         columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
+    alternative = next((v for _, v in options if v != chosen.token_id), None)
+    return bars, gr.update(choices=options, value=alternative), table
+
+
+@user_errors
+def on_branch(loader: ModelLoader, session: GenSession | None, step: float, token_id: Any):
+    """Continue from step `step` with `token_id` instead; the original stays beside the branch."""
+    if session is None or not session.steps:
+        raise InputError("Generate first, then pick a step and another candidate.")
+    index = require_int(step, "step", low=1, high=len(session.steps)) - 1
+    _, lm = load_causal(loader, session.model)
+    token = require_int(token_id, "candidate", low=0, high=lm.model.config.vocab_size - 1)
+    forced = {s.index: s.token_id for s in session.steps[:index]} | {index: token}
+    cfg = replace(session.cfg, max_new_tokens=len(session.steps))  # as long as the original continuation
+    session = replace(session, branch_at=index, branch=list(_steps(lm, session.prompt_ids, cfg, forced)))
+    return render_session(lm.tokenizer, session), session
+
+
+@user_errors
+def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_tokens: int = 30, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, do_sample: bool = False) -> dict:
+    """Generate a continuation of `prompt`, greedy or sampled, with the candidates of every step.
+
+    Returns {"text", "tokens": [str], "steps": [{"token", "candidates": [{"token", "prob"}]}]}: `prob` is
+    after temperature / top-k / top-p (what the sampler drew from); the same seed gives the same text.
+    """
+    if not isinstance(do_sample, bool):
+        raise InputError("do_sample must be true or false.")
+    cfg = sampling_config("sample" if do_sample else "greedy", max_new_tokens, temperature, top_k, top_p, 1.0, seed)
+    _, lm = load_causal(loader, model)
+    steps = list(_steps(lm, prompt_ids(lm.tokenizer, prompt), cfg))
+    tok = lm.tokenizer
+    return {
+        "text": tok.decode([s.token_id for s in steps]),
+        "tokens": [tok.decode([s.token_id]) for s in steps],
+        "steps": [{"token": tok.decode([s.token_id]), "candidates": [{"token": tok.decode([c.token_id]), "prob": c.prob} for c in s.candidates]}
+                  for s in steps],
+    }
+
+
+# ---- layout and wiring --------------------------------------------------------------------------
+
+
+def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
+    """Decoder-only generation. Named API endpoint: `/generate`."""
+    with gr.Blocks() as tab:
+        gr.Markdown(EXPLAINER)
+        session = gr.State(None, time_to_live=3600)
+        with gr.Row():
+            model = gr.Dropdown(["gpt2"], value="gpt2", allow_custom_value=True, label="Model: gpt2, a Hub id or an allowed folder", scale=2)
+            mode = gr.Radio(MODES, value="greedy", label="Decoding", scale=3, elem_id="gpt-mode")
+        prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-prompt")
+        gr.Examples(EXAMPLES, inputs=[model, prompt], label="Examples (offline, gpt2 runs on a small GPT trained here on Shakespeare)")
+        with gr.Row():
+            max_new = gr.Slider(1, MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens")
+            temperature = gr.Slider(0.05, 3.0, value=1.0, step=0.05, label="Temperature (sampling)")
+            top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0: off; sampling)")
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1: off; sampling)")
+        with gr.Row():
+            repetition = gr.Slider(1.0, 3.0, value=1.0, step=0.05, label="Repetition penalty (1: off)")
+            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            beams = gr.Slider(2, MAX_BEAMS, value=4, step=1, label="Beams (beam search)")
+        with gr.Row():
+            go = gr.Button("Generate", variant="primary", elem_id="gpt-generate")
+            step_btn = gr.Button("Step: one more token", elem_id="gpt-step")
+        notice = gr.Markdown()
+        shown = gr.HTML(elem_id="gpt-shown")
+        gr.Markdown("#### Inside one step")
+        step = gr.Slider(1, 2, value=1, step=1, label="Step", elem_id="gpt-step-pick")
+        bars = gr.HTML(elem_id="gpt-bars")
+        with gr.Row():
+            alternative = gr.Dropdown([], label="Another candidate for this step", scale=3, elem_id="gpt-alternative")
+            branch_btn = gr.Button("Branch from here", elem_id="gpt-branch", scale=1)
+        lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens")
+
+        settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
+        generated = [shown, session, step, notice]
+        inspected = [bars, alternative, lens]
+        inspect = bind(on_inspect, loader)
+        go.click(gpu_task(bind(on_generate, loader)), settings + [beams], generated, api_visibility="private").then(
+            inspect, [session, step], inspected, api_visibility="private")
+        step_btn.click(gpu_task(bind(on_step, loader)), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
+                       generated, api_visibility="private").then(inspect, [session, step], inspected, api_visibility="private")
+        step.release(inspect, [session, step], inspected, api_visibility="private")
+        branch_btn.click(gpu_task(bind(on_branch, loader)), [session, step, alternative], [shown, session], api_visibility="private")
+
+        def generate(prompt: str, model: str = "gpt2", max_new_tokens: int = 30, temperature: float = 1.0, top_k: int = 0,
+                     top_p: float = 1.0, seed: int = 0, do_sample: bool = False) -> dict:  # gr.api reads this signature
+            return generate_api(loader, prompt, model, max_new_tokens, temperature, top_k, top_p, seed, do_sample)
+
+        generate.__doc__ = generate_api.__doc__
+        gr.api(gpu_task(generate), api_name="generate")
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    from playground.config import Settings
+
+    build_gpt_tab(ModelLoader(Settings.from_env())).launch()
