@@ -113,3 +113,64 @@ def test_attention_flow_picks_a_model_switches_views_focuses_and_downloads(page)
     path = info.value.path()
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.outside_requests == []
+
+
+def _set_slider(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_gpt_flow_streams_tokens_then_steps_through_and_forces_a_candidate(page):
+    import time
+
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="GPT").click()
+    page.locator("#gpt-mode label", has_text="Sampling").click()
+    _set_slider(page, "gpt-max-new", "200")
+    page.locator("#gpt-generate").click()
+    chips = page.locator("#gpt-shown .lm-chip.lm-new")
+    seen, deadline = set(), time.time() + 60
+    while time.time() < deadline:  # the continuation grows in the page while it is generated
+        seen.add(chips.count())
+        if 200 in seen or (len(seen) > 3 and page.locator("#gpt-bars .lm-step").count()):
+            break
+        time.sleep(0.02)
+    expect(page.locator("#gpt-bars .lm-step")).to_have_count(1, timeout=60_000)
+    assert len({n for n in seen if 0 < n < chips.count()}) >= 2, f"no intermediate states seen: {sorted(seen)}"
+    # step 3: its candidates, then force another one and branch
+    _set_slider(page, "gpt-step-pick", "3")
+    expect(page.locator("#gpt-bars")).to_contain_text("Step 3", timeout=30_000)
+    page.locator("#gpt-branch").click()
+    expect(page.locator("#gpt-shown .lm-forced")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#gpt-shown")).to_contain_text("branch: step 3")
+    assert page.locator("#gpt-lens table").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "gpt-tab.png"), full_page=True)
+
+
+def test_bert_flow_fills_a_mask(page):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="BERT").click()
+    page.locator("#bert-text textarea").fill("O Romeo, Romeo! wherefore art [MASK] Romeo?")
+    page.locator("#bert-fill").click()
+    expect(page.locator("#bert-sentence .lm-mask")).to_have_count(1, timeout=60_000)
+    expect(page.locator("#bert-sentence .lm-mask")).to_contain_text("thou")
+    expect(page.locator("#bert-predictions")).to_contain_text("thou")
+    expect(page.locator("#bert-lens")).to_contain_text("layer 3", timeout=30_000)
+    page.locator("#bert-embed").click()
+    expect(page.locator("#bert-similarity table td").first).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "bert-tab.png"), full_page=True)
+
+
+def test_t5_flow_runs_a_task_with_beams(page):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="T5").click()
+    page.locator("#t5-text textarea").fill("sort numbers: 42 7 19 3")
+    _set_slider(page, "t5-beams", "4")
+    page.locator("#t5-run").click()
+    expect(page.locator("#t5-output textarea")).to_have_value("3 7 19 42", timeout=60_000)
+    expect(page.locator("#t5-steps .lm-finished").first).to_be_visible(timeout=30_000)
+    assert page.locator("#t5-steps .lm-beam-step").count() >= 3
+    expect(page.locator("#t5-beam-table")).to_contain_text("3 7 19 42")
+    page.screenshot(path=str(ARTIFACTS / "t5-tab.png"), full_page=True)
+    assert page.outside_requests == []

@@ -224,7 +224,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
         prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-prompt")
         gr.Examples(EXAMPLES, inputs=[model, prompt], label="Examples (offline, gpt2 runs on a small GPT trained here on Shakespeare)")
         with gr.Row():
-            max_new = gr.Slider(1, MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens")
+            max_new = gr.Slider(1, MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens", elem_id="gpt-max-new")
             temperature = gr.Slider(0.05, 3.0, value=1.0, step=0.05, label="Temperature (sampling)")
             top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0: off; sampling)")
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1: off; sampling)")
@@ -253,7 +253,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
             inspect, [session, step], inspected, api_visibility="private")
         step_btn.click(gpu_task(bind(on_step, loader)), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
                        generated, api_visibility="private").then(inspect, [session, step], inspected, api_visibility="private")
-        step.release(inspect, [session, step], inspected, api_visibility="private")
+        step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
         branch_btn.click(gpu_task(bind(on_branch, loader)), [session, step, alternative], [shown, session], api_visibility="private")
 
         def generate(prompt: str, model: str = "gpt2", max_new_tokens: int = 30, temperature: float = 1.0, top_k: int = 0,

@@ -81,7 +81,7 @@ def on_run(loader: ModelLoader, model: str, text: str, num_beams: float, max_new
     notice = f"Running {lm.source.describe()}."
     if lm.source.kind is SourceKind.EMBEDDED:
         notice += " This teaching model knows five tasks only; see the ranges above."
-    steps = beam_steps(result.steps, lambda ids: tok.decode(list(ids))) if result.steps else "<i>Greedy: one output, no beams. Pick 2 or more beams to watch beam search.</i>"
+    steps = beam_steps(result.steps, lambda ids: " ".join(tok.convert_ids_to_tokens(list(ids)))) if result.steps else "<i>Greedy: one output, no beams. Pick 2 or more beams to watch beam search.</i>"
     n = len(result.sequences[0])
     return (notice, tok.decode(result.sequences[0], skip_special_tokens=True), _render(tok, text, result), beams, steps,
             gr.update(maximum=max(2, n), value=1), result)
@@ -139,7 +139,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Blocks:
 
         run.click(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
                   api_visibility="private").then(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private")
-        position.release(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private")
+        position.input(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
         def text2text(text: str, model: str = "t5-small", num_beams: int = 1, max_new_tokens: int = 32) -> dict:  # gr.api reads this signature
             return text2text_api(loader, text, model, num_beams, max_new_tokens)
