@@ -217,3 +217,26 @@ def test_lm_endpoints_over_http(live_app, embedded):
     assert t["text"] == "85" and len(t["beams"]) == 2 and t["beams"][0]["score"] >= t["beams"][1]["score"]
     with pytest.raises(Exception, match="beams must be between 1 and 8"):
         client.predict("add: 1 + 2", "t5-small", 50, 8, api_name="/text2text")
+
+
+def test_gpt_logit_lens_last_layer_is_the_embedded_models_own(embedded):
+    from playground.core.generation import logit_lens
+
+    lm = embedded.load("gpt2", "causal-lm")
+    ids = lm.tokenizer("ROMEO.\nBut soft, what light", return_tensors="pt").input_ids
+    lens = logit_lens(lm.model, ids, k=5)
+    with torch.no_grad():
+        own = lm.model(ids).logits[0, -1].softmax(-1).topk(5)
+    assert [t for t, _ in lens.top[-1]] == own.indices.tolist()
+    assert [p for _, p in lens.top[-1]] == pytest.approx(own.values.tolist(), abs=1e-5)
+
+
+def test_mask_lens_last_layer_is_the_tiny_models_own(tiny):
+    lm = tiny["tiny-bert"]
+    enc = lm.tokenizer("hello [MASK] world", return_tensors="pt")
+    where = (enc.input_ids[0] == lm.tokenizer.mask_token_id).nonzero()[0, 0]
+    lens = M.mask_lens(lm.model, lm.tokenizer, "hello [MASK] world", 0, 5)
+    with torch.no_grad():
+        own = lm.model(**enc).logits[0, where].softmax(-1).topk(5)
+    assert [p.token_id for p in lens.top[-1]] == own.indices.tolist()
+    assert [p.prob for p in lens.top[-1]] == pytest.approx(own.values.tolist(), abs=1e-6)

@@ -11,12 +11,11 @@ import gradio as gr
 
 from playground.core import attention as A
 from playground.core import render_attention as R
-from playground.core.inputs import require_choice, require_text
+from playground.core.inputs import require_choice
 from playground.errors import InputError
-from playground.models import ModelLoader
-from playground.models.sources import MAX_SOURCE_LEN
+from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, progress_fn, user_errors
+from playground.ui.common import bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -54,12 +53,8 @@ STATE_TTL_S = 3600  # seconds a session's last result is kept after its last use
 
 
 def _load(loader: ModelLoader, model: Any, progress=None):
-    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
-    if not name:
-        raise InputError(f"Choose a model: {', '.join(MODEL_CHOICES)}, a Hub id or an allowed folder.")
-    family = loader.transformer_family(name)
-    report = progress_fn(progress) if progress is not None else None
-    return name, loader.load(name, family, attention=True, progress=report)
+    return load_transformer(loader, model, (Family.MASKED_LM, Family.ENCODER, Family.CAUSAL_LM, Family.SEQ2SEQ),
+                            f"a transformer such as {', '.join(MODEL_CHOICES)}", attention=True, progress=progress)
 
 
 def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> A.AttentionResult:

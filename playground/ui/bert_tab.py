@@ -8,14 +8,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.inputs import require_int, require_text
 from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
 from playground.core.render_lm import similarity_heatmap
-from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, progress_fn, user_errors
+from playground.ui.common import bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -45,14 +42,10 @@ LENS_TOP = 5
 
 def load_masked(loader: ModelLoader, model: Any, *, need_head: bool, progress=None):
     """(name, LoadedModel) of an encoder; fill-mask needs its masked-LM head."""
-    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
-    if not name:
-        raise InputError("Choose a model: bert-base-uncased, a Hub id or an allowed folder of an encoder.")
-    family = loader.transformer_family(name)
-    if family not in (Family.MASKED_LM, Family.ENCODER) or (need_head and family is not Family.MASKED_LM):
-        need = "a masked-LM encoder (with its MLM head)" if need_head else "an encoder"
-        raise InputError(f"{name!r} is a {family.value} model; this needs {need} such as bert-base-uncased.")
-    return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
+    if need_head:
+        return load_transformer(loader, model, (Family.MASKED_LM,), "a masked-LM encoder (with its MLM head) such as bert-base-uncased",
+                                progress=progress)
+    return load_transformer(loader, model, (Family.MASKED_LM, Family.ENCODER), "an encoder such as bert-base-uncased", progress=progress)
 
 
 def _masked_sentence(result) -> str:

@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from playground.errors import UserError
+from playground.core.inputs import require_text
+from playground.errors import InputError, UserError
+from playground.models import Family, ModelLoader
+from playground.models.sources import MAX_SOURCE_LEN
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
@@ -68,6 +71,18 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     partial.__name__ = handler.__name__  # type: ignore[attr-defined]
     partial.__doc__ = handler.__doc__
     return partial
+
+
+def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...], need: str, *, attention: bool = False, progress=None):
+    """(name, LoadedModel) of `model` if its family (a preset's, or its config's) is one of `accept`;
+    otherwise an error that says what the tab needs (`need`, e.g. "a decoder-only (causal-lm) model such as gpt2")."""
+    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
+    if not name:
+        raise InputError(f"Choose a model: {need}, a Hub id or an allowed folder.")
+    family = loader.transformer_family(name)
+    if family not in accept:
+        raise InputError(f"{name!r} is a {family.value} model; this needs {need}.")
+    return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
 
 
 def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -16,9 +16,8 @@ from playground.core.render_lm import chips, step_bars
 from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, progress_fn, user_errors
+from playground.ui.common import bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -58,13 +57,7 @@ class GenSession:
 
 def load_causal(loader: ModelLoader, model: Any, progress=None):
     """(name, LoadedModel) of a decoder-only model; a clear error for any other kind."""
-    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
-    if not name:
-        raise InputError("Choose a model: gpt2, a Hub id or an allowed folder of a causal LM.")
-    family = loader.transformer_family(name)
-    if family is not Family.CAUSAL_LM:
-        raise InputError(f"{name!r} is a {family.value} model; this tab needs a decoder-only (causal-lm) model such as gpt2.")
-    return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
+    return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
 
 
 def sampling_config(mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, repetition_penalty: Any, seed: Any) -> SamplingConfig:

@@ -7,14 +7,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.inputs import require_int, require_text
+from playground.core.inputs import require_int
 from playground.core.render_lm import beam_steps, chips
 from playground.core.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.sources import MAX_SOURCE_LEN, SourceKind
+from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, progress_fn, user_errors
+from playground.ui.common import bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### T5: encoder-decoder, text in, text out
@@ -52,13 +52,7 @@ LENS_TOP = 5
 
 
 def load_seq2seq(loader: ModelLoader, model: Any, progress=None):
-    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
-    if not name:
-        raise InputError("Choose a model: t5-small, a Hub id or an allowed folder of an encoder-decoder.")
-    family = loader.transformer_family(name)
-    if family is not Family.SEQ2SEQ:
-        raise InputError(f"{name!r} is a {family.value} model; this tab needs an encoder-decoder (seq2seq) model such as t5-small.")
-    return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
+    return load_transformer(loader, model, (Family.SEQ2SEQ,), "an encoder-decoder (seq2seq) model such as t5-small", progress=progress)
 
 
 def _render(tokenizer, text: str, result: TextResult) -> str:
