@@ -4,7 +4,8 @@ import pytest
 import torch
 from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
 
-from playground.core.diffusion import denoise, image_grid, sample
+from playground.core.diffusion import SCHEDULES, denoise, forward_noise, image_grid, noise_schedule, sample
+from playground.errors import InputError
 
 
 def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
@@ -94,3 +95,30 @@ def test_image_grid_lays_out_rows_and_rejects_a_ragged_grid():
     assert grid.getpixel((1, 1)) == 0 and grid.getpixel((1 + 2 * 5, 1 + 5)) == 255  # first image black, last white
     with pytest.raises(ValueError, match="do not fill 4 rows"):
         image_grid(images, rows=4)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_forward_noise_equals_the_schedulers_add_noise(name):
+    schedule = noise_schedule(name)
+    kwargs = {"beta_start": 0.00085, "beta_end": 0.012} if name == "scaled_linear" else {}
+    reference = DDPMScheduler(num_train_timesteps=1000, beta_schedule=name, **kwargs)
+    x0 = torch.linspace(-1, 1, 64).view(1, 1, 8, 8)
+    for t in (0, 250, 999):
+        x_t, eps = forward_noise(x0, t, schedule, torch.Generator().manual_seed(t))
+        expected = reference.add_noise(x0, eps, torch.tensor([t]))
+        assert torch.allclose(x_t, expected, atol=1e-6)
+    # ᾱ falls from ~1 to ~0, so the SNR falls monotonically: early steps keep the image, late ones are noise
+    assert schedule.alphas_cumprod[0] > 0.99 and schedule.alphas_cumprod[-1] < 0.01
+    assert torch.all(schedule.snr[1:] < schedule.snr[:-1])
+
+
+def test_forward_noise_is_repeatable_and_checked():
+    schedule = noise_schedule("linear", 100)
+    x0 = torch.zeros(1, 1, 4, 4)
+    a, _ = forward_noise(x0, 50, schedule, torch.Generator().manual_seed(1))
+    b, _ = forward_noise(x0, 50, schedule, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    with pytest.raises(InputError, match="from 0 to 99"):
+        forward_noise(x0, 100, schedule, torch.Generator())
+    with pytest.raises(InputError, match="Unknown schedule"):
+        noise_schedule("sigmoid")

@@ -98,6 +98,53 @@ def denoise(
         yield DenoiseStep(i, int(t), x, getattr(out, "pred_original_sample", None))
 
 
+SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # diffusers' beta_schedule names (DDPM, Stable Diffusion, cosine)
+MAX_TRAIN_STEPS = 4000  # longest schedule drawn
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str  # one of SCHEDULES
+    betas: torch.Tensor  # β_t, t = 0..T-1: the variance of the noise added at step t
+    alphas_cumprod: torch.Tensor  # ᾱ_t = Π_{s<=t} (1 − β_s): the share of signal variance left at t
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t)."""
+        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+
+
+def noise_schedule(name: str, num_train_timesteps: int = 1000) -> Schedule:
+    """β_t and ᾱ_t of a named schedule, from diffusers' own DDPMScheduler (so they are the ones models use).
+
+    >>> s = noise_schedule("linear")
+    >>> round(float(s.betas[0]), 6), round(float(s.betas[-1]), 4), float(s.alphas_cumprod[-1]) < 1e-4
+    (0.0001, 0.02, True)
+    """
+    from diffusers import DDPMScheduler
+
+    if name not in SCHEDULES:
+        raise InputError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+    if not isinstance(num_train_timesteps, int) or not 2 <= num_train_timesteps <= MAX_TRAIN_STEPS:
+        raise InputError(f"num_train_timesteps must be a whole number from 2 to {MAX_TRAIN_STEPS}.")
+    kwargs = {"beta_start": 0.00085, "beta_end": 0.012} if name == "scaled_linear" else {}  # Stable Diffusion's range
+    scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=name, **kwargs)
+    return Schedule(name, scheduler.betas.clone(), scheduler.alphas_cumprod.clone())
+
+
+def forward_noise(x0: torch.Tensor, t: int, schedule: Schedule, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_t, ε): jump straight to step t of the forward process, x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, ε ~ N(0, I).
+
+    No loop is needed: a sum of Gaussian steps is one Gaussian (Ho et al. 2020, eq. 4).
+    """
+    n = len(schedule.alphas_cumprod)
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < n:
+        raise InputError(f"t must be a whole number from 0 to {n - 1}, got {t!r}.")
+    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32)  # drawn on the CPU: same noise on any device
+    a_bar = schedule.alphas_cumprod[t]
+    return a_bar.sqrt() * x0.float().cpu() + (1 - a_bar).sqrt() * eps, eps
+
+
 def class_index(prompt: str, id2label: dict[int, str]) -> int:
     """The class a prompt names, matched without regard to case; an unknown prompt lists the classes.
 
