@@ -27,6 +27,7 @@ def tiny_root(tmp_path_factory) -> Path:
     _tiny_ddpm(root / "tiny-ddpm")
     _tiny_t5(root / "tiny-t5")
     _tiny_bert_base(root / "tiny-bert-base")
+    _tiny_sd(root / "tiny-sd")
     return root
 
 
@@ -74,6 +75,38 @@ def _tiny_bert_base(folder: Path) -> None:
     torch.manual_seed(1)
     BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(folder)
     _copy_tokenizer("bert-base-uncased", folder)
+
+
+def _tiny_sd(folder: Path) -> None:
+    """A Stable-Diffusion-shaped text-to-image pipeline, tiny: CLIP text encoder, UNet2DCondition, VAE, DDIM."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    symbols = list("abcdefghijklmnopqrstuvwxyz ")
+    vocab = {s: i for i, s in enumerate(symbols)}
+    vocab.update({f"{s}</w>": len(symbols) + i for i, s in enumerate(symbols)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                                num_attention_heads=4, max_position_embeddings=16, bos_token_id=len(vocab) - 2,
+                                                eos_token_id=len(vocab) - 1, pad_token_id=len(vocab) - 1))
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=32, norm_num_groups=8, attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                              steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    for f in ("vocab.json", "merges.txt"):
+        (folder / f).unlink()
 
 
 def _tiny_ddpm(folder: Path) -> None:

@@ -1,0 +1,141 @@
+"""The diffusion explorer's engine against diffusers' own pipelines, every scheduler on every kind of model,
+and branches that reproduce a run exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMPipeline, StableDiffusionPipeline
+
+from playground.config import Settings
+from playground.core import explorer as E
+from playground.errors import InputError
+from playground.models import ModelLoader
+from tests.conftest import has_model
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def tiny_sd(settings, tiny_root):
+    return ModelLoader(settings).load(str(tiny_root / "tiny-sd"), "latent-diffusion")
+
+
+@pytest.fixture(scope="module")
+def embedded() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def sd_run(comps, scheduler_name: str, guidance: float, steps: int = 6, seed: int = 5, prompt="a red cat", negative="blue"):
+    cond = E.text_conditioning(comps, prompt, negative, guidance > 1)
+    scheduler = E.make_scheduler(scheduler_name, comps["scheduler"].config)
+    g = torch.Generator().manual_seed(seed)
+    x, first = E.start(scheduler, steps, (1, 4, 8, 8), g, CPU)
+    return list(E.run(comps["unet"], scheduler, cond, x, g, E.RunSettings(guidance=guidance, use_clipped_model_output=False), first)), cond
+
+
+@pytest.mark.parametrize("name", E.SCHEDULERS)
+def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name):
+    comps = tiny_sd.components
+    records, _ = sd_run(comps, name, guidance=3.0)
+    pipe = StableDiffusionPipeline(**{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
+                                   scheduler=E.make_scheduler(name, comps["scheduler"].config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    expected = pipe("a red cat", negative_prompt="blue", guidance_scale=3.0, num_inference_steps=6, height=16, width=16,
+                    generator=torch.Generator().manual_seed(5), output_type="np").images
+    ours = (E.decode(records[-1].x, comps["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+    assert len(records) == 6 and all(r.eps_uncond is not None for r in records)
+    # guidance made visible: the step's ε is ε_u + w (ε_c − ε_u), from the two predictions it stores
+    r = records[2]
+    assert torch.allclose(r.eps, r.eps_uncond + 3.0 * (r.eps_cond - r.eps_uncond))
+
+
+@pytest.mark.parametrize("name", E.SCHEDULERS)
+def test_a_branch_with_nothing_changed_reproduces_the_run_exactly(tiny_sd, name):
+    records, cond = sd_run(tiny_sd.components, name, guidance=3.0)
+    for k in (0, 3, 5):
+        again = list(E.branch(tiny_sd.components["unet"], records[k], cond, E.RunSettings(guidance=3.0, use_clipped_model_output=False),
+                              torch.Generator()))
+        assert [r.index for r in again] == list(range(k, 6))
+        assert torch.equal(again[-1].x, records[-1].x)
+    changed = list(E.branch(tiny_sd.components["unet"], records[3], cond, E.RunSettings(guidance=7.0), torch.Generator()))
+    assert not torch.equal(changed[-1].x, records[-1].x)  # and another guidance scale does change it
+
+
+class _WithLabels(torch.nn.Module):
+    """A class-conditional UNet with its labels fixed, so diffusers' own DDIMPipeline can run it."""
+
+    def __init__(self, unet, labels):
+        super().__init__()
+        self.unet, self.labels = unet, labels
+        self.config = unet.config
+
+    @property
+    def dtype(self):
+        return self.unet.dtype
+
+    @property
+    def device(self):
+        return self.unet.device
+
+    def forward(self, x, t, **kwargs):
+        return self.unet(x, t, class_labels=self.labels)
+
+
+@pytest.mark.skipif(not has_model("ddpm-fashion"), reason="embedded DDPM not built")
+@pytest.mark.parametrize("clipped", [True, False])
+def test_embedded_pixel_model_equals_ddim_pipeline(embedded, clipped):
+    lm = embedded.load("google/ddpm-cifar10-32", "diffusion")
+    labels = torch.tensor([9])
+    scheduler = E.make_scheduler("DDIM", lm.components["scheduler"].config)
+    g = torch.Generator().manual_seed(3)
+    x, first = E.start(scheduler, 10, (1, 1, 32, 32), g, CPU)
+    records = list(E.run(lm.model, scheduler, E.Conditioning("class", labels, torch.tensor([lm.pipeline.null_class])), x, g,
+                         E.RunSettings(guidance=1.0, use_clipped_model_output=clipped), first))
+    pipe = DDIMPipeline(unet=_WithLabels(lm.model, labels), scheduler=E.make_scheduler("DDIM", lm.components["scheduler"].config))
+    expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(3), num_inference_steps=10, eta=0.0,
+                    use_clipped_model_output=clipped, output_type="np").images
+    ours = (records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset, family", [("google/ddpm-cifar10-32", "diffusion"), ("segmind/tiny-sd", "latent-diffusion")])
+@pytest.mark.parametrize("name", E.SCHEDULERS)
+def test_every_scheduler_runs_on_the_embedded_models(embedded, preset, family, name):
+    lm = embedded.load(preset, family)
+    if lm.pipeline.null_class is None:
+        pytest.skip("embedded model not built")
+    scheduler = E.make_scheduler(name, lm.components["scheduler"].config)
+    g = torch.Generator().manual_seed(0)
+    c = lm.model.config
+    x, first = E.start(scheduler, 8, (1, c.in_channels, c.sample_size, c.sample_size), g, CPU)
+    cond = E.Conditioning("class", torch.tensor([1]), torch.tensor([lm.pipeline.null_class]))
+    records = list(E.run(lm.model, scheduler, cond, x, g, E.RunSettings(guidance=3.0), first))
+    assert len(records) == 8 and torch.isfinite(records[-1].x).all()
+    if "vae" in lm.components:
+        image = E.decode(records[-1].x, lm.components["vae"])
+        preview = E.latent_preview(records[-1].x, lm.components["vae"])
+        assert image.shape == preview.shape == (1, 1, 32, 32)
+        assert torch.corrcoef(torch.stack([image.flatten(), preview.flatten()]))[0, 1] > 0.5  # the cheap preview looks like the decode
+
+
+def test_image_to_image_starts_part_way(tiny_sd):
+    scheduler = E.make_scheduler("DDIM", tiny_sd.components["scheduler"].config)
+    init = torch.zeros(1, 4, 8, 8)
+    x, first = E.start(scheduler, 10, (1, 4, 8, 8), torch.Generator().manual_seed(0), CPU, init=init, strength=0.3)
+    assert first == 7  # 30% of the 10 steps are left to run
+    a_bar = scheduler.alphas_cumprod[scheduler.timesteps[7]]
+    noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(x, (1 - a_bar).sqrt() * noise, atol=1e-6)  # x_t = √ᾱ_t·0 + √(1−ᾱ_t)·ε
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: E.make_scheduler("PNDM", {}), "scheduler must be one of"),
+    (lambda: E.check_settings(0, 1.0), "steps must be between 1 and 100"),
+    (lambda: E.check_settings(10, 99.0), "guidance scale must be between 0 and 20"),
+])
+def test_bad_settings_say_what_to_change(call, fragment):
+    with pytest.raises(InputError, match=fragment):
+        call()
