@@ -139,3 +139,13 @@ def test_image_to_image_starts_part_way(tiny_sd):
 def test_bad_settings_say_what_to_change(call, fragment):
     with pytest.raises(InputError, match=fragment):
         call()
+
+
+def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
+    records, _ = sd_run(tiny_sd.components, "DPM-Solver++", guidance=3.0)
+    r = records[2]
+    ddim = E.make_scheduler("DDIM", tiny_sd.components["scheduler"].config, clip_sample=False)
+    ddim.set_timesteps(6)
+    expected = ddim.step(r.eps, r.timestep, r.before.x).pred_original_sample  # DDIM reports x̂_0 itself
+    assert torch.allclose(r.x0_hat, expected, atol=1e-5)
+    assert all(rec.x0_hat is not None for rec in records)

@@ -129,7 +129,7 @@ def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, g
 
     The loop, unrolled (as diffusers' pipelines run it):
     """
-    device, dtype = next(unet.parameters()).device, next(unet.parameters()).dtype
+    dtype = next(unet.parameters()).dtype
     guided = settings.guidance != 1.0
     if guided and cond.uncond is None:
         raise InputError("Guidance other than 1 needs an unconditional branch; this model has none (use guidance 1).")
@@ -152,8 +152,13 @@ def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, g
             eps = eps_u + settings.guidance * (eps_c - eps_u)
         # 3. one reverse step x_t -> x_{t-1}; the scheduler also reports x̂_0 (a preview of the end)
         out = scheduler.step(eps, t, x, **step_kwargs)
+        x0_hat = getattr(out, "pred_original_sample", None)
+        if x0_hat is None and scheduler.init_noise_sigma == 1.0 and scheduler.config.prediction_type == "epsilon":
+            # 4. a solver that does not report x̂_0 (DPM-Solver++): x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t
+            a_bar = scheduler.alphas_cumprod[int(t)].to(x.device)
+            x0_hat = (before.x - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()
         x = out.prev_sample
-        yield Record(i, int(t), x, getattr(out, "pred_original_sample", None), eps, eps_u, eps_c, before)
+        yield Record(i, int(t), x, x0_hat, eps, eps_u, eps_c, before)
 
 
 def branch(unet, record: Record, cond: Conditioning, settings: RunSettings, generator: torch.Generator,
@@ -204,6 +209,3 @@ def decode(z: torch.Tensor, vae: torch.nn.Module) -> torch.Tensor:
     param = next(vae.parameters())
     return vae.decode((z / vae.config.scaling_factor).to(param.device, param.dtype)).sample.float().cpu()
 
-
-def with_settings(settings: RunSettings, **changes: Any) -> Settings:
-    return replace(settings, **changes)

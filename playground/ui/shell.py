@@ -14,9 +14,9 @@ import gradio as gr
 
 from playground.config import ASSETS_DIR, Settings
 from playground.models import ModelLoader
-from playground.ui import upcoming
 from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
+from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.models_tab import build_models_tab
 from playground.ui.t5_tab import build_t5_tab
@@ -43,7 +43,7 @@ TABS: tuple[TabSpec, ...] = (
     TabSpec("GPT", "gpt", build_gpt_tab),
     TabSpec("BERT", "bert", build_bert_tab),
     TabSpec("T5", "t5", build_t5_tab),
-    TabSpec("Diffusion", "diffusion", upcoming.builder(upcoming.DIFFUSION)),
+    TabSpec("Diffusion", "diffusion", build_diffusion_tab),
     TabSpec("Models", "models", build_models_tab),
 )
 

@@ -1,0 +1,390 @@
+"""Diffusion tab: forward noising, then reverse denoising step by step, streamed, scrubbed and branched."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from playground.config import ASSETS_DIR
+from playground.core import explorer as E
+from playground.core.diffusion import SCHEDULES, class_index, forward_noise, image_grid, noise_schedule
+from playground.core.inputs import require_choice, require_float, require_int, require_text
+from playground.errors import InputError
+from playground.models import Family, ModelLoader, find_preset
+from playground.models.sources import MAX_SOURCE_LEN
+from playground.models.zerogpu import gpu_task
+from playground.ui.common import bind, progress_fn, user_errors
+
+EXPLAINER = """
+### Diffusion: learn to undo noise, then run it backwards
+**Forward process.** Training takes an image x_0 and adds Gaussian noise in T small steps; step t
+keeps a share ᾱ_t of the signal: x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε. The schedule (β_t, the noise added
+per step) decides how fast the signal-to-noise ratio falls. A UNet is trained to predict ε from
+x_t and t.
+
+**Reverse process.** Sampling starts from pure noise and, step by step, subtracts the predicted
+noise: each step shows x_t, the model's guess of the final image x̂_0, and the noise ε̂ it removed.
+A **scheduler** decides how big each step is (DDPM adds fresh noise every step, DDIM is
+deterministic, Euler and DPM-Solver++ are ODE solvers that need fewer steps).
+
+**Classifier-free guidance** runs the UNet with and without the condition (a class or a prompt)
+and extrapolates: ε̂ = ε_u + w·(ε_c − ε_u). **Latent diffusion** denoises an autoencoder's small
+latents instead of pixels, and decodes once at the end (the previews here are a cheap linear map).
+"""
+MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd"]
+FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
+DISPLAY_PX = 192  # small images are shown enlarged (nearest neighbour)
+STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
+CLIP_CHOICES = [("model's setting", "default"), ("clip x̂_0 to [-1, 1]", "clip"), ("do not clip", "none")]
+_DOWNLOADS = Path(tempfile.gettempdir()) / "playground-diffusion"
+
+
+@dataclass
+class DiffusionRun:
+    """One user's run (kept in gr.State): what was asked, every step, and a branch if one was taken."""
+
+    model: str
+    scheduler: str
+    steps: int
+    settings: E.RunSettings
+    cond: E.Conditioning
+    label: str  # the class or prompt, for captions
+    records: list[E.Record]
+    branch: list[E.Record] = field(default_factory=list)
+    branch_label: str = ""
+
+
+# ---- models and conditioning --------------------------------------------------------------------------
+
+
+def load_diffusion(loader: ModelLoader, model: Any, progress=None):
+    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
+    if not name:
+        raise InputError(f"Choose a model: {', '.join(MODEL_CHOICES)}, a Hub id or an allowed folder of a diffusers pipeline.")
+    family = next((f for f in (Family.DIFFUSION, Family.LATENT_DIFFUSION) if find_preset(f, name)), Family.DIFFUSION)
+    lm = loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
+    return name, lm
+
+
+def conditioning(lm, prompt: str, negative: str, guidance: float) -> tuple[E.Conditioning, str]:
+    """The model's conditioning for `prompt`: a class of a class-conditional UNet, a text, or none."""
+    unet = lm.model
+    if getattr(unet, "class_embedding", None) is not None:
+        labels = lm.pipeline.id2label
+        if not labels:
+            raise InputError("This class-conditional model lists no class names (id2label in model_index.json).")
+        c = class_index(prompt, labels)
+        null = None if lm.pipeline.null_class is None else torch.tensor([lm.pipeline.null_class])
+        return E.Conditioning("class", torch.tensor([c]), null), labels[c]
+    if getattr(unet.config, "cross_attention_dim", None) is not None:
+        if "text_encoder" not in lm.components or lm.tokenizer is None:
+            raise InputError("This text-conditioned UNet comes without its text encoder and tokenizer.")
+        prompt = require_text(prompt, "prompt", max_chars=500)
+        return E.text_conditioning(lm.components, prompt, require_text(negative or "", "negative prompt", max_chars=500), guidance > 1), prompt
+    if guidance != 1.0:
+        raise InputError("This model is unconditional (no class, no prompt): use guidance 1.")
+    return E.Conditioning("none"), "unconditional"
+
+
+def latent_shape(lm) -> tuple[int, ...]:
+    c = lm.model.config
+    vae = lm.components.get("vae")
+    factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+    side = c.sample_size if isinstance(c.sample_size, int) else c.sample_size[0]
+    if side * factor > E.MAX_RESOLUTION:
+        raise InputError(f"This model renders {side * factor} px images; the playground's cap is {E.MAX_RESOLUTION} px.")
+    return (1, c.in_channels, side, side)
+
+
+# ---- tensors to pictures --------------------------------------------------------------------------
+
+
+def picture(x: torch.Tensor | None, size: int = DISPLAY_PX) -> Image.Image | None:
+    """[1, C, H, W] in [-1, 1] -> a PIL image enlarged to `size` (nearest neighbour)."""
+    if x is None:
+        return None
+    a = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    img = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a[..., :3])
+    scale = max(1, size // max(img.size))
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def noise_picture(eps: torch.Tensor | None) -> Image.Image | None:
+    return None if eps is None else picture(eps / 3.0)  # ±3 standard deviations fill the range
+
+
+def channels_picture(z: torch.Tensor) -> Image.Image:
+    """Each latent channel side by side, scaled to its own range."""
+    chans = [c / (c.abs().max() or 1.0) for c in z[0].float()]
+    return picture(torch.cat(chans, dim=-1)[None, None], size=DISPLAY_PX * 2)
+
+
+def pixels(lm, x: torch.Tensor | None, full: bool = False) -> torch.Tensor | None:
+    """What a sample looks like: pixels as they are; latents through the cheap preview, or decoded when `full`."""
+    if x is None:
+        return None
+    vae = lm.components.get("vae")
+    if vae is None:
+        return x
+    return E.decode(x, vae) if full else E.latent_preview(x, vae)
+
+
+def _frame(lm, record: E.Record, final: bool = False):
+    latent = "vae" in lm.components
+    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat)), noise_picture(record.eps),
+            channels_picture(record.x) if latent else None)
+
+
+# ---- event handlers -----------------------------------------------------------------------------------
+
+
+@user_errors
+def on_forward(image: Any, t: float, schedule: str, seed: float):
+    """(x_t at step t, a strip of x_t across t, the schedules' curves: β and ᾱ, log10 SNR)."""
+    x0 = _image_tensor(image)
+    t = require_int(t, "t", low=0, high=999)
+    schedule = require_choice(schedule, "schedule", SCHEDULES)
+    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
+    s = noise_schedule(schedule)
+    x_t, _ = forward_noise(x0, t, s, torch.Generator().manual_seed(seed))
+    strip = torch.cat([forward_noise(x0, k, s, torch.Generator().manual_seed(seed))[0] for k in STRIP_STEPS])
+    return picture(x_t, 256), image_grid(strip, rows=1), *schedule_curves()
+
+
+def forward_api(image: Any, t: float, schedule: str, seed: float):
+    """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
+    return on_forward(image, t, schedule, seed)[0]
+
+
+def schedule_curves() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, snr = [], []
+    for name in SCHEDULES:
+        s = noise_schedule(name)
+        for k in range(0, 1000, 10):
+            rows += [(k, float(s.betas[k]), f"β_t {name}"), (k, float(s.alphas_cumprod[k]), f"ᾱ_t {name}")]
+            snr.append((k, float(torch.log10(s.snr[k])), name))
+    return pd.DataFrame(rows, columns=["t", "value", "curve"]), pd.DataFrame(snr, columns=["t", "log10 SNR", "schedule"])
+
+
+def _image_tensor(image: Any) -> torch.Tensor:
+    if image is None:
+        raise InputError("Give an image (an example, or upload one).")
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    img = img.convert("RGB") if img.mode not in ("L", "RGB") else img
+    if max(img.size) > 256:
+        img.thumbnail((256, 256))
+    a = torch.tensor(np.asarray(img), dtype=torch.float32)
+    a = a[..., None] if a.ndim == 2 else a
+    return (a.permute(2, 0, 1)[None] / 127.5) - 1
+
+
+def _settings(scheduler: str, steps: Any, guidance: Any, rederive: Any) -> tuple[str, int, float, E.RunSettings]:
+    require_choice(scheduler, "scheduler", E.SCHEDULERS)
+    steps, guidance = E.check_settings(steps, guidance)
+    return scheduler, steps, guidance, E.RunSettings(guidance=guidance, use_clipped_model_output=bool(rederive))
+
+
+def _scheduler(lm, name: str, clip: str):
+    clip = require_choice(clip, "clipping", [c for _, c in CLIP_CHOICES])
+    return E.make_scheduler(name, lm.components["scheduler"].config, None if clip == "default" else clip == "clip")
+
+
+@user_errors
+def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, scheduler: str, steps: float, guidance: float, seed: float,
+               clip: str, rederive: bool, init_image: Any, strength: float, progress=gr.Progress()):
+    """Stream the run: yields (x_t, x̂_0, ε̂, latent channels, final image, status, run state, scrub slider)."""
+    scheduler, steps, guidance, settings = _settings(scheduler, steps, guidance, rederive)
+    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
+    name, lm = load_diffusion(loader, model, progress)
+    cond, label = conditioning(lm, prompt, negative, guidance)
+    shape = latent_shape(lm)
+    sched = _scheduler(lm, scheduler, clip)
+    g = torch.Generator().manual_seed(seed)
+    init = None
+    if init_image is not None and require_float(strength, "strength", low=0.0, high=1.0) < 1.0:
+        init = _init_latent(lm, init_image, shape)
+    x, first = E.start(sched, steps, shape, g, next(lm.model.parameters()).device, init=init, strength=float(strength or 1.0))
+    run = DiffusionRun(name, scheduler, steps, settings, cond, label, [])
+    status = f"Running {lm.source.describe()}: {label}, {scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}."
+    for record in E.run(lm.model, sched, cond, x, g, settings, first):
+        run.records.append(record)
+        yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {steps} (t = {record.timestep}).", None, gr.update())
+    final = picture(pixels(lm, run.records[-1].x, full=True), 256)
+    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", run,
+           gr.update(minimum=run.records[0].index + 1, maximum=run.records[-1].index + 1, value=run.records[-1].index + 1))
+
+
+def _init_latent(lm, image: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    x = _image_tensor(image)
+    vae = lm.components.get("vae")
+    side = shape[-1] * (2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1)
+    channels = vae.config.in_channels if vae is not None else shape[1]
+    x = x.mean(1, keepdim=True) if channels == 1 else (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    if vae is None:
+        return x
+    with torch.no_grad():
+        return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+
+
+def _record(run: DiffusionRun | None, step: Any) -> E.Record:
+    if run is None or not run.records:
+        raise InputError("Run the model first.")
+    first = run.records[0].index
+    k = require_int(step, "step", low=first + 1, high=run.records[-1].index + 1) - 1
+    return run.records[k - first]
+
+
+@user_errors
+def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
+    """A finished run's step: x_t, x̂_0, ε̂, latent channels, and the guidance view (ε_u, ε_c, combined)."""
+    record = _record(run, step)
+    _, lm = load_diffusion(loader, run.model)
+    guidance = []
+    if record.eps_uncond is not None:
+        w = run.settings.guidance
+        guidance = [(noise_picture(record.eps_uncond), "ε_u: without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
+                    (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂")]
+    return (*_frame(lm, record), guidance)
+
+
+@user_errors
+def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt: str, negative: str, guidance: float, seed: Any,
+              progress=gr.Progress()):
+    """Continue from a stored step with another guidance, class or prompt (or noise seed): streams the branch,
+    then shows both finals and the per-step distance between the runs."""
+    record = _record(run, step)
+    _, lm = load_diffusion(loader, run.model, progress)
+    guidance = E.check_settings(run.steps, guidance)[1]
+    cond, label = conditioning(lm, prompt, negative, guidance)
+    new_seed = None if seed in (None, "", -1) else require_int(seed, "branch seed", low=0, high=2**63 - 1)
+    settings = E.RunSettings(guidance=guidance, use_clipped_model_output=run.settings.use_clipped_model_output)
+    run.branch, run.branch_label = [], f"{label}, guidance {guidance:g}" + (f", seed {new_seed}" if new_seed is not None else "")
+    for r in E.branch(lm.model, record, cond, settings, torch.Generator(), seed=new_seed):
+        run.branch.append(r)
+        yield picture(pixels(lm, r.x)), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", run
+    first = run.records[0].index
+    distance = pd.DataFrame([(r.index + 1, float((r.x - run.records[r.index - first].x).norm())) for r in run.branch],
+                            columns=["step", "distance"])
+    both = [(picture(pixels(lm, run.records[-1].x, full=True), 256), f"original: {run.label}, guidance {run.settings.guidance:g}"),
+            (picture(pixels(lm, run.branch[-1].x, full=True), 256), f"branch from step {record.index + 1}: {run.branch_label}")]
+    yield picture(pixels(lm, run.branch[-1].x)), both, distance, f"Branch from step {record.index + 1} done.", run
+
+
+@user_errors
+def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
+    """A grid of every step (x_t over x̂_0) as PNG, and an animated GIF of x_t."""
+    if run is None or not run.records:
+        raise InputError("Run the model first.")
+    _, lm = load_diffusion(loader, run.model)
+    xs = torch.cat([pixels(lm, r.x).clamp(-1, 1) for r in run.records])
+    x0 = torch.cat([pixels(lm, r.x0_hat if r.x0_hat is not None else r.x).clamp(-1, 1) for r in run.records])
+    _DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    grid = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".png", dir=_DOWNLOADS)[1])
+    image_grid(torch.cat([xs, x0]), rows=2).save(grid)
+    gif = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".gif", dir=_DOWNLOADS)[1])
+    frames = [picture(x[None], 256) for x in xs]
+    frames[0].save(gif, save_all=True, append_images=frames[1:] + [frames[-1]] * 5, duration=120, loop=0)
+    return [str(grid), str(gif)]
+
+
+@user_errors
+def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, steps: float, guidance_scale: float, seed: float,
+                negative_prompt: str = ""):
+    """Stream every step's x_t (latent models: the cheap preview), then the final image."""
+    for frame in on_denoise(loader, model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed, "default", True, None, 1.0, None):
+        yield frame[4] if frame[4] is not None else frame[0]
+
+
+# ---- layout and wiring ----------------------------------------------------------------------------------
+
+
+def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
+    """The denoising explorer. Named API endpoints: `/forward_noise`, `/denoise`."""
+    with gr.Blocks() as tab:
+        gr.Markdown(EXPLAINER)
+        gr.Markdown("#### Forward process: noising")
+        with gr.Row():
+            fwd_image = gr.Image(value=FORWARD_EXAMPLES[0] if FORWARD_EXAMPLES else None, type="pil", label="Image x_0", height=200, elem_id="fwd-image")
+            with gr.Column():
+                fwd_schedule = gr.Dropdown(list(SCHEDULES), value="linear", label="Schedule")
+                fwd_t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="fwd-t")
+                fwd_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            fwd_out = gr.Image(label="x_t", height=200, interactive=False, elem_id="fwd-out")
+        if FORWARD_EXAMPLES:
+            gr.Examples(FORWARD_EXAMPLES, inputs=[fwd_image], label="Example images (drawn by the embedded model)")
+        fwd_strip = gr.Image(label=f"x_t across t = {', '.join(map(str, STRIP_STEPS))}", interactive=False, height=120)
+        with gr.Row():
+            curves = gr.LinePlot(x="t", y="value", color="curve", label="β_t and ᾱ_t", height=260)
+            snr = gr.LinePlot(x="t", y="log10 SNR", color="schedule", label="Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), log10", height=260)
+
+        gr.Markdown("#### Reverse process: denoising, step by step")
+        with gr.Row():
+            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="dif-model",
+                                label="Model (offline: the pixel and the latent model trained here on Fashion-MNIST)")
+            scheduler = gr.Dropdown(list(E.SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
+            steps = gr.Slider(1, E.MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
+        with gr.Row():
+            prompt = gr.Textbox(value="Ankle boot", label="Class (Fashion-MNIST models) or prompt (text-to-image)", scale=2, elem_id="dif-prompt")
+            negative = gr.Textbox(value="", label="Negative prompt (text-to-image)", scale=2)
+            guidance = gr.Slider(0, E.MAX_GUIDANCE, value=3.0, step=0.5, label="Guidance scale w", elem_id="dif-guidance")
+            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+        with gr.Row():
+            clip = gr.Dropdown(CLIP_CHOICES, value="default", label="x̂_0 clipping")
+            rederive = gr.Checkbox(value=True, label="Re-derive ε̂ from the clipped x̂_0 (DDIM; off: diffusers' default)")
+            init_image = gr.Image(type="pil", label="Image-to-image: start image (optional)", height=120)
+            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (share of the steps re-run)")
+        run_btn = gr.Button("Denoise", variant="primary", elem_id="dif-run")
+        status = gr.Markdown(elem_id="dif-status")
+        with gr.Row():
+            x_t = gr.Image(label="x_t", interactive=False, height=200, elem_id="dif-xt")
+            x0 = gr.Image(label="x̂_0: the model's guess of the end", interactive=False, height=200)
+            eps = gr.Image(label="ε̂: the noise removed", interactive=False, height=200)
+            final = gr.Image(label="Final image (full decode)", interactive=False, height=200, elem_id="dif-final")
+        chans = gr.Image(label="Latent channels (latent models)", interactive=False, height=110)
+        state = gr.State(None, time_to_live=3600)
+        scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
+        guidance_view = gr.Gallery(label="Guidance at this step", columns=3, height=220, elem_id="dif-guidance-view")
+        gr.Markdown("#### Branch from the scrubbed step (change the guidance, class or prompt above; a seed re-draws the noise)")
+        with gr.Row():
+            branch_seed = gr.Number(value=-1, precision=0, label="Branch seed (-1: keep the original noise)")
+            branch_btn = gr.Button("Branch from this step", elem_id="dif-branch")
+        with gr.Row():
+            both = gr.Gallery(label="Original and branch", columns=2, height=280, elem_id="dif-both")
+            distance = gr.LinePlot(x="step", y="distance", label="‖x_branch − x_original‖ per step", height=260)
+        with gr.Row():
+            export = gr.Button("Prepare downloads: grid of all steps (PNG), animation (GIF)")
+            files = gr.File(label="Downloads", file_count="multiple")
+        api_image = gr.Image(visible=False)
+        api_forward = gr.Button(visible=False)
+        api_denoise = gr.Button(visible=False)
+
+        frames = [x_t, x0, eps, chans]
+        fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
+        for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
+            trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, curves, snr], api_visibility="private")
+        tab.load(on_forward, fwd_inputs, [fwd_out, fwd_strip, curves, snr], api_visibility="private")
+        run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength],
+                      frames + [final, status, state, scrub], api_visibility="private")
+        scrub.input(bind(on_scrub, loader), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
+        branch_btn.click(gpu_task(bind(on_branch, loader)), [state, scrub, prompt, negative, guidance, branch_seed],
+                         [x_t, both, distance, status, state], api_visibility="private")
+        export.click(bind(on_export, loader), [state], files, api_visibility="private")
+        api_forward.click(forward_api, fwd_inputs, api_image, api_name="forward_noise")
+        api_denoise.click(gpu_task(bind(denoise_api, loader)), [model, prompt, scheduler, steps, guidance, seed, negative], api_image,
+                          api_name="denoise")
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    from playground.config import Settings
+
+    build_diffusion_tab(ModelLoader(Settings.from_env())).launch()
