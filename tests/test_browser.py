@@ -174,3 +174,34 @@ def test_t5_flow_runs_a_task_with_beams(page):
     expect(page.locator("#t5-beam-table")).to_contain_text("3 7 19 42")
     page.screenshot(path=str(ARTIFACTS / "t5-tab.png"), full_page=True)
     assert page.outside_requests == []
+
+
+def test_diffusion_flow_streams_20_steps_scrubs_and_branches(page):
+    import time
+
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Diffusion").click()
+    _set_slider(page, "dif-steps", "20")
+    page.locator("#dif-run").click()
+    status = page.locator("#dif-status")
+    seen, deadline = set(), time.time() + 120
+    while time.time() < deadline:  # the step counter climbs in the page while the run streams
+        text = status.inner_text()
+        if "Step " in text:
+            seen.add(text.split("Step ")[1].split(" of")[0])
+        if "Done" in text:
+            break
+        time.sleep(0.05)
+    expect(status).to_contain_text("Done", timeout=120_000)
+    assert len(seen) >= 3, f"steps seen while streaming: {sorted(seen)}"
+    expect(page.locator("#dif-final img")).to_be_visible(timeout=30_000)
+    # scrub back to step 5: the guidance view shows ε_u, ε_c and their combination
+    _set_slider(page, "dif-scrub", "5")
+    expect(page.locator("#dif-guidance-view img")).to_have_count(3, timeout=30_000)
+    # branch from step 5 with another guidance scale
+    _set_slider(page, "dif-guidance", "1")
+    page.locator("#dif-branch").click()
+    expect(page.locator("#dif-both img")).to_have_count(2, timeout=60_000)
+    expect(page.locator("#dif-status")).to_contain_text("Branch from step 5 done", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "diffusion-tab.png"), full_page=True)
+    assert page.outside_requests == []

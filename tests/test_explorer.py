@@ -149,3 +149,53 @@ def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
     expected = ddim.step(r.eps, r.timestep, r.before.x).pred_original_sample  # DDIM reports x̂_0 itself
     assert torch.allclose(r.x0_hat, expected, atol=1e-5)
     assert all(rec.x0_hat is not None for rec in records)
+
+
+# ---- the tab's handlers and endpoints ------------------------------------------------------------
+
+
+def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
+    from playground.ui import diffusion_tab as D
+
+    frames = list(D.on_denoise(embedded, "segmind/tiny-sd", "Trouser", "", "Euler ancestral", 6, 3.0, 2, "default", True, None, 1.0, progress=None))
+    assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one frame a step, then the final
+    run = frames[-1][6]
+    xt, x0, eps, chans, guidance = D.on_scrub(embedded, run, 3)
+    assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
+    *_, last = D.on_branch(embedded, run, 3, "Trouser", "", 3.0, -1, progress=None)
+    assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
+    *_, last = D.on_branch(embedded, run, 3, "Sneaker", "", 3.0, -1, progress=None)
+    assert last[2]["distance"].iloc[-1] > 0 and "Sneaker" in last[1][1][1]
+    grid, gif = D.on_export(embedded, run)
+    assert grid.endswith(".png") and gif.endswith(".gif")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("google/ddpm-cifar10-32", "a cat", "", "DDIM", 5, 3.0, 0), "not a class this model knows"),
+    (("google/ddpm-cifar10-32", "Bag", "", "DDIM", 500, 3.0, 0), "steps must be between 1 and 100"),
+    (("google/ddpm-cifar10-32", "Bag", "", "LMS", 5, 3.0, 0), "scheduler must be one of"),
+    (("/etc", "Bag", "", "DDIM", 5, 3.0, 0), "outside the folders"),
+])
+def test_denoise_refuses_bad_input_with_a_message(embedded, args, fragment):
+    import gradio as gr
+
+    from playground.ui import diffusion_tab as D
+
+    with pytest.raises(gr.Error, match=fragment):
+        next(D.on_denoise(embedded, *args, "default", True, None, 1.0, progress=None))
+
+
+def test_diffusion_endpoints_over_http(live_app):
+    from gradio_client import Client, handle_file
+
+    from playground.ui.diffusion_tab import FORWARD_EXAMPLES
+
+    client = Client(live_app, verbose=False)
+    noised = client.predict(handle_file(FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
+    assert str(noised).endswith((".png", ".webp", ".jpg"))
+    job = client.submit("google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, "", api_name="/denoise")
+    outputs = job.result(), job.outputs()
+    assert len(outputs[1]) >= 5  # every step streamed, then the final image
+    from PIL import Image
+
+    assert Image.open(outputs[0]).size[0] >= 32
