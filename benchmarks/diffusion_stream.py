@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
@@ -26,17 +25,9 @@ from playground.config import Settings  # noqa: E402
 from playground.core import explorer as E  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import diffusion_tab as D  # noqa: E402
+from benchmarks.report import median_time  # noqa: E402
 
 STEPS, GUIDANCE, SEED = 20, 3.0, 0
-
-
-def median_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @torch.no_grad()
@@ -70,8 +61,8 @@ def main() -> None:
         streamed(), plain_loop(lm)  # warm up (the latent preview map is fitted once per model here)
         s, p = [], []
         for _ in range(args.repeats):
-            s.append(median_of(streamed, 1))
-            p.append(median_of(lambda: plain_loop(lm), 1))
+            s.append(median_time(streamed, 1))
+            p.append(median_time(lambda: plain_loop(lm), 1))
         s, p = statistics.median(s), statistics.median(p)
         print(f"{label}: streamed run {s:.3f} s, plain loop {p:.3f} s, ratio {s / p:.2f}x")
         parts.append(f"{label}: streamed {s:.2f} s vs plain loop {p:.2f} s (**{s / p:.2f}x**)")
@@ -80,9 +71,9 @@ def main() -> None:
     z = torch.randn(D.latent_shape(lm), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([9, lm.pipeline.null_class])
     with torch.no_grad():
-        step = median_of(lambda: unet(torch.cat([z, z]), 500, class_labels=labels), 20)
-        preview = median_of(lambda: E.latent_preview(z, vae), 20)
-        decode = median_of(lambda: E.decode(z, vae), 20)
+        step = median_time(lambda: unet(torch.cat([z, z]), 500, class_labels=labels), 20)
+        preview = median_time(lambda: E.latent_preview(z, vae), 20)
+        decode = median_time(lambda: E.decode(z, vae), 20)
     print(f"latent preview {preview * 1000:.2f} ms, one guided UNet step {step * 1000:.2f} ms ({preview / step:.3f}x), full decode {decode * 1000:.2f} ms")
     parts.append(f"latent preview {preview * 1000:.2f} ms vs one guided UNet step {step * 1000:.1f} ms (**{preview / step:.3f}x**; "
                  f"a full decode: {decode / step:.2f}x)")

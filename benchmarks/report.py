@@ -26,6 +26,19 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 BLOCK = "benchmarks"
 
 
+def median_time(fn, repeats: int = 5) -> float:
+    """Median wall time of `repeats` calls of `fn`, in seconds."""
+    import statistics
+    import time
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def load_results(path: Path = RESULTS) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 

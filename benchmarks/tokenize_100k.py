@@ -9,9 +9,7 @@ capped), each the median of 5 runs in this one process.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
@@ -21,18 +19,10 @@ from transformers import AutoTokenizer
 from playground.config import ASSETS_DIR  # noqa: E402
 from playground.core.render_tokens import render_panels  # noqa: E402
 from playground.core.tokenize import tokenize  # noqa: E402
+from benchmarks.report import median_time  # noqa: E402
 
 TEXT = ("To be, or not to be, that is the question: Whether 'tis nobler in the mind to suffer "
         "the slings and arrows of outrageous fortune — 東京 🤗 2024-03-15 $1,234.56\n") * 1000
-
-
-def median_time(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
