@@ -199,3 +199,18 @@ def test_diffusion_endpoints_over_http(live_app):
     from PIL import Image
 
     assert Image.open(outputs[0]).size[0] >= 32
+
+
+@pytest.mark.parametrize("pipeline_name, scheduler_name", [("DDIMPipeline", "DDIM"), ("DDPMPipeline", "DDPM")])
+def test_unconditional_unet_equals_its_pipeline(settings, tiny_root, pipeline_name, scheduler_name):
+    import diffusers
+
+    lm = ModelLoader(settings).load(str(tiny_root / "tiny-ddpm"), "diffusion")  # an unconditional UNet2DModel
+    scheduler = E.make_scheduler(scheduler_name, lm.components["scheduler"].config)
+    g = torch.Generator().manual_seed(4)
+    x, first = E.start(scheduler, 10, (1, 1, 8, 8), g, CPU)
+    records = list(E.run(lm.model, scheduler, E.Conditioning("none"), x, g, E.RunSettings(use_clipped_model_output=False), first))
+    pipe = getattr(diffusers, pipeline_name)(unet=lm.model, scheduler=E.make_scheduler(scheduler_name, lm.components["scheduler"].config))
+    expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(4), num_inference_steps=10, output_type="np").images
+    ours = (records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
