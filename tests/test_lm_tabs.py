@@ -189,8 +189,8 @@ def test_bert_and_t5_handlers_fill_their_outputs(embedded):
     notice, sentence, table, picks = bert_tab.on_fill(embedded, "bert-base-uncased", "The [MASK] is dead; long live the [MASK].", 3, progress=None)
     assert "embedded" in notice and sentence.count("lm-mask") == 2 and len(table) == 6 and picks["choices"] == [("mask 1", 0), ("mask 2", 1)]
     assert list(bert_tab.on_lens(embedded, "bert-base-uncased", "The [MASK] is dead.", 0)["layer"]) == ["embeddings", "layer 1", "layer 2", "layer 3"]
-    _, heatmap, points = bert_tab.on_embed(embedded, "bert-base-uncased", "The king is dead.\nThe queen is dead.\nGive me wine.", progress=None)
-    assert heatmap.count("<td") == 9 and list(points.columns) == ["x", "y", "sentence"]
+    _, heatmap, projection = bert_tab.on_embed(embedded, "bert-base-uncased", "The king is dead.\nThe queen is dead.\nGive me wine.", progress=None)
+    assert heatmap.count("<td") == 9 and projection.count("<circle") == 3 and "3. Give me wine." in projection
     notice, text, tokens, beams, steps, position, result = t5_tab.on_run(embedded, "t5-small", "reverse words: red cat blue dog", 3, 12, progress=None)
     assert text == "dog blue cat red" and len(beams) == 3 and "finished" in steps and "five tasks" in notice
     assert t5_tab.on_lens(embedded, "t5-small", "reverse words: red cat blue dog", result, 1).shape == (4, 6)

@@ -80,3 +80,19 @@ def similarity_heatmap(labels: Sequence[str], matrix: np.ndarray) -> str:
             cells.append(f'<td style="background:rgba(31,78,156,{shade:.2f});color:{colour}" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>')
         rows.append(f'<tr><th class="lm-sim-label">{i + 1}. {_e(s[:60])}</th>{"".join(cells)}</tr>')
     return f'<table class="lm-sim"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
+
+
+def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -> str:
+    """A 2-D scatter of `points` [N, 2], each labelled with its number and the start of its sentence."""
+    pad = 40
+    lo, hi = points.min(0), points.max(0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    xy = pad + (points - lo) / span * (size - 2 * pad)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{size - y:.1f}" r="5" fill="#1f4e9c"><title>{_e(s)}</title></circle>'
+        f'<text x="{x + 8:.1f}" y="{size - y + 4:.1f}" font-size="12">{i + 1}. {_e(s[:24])}</text>'
+        for i, ((x, y), s) in enumerate(zip(xy, labels))
+    )
+    return (f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} {size}">'
+            f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
+            f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text></svg>')

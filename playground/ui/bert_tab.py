@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
-from playground.core.render_lm import similarity_heatmap
+from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import bind, load_transformer, user_errors
@@ -85,12 +85,11 @@ def on_lens(loader: ModelLoader, model: str, text: str, mask: Any):
 
 @user_errors
 def on_embed(loader: ModelLoader, model: str, sentences: str, progress=gr.Progress()):
-    """(notice, similarity heatmap HTML, 2-D projection points)."""
+    """(notice, similarity heatmap HTML, 2-D projection SVG)."""
     sentences = parse_sentences(sentences)
     _, lm = load_masked(loader, model, need_head=False, progress=progress)
     e = embed(lm.model, lm.tokenizer, sentences)
-    points = pd.DataFrame({"x": e.projection[:, 0], "y": e.projection[:, 1], "sentence": [f"{i + 1}. {s}" for i, s in enumerate(sentences)]})
-    return f"Running {lm.source.describe()}.", similarity_heatmap(sentences, e.similarity), points
+    return f"Running {lm.source.describe()}.", similarity_heatmap(sentences, e.similarity), projection_svg(sentences, e.projection)
 
 
 @user_errors
@@ -138,8 +137,9 @@ def build_bert_tab(loader: ModelLoader) -> gr.Blocks:
         embed_notice = gr.Markdown()
         with gr.Row():
             heatmap = gr.HTML(label="Cosine similarity", elem_id="bert-similarity")
-            scatter = gr.ScatterPlot(x="x", y="y", tooltip=["sentence"], label="2-D projection (first two principal components)",
-                                     x_title="PC 1", y_title="PC 2", height=320)
+            with gr.Column():
+                gr.Markdown("2-D projection of the sentence vectors (first two principal components)")
+                scatter = gr.HTML(elem_id="bert-projection")
 
         fill.click(gpu_task(bind(on_fill, loader)), [model, text, top_k], [notice, sentence, table, mask], api_visibility="private").then(
             bind(on_lens, loader), [model, text, mask], lens, api_visibility="private")
