@@ -419,3 +419,14 @@ def test_probe_answer_is_cached_and_offline_flag_skips_network():
     start = time.perf_counter()
     first = closed.status()
     assert not first.reachable and closed.status() is first and time.perf_counter() - start < 1.5
+
+
+def test_transformer_family_reads_a_folders_config_once(settings, tiny_root, monkeypatch):
+    loader = ModelLoader(settings)
+    reads = []
+    real = loader._family_from_config
+    monkeypatch.setattr(loader, "_family_from_config", lambda *a: reads.append(a) or real(*a))
+    for _ in range(3):
+        assert loader.transformer_family(str(tiny_root / "tiny-t5")) is Family.SEQ2SEQ
+        assert loader.transformer_family(str(tiny_root / "tiny-bert-base")) is Family.ENCODER
+    assert len(reads) == 2  # one read per folder, not per click

@@ -162,6 +162,7 @@ class ModelLoader:
         self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()  # LRU order: oldest first
         self._inflight: dict[tuple, Future] = {}
         self._device: torch.device | None = None  # picked on first load, not at start-up
+        self._families: dict[str, Family] = {}  # transformer_family's answers by resolved location (config.json read once)
         self.load_count = 0  # completed loads (cache misses), for tests and the Models tab
 
     # ---- public API -------------------------------------------------------------------------
@@ -184,12 +185,22 @@ class ModelLoader:
 
         An encoder-decoder is seq2seq, a decoder causal-lm, an encoder with a masked-LM head
         masked-lm, and any other encoder (e.g. a folder with only the base model) encoder.
-        Reads only config.json (downloaded alone for a Hub model not yet in the cache).
+        Reads only config.json (downloaded alone for a Hub model not yet in the cache), once per
+        resolved location: the tabs ask on every click.
         """
         for family in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ):
             if find_preset(family, source.strip()):
                 return family
         resolved = self.resolve(source, Family.ENCODER)
+        with self._lock:
+            known = self._families.get(resolved.location)
+        if known is None:
+            known = self._family_from_config(source, resolved)
+            with self._lock:
+                self._families[resolved.location] = known
+        return known
+
+    def _family_from_config(self, source: str, resolved: ResolvedSource) -> Family:
         folder = resolved.folder
         if folder is None:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,7 @@ def forward_api(image: Any, t: float, schedule: str, seed: float):
     return on_forward(image, t, schedule, seed)[0]
 
 
+@functools.lru_cache(maxsize=1)  # depends on no input: built once, on first use
 def schedule_curves() -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, snr = [], []
     for name in SCHEDULES:
