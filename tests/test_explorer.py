@@ -214,3 +214,16 @@ def test_unconditional_unet_equals_its_pipeline(settings, tiny_root, pipeline_na
     expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(4), num_inference_steps=10, output_type="np").images
     ours = (records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-6)
+
+
+def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
+    from PIL import Image
+
+    from playground.core.diffusion import SCHEDULES
+    from playground.ui import diffusion_tab as D
+
+    grey = Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
+    noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
+    assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
+    assert len(charts) == 3 and all(all(f"━ {name}" in c for name in SCHEDULES) for c in charts)  # a legend that shows
+    assert D.forward_api(grey, 400, "linear", 0).tobytes() == noised.tobytes()

@@ -96,3 +96,34 @@ def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -
     return (f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} {size}">'
             f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
             f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text></svg>')
+
+
+CHART_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x_label: str, y_label: str,
+                   width: int = 460, height: int = 260) -> str:
+    """Named (xs, ys) series as one SVG line chart with its axes' ranges and a legend that is always visible."""
+    left, right, top, bottom = 48, 12, 12, 34
+    xs_all = [x for xs, _ in series.values() for x in xs]
+    ys_all = [y for _, ys in series.values() for y in ys]
+    x0, x1, y0, y1 = min(xs_all), max(xs_all), min(ys_all), max(ys_all)
+    sx = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)  # noqa: E731
+    sy = lambda y: top + (y1 - y) / ((y1 - y0) or 1) * (height - top - bottom)  # noqa: E731
+    lines = "".join(
+        f'<polyline fill="none" stroke="{CHART_COLOURS[i % len(CHART_COLOURS)]}" stroke-width="2" '
+        f'points="{" ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))}"><title>{_e(name)}</title></polyline>'
+        for i, (name, (xs, ys)) in enumerate(series.items())
+    )
+    legend = "".join(f'<span style="color:{CHART_COLOURS[i % len(CHART_COLOURS)]}">━ {_e(name)}</span> ' for i, name in enumerate(series))
+    axes = (f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
+            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="10">{y1:.3g}</text>'
+            f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" font-size="10">{y0:.3g}</text>'
+            f'<text x="{left}" y="{height - bottom + 14}" font-size="10">{x0:.3g}</text>'
+            f'<text x="{width - right}" y="{height - bottom + 14}" text-anchor="end" font-size="10">{x1:.3g}</text>'
+            f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="11" fill="#555">{_e(x_label)}</text>'
+            f'<text x="12" y="{(height - bottom) / 2:.0f}" font-size="11" fill="#555" transform="rotate(-90 12 {(height - bottom) / 2:.0f})" '
+            f'text-anchor="middle">{_e(y_label)}</text>')
+    return (f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'{axes}{lines}</svg><div class="lm-legend">{legend}</div></div>')

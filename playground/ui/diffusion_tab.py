@@ -18,6 +18,7 @@ from playground.config import ASSETS_DIR
 from playground.core import explorer as E
 from playground.core.diffusion import SCHEDULES, class_index, forward_noise, image_grid, noise_schedule
 from playground.core.inputs import require_choice, require_float, require_int, require_text
+from playground.core.render_lm import line_chart_svg
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
@@ -147,33 +148,41 @@ def _frame(lm, record: E.Record, final: bool = False):
 # ---- event handlers -----------------------------------------------------------------------------------
 
 
-@user_errors
-def on_forward(image: Any, t: float, schedule: str, seed: float):
-    """(x_t at step t, a strip of x_t across t, the schedules' curves: β and ᾱ, log10 SNR)."""
+def _forward_request(image: Any, t: Any, schedule: Any, seed: Any):
+    """(x_0, t, the schedule, seed), checked."""
     x0 = _image_tensor(image)
     t = require_int(t, "t", low=0, high=999)
-    schedule = require_choice(schedule, "schedule", SCHEDULES)
-    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
-    s = noise_schedule(schedule)
+    s = noise_schedule(require_choice(schedule, "schedule", SCHEDULES))
+    return x0, t, s, require_int(seed, "seed", low=0, high=2**63 - 1)
+
+
+@user_errors
+def on_forward(image: Any, t: float, schedule: str, seed: float):
+    """(x_t at step t, a strip of x_t across t, the schedules' curves: β, ᾱ, log10 SNR)."""
+    x0, t, s, seed = _forward_request(image, t, schedule, seed)
     x_t, _ = forward_noise(x0, t, s, torch.Generator().manual_seed(seed))
     strip = torch.cat([forward_noise(x0, k, s, torch.Generator().manual_seed(seed))[0] for k in STRIP_STEPS])
     return picture(x_t, 256), image_grid(strip, rows=1), *schedule_curves()
 
 
+@user_errors
 def forward_api(image: Any, t: float, schedule: str, seed: float):
     """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
-    return on_forward(image, t, schedule, seed)[0]
+    x0, t, s, seed = _forward_request(image, t, schedule, seed)
+    return picture(forward_noise(x0, t, s, torch.Generator().manual_seed(seed))[0], 256)
 
 
 @functools.lru_cache(maxsize=1)  # depends on no input: built once, on first use
-def schedule_curves() -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows, snr = [], []
-    for name in SCHEDULES:
-        s = noise_schedule(name)
-        for k in range(0, 1000, 10):
-            rows += [(k, float(s.betas[k]), f"β_t {name}"), (k, float(s.alphas_cumprod[k]), f"ᾱ_t {name}")]
-            snr.append((k, float(torch.log10(s.snr[k])), name))
-    return pd.DataFrame(rows, columns=["t", "value", "curve"]), pd.DataFrame(snr, columns=["t", "log10 SNR", "schedule"])
+def schedule_curves() -> tuple[str, str, str]:
+    """SVG charts of β_t, ᾱ_t and log10 SNR for every schedule, each with its legend."""
+    ts = list(range(0, 1000, 10))
+    schedules = {name: noise_schedule(name) for name in SCHEDULES}
+
+    def chart(values, y_label: str) -> str:
+        return line_chart_svg({name: (ts, [float(values(s)[k]) for k in ts]) for name, s in schedules.items()}, "t", y_label, width=360)
+
+    return (chart(lambda s: s.betas, "β_t (noise added at step t)"), chart(lambda s: s.alphas_cumprod, "ᾱ_t (signal left)"),
+            chart(lambda s: torch.log10(s.snr), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
 
 
 def _image_tensor(image: Any) -> torch.Tensor:
@@ -185,6 +194,8 @@ def _image_tensor(image: Any) -> torch.Tensor:
         img.thumbnail((256, 256))
     a = torch.tensor(np.asarray(img), dtype=torch.float32)
     a = a[..., None] if a.ndim == 2 else a
+    if a.shape[-1] == 3 and torch.equal(a[..., 0], a[..., 1]) and torch.equal(a[..., 1], a[..., 2]):
+        a = a[..., :1]  # a grey picture (handed over as RGB) is noised as grey, one ε per pixel
     return (a.permute(2, 0, 1)[None] / 127.5) - 1
 
 
@@ -325,8 +336,9 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
             gr.Examples(FORWARD_EXAMPLES, inputs=[fwd_image], label="Example images (drawn by the embedded model)")
         fwd_strip = gr.Image(label=f"x_t across t = {', '.join(map(str, STRIP_STEPS))}", interactive=False, height=120)
         with gr.Row():
-            curves = gr.LinePlot(x="t", y="value", color="curve", label="β_t and ᾱ_t", height=260)
-            snr = gr.LinePlot(x="t", y="log10 SNR", color="schedule", label="Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), log10", height=260)
+            betas = gr.HTML(elem_id="fwd-betas")
+            alphas = gr.HTML(elem_id="fwd-alphas")
+            snr = gr.HTML(elem_id="fwd-snr")
 
         gr.Markdown("#### Reverse process: denoising, step by step")
         with gr.Row():
@@ -372,8 +384,8 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
         frames = [x_t, x0, eps, chans]
         fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
-            trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, curves, snr], api_visibility="private")
-        tab.load(on_forward, fwd_inputs, [fwd_out, fwd_strip, curves, snr], api_visibility="private")
+            trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
+        tab.load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength],
                       frames + [final, status, state, scrub], api_visibility="private")
         scrub.input(bind(on_scrub, loader), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
