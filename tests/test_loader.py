@@ -19,6 +19,7 @@ from playground.models import Family, LoadError, ModelLoader, SourceError, Sourc
 from playground.models import loader as loader_module
 from playground.models.hub import HubProbe, HubStatus
 from playground.models.sources import is_hub_id, resolve_source
+from playground.core.cache import shared_lock
 
 OFFLINE = HubStatus(False, "HF_HUB_OFFLINE=1 is set", 0.0)
 
@@ -306,7 +307,7 @@ def test_evicted_tokenizer_releases_its_caches(settings):
     tokenize_module.tokenize(tok, "Hello world")
     word_split.explain_word(tok, " lower")  # fills the BPE-ranks cache too
     spec = tokenize_module.tokenizer_spec(tok)
-    assert tok in tokenize_module.tokenizer_spec.cache and tok in tokenize_module._lock_for.cache
+    assert tok in tokenize_module.tokenizer_spec.cache and tok in shared_lock.cache
     assert spec in word_split._bpe_ranks.cache
     tok_ref, spec_ref = weakref.ref(tok), weakref.ref(spec)
     del tok, spec
@@ -317,14 +318,13 @@ def test_evicted_tokenizer_releases_its_caches(settings):
 
 
 def test_one_lock_per_tokenizer_for_as_long_as_it_lives(settings):
-    from playground.core.tokenize import _lock_for
 
     loader = ModelLoader(settings)
     toks = [loader.load(name, "tokenizer").tokenizer for name in ("gpt2", "bert-base-uncased", "t5-small")]
-    first = [_lock_for(t) for t in toks]
+    first = [shared_lock(t) for t in toks]
     for _ in range(100):  # an LRU of locks could hand out a new lock once others pushed it out
-        _lock_for(object.__new__(type("Other", (), {})))
-    assert all(_lock_for(t) is lock for t, lock in zip(toks, first))
+        shared_lock(object.__new__(type("Other", (), {})))
+    assert all(shared_lock(t) is lock for t, lock in zip(toks, first))
 
 
 def test_diffusion_component_from_other_library_is_refused(settings, tiny_root):

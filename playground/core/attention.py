@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from playground.core.cache import per_object
+from playground.core.cache import per_object, shared_lock
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.models.architecture import architecture_of
@@ -100,8 +100,9 @@ def run_attention(model: Any, tokenizer: Any, text: str, target_text: str = "", 
     arch = architecture_of(config)
     limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or MAX_TOKENS
     cap = min(max_tokens, int(limit))
-    n_before = len(tokenizer(text, verbose=False)["input_ids"])
-    enc = tokenizer(text, truncation=True, max_length=cap, return_tensors="pt", return_special_tokens_mask=True, verbose=False)
+    with shared_lock(tokenizer):  # a fast tokenizer shared by every user: one call at a time
+        n_before = len(tokenizer(text, verbose=False)["input_ids"])
+        enc = tokenizer(text, truncation=True, max_length=cap, return_tensors="pt", return_special_tokens_mask=True, verbose=False)
     special_mask = enc.pop("special_tokens_mask")[0].tolist()
     words = _word_ids(enc, special_mask)
     device = next(model.parameters()).device
@@ -110,27 +111,25 @@ def run_attention(model: Any, tokenizer: Any, text: str, target_text: str = "", 
     if truncated:
         notes.append(f"The text has {n_before:,} tokens; only the first {cap:,} are shown (the cap is {max_tokens:,}"
                      f"{'' if cap == max_tokens else f', and this model reads at most {limit:,}'}).")
-    capture = _ValueCapture(model, arch)
-    try:
-        if arch == "encoder-decoder":
-            decoder_ids, target_truncated = _decoder_inputs(model, tokenizer, inputs, target_text, cap, notes)
-            truncated = truncated or target_truncated
-            out = model(**inputs, decoder_input_ids=decoder_ids, output_attentions=True)
-            attentions = {ENCODER: _stack(out.encoder_attentions), DECODER: _stack(out.decoder_attentions), CROSS: _stack(out.cross_attentions)}
-            target_ids = decoder_ids[0].tolist()
-        else:
-            out = model(**inputs, output_attentions=True)
-            attentions = {arch: _stack(out.attentions)}
-            target_ids = []
-    finally:
-        capture.remove()
+    if arch == "encoder-decoder":
+        decoder_ids, target_truncated = _decoder_inputs(model, tokenizer, inputs, target_text, cap, notes)
+        truncated = truncated or target_truncated
+        out = model(**inputs, decoder_input_ids=decoder_ids, output_attentions=True, output_hidden_states=True)
+        attentions = {ENCODER: _stack(out.encoder_attentions), DECODER: _stack(out.decoder_attentions), CROSS: _stack(out.cross_attentions)}
+        target_ids = decoder_ids[0].tolist()
+    else:
+        out = model(**inputs, output_attentions=True, output_hidden_states=True)
+        attentions = {arch: _stack(out.attentions)}
+        target_ids = []
     if any(a is None for a in attentions.values()):
         raise InputError("This model returned no attention weights; load it with eager attention.")
-    target_tokens = tokenizer.convert_ids_to_tokens(target_ids) if target_ids else []
+    with shared_lock(tokenizer):
+        target_tokens = tokenizer.convert_ids_to_tokens(target_ids) if target_ids else []
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
     special_ids = set(getattr(tokenizer, "all_special_ids", []))
     return AttentionResult(
-        model=name, architecture=arch, tokens=tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()),
-        target_tokens=target_tokens, attentions=attentions, value_norms=capture.norms(attentions),
+        model=name, architecture=arch, tokens=tokens,
+        target_tokens=target_tokens, attentions=attentions, value_norms=_value_norms(model, arch, out, attentions),
         special=[bool(s) for s in special_mask], target_special=[i in special_ids for i in target_ids],
         words=words, target_words=_piece_words(target_tokens, [i in special_ids for i in target_ids]),
         truncated=truncated, n_tokens_before_cap=n_before, notes=notes,
@@ -146,14 +145,16 @@ def _stack(per_layer) -> np.ndarray | None:
 def _decoder_inputs(model, tokenizer, inputs, target_text: str, cap: int, notes: list[str]) -> tuple[torch.Tensor, bool]:
     """The decoder's input ids: `target_text` shifted right (teacher forcing), else the model's greedy output."""
     if target_text.strip():
-        labels = tokenizer(text_target=target_text, return_tensors="pt", verbose=False).input_ids
+        with shared_lock(tokenizer):
+            labels = tokenizer(text_target=target_text, return_tensors="pt", verbose=False).input_ids
         truncated = labels.shape[1] > cap
         if truncated:
             notes.append(f"The target text has {labels.shape[1]:,} tokens; only the first {cap:,} are fed to the decoder.")
         decoder_ids = model.prepare_decoder_input_ids_from_labels(labels=labels[:, :cap].to(inputs["input_ids"].device))
         return decoder_ids, truncated
     generated = model.generate(**inputs, max_new_tokens=min(cap, MAX_GENERATED), do_sample=False, num_beams=1)
-    text = tokenizer.decode(generated[0], skip_special_tokens=True)
+    with shared_lock(tokenizer):
+        text = tokenizer.decode(generated[0], skip_special_tokens=True)
     notes.append(f"No target text given: the decoder is fed the model's own greedy output, {text!r}.")
     return generated[:, :-1] if generated.shape[1] > 1 else generated, False  # the last token is never an input
 
@@ -179,52 +180,49 @@ def _piece_words(tokens: list[str], special: list[bool]) -> list[int | None]:
     return out
 
 
-class _ValueCapture:
-    """Forward hooks that keep each attention layer's value vectors, for value-weighted attention.
+def _value_norms(model: Any, arch: str, out: Any, attentions: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """||f(x_j)|| per kind, layer, head and key token, recomputed from the forward pass's hidden states.
 
-    Supported: BERT-like encoders (`attention.self.value` / `attention.output.dense`), GPT-2
-    (`attn.c_attn` / `attn.c_proj`) and T5 (`SelfAttention` / `EncDecAttention` `.v` / `.o`).
+    Each layer's value vectors are v_j = W_V n(x_j) + b_V, with x_j the layer's input (hidden state
+    l of the output) and n the norm the family applies before attention (GPT-2 and T5; BERT has
+    none there). Cross-attention reads the encoder's final output. Nothing is registered on the
+    model, so concurrent requests on one shared model cannot see each other's numbers.
     """
-
-    def __init__(self, model: Any, arch: str) -> None:
-        self.model = model
-        self.layers = _value_layers(model, arch)  # kind -> [(value module, output weight [H, d, out], split)]
-        self.values: dict[str, list[torch.Tensor]] = {k: [] for k in self.layers}
-        self.handles = []
-        for kind, layers in self.layers.items():
-            for module, _, third in layers:
-                self.handles.append(module.register_forward_hook(self._keep(kind, third)))
-
-    def _keep(self, kind: str, third: bool):
-        def hook(module, args, output):
-            v = output[0] if isinstance(output, tuple) else output
-            if third:  # GPT-2's c_attn computes q, k and v in one matrix: v is the last third
-                v = v[..., 2 * v.shape[-1] // 3:]
-            self.values[kind].append(v[0].detach())
-        return hook
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-    def norms(self, attentions: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-        if not self.layers:
+    layers = _value_layers(model, arch)
+    if not layers:
+        return None
+    sources = _layer_inputs(model, arch, out)
+    if sources is None:
+        return None
+    grams = _output_grams(model)
+    norms = {}
+    for kind, entries in layers.items():
+        if kind not in attentions:
             return None
-        grams = _output_grams(self.model)
-        out = {}
-        for kind, layers in self.layers.items():
-            values = self.values[kind][-len(layers):]  # generate() ran the decoder before: keep the last forward's
-            if kind not in attentions or len(values) != len(layers):
-                return None
-            per_layer = []
-            for gram, v in zip(grams[kind], values):
-                heads, d, _ = gram.shape
-                v = v.float().reshape(v.shape[0], heads, d)  # [T, H, d]
-                # ||f(x_j)||² = v_j W_O W_Oᵀ v_jᵀ per head: the Gram matrix is d x d, cached per model
-                sq = torch.einsum("thd,hde,the->ht", v, gram, v)
-                per_layer.append(sq.clamp(min=0).sqrt())  # [H, T]
-            out[kind] = torch.stack(per_layer).cpu().numpy()
-        return out
+        per_layer = []
+        for (value_of, _, _), gram, x in zip(entries, grams[kind], sources[kind]):
+            v = value_of(x)[0].float()  # [T, H*d]
+            heads, d, _ = gram.shape
+            v = v.reshape(v.shape[0], heads, d)  # [T, H, d]
+            # ||f(x_j)||² = v_j W_O W_Oᵀ v_jᵀ per head: the Gram matrix is d x d, cached per model
+            sq = torch.einsum("thd,hde,the->ht", v, gram, v)
+            per_layer.append(sq.clamp(min=0).sqrt())  # [H, T]
+        norms[kind] = torch.stack(per_layer).cpu().numpy()
+    return norms
+
+
+def _layer_inputs(model: Any, arch: str, out: Any) -> dict[str, list[torch.Tensor]] | None:
+    """Per kind, the hidden state each layer's value projection reads (before its own norm)."""
+    if arch == "encoder-decoder":
+        enc, dec = out.encoder_hidden_states, out.decoder_hidden_states
+        if enc is None or dec is None:
+            return None
+        n_dec = len(dec) - 1
+        return {ENCODER: list(enc[:-1]), DECODER: list(dec[:-1]), CROSS: [out.encoder_last_hidden_state] * n_dec}
+    hidden = out.hidden_states
+    if hidden is None:
+        return None
+    return {arch: list(hidden[:-1])}  # hidden_states[l] is layer l's input; the last is the output
 
 
 @per_object
@@ -236,11 +234,16 @@ def _output_grams(model: Any) -> dict[str, list[torch.Tensor]]:
 
 
 def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tensor, bool]]]:
+    """Per kind and layer: (layer input -> value vectors [1, T, H*d], W_O as [H, d, out], pre-norm?)."""
     config = model.config
     base = getattr(model, "base_model", model)
     if config.model_type == "gpt2":
         heads = config.n_head
-        return {DECODER: [(blk.attn.c_attn, blk.attn.c_proj.weight.reshape(heads, -1, blk.attn.c_proj.weight.shape[1]), True)
+
+        def gpt2_values(blk):  # c_attn computes q, k and v in one matrix from ln_1(x): v is the last third
+            return lambda x: blk.attn.c_attn(blk.ln_1(x))[..., 2 * config.n_embd:]
+
+        return {DECODER: [(gpt2_values(blk), blk.attn.c_proj.weight.reshape(heads, -1, blk.attn.c_proj.weight.shape[1]), True)
                           for blk in base.h]}
     if config.model_type == "t5":
         heads, d = config.num_heads, config.d_kv
@@ -248,10 +251,16 @@ def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tens
         def w(linear):  # Linear weight [out, H*d] -> [H, d, out]
             return linear.weight.T.reshape(heads, d, -1)
 
+        def self_values(sub):  # T5 normalizes before attention (RMS norm, no bias)
+            return lambda x: sub.SelfAttention.v(sub.layer_norm(x))
+
+        def cross_values(sub):  # the encoder's output is already normalized by its final norm
+            return lambda x: sub.EncDecAttention.v(x)
+
         return {
-            ENCODER: [(b.layer[0].SelfAttention.v, w(b.layer[0].SelfAttention.o), False) for b in model.encoder.block],
-            DECODER: [(b.layer[0].SelfAttention.v, w(b.layer[0].SelfAttention.o), False) for b in model.decoder.block],
-            CROSS: [(b.layer[1].EncDecAttention.v, w(b.layer[1].EncDecAttention.o), False) for b in model.decoder.block],
+            ENCODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o), True) for b in model.encoder.block],
+            DECODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o), True) for b in model.decoder.block],
+            CROSS: [(cross_values(b.layer[1]), w(b.layer[1].EncDecAttention.o), False) for b in model.decoder.block],
         }
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if arch == "encoder" and layers is not None and all(hasattr(layer, "attention") for layer in layers):

@@ -44,3 +44,15 @@ def per_object(fn: Callable[[Any], T]) -> Callable[[Any], T]:
 
     cached.cache = cache  # type: ignore[attr-defined]
     return cached
+
+
+@per_object
+def shared_lock(obj: Any) -> threading.RLock:
+    """The one lock of a shared object (a tokenizer, a scheduler), for as long as it lives.
+
+    Gradio runs handlers in threads and every user shares the loader's cached tokenizers. A fast
+    tokenizer's Rust core is borrowed mutably when a call changes its truncation or padding, so
+    two calls at once fail ("Already borrowed"): every use of a shared tokenizer goes through
+    `with shared_lock(tokenizer):`. Re-entrant, so a helper may take it again inside.
+    """
+    return threading.RLock()

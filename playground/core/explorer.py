@@ -23,6 +23,7 @@ from playground.core.cache import per_object
 from playground.core.diffusion import _step_kwargs
 from playground.core.inputs import require_choice, require_float, require_int
 from playground.errors import InputError
+from playground.core.cache import shared_lock
 
 MAX_STEPS = 100  # denoising steps per run
 MAX_RESOLUTION = 512  # pixels per side (latent models: the decoded image)
@@ -55,7 +56,8 @@ def text_conditioning(components: dict[str, Any], prompt: str, negative_prompt: 
     parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}
     pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     device = next(components["unet"].parameters()).device
-    cond, uncond = pipe.encode_prompt(prompt, device, 1, guided, negative_prompt or None)
+    with shared_lock(parts["tokenizer"]):  # encode_prompt sets the shared tokenizer's padding and truncation
+        cond, uncond = pipe.encode_prompt(prompt, device, 1, guided, negative_prompt or None)
     return Conditioning("text", cond, uncond)
 
 

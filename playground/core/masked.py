@@ -15,6 +15,7 @@ import torch
 
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
+from playground.core.cache import shared_lock
 
 MAX_TEXT_CHARS = 2_000  # fill-mask text
 MAX_MASKS = 8  # masks per text
@@ -53,7 +54,8 @@ def _with_mask_token(text: str, tokenizer: Any) -> str:
 
 def _encode_masked(tokenizer: Any, text: Any) -> tuple[dict, list[int]]:
     text = require_text(text, "text", max_chars=MAX_TEXT_CHARS)
-    enc = tokenizer(_with_mask_token(text, tokenizer), return_tensors="pt", truncation=True, verbose=False)
+    with shared_lock(tokenizer):  # shared by every user: one call at a time
+        enc = tokenizer(_with_mask_token(text, tokenizer), return_tensors="pt", truncation=True, verbose=False)
     positions = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
     if not positions:
         raise InputError(f"Put at least one {MASK_ALIASES[0]} in the text, where a word should be guessed.")
@@ -76,8 +78,11 @@ def fill_mask(model: Any, tokenizer: Any, text: str, top_k: int = 5) -> FillMask
     for pos in positions:
         probs = logits[pos].float().softmax(-1)
         values, ids = probs.topk(top_k)
-        preds.append([Prediction(int(i), tokenizer.convert_ids_to_tokens(int(i)), float(v)) for v, i in zip(values, ids)])
-    return FillMaskResult(tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()), positions, preds)
+        with shared_lock(tokenizer):
+            preds.append([Prediction(int(i), tokenizer.convert_ids_to_tokens(int(i)), float(v)) for v, i in zip(values, ids)])
+    with shared_lock(tokenizer):
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
+    return FillMaskResult(tokens, positions, preds)
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,8 @@ def mask_lens(model: Any, tokenizer: Any, text: str, mask: int = 0, k: int = 5) 
     for h in hidden:
         probs = head(h[:, positions[mask]]).float().softmax(-1)[0]
         values, ids = probs.topk(k)
-        top.append([Prediction(int(i), tokenizer.convert_ids_to_tokens(int(i)), float(v)) for v, i in zip(values, ids)])
+        with shared_lock(tokenizer):
+            top.append([Prediction(int(i), tokenizer.convert_ids_to_tokens(int(i)), float(v)) for v, i in zip(values, ids)])
     return MaskLens(["embeddings"] + [f"layer {i}" for i in range(1, len(hidden))], top)
 
 
@@ -141,7 +147,8 @@ def parse_sentences(text: Any) -> list[str]:
 def embed(model: Any, tokenizer: Any, sentences: list[str]) -> Embeddings:
     """Mean-pooled last hidden states, their cosine similarities, and a 2-D PCA projection."""
     device = next(model.parameters()).device
-    enc = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt", verbose=False)
+    with shared_lock(tokenizer):
+        enc = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt", verbose=False)
     enc = {k: v.to(device) for k, v in enc.items()}
     hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()  # [N, T, D]
     mask = enc["attention_mask"].unsqueeze(-1).float()

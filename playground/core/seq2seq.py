@@ -19,6 +19,7 @@ import torch
 
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
+from playground.core.cache import shared_lock
 
 MAX_TEXT_CHARS = 2_000
 MAX_BEAMS = 8
@@ -71,7 +72,8 @@ def text_to_text(model: Any, tokenizer: Any, text: str, num_beams: int = 1, max_
 
     text, num_beams, max_new_tokens = check_request(text, num_beams, max_new_tokens)
     device = next(model.parameters()).device
-    enc = {k: v.to(device) for k, v in tokenizer(text, return_tensors="pt", truncation=True, verbose=False).items()}
+    with shared_lock(tokenizer):  # shared by every user: one call at a time
+        enc = {k: v.to(device) for k, v in tokenizer(text, return_tensors="pt", truncation=True, verbose=False).items()}
     recorder = _Recorder()
     out = model.generate(**enc, num_beams=num_beams, num_return_sequences=num_beams, max_new_tokens=max_new_tokens,
                          do_sample=False, output_scores=True, return_dict_in_generate=True,
@@ -142,7 +144,8 @@ def decoder_lens(model: Any, tokenizer: Any, text: str, decoder_ids: tuple[int, 
     dec = torch.tensor([[start, *decoder_ids]])
     position = require_int(position, "output position", low=0, high=dec.shape[1] - 1)
     device = next(model.parameters()).device
-    enc = {kk: v.to(device) for kk, v in tokenizer(text, return_tensors="pt", truncation=True, verbose=False).items()}
+    with shared_lock(tokenizer):
+        enc = {kk: v.to(device) for kk, v in tokenizer(text, return_tensors="pt", truncation=True, verbose=False).items()}
     out = model(**enc, decoder_input_ids=dec.to(device), output_hidden_states=True)
     hidden = out.decoder_hidden_states  # embeddings, then each block; the last one already through the final norm
     scale = model.config.d_model ** -0.5 if getattr(model.config, "tie_word_embeddings", False) else 1.0  # T5 rescales tied heads

@@ -19,12 +19,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from playground.core.cache import per_object
+from playground.core.cache import per_object, shared_lock
 from playground.core.inputs import require_text
 from playground.errors import InputError
 
@@ -121,13 +120,6 @@ def _mentions(node: Any, type_name: str) -> bool:
     if isinstance(node, list):
         return any(_mentions(v, type_name) for v in node)
     return False
-
-
-@per_object
-def _lock_for(tokenizer: Any) -> threading.Lock:
-    """One lock per tokenizer, the same object for as long as the tokenizer lives: a fast tokenizer
-    used by two threads at once can fail ("Already borrowed")."""
-    return threading.Lock()
 
 
 def _backend(tokenizer: Any) -> Any:
@@ -232,12 +224,12 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
     """Tokenize `text` with a fast tokenizer and describe every token (see the module example)."""
     text = check_text(text)
     spec = tokenizer_spec(tokenizer)
-    with _lock_for(tokenizer):
+    with shared_lock(tokenizer):
         enc = tokenizer(
             text, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
         )
-    ids: list[int] = enc["input_ids"]
-    raws = tokenizer.convert_ids_to_tokens(ids)
+        ids: list[int] = enc["input_ids"]
+        raws = tokenizer.convert_ids_to_tokens(ids)
     unk_id = tokenizer.unk_token_id
     tokens = []
     for tid, raw, (start, end), special in zip(ids, raws, enc["offset_mapping"], enc["special_tokens_mask"]):
@@ -252,7 +244,8 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
         tokens.append(Token(tid, raw, start, end, False, face, unknown, partial))
 
     plain = [t.id for t in tokens if t.start is not None]
-    decoded = tokenizer.decode(plain, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    with shared_lock(tokenizer):
+        decoded = tokenizer.decode(plain, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     lossless = decoded == text
     diff, truncated = ([], False) if lossless else diff_texts(text, decoded, getattr(tokenizer, "unk_token", None))
     n_plain = len(plain)
@@ -370,10 +363,10 @@ def words_of(tokenizer: Any, text: str, limit: int | None = None) -> list[Word]:
     [('Tokenizers', ('token', '##izer', '##s')), ('rock', ('rock',))]
     """
     text = check_text(text)
-    with _lock_for(tokenizer):
+    with shared_lock(tokenizer):
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        raws = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     word_ids = enc.word_ids()
-    raws = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     groups: dict[int, list[int]] = {}
     for pos, wid in enumerate(word_ids):
         if wid is not None:

@@ -18,6 +18,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import bind, load_transformer, user_errors
+from playground.core.cache import shared_lock
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -68,19 +69,22 @@ def sampling_config(mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any
 
 def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
     prompt = require_text(prompt, "prompt", max_chars=MAX_PROMPT_CHARS)
-    ids = tokenizer(prompt, verbose=False)["input_ids"]
+    with shared_lock(tokenizer):  # shared by every user: one call at a time
+        ids = tokenizer(prompt, verbose=False)["input_ids"]
     if not ids:
         raise InputError("Enter a prompt: the model continues it.")
     return ids
 
 
 def _face(tokenizer: Any, token_id: int) -> str:
-    return visible(tokenizer.decode([token_id]))
+    with shared_lock(tokenizer):
+        return visible(tokenizer.decode([token_id]))
 
 
 def render_session(tokenizer: Any, session: GenSession) -> str:
     """The prompt, then the continuation as chips; with a branch, both continuations one above the other."""
-    prompt = f'<div class="lm-prompt">{html.escape(tokenizer.decode(session.prompt_ids))}</div>'
+    with shared_lock(tokenizer):
+        prompt = f'<div class="lm-prompt">{html.escape(tokenizer.decode(session.prompt_ids))}</div>'
     original = chips([_face(tokenizer, s.token_id) for s in session.steps], ["lm-new"] * len(session.steps), "continuation")
     if session.branch is None:
         return f'<div class="lm-gen" id="gpt-text">{prompt}{original}</div>'
@@ -110,7 +114,9 @@ def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new
             out = lm.model.generate(torch.tensor([ids]), num_beams=beams, max_new_tokens=cfg.max_new_tokens, do_sample=False,
                                     repetition_penalty=cfg.repetition_penalty, pad_token_id=lm.tokenizer.eos_token_id)
         new = out[0, len(ids):].tolist()
-        yield (f'<div class="lm-gen"><div class="lm-prompt">{html.escape(lm.tokenizer.decode(ids))}</div>'
+        with shared_lock(lm.tokenizer):
+            shown = html.escape(lm.tokenizer.decode(ids))
+        yield (f'<div class="lm-gen"><div class="lm-prompt">{shown}</div>'
                f'{chips([_face(lm.tokenizer, t) for t in new], ["lm-new"] * len(new), f"best of {beams} beams")}</div>',
                None, gr.update(maximum=1, value=1), notice + " Beam search shows its final text here; the T5 tab shows beams step by step.")
         return
@@ -195,12 +201,13 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
     _, lm = load_causal(loader, model)
     steps = list(_steps(lm, prompt_ids(lm.tokenizer, prompt), cfg))
     tok = lm.tokenizer
-    return {
-        "text": tok.decode([s.token_id for s in steps]),
-        "tokens": [tok.decode([s.token_id]) for s in steps],
-        "steps": [{"token": tok.decode([s.token_id]), "candidates": [{"token": tok.decode([c.token_id]), "prob": c.prob} for c in s.candidates]}
-                  for s in steps],
-    }
+    with shared_lock(tok):
+        return {
+            "text": tok.decode([s.token_id for s in steps]),
+            "tokens": [tok.decode([s.token_id]) for s in steps],
+            "steps": [{"token": tok.decode([s.token_id]), "candidates": [{"token": tok.decode([c.token_id]), "prob": c.prob} for c in s.candidates]}
+                      for s in steps],
+        }
 
 
 # ---- layout and wiring --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import bind, load_transformer, user_errors
+from playground.core.cache import shared_lock
 
 EXPLAINER = """
 ### T5: encoder-decoder, text in, text out
@@ -56,8 +57,9 @@ def load_seq2seq(loader: ModelLoader, model: Any, progress=None):
 
 
 def _render(tokenizer, text: str, result: TextResult) -> str:
-    enc = tokenizer.convert_ids_to_tokens(tokenizer(text, verbose=False)["input_ids"])
-    dec = tokenizer.convert_ids_to_tokens(list(result.sequences[0]))
+    with shared_lock(tokenizer):  # shared by every user: one call at a time
+        enc = tokenizer.convert_ids_to_tokens(tokenizer(text, verbose=False)["input_ids"])
+        dec = tokenizer.convert_ids_to_tokens(list(result.sequences[0]))
     return chips(enc, title="encoder input tokens") + chips(dec, ["lm-new"] * len(dec), "decoder output tokens (best)")
 
 
@@ -70,6 +72,11 @@ def on_run(loader: ModelLoader, model: str, text: str, num_beams: float, max_new
     _, lm = load_seq2seq(loader, model, progress)
     result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
     tok = lm.tokenizer
+    with shared_lock(tok):
+        return _run_outputs(lm, tok, text, result)
+
+
+def _run_outputs(lm, tok, text: str, result: TextResult):
     beams = pd.DataFrame([[i + 1, tok.decode(s, skip_special_tokens=True), round(sc, 4)] for i, (s, sc) in enumerate(zip(result.sequences, result.scores))],
                          columns=["rank", "output", "score"])
     notice = f"Running {lm.source.describe()}."
@@ -91,8 +98,9 @@ def on_lens(loader: ModelLoader, model: str, text: str, result: TextResult | Non
     pos = require_int(position, "output position", low=1, high=max(1, len(seq))) - 1
     lens = decoder_lens(lm.model, lm.tokenizer, text, seq, pos, LENS_TOP)
     tok = lm.tokenizer
-    return pd.DataFrame([[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
-                        columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
+    with shared_lock(tok):
+        return pd.DataFrame([[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
+                            columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
 
 
 @user_errors
@@ -101,7 +109,8 @@ def text2text_api(loader: ModelLoader, text: str, model: str = "t5-small", num_b
     scores as `generate(num_beams=..., num_return_sequences=..., output_scores=True)` reports them."""
     _, lm = load_seq2seq(loader, model)
     result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
-    outputs = [lm.tokenizer.decode(s, skip_special_tokens=True) for s in result.sequences]
+    with shared_lock(lm.tokenizer):
+        outputs = [lm.tokenizer.decode(s, skip_special_tokens=True) for s in result.sequences]
     return {"text": outputs[0], "beams": [{"text": t, "score": s} for t, s in zip(outputs, result.scores)]}
 
 
