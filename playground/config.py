@@ -13,6 +13,7 @@ Environment variables (all optional):
 | PLAYGROUND_MODEL_ROOTS    | model_roots       | extra folders (os.pathsep-separated) models may load from |
 | PLAYGROUND_HUB_TIMEOUT_S  | hub_timeout_s     | how long the Hub reachability probe may take          |
 | PLAYGROUND_ATTENTION_MAX_TOKENS | attention_max_tokens | token cap of the attention viewer (at most 512) |
+| PLAYGROUND_MODEL_ADMIN    | model_admin       | "1": the Models tab's load form (for the operator)    |
 | HF_HUB_OFFLINE            | offline           | "1": never touch the network, use cache or embedded   |
 | HF_ENDPOINT               | hub_endpoint      | the Hub's address (the huggingface_hub setting)       |
 | HF_HUB_CACHE / HF_HOME    | hf_cache          | the Hugging Face cache folder                         |
@@ -60,6 +61,7 @@ class Settings:
     assets_dir: Path = ASSETS_DIR  # embedded models and tokenizers
     max_concurrency: int = 2  # simultaneous heavy jobs per event (the queue's default limit)
     attention_max_tokens: int = 128  # the attention viewer's default token cap (the API's cap; the UI slider starts here)
+    model_admin: bool = False  # True: the Models tab has a form to load any model by hand (never a public API endpoint)
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in _VALID_DTYPES:
@@ -115,4 +117,5 @@ class Settings:
             hub_timeout_s=number("PLAYGROUND_HUB_TIMEOUT_S", cls.hub_timeout_s),
             attention_max_tokens=int(number("PLAYGROUND_ATTENTION_MAX_TOKENS", cls.attention_max_tokens)),
             hf_cache=_default_hf_cache(env),
+            model_admin=env.get("PLAYGROUND_MODEL_ADMIN", "").strip().lower() in _TRUE,
         )

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from playground.config import Settings
-from playground.models.hub import HubProbe, download_snapshot
+from playground.models.hub import HubProbe, download_repo
 from playground.models.presets import PRESETS, Family
 from playground.models.sources import is_hub_id
 
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for repo_id in repo_ids:
         try:
-            folder = download_snapshot(repo_id, settings.hf_cache, settings.hub_endpoint)
+            revision = next((p.revision for p in PRESETS if p.hub_id == repo_id and p.revision), None)
+            folder = download_repo(repo_id, settings.hf_cache, settings.hub_endpoint, revision)
             print(f"ok   {repo_id} -> {folder}")
         except Exception as exc:  # report every repo, then fail at the end
             failed += 1

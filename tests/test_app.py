@@ -26,7 +26,21 @@ def test_app_builds_with_every_tab_and_loads_nothing():
 def test_named_api_endpoints_exist():
     demo = build_app(Settings(offline=True, device="cpu"))
     names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
-    assert {"tokenize", "explain_word", "load_model", "models", "attention"} <= names
+    assert {"tokenize", "explain_word", "models", "attention", "generate", "fill_mask", "embed", "text2text", "forward_noise", "denoise"} <= names
+    assert "load_model" not in names  # model management is not a public API
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_no_visitor_can_load_or_evict_models_through_the_api(admin):
+    """Even with the operator's load form on, loading by hand is never a public endpoint."""
+    demo = build_app(Settings(offline=True, device="cpu", model_admin=admin))
+    public = {d.fn.__name__ for d in demo.fns.values() if d.api_visibility == "public"}
+    assert not any("load_model" in name for name in public)
+    from playground.ui.models_tab import on_load_model
+
+    loader = ModelLoader(Settings(offline=True, device="cpu", model_admin=True))
+    message = on_load_model(loader, "tokenizer", "bert-base-uncased", False)[0]
+    assert "embedded" in message
 
 
 def test_served_page_loads_nothing_from_a_cdn(live_app):
@@ -64,16 +78,6 @@ def test_models_endpoint_lists_presets_and_their_sources(live_app):
     rows = {(r[0], r[1]): r for r in presets["data"]}
     assert rows[("tokenizer", "gpt2")][2] == "embedded"
     assert rows[("tokenizer", "gpt2")][3] == "assets/tokenizers/gpt2"
-
-
-def test_load_model_endpoint_validates_family(live_app):
-    client = Client(live_app, verbose=False)
-    with pytest.raises(Exception, match="not in the list of choices"):
-        client.predict("vision", "gpt2", False, api_name="/load_model")
-    with pytest.raises(Exception, match="outside the folders"):
-        client.predict("causal-lm", "/etc", False, api_name="/load_model")
-    message = client.predict("tokenizer", "bert-base-uncased", False, api_name="/load_model")[0]
-    assert "embedded" in message
 
 
 def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):

@@ -185,20 +185,40 @@ def test_denoise_refuses_bad_input_with_a_message(embedded, args, fragment):
         next(D.on_denoise(embedded, *args, "default", True, None, 1.0, progress=None))
 
 
-def test_diffusion_endpoints_over_http(live_app):
+def test_diffusion_endpoints_over_http_return_native_lossless_pngs(live_app):
     from gradio_client import Client, handle_file
-
-    from playground.ui.diffusion_tab import FORWARD_EXAMPLES
-
-    client = Client(live_app, verbose=False)
-    noised = client.predict(handle_file(FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
-    assert str(noised).endswith((".png", ".webp", ".jpg"))
-    job = client.submit("google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, "", api_name="/denoise")
-    outputs = job.result(), job.outputs()
-    assert len(outputs[1]) >= 5  # every step streamed, then the final image
     from PIL import Image
 
-    assert Image.open(outputs[0]).size[0] >= 32
+    from playground.ui import diffusion_tab as D
+
+    client = Client(live_app, verbose=False)
+    noised = client.predict(handle_file(D.FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
+    served = Image.open(noised)
+    expected = D.forward_api(Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB"), 500, "linear", 0)
+    assert served.format == "PNG" and served.size == expected.size == Image.open(D.FORWARD_EXAMPLES[0]).size  # native, not enlarged
+    assert np.array_equal(np.asarray(served.convert(expected.mode)), np.asarray(expected))  # lossless: the handler's own pixels
+    job = client.submit("google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, "", api_name="/denoise")
+    final, outputs = job.result(), job.outputs()
+    assert len(outputs) >= 6  # every step streamed, then the final image
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    own = list(D.denoise_api(loader, "google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, ""))[-1]
+    img = Image.open(final)
+    assert img.format == "PNG" and img.size == own.size  # the model's 28 px, not 256
+    assert np.abs(np.asarray(img.convert(own.mode), dtype=int) - np.asarray(own, dtype=int)).max() <= 1
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ('["google/ddpm-cifar10-32", "Ankle boot", "DDIM", NaN, 3.0, 0, ""]', "steps must be a whole number"),
+    ('["google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, Infinity, 0, ""]', "guidance"),
+    ('["google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, -1e300, ""]', "seed"),
+])
+def test_denoise_with_nan_or_infinity_sent_as_raw_json_says_what_is_wrong(live_app, body, fragment):
+    import httpx
+
+    event = httpx.post(f"{live_app}gradio_api/call/denoise", content=f'{{"data": {body}}}',
+                       headers={"Content-Type": "application/json"}, timeout=30).json()["event_id"]
+    stream = httpx.get(f"{live_app}gradio_api/call/denoise/{event}", timeout=60).text
+    assert "event: error" in stream and fragment in stream, stream[-500:]
 
 
 @pytest.mark.parametrize("pipeline_name, scheduler_name", [("DDIMPipeline", "DDIM"), ("DDPMPipeline", "DDPM")])
@@ -226,4 +246,5 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
     assert len(charts) == 3 and all(all(f"━ {name}" in c for name in SCHEDULES) for c in charts)  # a legend that shows
-    assert D.forward_api(grey, 400, "linear", 0).tobytes() == noised.tobytes()
+    native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
+    assert native.size == grey.size and noised.resize(native.size, Image.NEAREST).tobytes() == native.tobytes()

@@ -72,12 +72,12 @@ def test_presets_resolve_to_embedded_offline(settings, family, name, folder):
 
 
 def test_preset_prefers_prefetched_cache_offline(settings):
-    # a snapshot laid out as huggingface_hub does: models--gpt2/snapshots/<rev>/ + refs/main
+    # a snapshot laid out as huggingface_hub does, at the commit the preset is pinned to: models--gpt2/snapshots/<commit>/
+    from playground.models.presets import GPT2_REVISION
+
     repo = settings.hf_cache / "models--gpt2"
-    snap = repo / "snapshots" / "abc123"
+    snap = repo / "snapshots" / GPT2_REVISION
     shutil.copytree(settings.assets_dir / "tokenizers" / "gpt2", snap)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("abc123")
     r = resolve_source("gpt2", "tokenizer", settings, OFFLINE)
     assert r.kind is SourceKind.HUB_CACHE and r.location == str(snap)
 
@@ -267,7 +267,7 @@ def test_class_conditional_folder_carries_its_labels_and_folder(settings, tiny_r
 def test_hub_snapshot_folder_is_recorded(settings, tiny_root, monkeypatch):
     # online, a preset resolves to a Hub id; the loader records the downloaded snapshot's folder
     snapshot = tiny_root / "tiny-ddpm"
-    monkeypatch.setattr(loader_module, "download_snapshot", lambda repo, cache, endpoint: snapshot)
+    monkeypatch.setattr(loader_module, "download_repo", lambda repo, cache, endpoint, revision, tokenizer_only: snapshot)
     online = ModelLoader(replace(settings, offline=False), probe=_FixedProbe(HubStatus(True, "test", 0.0)))
     lm = online.load("google/ddpm-cifar10-32", "diffusion")
     assert lm.source.kind is SourceKind.HUB and lm.source.location == "google/ddpm-cifar10-32"

@@ -34,7 +34,7 @@ from playground.config import Settings
 from playground.errors import UserError
 from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
-from playground.models.hub import HubProbe, HubStatus, download_config, download_snapshot
+from playground.models.hub import HubFilesError, HubProbe, HubStatus, download_config, download_repo, is_network_error
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
 
@@ -204,7 +204,7 @@ class ModelLoader:
         folder = resolved.folder
         if folder is None:
             try:
-                folder = download_config(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint)
+                folder = download_config(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint, resolved.revision)
             except Exception as exc:
                 raise LoadError(f"Could not read the config of {resolved.location!r} from the Hub ({exc}).") from exc
         try:
@@ -351,13 +351,20 @@ class ModelLoader:
             return resolved, Path(resolved.location)
         report(0.1, f"Downloading {resolved.location} from the Hub")
         try:
-            folder = download_snapshot(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint)
+            folder = download_repo(resolved.location, self.settings.hf_cache, self.settings.hub_endpoint, resolved.revision,
+                                   tokenizer_only=resolved.family is Family.TOKENIZER)
             return resolved, folder
         except Exception as exc:
+            unreachable = is_network_error(exc)
             reason = f"download of {resolved.location} failed: {type(exc).__name__}"
             if resolved.preset is None:
+                if isinstance(exc, HubFilesError):
+                    raise LoadError(str(exc)) from exc
                 raise LoadError(f"Could not download {resolved.location!r} from the Hub ({exc}).") from exc
-            self.probe.mark_unreachable(reason)
+            if unreachable:  # the Hub itself is out of reach: every request falls back at once for a while
+                self.probe.mark_unreachable(reason)
+            else:  # the Hub answered, but not with this model: this request falls back, the Hub stays in use
+                log.warning("preset %s: %s; using its embedded counterpart for this request", resolved.location, exc)
             folder = embedded_folder(resolved.preset, self.settings)
             fallback = ResolvedSource(
                 resolved.requested, resolved.family, SourceKind.EMBEDDED, str(folder),
@@ -457,7 +464,9 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
         cls = library_class(library, class_name)
         if cls is None:
             raise ValueError(f"component {name!r} names unknown class {library}.{class_name}")
-        sub = folder / name
+        # a component's files sit in its own subfolder, or at the repo root when the pipeline has one
+        # component of that kind (google/ddpm-cifar10-32), as diffusers' own load_sub_model reads them
+        sub = folder / name if (folder / name).is_dir() else folder
         if issubclass(cls, torch.nn.Module):
             # the VAE decodes in float32: in half precision it can overflow to NaN
             part_dtype = torch.float32 if name == "vae" else dtype

@@ -52,6 +52,11 @@ class ResolvedSource:
     preset: Preset | None = None  # the preset the request named, if any
 
     @property
+    def revision(self) -> str | None:
+        """The Hub commit to fetch: the preset's pin; None (the head of main) for other Hub ids."""
+        return self.preset.revision if self.preset else None
+
+    @property
     def folder(self) -> Path | None:
         """The local folder to load from; None for a Hub model not yet downloaded."""
         return None if self.kind is SourceKind.HUB else Path(self.location)
@@ -139,7 +144,7 @@ def resolve_source(text: str, family: Family | str, settings: Settings, hub: Hub
     if preset is not None:
         if hub.reachable:
             return ResolvedSource(text, family, SourceKind.HUB, preset.hub_id, "Hub reachable", preset)
-        cached = cached_snapshot(preset.hub_id, settings.hf_cache)
+        cached = cached_snapshot(preset.hub_id, settings.hf_cache, preset.revision)
         if cached is not None:
             return ResolvedSource(text, family, SourceKind.HUB_CACHE, str(cached), f"offline ({hub.reason}); prefetched copy", preset)
         folder = embedded_folder(preset, settings)

@@ -15,7 +15,7 @@ from playground.core.inputs import require_choice
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, load_transformer, user_errors
+from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -233,11 +233,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
             show, view_inputs, view_outputs, api_visibility="private")
         compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")
 
-        def attention(model: str, text: str, target_text: str = "") -> dict:  # gr.api reads this signature for the API page
-            return attention_api(loader, model, text, target_text)
-
-        attention.__doc__ = attention_api.__doc__
-        gr.api(gpu_task(attention), api_name="attention")
+        api_endpoint(attention_api, loader, api_name="attention")
     return tab
 
 

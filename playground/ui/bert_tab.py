@@ -12,7 +12,7 @@ from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, 
 from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, load_transformer, user_errors
+from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -146,15 +146,8 @@ def build_bert_tab(loader: ModelLoader) -> gr.Blocks:
         mask.input(bind(on_lens, loader), [model, text, mask], lens, api_visibility="private")
         embed_btn.click(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
 
-        def fill_mask(text: str, model: str = "bert-base-uncased", top_k: int = 5) -> dict:  # gr.api reads these signatures
-            return fill_mask_api(loader, text, model, top_k)
-
-        def embed(sentences: str, model: str = "bert-base-uncased") -> dict:
-            return embed_api(loader, sentences, model)
-
-        fill_mask.__doc__, embed.__doc__ = fill_mask_api.__doc__, embed_api.__doc__
-        gr.api(gpu_task(fill_mask), api_name="fill_mask")
-        gr.api(gpu_task(embed), api_name="embed")
+        api_endpoint(fill_mask_api, loader, api_name="fill_mask")
+        api_endpoint(embed_api, loader, api_name="embed")
     return tab
 
 

@@ -73,6 +73,38 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     return partial
 
 
+def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True) -> Callable[..., Any]:
+    """Expose `handler(*bound, ...)` as the named API endpoint `/{api_name}` (a `gr.api`, inside a Blocks).
+
+    The endpoint's signature, which gradio reads for the API page and its input schema, is the
+    handler's with the bound parameters (the loader) left out; its docstring is the handler's. GPU
+    work runs inside `spaces.GPU` on ZeroGPU (`gpu=True`). Returns the function registered.
+    """
+    import typing
+
+    from playground.models.zerogpu import gpu_task
+
+    signature = inspect.signature(handler)
+    params = list(signature.parameters.values())[len(bound):]
+    hints = typing.get_type_hints(handler)
+
+    if inspect.isgeneratorfunction(handler):
+        def endpoint(*args, **kwargs):
+            yield from handler(*bound, *args, **kwargs)
+    else:
+        def endpoint(*args, **kwargs):
+            return handler(*bound, *args, **kwargs)
+
+    endpoint.__name__ = endpoint.__qualname__ = api_name
+    endpoint.__doc__ = handler.__doc__
+    endpoint.__signature__ = signature.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in params],
+                                               return_annotation=hints.get("return", signature.return_annotation))
+    endpoint.__annotations__ = {name: hint for name, hint in hints.items() if name in {p.name for p in params} or name == "return"}
+    registered = gpu_task(endpoint) if gpu else endpoint
+    gr.api(registered, api_name=api_name)
+    return registered
+
+
 def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...], need: str, *, attention: bool = False, progress=None):
     """(name, LoadedModel) of `model` if its family (a preset's, or its config's) is one of `accept`;
     otherwise an error that says what the tab needs (`need`, e.g. "a decoder-only (causal-lm) model such as gpt2")."""

@@ -109,8 +109,11 @@ def latent_shape(lm) -> tuple[int, ...]:
 # ---- tensors to pictures --------------------------------------------------------------------------
 
 
+NATIVE = 0  # picture(x, NATIVE): no enlargement, the model's own pixels (the API's images)
+
+
 def picture(x: torch.Tensor | None, size: int = DISPLAY_PX) -> Image.Image | None:
-    """[1, C, H, W] in [-1, 1] -> a PIL image enlarged to `size` (nearest neighbour)."""
+    """[1, C, H, W] in [-1, 1] -> a PIL image enlarged to `size` (nearest neighbour; NATIVE keeps the model's size)."""
     if x is None:
         return None
     a = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -169,7 +172,7 @@ def on_forward(image: Any, t: float, schedule: str, seed: float):
 def forward_api(image: Any, t: float, schedule: str, seed: float):
     """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
-    return picture(forward_noise(x0, t, s, torch.Generator().manual_seed(seed))[0], 256)
+    return picture(forward_noise(x0, t, s, torch.Generator().manual_seed(seed))[0], NATIVE)  # native size: the API gets exact pixels
 
 
 @functools.lru_cache(maxsize=1)  # depends on no input: built once, on first use
@@ -214,6 +217,17 @@ def _scheduler(lm, name: str, clip: str):
 def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, scheduler: str, steps: float, guidance: float, seed: float,
                clip: str, rederive: bool, init_image: Any, strength: float, progress=gr.Progress()):
     """Stream the run: yields (x_t, x̂_0, ε̂, latent channels, final image, status, run state, scrub slider)."""
+    stream = _denoise_stream(loader, model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, progress)
+    for lm, run, record, status in stream:
+        yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).", None, gr.update())
+    final = picture(pixels(lm, run.records[-1].x, full=True), 256)
+    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", run,
+           gr.update(minimum=run.records[0].index + 1, maximum=run.records[-1].index + 1, value=run.records[-1].index + 1))
+
+
+def _denoise_stream(loader: ModelLoader, model: Any, prompt: Any, negative: Any, scheduler: Any, steps: Any, guidance: Any, seed: Any,
+                    clip: Any, rederive: Any, init_image: Any, strength: Any, progress=None):
+    """Validate the request, load the model, then yield (lm, run, record, status line) for every step."""
     scheduler, steps, guidance, settings = _settings(scheduler, steps, guidance, rederive)
     seed = require_int(seed, "seed", low=0, high=2**63 - 1)
     name, lm = load_diffusion(loader, model, progress)
@@ -229,10 +243,7 @@ def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, sche
     status = f"Running {lm.source.describe()}: {label}, {scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}."
     for record in E.run(lm.model, sched, cond, x, g, settings, first):
         run.records.append(record)
-        yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {steps} (t = {record.timestep}).", None, gr.update())
-    final = picture(pixels(lm, run.records[-1].x, full=True), 256)
-    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", run,
-           gr.update(minimum=run.records[0].index + 1, maximum=run.records[-1].index + 1, value=run.records[-1].index + 1))
+        yield lm, run, record, status
 
 
 def _init_latent(lm, image: Any, shape: tuple[int, ...]) -> torch.Tensor:
@@ -312,9 +323,13 @@ def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
 @user_errors
 def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, steps: float, guidance_scale: float, seed: float,
                 negative_prompt: str = ""):
-    """Stream every step's x_t (latent models: the cheap preview), then the final image."""
-    for frame in on_denoise(loader, model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed, "default", True, None, 1.0, None):
-        yield frame[4] if frame[4] is not None else frame[0]
+    """Stream every step's x_t (latent models: the cheap preview), then the final image (full decode), each as a
+    lossless PNG at the model's native size."""
+    lm = run = None
+    for lm, run, record, _ in _denoise_stream(loader, model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed, "default", True,
+                                              None, 1.0):
+        yield picture(pixels(lm, record.x), NATIVE)
+    yield picture(pixels(lm, run.records[-1].x, full=True), NATIVE)
 
 
 # ---- layout and wiring ----------------------------------------------------------------------------------
@@ -377,9 +392,17 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
         with gr.Row():
             export = gr.Button("Prepare downloads: grid of all steps (PNG), animation (GIF)")
             files = gr.File(label="Downloads", file_count="multiple")
-        api_image = gr.Image(visible=False)
-        api_forward = gr.Button(visible=False)
-        api_denoise = gr.Button(visible=False)
+        # API-only inputs and output: plain values (a slider or an integer box would reject NaN before the handler could
+        # say why) and a lossless PNG at the model's native size (Gradio's default is a lossy WebP)
+        with gr.Group(visible=False):
+            api_image = gr.Image(type="pil", format="png", label="image")
+            api_in_image = gr.Image(type="pil", label="image")
+            api_t, api_seed = gr.Number(label="t"), gr.Number(label="seed")
+            api_schedule, api_model, api_prompt = gr.Textbox(label="schedule"), gr.Textbox(label="model"), gr.Textbox(label="prompt")
+            api_scheduler, api_negative = gr.Textbox(label="scheduler"), gr.Textbox(label="negative_prompt")
+            api_steps, api_guidance = gr.Number(label="steps"), gr.Number(label="guidance_scale")
+            api_forward = gr.Button()
+            api_denoise = gr.Button()
 
         frames = [x_t, x0, eps, chans]
         fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
@@ -392,9 +415,9 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
         branch_btn.click(gpu_task(bind(on_branch, loader)), [state, scrub, prompt, negative, guidance, branch_seed],
                          [x_t, both, distance, status, state], api_visibility="private")
         export.click(bind(on_export, loader), [state], files, api_visibility="private")
-        api_forward.click(forward_api, fwd_inputs, api_image, api_name="forward_noise")
-        api_denoise.click(gpu_task(bind(denoise_api, loader)), [model, prompt, scheduler, steps, guidance, seed, negative], api_image,
-                          api_name="denoise")
+        api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
+        api_denoise.click(gpu_task(bind(denoise_api, loader)), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
+                          api_image, api_name="denoise")
     return tab
 
 

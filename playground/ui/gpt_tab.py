@@ -17,7 +17,7 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, load_transformer, user_errors
+from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -256,12 +256,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
         step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
         branch_btn.click(gpu_task(bind(on_branch, loader)), [session, step, alternative], [shown, session], api_visibility="private")
 
-        def generate(prompt: str, model: str = "gpt2", max_new_tokens: int = 30, temperature: float = 1.0, top_k: int = 0,
-                     top_p: float = 1.0, seed: int = 0, do_sample: bool = False) -> dict:  # gr.api reads this signature
-            return generate_api(loader, prompt, model, max_new_tokens, temperature, top_k, top_p, seed, do_sample)
-
-        generate.__doc__ = generate_api.__doc__
-        gr.api(gpu_task(generate), api_name="generate")
+        api_endpoint(generate_api, loader, api_name="generate")
     return tab
 
 

@@ -74,19 +74,25 @@ def build_models_tab(loader: ModelLoader) -> gr.Blocks:
         status = gr.Markdown()
         presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True)
         loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True)
-        with gr.Row():
+        if not loader.settings.model_admin:
+            gr.Markdown("Models load when a tab needs them. (The operator can enable a form to load any model by hand with "
+                        "`PLAYGROUND_MODEL_ADMIN=1`; it is off so that no visitor can load or evict models for everyone.)")
+        with gr.Row(visible=loader.settings.model_admin):
             family_in = gr.Dropdown([f.value for f in Family], value=Family.TOKENIZER.value, label="Family")
             source_in = gr.Textbox(label="Source: a preset's Hub id, a Hub id, or an allowed folder", value="gpt2", scale=3,
                                    max_length=MAX_SOURCE_LEN)
             attention_in = gr.Checkbox(label="eager attention (for attention maps)", value=False)
         with gr.Row():
-            load_btn = gr.Button("Load", variant="primary")
+            load_btn = gr.Button("Load", variant="primary", visible=loader.settings.model_admin)
             refresh_btn = gr.Button("Refresh")
         result = gr.Markdown()
-        gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family_in, source_in])
+        if loader.settings.model_admin:
+            gr.Examples([["tokenizer", "gpt2"], ["tokenizer", "t5-small"], ["causal-lm", "gpt2"]], inputs=[family_in, source_in])
 
         snapshot = [status, presets, loaded]
-        load_btn.click(gpu_task(bind(on_load_model, loader)), [family_in, source_in, attention_in], [result, *snapshot], api_name="load_model")
+        if loader.settings.model_admin:  # the operator's form; never an API endpoint
+            load_btn.click(gpu_task(bind(on_load_model, loader)), [family_in, source_in, attention_in], [result, *snapshot],
+                           api_visibility="private")
         refresh_btn.click(bind(on_refresh, loader), None, snapshot, api_name="models")
         tab.load(bind(on_refresh, loader), None, snapshot, api_visibility="private")
     return tab

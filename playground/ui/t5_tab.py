@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, load_transformer, user_errors
+from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -144,11 +144,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Blocks:
                   api_visibility="private").then(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private")
         position.input(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
-        def text2text(text: str, model: str = "t5-small", num_beams: int = 1, max_new_tokens: int = 32) -> dict:  # gr.api reads this signature
-            return text2text_api(loader, text, model, num_beams, max_new_tokens)
-
-        text2text.__doc__ = text2text_api.__doc__
-        gr.api(gpu_task(text2text), api_name="text2text")
+        api_endpoint(text2text_api, loader, api_name="text2text")
     return tab
 
 

@@ -15,7 +15,7 @@ from playground.core.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
-from playground.ui.common import bind, user_errors
+from playground.ui.common import api_endpoint, bind, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -189,14 +189,11 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
         go.click(bind(on_tokenize, loader), inputs, outputs, api_visibility="undocumented")
         show_ids.change(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
         split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private")
-        explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_name="explain_word")
+        explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_visibility="private")
         tab.load(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
 
-        def tokenize(text: str, tokenizer: str) -> dict:  # gr.api reads this signature for the API page
-            return tokenize_api(loader, text, tokenizer)
-
-        tokenize.__doc__ = tokenize_api.__doc__
-        gr.api(tokenize, api_name="tokenize")
+        api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False)
+        api_endpoint(on_explain, loader, api_name="explain_word", gpu=False)
     return tab
 
 
