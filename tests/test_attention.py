@@ -16,6 +16,7 @@ from playground.core import attention as A
 from playground.core import render_attention as R
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
+from playground.models.results import resolve
 from playground.ui import attention_tab as tab
 
 TEXT = "The animal didn't cross the street because it was too tired."
@@ -289,11 +290,13 @@ def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
 
 
 def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
-    result, notice, kind, layer, head, focus, files = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
+    handle, notice, kind, layer, head, focus, files = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
     assert "Running" in notice and files is None
+    result = resolve(handle)  # the session keeps a handle; the weights stay on the server, counted in its budget
+    assert loader.memory_used() >= result.nbytes > 0
     assert kind["choices"] == ["decoder"] and layer["maximum"] == 2 and head["maximum"] == 2
     assert focus["choices"][1] == ("0: The", "in:0")
-    args = (result, "lines", "decoder", 2, 1, True, "in:1", False, False, 2)
+    args = (handle, "lines", "decoder", 2, 1, True, "in:1", False, False, 2)
     html, grid = tab.on_view(*args)
     assert "layer 2, all heads" in html and grid.size[0] > 50
     png, weights_json, weights_npz = tab.on_export(*args)
@@ -307,7 +310,7 @@ def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
 
 
 def test_clicking_the_model_view_opens_that_head(loader, tiny_root):
-    result = tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0]
+    result = resolve(tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0])
     m = R.mosaic(result.attentions["encoder"], R.sinks_of(result, "encoder"))
     layer, head, view = tab.on_pick_head(result, "encoder", SimpleNamespace(index=[m.left + m.pitch + 1, m.top + m.pitch_y + 1]))
     assert (layer["value"], head["value"], view) == (2, 2, "head")
@@ -322,3 +325,25 @@ def test_on_compare_shows_an_encoder_and_a_decoder(loader, tiny_root):
 def test_on_run_refuses_bad_models(loader, model, fragment):
     with pytest.raises(gr.Error, match=fragment):
         tab.on_run(loader, model, TEXT, "", 32, progress=None)
+
+
+def test_sessions_results_count_in_the_budget_and_the_oldest_go_first(settings, tiny_root):
+    """Each session's kept run counts against PLAYGROUND_MEMORY_GB; past it the oldest sessions' runs are released
+    (they are told to run again) and the newest stays, with the models untouched."""
+    from dataclasses import replace
+
+    probe = ModelLoader(settings)
+    one = resolve(tab.on_run(probe, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0])
+    model_bytes = probe.memory_used() - one.nbytes
+    loader = ModelLoader(replace(settings, memory_gb=(model_bytes + 3.5 * one.nbytes) / 2**30))  # room for 3 runs
+    handles = [tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0] for _ in range(5)]
+    assert loader.memory_used() <= loader.settings.memory_budget_bytes
+    assert len(loader.loaded()) == 1  # the model stayed
+    for h in handles[:2]:
+        with pytest.raises(gr.Error, match="released to make room"):
+            tab.on_view(h, "head", "encoder", 1, 1, False, "", False, False, 3)
+    for h in handles[2:]:
+        tab.on_view(h, "head", "encoder", 1, 1, False, "", False, False, 3)
+    # a session that runs again releases its own previous run
+    again = tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, handles[-1], progress=None)[0]
+    assert len(loader.results) == 3 and resolve(again).tokens == one.tokens

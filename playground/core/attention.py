@@ -51,6 +51,12 @@ class AttentionResult:
     n_tokens_before_cap: int  # tokens of the input before truncation
     notes: list[str] = field(default_factory=list)  # what the page should say (truncation, generated output)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays (what keeping it costs the server)."""
+        arrays = [*self.attentions.values(), *(self.value_norms or {}).values()]
+        return sum(a.nbytes for a in arrays)
+
     def queries_of(self, kind: str) -> list[str]:
         return self.tokens if kind == ENCODER or (kind == DECODER and not self.target_tokens) else self.target_tokens
 

@@ -36,6 +36,7 @@ from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import HubFilesError, HubProbe, HubStatus, download_config, download_repo, is_network_error
 from playground.models.presets import PRESETS, Family, Preset, find_preset
+from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class ModelLoader:
         self._device: torch.device | None = None  # picked on first load, not at start-up
         self._families: dict[str, Family] = {}  # transformer_family's answers by resolved location (config.json read once)
         self.load_count = 0  # completed loads (cache misses), for tests and the Models tab
+        self.results = ResultStore()  # per-session results (attention runs, diffusion runs), counted in the budget
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -287,8 +289,23 @@ class ModelLoader:
         ]
 
     def memory_used(self) -> int:
+        """Bytes of cached models and of the sessions' kept results: what the budget bounds."""
         with self._lock:
-            return sum(m.memory_bytes for m in self._cache.values())
+            return sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used()
+
+    def keep_result(self, value: Any, nbytes: int, kind: str, replaces: Any = None) -> ResultHandle:
+        """Keep one session's result on the server, counted in the memory budget; returns the handle its
+        gr.State holds. Past the budget the oldest results go (their sessions are told to run again); models,
+        which serve everyone, are never evicted for one session's result. `replaces` (the session's previous
+        handle) is dropped first."""
+        self.results.drop(replaces)
+        handle = self.results.put(value, nbytes, kind)
+        budget = self.settings.memory_budget_bytes
+        with self._lock:
+            models = sum(m.memory_bytes for m in self._cache.values())
+        while models + self.results.bytes_used() > budget and len(self.results) > 1 and self.results.evict_oldest():
+            log.info("evicted a session's result to stay under %.1f GiB", self.settings.memory_gb)
+        return handle
 
     def preset_rows(self, presets: Iterable[Preset] = PRESETS) -> list[PresetRow]:
         """Every preset with the source it resolves to right now."""
@@ -301,6 +318,10 @@ class ModelLoader:
                 rows.append(PresetRow(preset.family.value, preset.hub_id, "-", "unavailable", str(exc), preset.description))
         return rows
 
+    def loaded_models(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._cache.values())
+
     def clear(self) -> None:
         """Drop every cached model (tests and shutdown)."""
         with self._lock:
@@ -310,11 +331,14 @@ class ModelLoader:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _evict_over_budget(self, keep: tuple) -> list[LoadedModel]:
-        """Drop least recently used models (never `keep`) until the total fits the budget."""
+    def _evict_over_budget(self, keep: tuple | None) -> list[LoadedModel]:
+        """Drop least recently used models (never `keep`) until models and kept results fit the budget;
+        kept results go first, oldest first (a session can run again; a model serves everyone)."""
         budget = self.settings.memory_budget_bytes
+        while sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() > budget and self.results.evict_oldest():
+            pass
         evicted = []
-        while sum(m.memory_bytes for m in self._cache.values()) > budget:
+        while sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() > budget:
             victim = next((k for k in self._cache if k != keep), None)
             if victim is None:
                 break
@@ -330,9 +354,11 @@ class ModelLoader:
                 f"This model needs about {needed / 2**30:.2f} GiB but the memory budget is "
                 f"{self.settings.memory_gb:g} GiB. Raise PLAYGROUND_MEMORY_GB or pick a smaller model."
             )
+        while sum(m.memory_bytes for m in self.loaded_models()) + self.results.bytes_used() + needed > budget and self.results.evict_oldest():
+            pass
         with self._lock:
             evicted = []
-            while self._cache and sum(m.memory_bytes for m in self._cache.values()) + needed > budget:
+            while self._cache and sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() + needed > budget:
                 evicted.append(self._cache.popitem(last=False)[1])
         self._release(evicted)
 

@@ -15,6 +15,7 @@ from playground.core.inputs import require_choice
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
+from playground.models.results import resolve
 from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
@@ -71,14 +72,16 @@ def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", m
 
 
 @user_errors
-def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, progress=gr.Progress()):
-    """One forward pass. Returns: the result (per-user state), the notice, the kind / layer / head /
-    focus controls fitted to the model, and an emptied downloads list (the old files are another text's)."""
+def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, previous: Any = None, progress=gr.Progress()):
+    """One forward pass. Returns: the handle of the result the server keeps for this session (in its memory
+    budget; `previous`, the session's last one, is released), the notice, the kind / layer / head / focus
+    controls fitted to the model, and an emptied downloads list (the old files are another text's)."""
     result = compute(loader, model, text, target_text, max_tokens, progress)
+    handle = loader.keep_result(result, result.nbytes, "attention run", replaces=previous)
     kinds = R.kinds_of(result)
     layers, heads = result.attentions[kinds[0]].shape[:2]
     return (
-        result,
+        handle,
         "\n\n".join(result.notes),
         gr.update(choices=kinds, value=kinds[0]),
         gr.update(maximum=layers, value=min(layers, max(1, layers // 2))),
@@ -99,6 +102,7 @@ def on_view(result: A.AttentionResult | None, view: str, kind: str, layer: float
     """The chosen view as HTML and the model-view mosaic of its kind."""
     if result is None:
         raise InputError("Run a text first.")
+    result = resolve(result)
     req = _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k)
     v = R.build_view(result, req)
     m = R.mosaic(result.attentions[req.kind], R.sinks_of(result, req.kind))
@@ -112,6 +116,7 @@ def on_export(result: A.AttentionResult | None, view: str, kind: str, layer: flo
     the JSON of a 12x12-head model at 128 tokens holds 2.4 million numbers)."""
     if result is None:
         raise InputError("Run a text first.")
+    result = resolve(result)
     png = _file(result, "view", ".png")
     R.render_png(R.build_view(result, _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k))).save(png)
     json_path, npz_path = _data_files(result)
@@ -123,6 +128,7 @@ def on_pick_head(result: A.AttentionResult | None, kind: str, evt: gr.SelectData
     """A click on the model view opens that layer and head in the one-head view."""
     if result is None:
         raise InputError("Run a text first.")
+    result = resolve(result)
     x, y = evt.index
     m = R.mosaic(result.attentions[require_choice(kind, "attention kind", R.kinds_of(result))], R.sinks_of(result, kind))
     hit = m.locate(x, y)
@@ -183,7 +189,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
     with gr.Blocks() as tab:
         gr.Markdown(EXPLAINER)
         # per-user: every weight of the last run (BERT-base at 512 tokens: ~150 MB), dropped after an idle hour
-        result = gr.State(None, time_to_live=STATE_TTL_S)
+        result = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=loader.results.drop)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
                                 label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
@@ -224,7 +230,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
         run_outputs = [result, notice, kind, layer, head, focus, downloads]
         show = on_view
 
-        run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens], run_outputs, api_visibility="private").then(
+        run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result], run_outputs, api_visibility="private").then(
             show, view_inputs, view_outputs, api_visibility="private")
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
             control.input(show, view_inputs, view_outputs, api_visibility="private")

@@ -22,6 +22,7 @@ from playground.core.render_lm import line_chart_svg
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
+from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import bind, progress_fn, user_errors
 
@@ -215,13 +216,15 @@ def _scheduler(lm, name: str, clip: str):
 
 @user_errors
 def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, scheduler: str, steps: float, guidance: float, seed: float,
-               clip: str, rederive: bool, init_image: Any, strength: float, progress=gr.Progress()):
-    """Stream the run: yields (x_t, x̂_0, ε̂, latent channels, final image, status, run state, scrub slider)."""
+               clip: str, rederive: bool, init_image: Any, strength: float, previous: Any = None, progress=gr.Progress()):
+    """Stream the run: yields (x_t, x̂_0, ε̂, latent channels, final image, status, run state, scrub slider). The run
+    state is the handle of the run the server keeps for this session, in its memory budget (`previous` is released)."""
     stream = _denoise_stream(loader, model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, progress)
     for lm, run, record, status in stream:
         yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).", None, gr.update())
     final = picture(pixels(lm, run.records[-1].x, full=True), 256)
-    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", run,
+    handle = loader.keep_result(run, run_bytes(run), "diffusion run", replaces=previous)
+    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", handle,
            gr.update(minimum=run.records[0].index + 1, maximum=run.records[-1].index + 1, value=run.records[-1].index + 1))
 
 
@@ -259,6 +262,15 @@ def _init_latent(lm, image: Any, shape: tuple[int, ...]) -> torch.Tensor:
         return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
 
 
+def run_bytes(run: DiffusionRun) -> int:
+    """Bytes of a run's tensors: every step's x, x̂_0, ε̂ (and ε_u, ε_c) and its rewind snapshot, and the branch."""
+    total = 0
+    for r in [*run.records, *run.branch]:
+        for t in (r.x, r.x0_hat, r.eps, r.eps_uncond, r.eps_cond, r.before.x, r.before.generator_state):
+            total += 0 if t is None else t.numel() * t.element_size()
+    return total
+
+
 def _record(run: DiffusionRun | None, step: Any) -> E.Record:
     if run is None or not run.records:
         raise InputError("Run the model first.")
@@ -270,6 +282,7 @@ def _record(run: DiffusionRun | None, step: Any) -> E.Record:
 @user_errors
 def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
     """A finished run's step: x_t, x̂_0, ε̂, latent channels, and the guidance view (ε_u, ε_c, combined)."""
+    run = resolve(run)
     record = _record(run, step)
     _, lm = load_diffusion(loader, run.model)
     guidance = []
@@ -285,6 +298,7 @@ def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt
               progress=gr.Progress()):
     """Continue from a stored step with another guidance, class or prompt (or noise seed): streams the branch,
     then shows both finals and the per-step distance between the runs."""
+    handle, run = run, resolve(run)
     record = _record(run, step)
     _, lm = load_diffusion(loader, run.model, progress)
     guidance = E.check_settings(run.steps, guidance)[1]
@@ -294,18 +308,21 @@ def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt
     run.branch, run.branch_label = [], f"{label}, guidance {guidance:g}" + (f", seed {new_seed}" if new_seed is not None else "")
     for r in E.branch(lm.model, record, cond, settings, torch.Generator(), seed=new_seed):
         run.branch.append(r)
-        yield picture(pixels(lm, r.x)), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", run
+        yield picture(pixels(lm, r.x)), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", handle
     first = run.records[0].index
     distance = pd.DataFrame([(r.index + 1, float((r.x - run.records[r.index - first].x).norm())) for r in run.branch],
                             columns=["step", "distance"])
     both = [(picture(pixels(lm, run.records[-1].x, full=True), 256), f"original: {run.label}, guidance {run.settings.guidance:g}"),
             (picture(pixels(lm, run.branch[-1].x, full=True), 256), f"branch from step {record.index + 1}: {run.branch_label}")]
-    yield picture(pixels(lm, run.branch[-1].x)), both, distance, f"Branch from step {record.index + 1} done.", run
+    if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
+        loader.results.recount(handle, run_bytes(run))
+    yield picture(pixels(lm, run.branch[-1].x)), both, distance, f"Branch from step {record.index + 1} done.", handle
 
 
 @user_errors
 def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
     """A grid of every step (x_t over x̂_0) as PNG, and an animated GIF of x_t."""
+    run = resolve(run)
     if run is None or not run.records:
         raise InputError("Run the model first.")
     _, lm = load_diffusion(loader, run.model)
@@ -379,7 +396,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
             eps = gr.Image(label="ε̂: the noise removed", interactive=False, height=200)
             final = gr.Image(label="Final image (full decode)", interactive=False, height=200, elem_id="dif-final")
         chans = gr.Image(label="Latent channels (latent models)", interactive=False, height=110)
-        state = gr.State(None, time_to_live=3600)
+        state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
         guidance_view = gr.Gallery(label="Guidance at this step", columns=3, height=220, elem_id="dif-guidance-view")
         gr.Markdown("#### Branch from the scrubbed step (change the guidance, class or prompt above; a seed re-draws the noise)")
@@ -409,7 +426,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         tab.load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength],
+        run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
                       frames + [final, status, state, scrub], api_visibility="private")
         scrub.input(bind(on_scrub, loader), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
         branch_btn.click(gpu_task(bind(on_branch, loader)), [state, scrub, prompt, negative, guidance, branch_seed],
