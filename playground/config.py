@@ -32,6 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
 _TRUE = {"1", "true", "yes", "on"}
+# The attention viewer's hard cap on tokens per side, above any setting (core.attention enforces it).
+ATTENTION_MAX_TOKENS = 512
 _VALID_DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -70,10 +72,10 @@ class Settings:
             )
         if not self.memory_gb > 0:
             raise ConfigError(f"PLAYGROUND_MEMORY_GB must be a positive number of GiB, got {self.memory_gb!r}.")
-        from playground.core.attention import MAX_TOKENS  # the viewer's hard cap, named where it is enforced
-
-        if not 2 <= self.attention_max_tokens <= MAX_TOKENS:
-            raise ConfigError(f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and {MAX_TOKENS}, got {self.attention_max_tokens!r}.")
+        if not 2 <= self.attention_max_tokens <= ATTENTION_MAX_TOKENS:
+            raise ConfigError(
+                f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and {ATTENTION_MAX_TOKENS}, got {self.attention_max_tokens!r}."
+            )
         if not self.hub_timeout_s > 0:
             raise ConfigError(f"PLAYGROUND_HUB_TIMEOUT_S must be positive, got {self.hub_timeout_s!r}.")
 

@@ -152,3 +152,30 @@ def live_app():
 
 def has_model(name: str) -> bool:
     return (MODELS / name / "metrics.json").exists()
+
+
+# ---- tiers: `python -m pytest -m "not slow and not browser"` is the fast tier (unit and handler tests, well
+# under a minute); the README's command and CI run everything. A test that launches the app over HTTP is slow.
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "live_app" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+# ---- figures: tests that measure something (fuzz counts, load latencies, fault recovery) report them here,
+# and they are printed at the end of the run (and saved to test-artifacts/figures.json), passing or not.
+FIGURES: list[tuple[str, str]] = []
+
+
+def report_figure(name: str, text: str) -> None:
+    FIGURES.append((name, text))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not FIGURES:
+        return
+    terminalreporter.section("figures measured by the tests")
+    for name, text in FIGURES:
+        terminalreporter.write_line(f"{name}: {text}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(dict(FIGURES), indent=1))

@@ -62,7 +62,7 @@ def test_tokenize_endpoint_over_http(live_app):
     ("Hello", "", "No model given"),
     ("x" * 200_001, "gpt2", "limit"),
     ("Hello", "no such tokenizer!", "neither a Hub id"),
-])
+], ids=["outside-the-roots", "no-tokenizer", "too-long", "unknown"])
 def test_tokenize_endpoint_rejects_bad_input_clearly(live_app, text, tokenizer, fragment):
     client = Client(live_app, verbose=False)
     with pytest.raises(Exception, match=fragment):
@@ -80,6 +80,7 @@ def test_models_endpoint_lists_presets_and_their_sources(live_app):
     assert rows[("tokenizer", "gpt2")][3] == "assets/tokenizers/gpt2"
 
 
+@pytest.mark.slow
 def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):
     import os
     import subprocess
@@ -111,6 +112,7 @@ def test_app_py_serves_offline_and_loads_nothing_at_start_up(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}])
 def test_prefetch_fails_fast_without_the_hub(env):
     import os
@@ -149,7 +151,7 @@ def test_attention_endpoint_over_http_on_the_embedded_t5(live_app):
 
 
 @pytest.mark.parametrize("model, text, fragment", [("gpt2", "", "Enter a text"), ("/etc", "hi", "outside the folders"),
-                                                   ("gpt2", "x" * 20_001, "limit is 20,000")])
+                                                   ("gpt2", "x" * 20_001, "limit is 20,000")], ids=["empty", "outside", "too-long"])
 def test_attention_endpoint_rejects_bad_input_clearly(live_app, model, text, fragment):
     client = Client(live_app, verbose=False)
     with pytest.raises(Exception, match=fragment):

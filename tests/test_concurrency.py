@@ -17,6 +17,8 @@ from playground.core import tokenize as T
 from playground.models import ModelLoader
 
 # texts of different lengths, so a request that read another's tensors would fail or differ
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "The cat sat.",
     "The animal didn't cross the street because it was too tired.",

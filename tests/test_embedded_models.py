@@ -160,6 +160,7 @@ def test_unknown_prompt_lists_the_classes():
         class_index("a cat", labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, family, folder", [("google/ddpm-cifar10-32", "diffusion", "ddpm-fashion"),
                                                     ("segmind/tiny-sd", "latent-diffusion", "ldm-fashion")])
 def test_diffusion_samples_pass_the_classifier(loader, preset, family, folder):

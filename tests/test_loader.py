@@ -191,6 +191,7 @@ def test_failed_load_is_not_cached_and_can_be_retried(settings, tiny_root, monke
     assert loader.load(str(tiny_root / "tiny-gpt"), "causal-lm").model is not None
 
 
+@pytest.mark.slow
 def test_eviction_under_budget_releases_least_recently_used(settings, tiny_root):
     probe = ModelLoader(settings)
     gpt_bytes = probe.load(str(tiny_root / "tiny-gpt"), "causal-lm").memory_bytes
@@ -292,6 +293,7 @@ def test_tokenizers_count_against_the_budget(settings):
     assert loader.memory_used() == lm.memory_bytes and loader.loaded()[0].memory_mb > 20
 
 
+@pytest.mark.slow
 def test_evicted_tokenizer_releases_its_caches(settings):
     from playground.core import tokenize as tokenize_module
     from playground.core import word_split
@@ -379,6 +381,7 @@ def silent_server():
     server.close()
 
 
+@pytest.mark.slow
 def test_offline_fallback_is_fast_when_the_hub_hangs(settings, silent_server):
     online = replace(settings, offline=False, hub_endpoint=silent_server, hub_timeout_s=1.0)
     loader = ModelLoader(online)

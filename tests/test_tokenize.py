@@ -171,11 +171,6 @@ def test_html_is_escaped():
     assert "<b>" not in split.replace("<b>Result:</b>", "")
 
 
-def test_core_never_imports_gradio():
-    code = "import sys, playground.core.tokenize, playground.core.word_split, playground.core.render_tokens, playground.core.diffusion, playground.core.attention, playground.core.render_attention, playground.core.inputs, playground.models; assert 'gradio' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 EMBEDDED = [name for name in ("gpt-shakespeare", "bert-shakespeare", "t5-tasks") if (ASSETS_DIR / "models" / name / "tokenizer.json").exists()]
 
 

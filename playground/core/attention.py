@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from playground.config import ATTENTION_MAX_TOKENS
 from playground.core.cache import per_object, shared_lock
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.models.architecture import architecture_of
 
-MAX_TOKENS = 512  # the hard cap on tokens per side (a configurable default, Settings.attention_max_tokens, sits below it)
+MAX_TOKENS = ATTENTION_MAX_TOKENS  # the hard cap on tokens per side (the configurable default, Settings.attention_max_tokens, sits below it)
 MAX_TEXT_CHARS = 20_000  # longer texts are refused before tokenizing (the token cap truncates the rest)
 MAX_GENERATED = 64  # tokens generated as the default output text of an encoder-decoder
 

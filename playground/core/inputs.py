@@ -25,6 +25,11 @@ def require_text(value: object, name: str, *, max_chars: int) -> str:
         raise InputError(f"{name} must be text, got {type(value).__name__}.")
     if len(value) > max_chars:
         raise InputError(f"{name} is {len(value):,} characters; the limit is {max_chars:,}. Shorten it.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in JSON): not text any tokenizer can read
+        raise InputError(f"{name} contains a lone surrogate (U+{ord(value[exc.start]):04X} at character {exc.start}), "
+                         "which is not valid Unicode text. Remove it.") from None
     return value
 
 

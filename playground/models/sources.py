@@ -73,6 +73,14 @@ class ResolvedSource:
         return f"{self.requested} → {self.kind.value} {self.short_location()} ({self.note})"
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be a file name or a Hub id
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_hub_id(text: str) -> bool:
     """Is `text` a well-formed Hub repo id?
 
@@ -137,8 +145,9 @@ def resolve_source(text: str, family: Family | str, settings: Settings, hub: Hub
         names = ", ".join(p.hub_id for p in presets_of(family))
         raise SourceError(f"No model given. Choose a {family.value} preset ({names}) or a model folder.")
     text = text.strip()
-    if len(text) > MAX_SOURCE_LEN or "\x00" in text:
-        raise SourceError(f"That model name is not valid (longer than {MAX_SOURCE_LEN} characters or has a NUL).")
+    if len(text) > MAX_SOURCE_LEN or "\x00" in text or any(ord(c) < 32 for c in text) or not _is_unicode(text):
+        raise SourceError(f"That model name is not valid (longer than {MAX_SOURCE_LEN} characters, or a control character or "
+                          "invalid Unicode in it). Give a preset's Hub id, owner/name, or a folder.")
 
     preset = find_preset(family, text)
     if preset is not None:
