@@ -120,6 +120,15 @@ class PresetRow:
     about: str  # the preset's description
 
 
+def _weights_errors() -> tuple[type[BaseException], ...]:
+    """What safetensors raises for a corrupt or truncated file (header, size)."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors is a requirement
+        return ()
+    return (SafetensorError,)
+
+
 def library_class(library: str, name: str) -> Any:
     """`getattr(transformers or diffusers, name)`, thread-safe; None when the library has no such class."""
     import importlib
@@ -415,9 +424,17 @@ class ModelLoader:
         try:
             with _IMPORT_LOCK:
                 parts = _load_folder(folder, family, device, dtype, attention)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            release_device_memory(device)
             raise LoadError(
-                f"Could not load {resolved.requested!r} as a {family.value} model from {folder}: {exc}"
+                f"The server ran out of memory loading {resolved.requested!r} ({exc}). Pick a smaller model, or lower "
+                "PLAYGROUND_MEMORY_GB so fewer models stay loaded beside it."
+            ) from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, *_weights_errors()) as exc:
+            what = "its weights are corrupt or incomplete" if isinstance(exc, _weights_errors()) else "it"
+            raise LoadError(
+                f"Could not load {resolved.requested!r} as a {family.value} model from {folder}"
+                f"{': ' + what if what != 'it' else ''}: {exc}"
             ) from exc
         n_params, n_bytes = module_bytes(parts.components.values())
         if family is Family.TOKENIZER:

@@ -39,6 +39,10 @@ def user_errors(fn: F) -> F:
             return exc
         if isinstance(exc, UserError):
             return gr.Error(str(exc))
+        if _is_out_of_memory(exc):  # not a bug and not the user's input: the machine is full right now
+            log.warning("out of memory in %s: %s", fn.__name__, exc)
+            return gr.Error("The server ran out of memory for this request. Try a shorter input or fewer steps, or try again in "
+                            "a moment when other users' requests have finished.")
         log.exception("unexpected error in %s", fn.__name__)
         return gr.Error(f"Internal error ({type(exc).__name__}: {exc}). This is a bug, not your input; the server log has the details.")
 
@@ -59,6 +63,12 @@ def user_errors(fn: F) -> F:
             raise convert(exc) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 
 def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
