@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch
 
 from playground.errors import InputError
+from playground.lazy import no_grad, torch
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _step_kwargs(scheduler, **kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
-@torch.no_grad()
+@no_grad
 def sample(unet, scheduler, class_labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
     """The final samples of `denoise` (no intermediate steps kept)."""
     last = None

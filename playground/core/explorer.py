@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from playground.core.cache import per_object
 from playground.core.diffusion import _step_kwargs
 from playground.core.inputs import require_choice, require_float, require_int
 from playground.errors import InputError
 from playground.core.cache import shared_lock
+from playground.lazy import no_grad, torch
 
 MAX_STEPS = 100  # denoising steps per run
 MAX_RESOLUTION = 512  # pixels per side (latent models: the decoded image)
@@ -124,7 +124,7 @@ def start(scheduler, num_steps: int, shape: tuple[int, ...], generator: torch.Ge
     return scheduler.add_noise(init.to(device).float(), noise, t0), skip * scheduler.order
 
 
-@torch.no_grad()  # also on generators: grad mode is restored around every resume
+@no_grad  # also on generators: grad mode is restored around every resume
 def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, generator: torch.Generator, settings: RunSettings,
         first: int = 0) -> Iterator[Record]:
     """Denoise from `x` at step `first` (scheduler already set up), yielding a Record per step.
@@ -205,7 +205,7 @@ def latent_preview(z: torch.Tensor, vae: torch.nn.Module) -> torch.Tensor:
     return torch.nn.functional.interpolate(img, scale_factor=factor, mode="nearest")
 
 
-@torch.no_grad()
+@no_grad
 def decode(z: torch.Tensor, vae: torch.nn.Module) -> torch.Tensor:
     """The full decode: vae.decode(z / scaling_factor)."""
     param = next(vae.parameters())

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from playground.core.inputs import require_float, require_int
 from playground.errors import InputError
+from playground.lazy import no_grad, torch
 
 MAX_NEW_TOKENS = 200  # per request
 MAX_CANDIDATES = 20  # candidates shown per step
@@ -82,7 +82,7 @@ def processors(cfg: SamplingConfig):
     return out
 
 
-@torch.no_grad()
+@no_grad
 def step_through(model: Any, input_ids: torch.Tensor, cfg: SamplingConfig, *, forced: dict[int, int] | None = None,
                  eos_token_id: int | None = None) -> Iterator[GenStep]:
     """Generate from `input_ids` ([1, T]) one token at a time, yielding each step (KV-cached).
@@ -131,7 +131,7 @@ class LogitLens:
     top: list[list[tuple[int, float]]]  # per layer: (token id, probability) best first
 
 
-@torch.no_grad()
+@no_grad
 def logit_lens(model: Any, input_ids: torch.Tensor, position: int = -1, k: int = 5) -> LogitLens:
     """What each layer would predict next at `position`: the final norm and the LM head applied to
     every layer's hidden state (nostalgebraist 2020). The last row is the model's own prediction."""

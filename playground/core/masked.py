@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.core.cache import shared_lock
+from playground.lazy import no_grad, torch
 
 MAX_TEXT_CHARS = 2_000  # fill-mask text
 MAX_MASKS = 8  # masks per text
@@ -64,7 +64,7 @@ def _encode_masked(tokenizer: Any, text: Any) -> tuple[dict, list[int]]:
     return enc, positions
 
 
-@torch.no_grad()
+@no_grad
 def fill_mask(model: Any, tokenizer: Any, text: str, top_k: int = 5) -> FillMaskResult:
     """The `top_k` most likely tokens at each mask, each mask predicted independently.
 
@@ -99,7 +99,7 @@ def _mlm_head(model: Any) -> Any:
     raise InputError(f"The logit lens needs a masked-LM head; {type(model).__name__} has none (load it as a masked-lm model).")
 
 
-@torch.no_grad()
+@no_grad
 def mask_lens(model: Any, tokenizer: Any, text: str, mask: int = 0, k: int = 5) -> MaskLens:
     """The MLM head applied to every layer's hidden state at the `mask`-th mask: the guess forming layer by layer.
     The last row equals `fill_mask`'s."""
@@ -143,7 +143,7 @@ def parse_sentences(text: Any) -> list[str]:
     return sentences
 
 
-@torch.no_grad()
+@no_grad
 def embed(model: Any, tokenizer: Any, sentences: list[str]) -> Embeddings:
     """Mean-pooled last hidden states, their cosine similarities, and a 2-D PCA projection."""
     device = next(model.parameters()).device

@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.core.cache import shared_lock
+from playground.lazy import no_grad, torch
 
 MAX_TEXT_CHARS = 2_000
 MAX_BEAMS = 8
@@ -65,7 +65,7 @@ def check_request(text: Any, num_beams: Any, max_new_tokens: Any) -> tuple[str, 
     return text, require_int(num_beams, "beams", low=1, high=MAX_BEAMS), require_int(max_new_tokens, "max new tokens", low=1, high=MAX_NEW_TOKENS)
 
 
-@torch.no_grad()
+@no_grad
 def text_to_text(model: Any, tokenizer: Any, text: str, num_beams: int = 1, max_new_tokens: int = 32) -> TextResult:
     """Greedy (num_beams=1) or beam search through `model.generate`, with the beam steps recorded."""
     from transformers import LogitsProcessorList
@@ -135,7 +135,7 @@ class DecoderLens:
     top: list[list[tuple[int, float]]]  # per layer: (token id, probability) best first
 
 
-@torch.no_grad()
+@no_grad
 def decoder_lens(model: Any, tokenizer: Any, text: str, decoder_ids: tuple[int, ...], position: int, k: int = 5) -> DecoderLens:
     """What each decoder layer would predict at output `position` (teacher-forced on `decoder_ids`):
     the final norm and the LM head applied to its hidden state. The last row is the model's own."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-import torch
 
 from playground.errors import UserError
+from playground.lazy import torch
 
 _DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from playground.config import Settings
 from playground.errors import UserError
@@ -38,6 +37,7 @@ from playground.models.hub import HubFilesError, HubProbe, HubStatus, download_c
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
+from playground.lazy import torch
 
 log = logging.getLogger(__name__)
 

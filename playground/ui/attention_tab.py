@@ -16,7 +16,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -183,10 +183,10 @@ def _data_files(result: A.AttentionResult) -> tuple[Path, Path]:
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
+def build_attention_tab(loader: ModelLoader) -> gr.Column:
     """The attention-map viewer. Named API endpoint: `/attention(model, text, target_text)` -> JSON."""
     cap = loader.settings.attention_max_tokens
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         # per-user: every weight of the last run (BERT-base at 512 tokens: ~150 MB), dropped after an idle hour
         result = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=loader.results.drop)
@@ -244,6 +244,4 @@ def build_attention_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_attention_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_attention_tab)

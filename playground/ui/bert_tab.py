@@ -12,7 +12,7 @@ from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, 
 from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -110,9 +110,9 @@ def embed_api(loader: ModelLoader, sentences: str, model: str = "bert-base-uncas
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_bert_tab(loader: ModelLoader) -> gr.Blocks:
+def build_bert_tab(loader: ModelLoader) -> gr.Column:
     """Fill-mask and embeddings. Named API endpoints: `/fill_mask`, `/embed`."""
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Fill-mask")
         with gr.Row():
@@ -152,6 +152,4 @@ def build_bert_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_bert_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_bert_tab)

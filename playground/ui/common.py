@@ -66,9 +66,31 @@ def user_errors(fn: F) -> F:
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
+    import sys
 
-    return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+    torch = sys.modules.get("torch")  # not imported yet: it cannot be torch's out-of-memory error (and stays unimported)
+    return isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.OutOfMemoryError))
+
+
+def on_page_load(fn: Callable[..., Any], inputs: Any, outputs: Any, **kwargs: Any) -> Any:
+    """Run `fn` when the page loads: the `load` event of the app being built (a tab is a column of it)."""
+    from gradio.context import Context
+
+    root = Context.root_block
+    if root is None:
+        raise RuntimeError("on_page_load is called inside a gr.Blocks being built")
+    return root.load(fn, inputs, outputs, **kwargs)
+
+
+def launch_alone(build: Callable[[ModelLoader], Any]) -> None:
+    """Serve one tab on its own (`python -m playground.ui.gpt_tab`), with the app's offline theme and styles."""
+    from playground.config import Settings
+    from playground.ui.shell import launch_options
+
+    loader = ModelLoader(Settings.from_env())
+    with gr.Blocks() as demo:
+        build(loader)
+    demo.queue().launch(**launch_options())
 
 
 def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:

@@ -11,7 +11,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from playground.config import ASSETS_DIR
@@ -24,7 +23,8 @@ from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import bind, progress_fn, user_errors
+from playground.ui.common import on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.lazy import torch
 
 EXPLAINER = """
 ### Diffusion: learn to undo noise, then run it backwards
@@ -352,9 +352,9 @@ def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, st
 # ---- layout and wiring ----------------------------------------------------------------------------------
 
 
-def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
+def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
     """The denoising explorer. Named API endpoints: `/forward_noise`, `/denoise`."""
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Forward process: noising")
         with gr.Row():
@@ -425,7 +425,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
         fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        tab.load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
+        on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
                       frames + [final, status, state, scrub], api_visibility="private")
         scrub.input(bind(on_scrub, loader), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
@@ -439,6 +439,4 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_diffusion_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_diffusion_tab)

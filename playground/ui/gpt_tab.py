@@ -8,7 +8,6 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-import torch
 
 from playground.core.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
 from playground.core.inputs import require_choice, require_int, require_text
@@ -17,8 +16,9 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
+from playground.lazy import torch
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -213,9 +213,9 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
+def build_gpt_tab(loader: ModelLoader) -> gr.Column:
     """Decoder-only generation. Named API endpoint: `/generate`."""
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         session = gr.State(None, time_to_live=3600)
         with gr.Row():
@@ -261,6 +261,4 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_gpt_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_gpt_tab)

@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -117,9 +117,9 @@ def text2text_api(loader: ModelLoader, text: str, model: str = "t5-small", num_b
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_t5_tab(loader: ModelLoader) -> gr.Blocks:
+def build_t5_tab(loader: ModelLoader) -> gr.Column:
     """Encoder-decoder text to text. Named API endpoint: `/text2text`."""
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown(EMBEDDED_RANGES)
         result = gr.State(None, time_to_live=3600)
@@ -149,6 +149,4 @@ def build_t5_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_t5_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_t5_tab)

@@ -15,7 +15,7 @@ from playground.core.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
-from playground.ui.common import api_endpoint, bind, user_errors
+from playground.ui.common import on_page_load, launch_alone, api_endpoint, bind, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -159,9 +159,9 @@ def tokenize_api(loader: ModelLoader, text: str, tokenizer: str) -> dict:
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
+def build_tokenizer_tab(loader: ModelLoader) -> gr.Column:
     """The tokenizer visualizer. Named API endpoints: `/tokenize(text, tokenizer)` -> JSON, `/explain_word`."""
-    with gr.Blocks() as tab:
+    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=MAX_CHARS, elem_id="tok-text")
         gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
@@ -190,7 +190,7 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
         show_ids.change(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
         split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private")
         explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_visibility="private")
-        tab.load(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
+        on_page_load(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
 
         api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False)
         api_endpoint(on_explain, loader, api_name="explain_word", gpu=False)
@@ -198,6 +198,4 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # run this tab on its own
-    from playground.config import Settings
-
-    build_tokenizer_tab(ModelLoader(Settings.from_env())).launch()
+    launch_alone(build_tokenizer_tab)
