@@ -37,6 +37,14 @@ def settings(tiny_root, tmp_path) -> Settings:
     return Settings(offline=True, model_roots=(tiny_root,), hf_cache=tmp_path / "hf-cache", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def shared_loader(tiny_root, tmp_path_factory):
+    """One offline loader for the tests that only read models: each tiny model loads once per run."""
+    from playground.models import ModelLoader
+
+    return ModelLoader(Settings(offline=True, model_roots=(tiny_root,), hf_cache=tmp_path_factory.mktemp("hf-cache"), device="cpu"))
+
+
 def _tiny_gpt(folder: Path) -> None:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -26,8 +26,8 @@ TINY = [("tiny-bert", Family.MASKED_LM, "encoder"), ("tiny-bert-base", Family.EN
 
 
 @pytest.fixture
-def loader(settings) -> ModelLoader:
-    return ModelLoader(settings)
+def loader(shared_loader) -> ModelLoader:
+    return shared_loader
 
 
 def load(loader, tiny_root, name):

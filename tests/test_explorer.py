@@ -18,8 +18,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture
-def tiny_sd(settings, tiny_root):
-    return ModelLoader(settings).load(str(tiny_root / "tiny-sd"), "latent-diffusion")
+def tiny_sd(shared_loader, tiny_root):
+    return shared_loader.load(str(tiny_root / "tiny-sd"), "latent-diffusion")
 
 
 @pytest.fixture(scope="module")

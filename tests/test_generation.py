@@ -12,8 +12,8 @@ from tests.conftest import has_model
 
 
 @pytest.fixture
-def gpt(settings, tiny_root):
-    return ModelLoader(settings).load(str(tiny_root / "tiny-gpt"), "causal-lm")
+def gpt(shared_loader, tiny_root):
+    return shared_loader.load(str(tiny_root / "tiny-gpt"), "causal-lm")
 
 
 def prompt(lm, text="Hello world, this is"):

@@ -22,8 +22,8 @@ def embedded() -> ModelLoader:
 
 
 @pytest.fixture
-def tiny(settings, tiny_root):
-    loader = ModelLoader(settings)
+def tiny(shared_loader, tiny_root):
+    loader = shared_loader
     return {name: loader.load(str(tiny_root / name), family) for name, family in
             (("tiny-bert", "masked-lm"), ("tiny-t5", "seq2seq"), ("tiny-bert-base", "encoder"))}
 
