@@ -26,6 +26,21 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 BLOCK = "benchmarks"
 
 
+def interleaved_medians(first, second, repeats: int = 21) -> tuple[float, float]:
+    """Median wall times of `first` and `second`, called alternately (after one warm-up each), in seconds."""
+    import statistics
+    import time
+
+    first(), second()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((first, a), (second, b)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(a), statistics.median(b)
+
+
 def median_time(fn, repeats: int = 5) -> float:
     """Median wall time of `repeats` calls of `fn`, in seconds."""
     import statistics

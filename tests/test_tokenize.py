@@ -182,3 +182,16 @@ def test_embedded_models_tokenizers_are_explained_too(name):
         assert t.ids == tok(text)["input_ids"]
         for word in words_of(tok, text):
             assert explain_word(tok, word.text).tokens == word.tokens
+
+
+@pytest.mark.parametrize("name, text, lossless", [
+    ("bert-base-uncased", "hello world " * 2000 + "Hello", False),  # the only difference is past the diff window
+    ("bert-base-uncased", "Hello world " * 2000, False),  # differs at once: the rest is not decoded
+    ("gpt2", "🤗 emoji " * 3000, True),  # byte-level pieces cut at the window's edge must not look lossy
+    ("t5-small", " ".join(["plain words"] * 2000), True),
+], ids=["bert-late-difference", "bert-early-difference", "gpt2-emoji", "t5-plain"])
+def test_long_texts_are_judged_lossless_exactly(name, text, lossless):
+    t = tokenize(real(name), text)
+    assert t.lossless is lossless
+    assert t.diff_truncated is (not lossless)
+    assert (real(name).decode(t.tokens.plain_ids(), skip_special_tokens=False, clean_up_tokenization_spaces=False) == text) is lossless

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from playground.core.tokenize import Tokenization, visible
+from playground.core.tokenize import DIFF_WINDOW, Tokenization, visible
 from playground.core.word_split import PieceExplanation, WordExplanation
 
 MAX_CHIPS = 2_000  # chips drawn per tokenizer; counts and ids always cover the whole text
@@ -66,7 +66,7 @@ def render_roundtrip(t: Tokenization) -> str:
                 f'<ins title="{escape(op.why, quote=True)}">{escape(visible(op.decoded))}</ins>'
             )
     reasons = sorted({op.why for op in t.diff if op.kind != "equal"})
-    more = " (diff of the first 20,000 characters)" if t.diff_truncated else ""
+    more = f" (diff of the first {DIFF_WINDOW:,} characters)" if t.diff_truncated else ""
     return (
         f'<div class="tok-lossy">✗ decoding changes the text: {escape(", ".join(reasons))}{more}</div>'
         f'<div class="tok-diff">{"".join(rows)}</div>'

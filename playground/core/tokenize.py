@@ -21,6 +21,7 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from playground.core.cache import per_object, shared_lock
@@ -28,7 +29,7 @@ from playground.core.inputs import require_text
 from playground.errors import InputError
 
 MAX_CHARS = 200_000  # longest text accepted (the API bypasses the UI's limits)
-DIFF_WINDOW = 20_000  # the round-trip diff is shown for this many leading characters
+DIFF_WINDOW = 5_000  # the round-trip diff is shown for this many leading characters (about the chips drawn)
 
 _VISIBLE_WS = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 
@@ -66,16 +67,16 @@ class Tokenization:
     tokenizer: str  # the name it was asked for by
     algorithm: str  # "BPE", "WordPiece", "Unigram", ...
     text: str  # the input
-    tokens: list[Token]  # in order
+    tokens: Sequence[Token]  # in order (a LazyTokens from `tokenize`: each Token built when looked at)
     counts: Counts
-    decoded: str  # the ids spelled from the input decoded back to text (added specials left out)
+    decoded: str  # the ids spelled from the input decoded back to text (added specials left out; a long lossy text: its first DIFF_WINDOW characters' worth)
     lossless: bool  # decoded == text
     diff: list[DiffOp] = field(default_factory=list)  # where decoded differs (first DIFF_WINDOW chars)
     diff_truncated: bool = False  # the texts were longer than DIFF_WINDOW
 
     @property
     def ids(self) -> list[int]:
-        return [t.id for t in self.tokens]
+        return self.tokens.ids if isinstance(self.tokens, LazyTokens) else [t.id for t in self.tokens]
 
     def to_json(self) -> dict[str, Any]:
         """The `/tokenize` API's answer."""
@@ -89,6 +90,64 @@ class Tokenization:
             "counts": asdict(self.counts),
             "lossless": self.lossless,
         }
+
+
+class LazyTokens(Sequence):
+    """The tokens of one text, each `Token` (face, byte pieces, spans) built only when it is looked at.
+
+    100,000 characters are ~30,000 tokens, of which the page draws at most 2,000 chips: describing
+    every token up front cost more than the tokenizer itself. `len`, slicing and iteration work as on
+    a list; `ids` needs no Token at all.
+    """
+
+    _BLOCK = 2048  # raw strings are looked up this many ids at a time
+
+    def __init__(self, ids: list[int], tokenizer: Any, offsets: list[tuple[int, int]], specials: list[int], unk_id: int | None,
+                 spec: TokenizerSpec) -> None:
+        self.ids, self._tokenizer, self._offsets, self._specials = ids, tokenizer, offsets, specials
+        self._unk_id, self._spec = unk_id, spec
+        self._built: dict[int, Token] = {}
+        self._raws: dict[int, list[str]] = {}
+
+    def _raw(self, i: int) -> str:
+        block = i // self._BLOCK
+        raws = self._raws.get(block)
+        if raws is None:
+            with shared_lock(self._tokenizer):
+                raws = self._raws[block] = self._tokenizer.convert_ids_to_tokens(self.ids[block * self._BLOCK:(block + 1) * self._BLOCK])
+        return raws[i - block * self._BLOCK]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        token = self._built.get(index)
+        if token is None:
+            token = self._built[index] = self._make(index)
+        return token
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, tuple, Sequence)) else NotImplemented
+
+    def plain_ids(self) -> list[int]:
+        """The ids spelled from the input (tokens the tokenizer added, with no characters, left out)."""
+        return [tid for tid, (start, end), sp in zip(self.ids, self._offsets, self._specials) if not (sp and start == end)]
+
+    def _make(self, i: int) -> Token:
+        tid, raw, (start, end), special = self.ids[i], self._raw(i), self._offsets[i], self._specials[i]
+        if special and start == end:  # added by the tokenizer ([CLS], </s>): no characters of the input
+            return Token(tid, raw, None, None, True, raw)
+        if special:  # a special token the input spelled out ("<|endoftext|>")
+            return Token(tid, raw, start, end, True, raw)
+        unknown = self._unk_id is not None and tid == self._unk_id
+        face, partial = (raw, False) if unknown else token_face(raw, self._spec)
+        return Token(tid, raw, start, end, False, face, unknown, partial)
 
 
 # ---- facts about a tokenizer, parsed once --------------------------------------------------------
@@ -150,6 +209,7 @@ def byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; tokens repeat (the same words, the same pieces)
 def visible(text: str) -> str:
     """Whitespace made visible: spaces as ␣, newlines as ↵, tabs as ⇥; control chars escaped.
 
@@ -167,6 +227,7 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure on the raw string
 def byte_piece_face(raw: str) -> tuple[str, bool]:
     """(face, partial) of a byte-level token: its bytes decoded, undecodable bytes shown as hex.
 
@@ -220,6 +281,27 @@ def check_text(text: object) -> str:
     return require_text(text, "The text", max_chars=MAX_CHARS)
 
 
+def _decode_or_first_difference(tokenizer: Any, tokens: LazyTokens, text: str) -> str:
+    """The plain ids decoded back to text; for a long text whose first DIFF_WINDOW characters already decode
+    differently (BERT's lower-casing), only those: the rest is not shown, and the text is lossy either way.
+
+    A prefix of the ids decodes to a prefix of the whole decoding, except that its last characters can
+    differ (a byte-level piece of a character cut in two), so the last few are not compared.
+    """
+    def decode(ids: list[int]) -> str:
+        with shared_lock(tokenizer):
+            return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    if len(text) > 2 * DIFF_WINDOW:
+        head = [tid for tid, (start, end), sp in zip(tokens.ids, tokens._offsets, tokens._specials)
+                if not (sp and start == end) and end <= DIFF_WINDOW]
+        decoded = decode(head)
+        sure = len(decoded) - 8  # the tail may be a character cut in two
+        if sure > 0 and decoded[:sure] != text[:sure]:
+            return decoded
+    return decode(tokens.plain_ids())
+
+
 def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
     """Tokenize `text` with a fast tokenizer and describe every token (see the module example)."""
     text = check_text(text)
@@ -228,24 +310,10 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
         enc = tokenizer(
             text, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
         )
-        ids: list[int] = enc["input_ids"]
-        raws = tokenizer.convert_ids_to_tokens(ids)
-    unk_id = tokenizer.unk_token_id
-    tokens = []
-    for tid, raw, (start, end), special in zip(ids, raws, enc["offset_mapping"], enc["special_tokens_mask"]):
-        if special and start == end:  # added by the tokenizer ([CLS], </s>): no characters of the input
-            tokens.append(Token(tid, raw, None, None, True, raw))
-            continue
-        if special:  # a special token the input spelled out ("<|endoftext|>")
-            tokens.append(Token(tid, raw, start, end, True, raw))
-            continue
-        unknown = unk_id is not None and tid == unk_id
-        face, partial = (raw, False) if unknown else token_face(raw, spec)
-        tokens.append(Token(tid, raw, start, end, False, face, unknown, partial))
-
-    plain = [t.id for t in tokens if t.start is not None]
-    with shared_lock(tokenizer):
-        decoded = tokenizer.decode(plain, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    ids: list[int] = enc["input_ids"]
+    tokens = LazyTokens(ids, tokenizer, enc["offset_mapping"], enc["special_tokens_mask"], tokenizer.unk_token_id, spec)
+    decoded = _decode_or_first_difference(tokenizer, tokens, text)
+    plain = tokens.plain_ids()
     lossless = decoded == text
     diff, truncated = ([], False) if lossless else diff_texts(text, decoded, getattr(tokenizer, "unk_token", None))
     n_plain = len(plain)
