@@ -248,3 +248,20 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     assert len(charts) == 3 and all(all(f"━ {name}" in c for name in SCHEDULES) for c in charts)  # a legend that shows
     native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
     assert native.size == grey.size and noised.resize(native.size, Image.NEAREST).tobytes() == native.tobytes()
+
+
+@pytest.mark.parametrize("steps, strength", [(1, 1.0), (20, 0.05)], ids=["one-step", "img2img-low-strength"])
+def test_a_one_step_run_finishes_with_a_valid_scrub_slider(embedded, steps, strength):
+    """Steps = 1, or image-to-image at strength 0.05 of 20 steps, used to set the scrub slider's maximum to its
+    minimum: the page showed only errors and the status stuck at "Step 1 of 1"."""
+    from PIL import Image
+
+    from playground.ui import diffusion_tab as D
+
+    init = Image.open(D.FORWARD_EXAMPLES[0]) if strength < 1 else None
+    frames = list(D.on_denoise(embedded, "google/ddpm-cifar10-32", "Bag", "", "DDIM", steps, 3.0, 0, "default", True, init, strength,
+                               progress=None))
+    final = frames[-1]
+    slider = final[7]
+    assert final[4] is not None and "Done" in final[5]
+    assert slider["maximum"] > slider["minimum"] and slider["interactive"] is False

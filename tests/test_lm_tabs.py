@@ -240,3 +240,31 @@ def test_mask_lens_last_layer_is_the_tiny_models_own(tiny):
         own = lm.model(**enc).logits[0, where].softmax(-1).topk(5)
     assert [p.token_id for p in lens.top[-1]] == own.indices.tolist()
     assert [p.prob for p in lens.top[-1]] == pytest.approx(own.values.tolist(), abs=1e-6)
+
+
+def test_gpt_beam_search_keeps_the_step_slider_valid(embedded):
+    """Beam search used to set the step slider's maximum to its minimum (1): every output turned into an error."""
+    *_, last = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", "beam", 6, 1.0, 0, 1.0, 1.0, 0, 3, progress=None)
+    text, session, slider, notice = last
+    assert slider["maximum"] > 1 and slider["interactive"] is False and session is None and "beams" in text
+    *_, greedy = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", "greedy", 3, 1.0, 0, 1.0, 1.0, 0, 3, progress=None)
+    assert greedy[2]["interactive"] is True  # back to greedy: stepping through works again
+
+
+def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
+    from playground.core.generation import SamplingConfig, step_through
+
+    lm = embedded.load("gpt2", "causal-lm")
+    ids = torch.tensor([lm.tokenizer("ROMEO.\n")["input_ids"]])
+    cfg = SamplingConfig(max_new_tokens=4, do_sample=True, temperature=0.8, top_k=3, top_p=0.9, seed=1)
+    for step in step_through(lm.model, ids, cfg):
+        assert 1 <= len(step.candidates) <= 3 and all(c.prob > 0 for c in step.candidates)
+        assert abs(sum(c.prob for c in step.candidates) - 1) < 1e-4  # the kept tokens carry all the probability
+        assert len(step.raw_candidates) == cfg.num_candidates  # the model's own top list is unchanged
+
+
+@pytest.mark.parametrize("mode, caption", [("greedy", "most likely one (greedy"), ("sample", "drawn at random")])
+def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption):
+    *_, (html, session, _, _) = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2, progress=None)
+    bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
+    assert caption in bars and "chosen by the sampler" not in bars

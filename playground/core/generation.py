@@ -118,10 +118,13 @@ def step_through(model: Any, input_ids: torch.Tensor, cfg: SamplingConfig, *, fo
 
 
 def _top(order_by: torch.Tensor, other: torch.Tensor, k: int, raw_first: bool = False) -> list[Candidate]:
+    """The `k` most likely tokens of `order_by`. After the sampling rules (raw_first False) only the tokens they
+    kept: top-k 40 or top-p 0.9 can leave fewer than `k`, and a removed token (probability 0) is no candidate."""
     values, idx = order_by.topk(k)
     if raw_first:
         return [Candidate(int(i), float(other[i]), float(v)) for v, i in zip(values, idx)]
-    return [Candidate(int(i), float(v), float(other[i])) for v, i in zip(values, idx)]
+    kept = [(v, i) for v, i in zip(values, idx) if v > 0] or [(values[0], idx[0])]
+    return [Candidate(int(i), float(v), float(other[i])) for v, i in kept]
 
 
 @dataclass(frozen=True)

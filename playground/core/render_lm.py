@@ -37,17 +37,19 @@ def _bars(rows: Sequence[tuple[str, float, bool]], heading: str) -> str:
     return f'<div class="lm-bars"><div class="lm-bars-title">{_e(heading)}</div>{body}</div>'
 
 
-def step_bars(step: GenStep, token_text: Sequence[str], raw_text: Sequence[str]) -> str:
+def step_bars(step: GenStep, token_text: Sequence[str], raw_text: Sequence[str], sampled: bool = True) -> str:
     """The candidates of one generation step before and after the logits processors, the chosen one marked.
 
-    `token_text[i]` / `raw_text[i]` are the display strings of `step.candidates[i]` / `step.raw_candidates[i]`.
+    `token_text[i]` / `raw_text[i]` are the display strings of `step.candidates[i]` / `step.raw_candidates[i]`;
+    `sampled`: the token was drawn at random (sampling) rather than taken as the most likely (greedy).
     """
     after = [(t, c.prob, c.token_id == step.token_id) for t, c in zip(token_text, step.candidates)]
     before = [(t, c.raw_prob, c.token_id == step.token_id) for t, c in zip(raw_text, step.raw_candidates)]
-    how = "forced by you" if step.forced else "chosen by the sampler"
+    how = ("forced by you" if step.forced else "drawn at random from the distribution on the right (sampling)" if sampled
+           else "the most likely one (greedy decoding)")
     return (f'<div class="lm-step"><div class="lm-step-title">Step {step.index + 1}: the highlighted token was {how}</div>'
             f'<div class="lm-bars-pair">{_bars(before, "model: softmax of the logits")}'
-            f'{_bars(after, "after repetition penalty, temperature, top-k, top-p")}</div></div>')
+            f'{_bars(after, "after the sampling rules: only the tokens they kept" if sampled else "after repetition penalty")}</div></div>')
 
 
 def beam_steps(steps: Sequence[BeamStep], text_of) -> str:

@@ -224,8 +224,10 @@ def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, sche
         yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).", None, gr.update())
     final = picture(pixels(lm, run.records[-1].x, full=True), 256)
     handle = loader.keep_result(run, run_bytes(run), "diffusion run", replaces=previous)
+    first, last = run.records[0].index + 1, run.records[-1].index + 1
+    # a slider's maximum must exceed its minimum: a one-step run (steps = 1, or image-to-image at a low strength) has one step
     yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", handle,
-           gr.update(minimum=run.records[0].index + 1, maximum=run.records[-1].index + 1, value=run.records[-1].index + 1))
+           gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first))
 
 
 def _denoise_stream(loader: ModelLoader, model: Any, prompt: Any, negative: Any, scheduler: Any, steps: Any, guidance: Any, seed: Any,

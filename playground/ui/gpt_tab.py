@@ -118,12 +118,14 @@ def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new
             shown = html.escape(lm.tokenizer.decode(ids))
         yield (f'<div class="lm-gen"><div class="lm-prompt">{shown}</div>'
                f'{chips([_face(lm.tokenizer, t) for t in new], ["lm-new"] * len(new), f"best of {beams} beams")}</div>',
-               None, gr.update(maximum=1, value=1), notice + " Beam search shows its final text here; the T5 tab shows beams step by step.")
+               None, gr.update(maximum=2, value=1, interactive=False),  # a slider's maximum must exceed its minimum (1)
+               notice + " Beam search shows its final text here; the T5 tab shows beams step by step.")
         return
     session = GenSession(name, ids, cfg, [])
     for step in _steps(lm, ids, cfg):
         session.steps.append(step)
-        yield render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, len(session.steps)), value=len(session.steps)), notice
+        yield (render_session(lm.tokenizer, session), session,
+               gr.update(maximum=max(2, len(session.steps)), value=len(session.steps), interactive=True), notice)
 
 
 @user_errors
@@ -147,7 +149,8 @@ def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt:
         raise InputError("The model ended the text (end-of-text token); change the prompt or settings to start again.")
     new = list(_steps(lm, ids, replace(cfg, max_new_tokens=n + 1), forced={s.index: s.token_id for s in session.steps}))
     session.steps.append(new[-1])
-    return render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, n + 1), value=n + 1), f"Running {lm.source.describe()}."
+    return (render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, n + 1), value=n + 1, interactive=True),
+            f"Running {lm.source.describe()}.")
 
 
 @user_errors
@@ -159,7 +162,8 @@ def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
     _, lm = load_causal(loader, session.model)
     chosen = session.steps[index]
     tok = lm.tokenizer
-    bars = step_bars(chosen, [_face(tok, c.token_id) for c in chosen.candidates], [_face(tok, c.token_id) for c in chosen.raw_candidates])
+    bars = step_bars(chosen, [_face(tok, c.token_id) for c in chosen.candidates], [_face(tok, c.token_id) for c in chosen.raw_candidates],
+                     sampled=session.cfg.do_sample)
     seen, options = set(), []
     for c in chosen.candidates + chosen.raw_candidates:
         if c.token_id not in seen:
