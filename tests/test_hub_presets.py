@@ -37,8 +37,10 @@ def _with_junk(files: dict[str, bytes], junk: list[str]) -> dict[str, bytes]:
 def _layouts(tiny_root: Path) -> tuple[dict, dict]:
     gpt = folder_files(tiny_root / "tiny-gpt")
     gpt["generation_config.json"] = json.dumps({"bos_token_id": 50256, "eos_token_id": 50256}).encode()
+    del gpt["tokenizer_config.json"]  # openai-community/gpt2 has none: vocab.json, merges.txt and tokenizer.json
     bert = folder_files(tiny_root / "tiny-bert")
     t5 = folder_files(tiny_root / "tiny-t5")
+    t5["generation_config.json"] = json.dumps({"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0}).encode()
     ddpm = tiny_root / "tiny-ddpm"  # saved with unet/ and scheduler/ folders; the real repo keeps them at its root
     index = {"_class_name": "DDPMPipeline", "_diffusers_version": "0.1.1", "scheduler": ["diffusers", "DDPMScheduler"],
              "unet": ["diffusers", "UNet2DModel"]}
@@ -50,6 +52,20 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
         "images/generated_image_0.png": b"\x89PNG not really",
     }
     sd = folder_files(tiny_root / "tiny-sd")
+    # the worst case for a Stable Diffusion repo: a safety checker and its image processor listed and present
+    index = json.loads(sd["model_index.json"])
+    index.update(safety_checker=["stable_diffusion", "StableDiffusionSafetyChecker"], feature_extractor=["transformers", "CLIPImageProcessor"])
+    sd["model_index.json"] = json.dumps(index).encode()
+    sd.update({"safety_checker/config.json": b"{}", "safety_checker/model.safetensors": JUNK,
+               "feature_extractor/preprocessor_config.json": b"{}"})
+    # its tokenizer as older saves (and segmind/tiny-sd) keep it: vocab.json and merges.txt, no tokenizer.json
+    del sd["tokenizer/tokenizer.json"]
+    symbols = list("abcdefghijklmnopqrstuvwxyz ")
+    vocab = {c: i for i, c in enumerate(symbols)} | {f"{c}</w>": len(symbols) + i for i, c in enumerate(symbols)}
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    sd.update({"tokenizer/vocab.json": json.dumps(vocab).encode(), "tokenizer/merges.txt": b"#version: 0.2\n",
+               "tokenizer/special_tokens_map.json": json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                                                                "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}).encode()})
     sd_pickles = [name.replace("model.safetensors", "pytorch_model.bin").replace("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
                   for name in sd if name.endswith(".safetensors")]
     sd_main = {name: data for name, data in sd.items() if not name.endswith(".safetensors")}  # main: only pickles
@@ -66,7 +82,7 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
             | {"coreml/fill-mask/float32_model.mlpackage/Manifest.json": b"{}", "LICENSE": b"Apache-2.0"}},
         # google-t5/t5-small at df1b051: an onnx/ export, spiece.model beside tokenizer.json
         "t5-small": {REV["t5-small"]: _with_junk(t5, ["pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot",
-                                                      "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"])
+                                                      "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "spiece.model"])
                      | {"onnx/config.json": b"{}"}},
         # google/ddpm-cifar10-32 at 267b167: every component at the root, a pickle and custom code beside them
         "google/ddpm-cifar10-32": {REV["google/ddpm-cifar10-32"]: _with_junk(ddpm_root, ["diffusion_pytorch_model.bin", "modeling_ddpm.py"])},
@@ -135,6 +151,11 @@ def test_every_preset_loads_and_runs_from_the_real_hub_layouts(tiny_root, tmp_pa
     fetched = [r for r in requested if "/resolve/" in r]
     bad = [r for r in fetched if r.endswith(FORBIDDEN) or "/coreml/" in r or "/onnx/" in r]
     assert not bad, f"fetched files the playground must never read: {bad}"
+    # exactly the files the presets table names (what the Space preloads): nothing more, nothing missing
+    for repo in REV:
+        got = {r.split(f"/resolve/{REV[repo]}/", 1)[1] for r in fetched if r.startswith(f"/{repo}/resolve/")}
+        named = {f for p in PRESETS if p.hub_id == repo for f in p.files}
+        assert got == named, f"{repo}: fetched {sorted(got - named)} beyond the preset's files, missed {sorted(named - got)}"
     # every resolve request names the pinned commit, never a moving branch
     pinned = {REV[repo] for repo in REV}
     assert all(any(f"/resolve/{sha}/" in r for sha in pinned) for r in fetched), [r for r in fetched if not any(sha in r for sha in pinned)]

@@ -69,7 +69,7 @@ def test_space_check_command_reports_a_stale_front_matter(tmp_path, monkeypatch)
 STAND_IN = '''
 """A stand-in for Hugging Face's `spaces` package (installed only for this test): GPU(duration) runs the
 function with a flag set around every call (every resume, for generators) and records the duration asked."""
-import inspect, threading, time
+import functools, inspect, threading, time
 
 state = threading.local()
 granted = []  # (function name, seconds asked, seconds it ran)
@@ -81,6 +81,7 @@ def GPU(fn=None, duration=60):
             return duration(*args, **kwargs) if callable(duration) else duration
 
         if inspect.isgeneratorfunction(f):
+            @functools.wraps(f)  # as the real spaces.GPU: the signature gradio reads stays the function's
             def wrapped(*args, **kwargs):
                 asked, start = seconds(args, kwargs), time.perf_counter()
                 gen = f(*args, **kwargs)
@@ -97,6 +98,7 @@ def GPU(fn=None, duration=60):
                 finally:
                     granted.append((f.__name__, asked, time.perf_counter() - start))
         else:
+            @functools.wraps(f)
             def wrapped(*args, **kwargs):
                 asked, start = seconds(args, kwargs), time.perf_counter()
                 state.inside = True
@@ -105,7 +107,7 @@ def GPU(fn=None, duration=60):
                 finally:
                     state.inside = False
                     granted.append((f.__name__, asked, time.perf_counter() - start))
-        wrapped.__name__ = getattr(f, "__name__", "fn")
+        wrapped._zerogpu = True
         return wrapped
     return decorate(fn) if callable(fn) else decorate
 '''
@@ -134,10 +136,21 @@ for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False])
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
     done[name] = "event: complete" in http.get(url + "gradio_api/call/" + name + "/" + event).text
-print("RESULT " + json.dumps({"torch_at_import": torch_at_import, "cuda_at_import": cuda_at_import, "done": done,
+fns = [[getattr(d.fn, "__module__", "") or "", getattr(d.fn, "__name__", ""), bool(getattr(d.fn, "_zerogpu", False))] for d in demo.fns.values()]
+print("RESULT " + json.dumps({"fns": fns, "torch_at_import": torch_at_import, "cuda_at_import": cuda_at_import, "done": done,
                               "outside": outside, "granted": spaces.granted}))
 demo.close()
 '''
+
+
+MODEL_HANDLERS = [
+    ("attention_tab", "on_run"), ("attention_tab", "on_compare"), ("attention_tab", "attention"),
+    ("bert_tab", "on_fill"), ("bert_tab", "on_lens"), ("bert_tab", "on_embed"), ("bert_tab", "fill_mask"), ("bert_tab", "embed"),
+    ("gpt_tab", "on_generate"), ("gpt_tab", "on_step"), ("gpt_tab", "on_inspect"), ("gpt_tab", "on_branch"), ("gpt_tab", "generate"),
+    ("t5_tab", "on_run"), ("t5_tab", "on_lens"), ("t5_tab", "text2text"),
+    ("diffusion_tab", "on_denoise"), ("diffusion_tab", "on_scrub"), ("diffusion_tab", "on_branch"), ("diffusion_tab", "on_export"),
+    ("diffusion_tab", "denoise_api"),
+]
 
 
 @pytest.mark.slow
@@ -154,9 +167,12 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
     assert not out["torch_at_import"] and not out["cuda_at_import"]  # nothing touches CUDA (or even torch) at import
     assert all(out["done"].values()), out["done"]
     assert out["outside"] == [], f"forward passes outside spaces.GPU: {sorted(set(out['outside']))}"
+    wrapped = {(module.rsplit(".", 1)[-1], name): flag for module, name, flag in out["fns"]}
+    for key in MODEL_HANDLERS:  # every handler that runs a model is wrapped, UI events included (lenses, scrubbing, exports)
+        assert wrapped.get(key) is True, f"{key} runs a model outside spaces.GPU" if key in wrapped else f"{key} is not wired"
     granted = out["granted"]
-    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise"}
+    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api"}
     for name, asked, ran in granted:
         assert ran < asked, f"{name} ran {ran:.1f} s but asked the GPU for only {asked} s"
-    denoise = [asked for name, asked, _ in granted if name == "denoise"]
+    denoise = [asked for name, asked, _ in granted if name == "denoise_api"]
     assert denoise[1] > denoise[0]  # 60 steps ask for more GPU time than 5: the duration fits the request

@@ -33,6 +33,11 @@ IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.o
                    "coreml/*", "*.mlmodel", "*.tflite", "*.ot"]
 
 
+# Pipeline components the playground never runs: the NSFW checker and its image processor (the explorer builds
+# its pipelines with safety_checker=None), an IP-adapter's image encoder. Not downloaded, not loaded.
+UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
+
+
 class HubFilesError(RuntimeError):
     """A Hub repo lacks what the loader can read (e.g. only pickled weights at that revision)."""
 
@@ -89,7 +94,8 @@ def download_repo(repo_id: str, cache_dir: Path, endpoint: str | None = None, re
 
         pipeline = importlib.import_module("diffusers").DiffusionPipeline
         try:
-            return Path(pipeline.download(repo_id, revision=commit, cache_dir=cache_dir, use_safetensors=True))
+            return Path(pipeline.download(repo_id, revision=commit, cache_dir=cache_dir, use_safetensors=True,
+                                          **dict.fromkeys(UNUSED_COMPONENTS)))  # passed as None: diffusers skips their files
         except (OSError, ValueError, EnvironmentError) as exc:
             if not any(f.endswith(".safetensors") for f in filenames):
                 raise HubFilesError(

@@ -33,7 +33,9 @@ from playground.config import Settings
 from playground.errors import UserError
 from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
-from playground.models.hub import HubFilesError, HubProbe, HubStatus, download_config, download_repo, is_network_error
+from playground.models.hub import (
+    UNUSED_COMPONENTS, HubFilesError, HubProbe, HubStatus, download_config, download_repo, is_network_error,
+)
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
@@ -499,7 +501,7 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
     index = json.loads(index_file.read_text())
     components: dict[str, Any] = {}
     for name, spec in index.items():
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None or name in UNUSED_COMPONENTS:
             continue
         library, class_name = spec
         if library not in _COMPONENT_LIBRARIES:

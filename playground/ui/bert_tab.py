@@ -142,8 +142,8 @@ def build_bert_tab(loader: ModelLoader) -> gr.Column:
                 scatter = gr.HTML(elem_id="bert-projection")
 
         fill.click(gpu_task(bind(on_fill, loader)), [model, text, top_k], [notice, sentence, table, mask], api_visibility="private").then(
-            bind(on_lens, loader), [model, text, mask], lens, api_visibility="private")
-        mask.input(bind(on_lens, loader), [model, text, mask], lens, api_visibility="private")
+            gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
+        mask.input(gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
         embed_btn.click(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
 
         api_endpoint(fill_mask_api, loader, api_name="fill_mask")

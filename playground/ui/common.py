@@ -101,11 +101,12 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     """
     partial = functools.partial(handler, *bound)
     partial.__name__ = handler.__name__  # type: ignore[attr-defined]
+    partial.__module__ = handler.__module__
     partial.__doc__ = handler.__doc__
     return partial
 
 
-def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True) -> Callable[..., Any]:
+def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True, budget: Any = None) -> Callable[..., Any]:
     """Expose `handler(*bound, ...)` as the named API endpoint `/{api_name}` (a `gr.api`, inside a Blocks).
 
     The endpoint's signature, which gradio reads for the API page and its input schema, is the
@@ -132,7 +133,8 @@ def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: b
     endpoint.__signature__ = signature.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in params],
                                                return_annotation=hints.get("return", signature.return_annotation))
     endpoint.__annotations__ = {name: hint for name, hint in hints.items() if name in {p.name for p in params} or name == "return"}
-    registered = gpu_task(endpoint) if gpu else endpoint
+    endpoint.__module__ = handler.__module__
+    registered = gpu_task(endpoint, budget) if gpu else endpoint
     gr.api(registered, api_name=api_name)
     return registered
 

@@ -22,7 +22,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
-from playground.models.zerogpu import gpu_task
+from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import on_page_load, launch_alone, bind, progress_fn, user_errors
 from playground.lazy import torch
 
@@ -110,6 +110,8 @@ def latent_shape(lm) -> tuple[int, ...]:
 # ---- tensors to pictures --------------------------------------------------------------------------
 
 
+# ZeroGPU: loading and encoding, then a second a step (Stable-Diffusion-class models take ~0.1-0.3 s a guided step)
+STEPS_BUDGET = GpuBudget(30, 1.0, "steps")
 NATIVE = 0  # picture(x, NATIVE): no enlargement, the model's own pixels (the API's images)
 
 
@@ -428,14 +430,14 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        run_btn.click(gpu_task(bind(on_denoise, loader)), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
+        run_btn.click(gpu_task(bind(on_denoise, loader), STEPS_BUDGET), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
                       frames + [final, status, state, scrub], api_visibility="private")
-        scrub.input(bind(on_scrub, loader), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
-        branch_btn.click(gpu_task(bind(on_branch, loader)), [state, scrub, prompt, negative, guidance, branch_seed],
+        scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
+        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30 + E.MAX_STEPS * STEPS_BUDGET.per_unit_s)), [state, scrub, prompt, negative, guidance, branch_seed],
                          [x_t, both, distance, status, state], api_visibility="private")
-        export.click(bind(on_export, loader), [state], files, api_visibility="private")
+        export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
-        api_denoise.click(gpu_task(bind(denoise_api, loader)), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
+        api_denoise.click(gpu_task(bind(denoise_api, loader), STEPS_BUDGET), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
                           api_image, api_name="denoise")
     return tab
 

@@ -15,7 +15,7 @@ from playground.core.render_lm import chips, step_bars
 from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.zerogpu import gpu_task
+from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
@@ -38,6 +38,7 @@ EXAMPLES = [
     ["gpt2", "First Citizen.\nBefore we proceed any further, hear me speak.\n"],
     ["gpt2", "The meaning of life is"],
 ]
+TOKENS_BUDGET = GpuBudget(20, 0.25, "max_new_tokens")  # ZeroGPU: loading, then a generous quarter second a token
 MODES = [("Greedy", "greedy"), ("Sampling", "sample"), ("Beam search (final text only)", "beam")]
 MAX_PROMPT_CHARS = 4_000
 MAX_BEAMS = 8
@@ -252,15 +253,15 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
         settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
         generated = [shown, session, step, notice]
         inspected = [bars, alternative, lens]
-        inspect = bind(on_inspect, loader)
-        go.click(gpu_task(bind(on_generate, loader)), settings + [beams], generated, api_visibility="private").then(
+        inspect = gpu_task(bind(on_inspect, loader), GpuBudget(30))  # the logit lens runs the model
+        go.click(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams], generated, api_visibility="private").then(
             inspect, [session, step], inspected, api_visibility="private")
-        step_btn.click(gpu_task(bind(on_step, loader)), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
+        step_btn.click(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
                        generated, api_visibility="private").then(inspect, [session, step], inspected, api_visibility="private")
         step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
-        branch_btn.click(gpu_task(bind(on_branch, loader)), [session, step, alternative], [shown, session], api_visibility="private")
+        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative], [shown, session], api_visibility="private")
 
-        api_endpoint(generate_api, loader, api_name="generate")
+        api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
     return tab
 
 

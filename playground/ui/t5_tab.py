@@ -141,8 +141,8 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
         lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False)
 
         run.click(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
-                  api_visibility="private").then(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private")
-        position.input(bind(on_lens, loader), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
+                  api_visibility="private").then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")
+        position.input(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
         api_endpoint(text2text_api, loader, api_name="text2text")
     return tab
