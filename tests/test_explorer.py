@@ -265,3 +265,14 @@ def test_a_one_step_run_finishes_with_a_valid_scrub_slider(embedded, steps, stre
     slider = final[7]
     assert final[4] is not None and "Done" in final[5]
     assert slider["maximum"] > slider["minimum"] and slider["interactive"] is False
+
+
+def test_a_denoise_request_is_checked_whole_before_any_model_loads():
+    from playground.ui import diffusion_tab as D
+
+    req = D.DenoiseRequest("google/ddpm-cifar10-32", "Bag", "", "DDIM", 5.0, 3, 0).checked()
+    assert (req.steps, req.guidance, req.seed, req.strength) == (5, 3.0, 0, 1.0) and isinstance(req.steps, int)
+    with pytest.raises(InputError, match="clipping"):
+        D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, clip="sometimes").checked()
+    with pytest.raises(InputError, match="strength"):
+        D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, init_image=object(), strength=float("nan")).checked()

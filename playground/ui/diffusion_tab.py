@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,49 +205,80 @@ def _image_tensor(image: Any) -> torch.Tensor:
     return (a.permute(2, 0, 1)[None] / 127.5) - 1
 
 
-def _settings(scheduler: str, steps: Any, guidance: Any, rederive: Any) -> tuple[str, int, float, E.RunSettings]:
-    require_choice(scheduler, "scheduler", E.SCHEDULERS)
-    steps, guidance = E.check_settings(steps, guidance)
-    return scheduler, steps, guidance, E.RunSettings(guidance=guidance, use_clipped_model_output=bool(rederive))
+@dataclass(frozen=True)
+class DenoiseRequest:
+    """One reverse run, as asked (from the page or the API), every field checked by `checked()`."""
+
+    model: str  # a preset's Hub id, a Hub id or an allowed folder
+    prompt: str  # a class name (class-conditional models) or a text (text-to-image)
+    negative: str  # the negative prompt (text-to-image), "" for none
+    scheduler: str  # one of E.SCHEDULERS
+    steps: int  # 1 to E.MAX_STEPS
+    guidance: float  # w, 0 to E.MAX_GUIDANCE
+    seed: int  # the noise x_T and every random draw
+    clip: str = "default"  # x̂_0 clipping: "default" (the model's), "clip" or "none"
+    rederive: bool = True  # re-derive ε̂ from the clipped x̂_0 (DDIM)
+    init_image: Any = None  # image-to-image: the start image, or None
+    strength: float = 1.0  # image-to-image: the share of the steps re-run (1: from pure noise)
+
+    def checked(self) -> DenoiseRequest:
+        """The request with numbers as their types, or an InputError that says what to change."""
+        require_choice(self.scheduler, "scheduler", E.SCHEDULERS)
+        steps, guidance = E.check_settings(self.steps, self.guidance)
+        require_choice(self.clip, "clipping", [c for _, c in CLIP_CHOICES])
+        strength = 1.0 if self.init_image is None else require_float(self.strength, "strength", low=0.0, high=1.0)
+        return replace(self, steps=steps, guidance=guidance, seed=require_int(self.seed, "seed", low=0, high=2**63 - 1),
+                       rederive=bool(self.rederive), strength=strength)
 
 
-def _scheduler(lm, name: str, clip: str):
-    clip = require_choice(clip, "clipping", [c for _, c in CLIP_CHOICES])
-    return E.make_scheduler(name, lm.components["scheduler"].config, None if clip == "default" else clip == "clip")
+@dataclass(frozen=True)
+class DenoiseFrame:
+    """What one streamed update of the run shows, in the order of the event's outputs (`outputs()`)."""
+
+    x_t: Any  # the sample (latent models: the cheap preview)
+    x0: Any  # x̂_0, the model's guess of the end
+    eps: Any  # ε̂, the noise the step removed
+    channels: Any  # the latent channels (latent models), else None
+    final: Any  # the fully decoded final image (last frame only)
+    status: str  # the status line
+    run: Any  # the session's run handle (last frame only)
+    scrub: Any  # the scrub slider's update
+
+    def outputs(self) -> tuple:
+        return (self.x_t, self.x0, self.eps, self.channels, self.final, self.status, self.run, self.scrub)
 
 
 @user_errors
 def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, scheduler: str, steps: float, guidance: float, seed: float,
                clip: str, rederive: bool, init_image: Any, strength: float, previous: Any = None, progress=gr.Progress()):
-    """Stream the run: yields (x_t, x̂_0, ε̂, latent channels, final image, status, run state, scrub slider). The run
-    state is the handle of the run the server keeps for this session, in its memory budget (`previous` is released)."""
-    stream = _denoise_stream(loader, model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, progress)
-    for lm, run, record, status in stream:
-        yield (*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).", None, gr.update())
+    """Stream the run: yields a DenoiseFrame's outputs per step, then the final one with the run's handle (the run
+    the server keeps for this session, in its memory budget; `previous`, the session's last one, is released)."""
+    req = DenoiseRequest(model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength)
+    for lm, run, record, status in _denoise_stream(loader, req, progress):
+        yield DenoiseFrame(*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).",
+                           None, gr.update()).outputs()
     final = picture(pixels(lm, run.records[-1].x, full=True), 256)
     handle = loader.keep_result(run, run_bytes(run), "diffusion run", replaces=previous)
     first, last = run.records[0].index + 1, run.records[-1].index + 1
     # a slider's maximum must exceed its minimum: a one-step run (steps = 1, or image-to-image at a low strength) has one step
-    yield (*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.", handle,
-           gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first))
+    yield DenoiseFrame(*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.",
+                       handle, gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first)).outputs()
 
 
-def _denoise_stream(loader: ModelLoader, model: Any, prompt: Any, negative: Any, scheduler: Any, steps: Any, guidance: Any, seed: Any,
-                    clip: Any, rederive: Any, init_image: Any, strength: Any, progress=None):
-    """Validate the request, load the model, then yield (lm, run, record, status line) for every step."""
-    scheduler, steps, guidance, settings = _settings(scheduler, steps, guidance, rederive)
-    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
-    name, lm = load_diffusion(loader, model, progress)
-    cond, label = conditioning(lm, prompt, negative, guidance)
+def _denoise_stream(loader: ModelLoader, req: DenoiseRequest, progress=None):
+    """Check the request, load the model, then yield (lm, run, record, status line) for every step."""
+    req = req.checked()
+    settings = E.RunSettings(guidance=req.guidance, use_clipped_model_output=req.rederive)
+    name, lm = load_diffusion(loader, req.model, progress)
+    cond, label = conditioning(lm, req.prompt, req.negative, req.guidance)
     shape = latent_shape(lm)
-    sched = _scheduler(lm, scheduler, clip)
-    g = torch.Generator().manual_seed(seed)
-    init = None
-    if init_image is not None and require_float(strength, "strength", low=0.0, high=1.0) < 1.0:
-        init = _init_latent(lm, init_image, shape)
-    x, first = E.start(sched, steps, shape, g, next(lm.model.parameters()).device, init=init, strength=float(strength or 1.0))
-    run = DiffusionRun(name, scheduler, steps, settings, cond, label, [])
-    status = f"Running {lm.source.describe()}: {label}, {scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}."
+    sched = E.make_scheduler(req.scheduler, lm.components["scheduler"].config, None if req.clip == "default" else req.clip == "clip")
+    g = torch.Generator().manual_seed(req.seed)
+    init = _init_latent(lm, req.init_image, shape) if req.init_image is not None and req.strength < 1.0 else None
+    x, first = E.start(sched, req.steps, shape, g, next(lm.model.parameters()).device, init=init, strength=req.strength)
+    run = DiffusionRun(name, req.scheduler, req.steps, settings, cond, label, [])
+    status = (f"Running {lm.source.describe()}: {label}, {req.scheduler}, {req.steps} steps, guidance {req.guidance:g}, "
+              f"seed {req.seed}.")
     for record in E.run(lm.model, sched, cond, x, g, settings, first):
         run.records.append(record)
         yield lm, run, record, status
@@ -347,8 +378,8 @@ def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, st
     """Stream every step's x_t (latent models: the cheap preview), then the final image (full decode), each as a
     lossless PNG at the model's native size."""
     lm = run = None
-    for lm, run, record, _ in _denoise_stream(loader, model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed, "default", True,
-                                              None, 1.0):
+    req = DenoiseRequest(model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed)
+    for lm, run, record, _ in _denoise_stream(loader, req):
         yield picture(pixels(lm, record.x), NATIVE)
     yield picture(pixels(lm, run.records[-1].x, full=True), NATIVE)
 
