@@ -268,3 +268,10 @@ def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption)
     *_, (html, session, _, _) = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2, progress=None)
     bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
     assert caption in bars and "chosen by the sampler" not in bars
+
+
+def test_lowercase_mask_is_the_mask_too(embedded):
+    lm = embedded.load("bert-base-uncased", "masked-lm")
+    upper = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [MASK] Romeo?", 3)
+    lower = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [mask] Romeo?", 3)
+    assert [p.token_id for p in lower.predictions[0]] == [p.token_id for p in upper.predictions[0]]

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +49,8 @@ def _with_mask_token(text: str, tokenizer: Any) -> str:
     mask = getattr(tokenizer, "mask_token", None)
     if not mask:
         raise InputError("This model's tokenizer has no mask token; fill-mask needs a masked-LM (BERT-family) model.")
-    for alias in MASK_ALIASES:
-        text = text.replace(alias, mask)
-    return text
+    # any case: "[mask]" typed by hand is the mask too (the tokenizer matches its special token only as spelled)
+    return re.sub("|".join(re.escape(alias) for alias in MASK_ALIASES), lambda _: mask, text, flags=re.IGNORECASE)
 
 
 def _encode_masked(tokenizer: Any, text: Any) -> tuple[dict, list[int]]:
