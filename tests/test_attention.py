@@ -290,7 +290,8 @@ def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
 
 
 def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
-    handle, notice, kind, layer, head, focus, files = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
+    handle, notice, kind, layer, head, focus, files, views = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
+    assert "kinds" not in [v for _, v in views["choices"]] and views["value"] == "head"  # T5's three kinds: not offered on GPT
     assert "Running" in notice and files is None
     result = resolve(handle)  # the session keeps a handle; the weights stay on the server, counted in its budget
     assert loader.memory_used() >= result.nbytes > 0
@@ -347,3 +348,10 @@ def test_sessions_results_count_in_the_budget_and_the_oldest_go_first(settings, 
     # a session that runs again releases its own previous run
     again = tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, handles[-1], progress=None)[0]
     assert len(loader.results) == 3 and resolve(again).tokens == one.tokens
+
+
+@pytest.mark.parametrize("name, offered", [("tiny-bert", False), ("tiny-gpt", False), ("tiny-t5", True)])
+def test_only_the_views_that_apply_are_offered(loader, tiny_root, name, offered):
+    views = tab.on_run(loader, str(tiny_root / name), TEXT, "", 32, progress=None)[-1]
+    values = [v for _, v in views["choices"]]
+    assert ("kinds" in values) is offered and "value" in values and values[0] == "head"

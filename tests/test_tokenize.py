@@ -195,3 +195,14 @@ def test_long_texts_are_judged_lossless_exactly(name, text, lossless):
     assert t.lossless is lossless
     assert t.diff_truncated is (not lossless)
     assert (real(name).decode(t.tokens.plain_ids(), skip_special_tokens=False, clean_up_tokenization_spaces=False) == text) is lossless
+
+
+def test_chars_per_token_agrees_with_the_counts_shown():
+    """BERT's 12 tokens for 44 characters used to show 4.4 chars/token (its [CLS] and [SEP] silently left out)."""
+    from playground.core.render_tokens import render_panel
+
+    t = tokenize(real("bert-base-uncased"), "The quick brown fox jumps over the lazy dog.")
+    assert t.counts.tokens == t.counts.text_tokens + 2
+    assert t.counts.chars_per_token == round(t.counts.characters / t.counts.text_tokens, 2)
+    html = render_panel(t)
+    assert f"{t.counts.text_tokens} from the text, 2 added" in html and "chars/token (of the text)" in html

@@ -81,6 +81,19 @@ def kinds_of(result: A.AttentionResult) -> list[str]:
     return list(result.attentions)
 
 
+def views_of(result: A.AttentionResult) -> list[str]:
+    """The views that apply to `result`: the three kinds side by side need an encoder-decoder, and
+    value-weighted attention needs the value vectors of a supported family.
+
+    >>> import numpy as np
+    >>> r = A.AttentionResult("m", "encoder", ["a"], [], {"encoder": np.ones((1, 1, 1, 1))}, None, [False], [], [0], [], False, 1)
+    >>> views_of(r)
+    ['head', 'lines', 'mean', 'rollout']
+    """
+    return [v for v in VIEWS if not (v == "kinds" and result.architecture != "encoder-decoder")
+            and not (v == "value" and not result.value_norms)]
+
+
 def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
     """`req` validated against what `result` holds (the API and stale pages can send anything), with
     whole numbers as ints (sliders send 3.0)."""

@@ -73,14 +73,21 @@ def render_roundtrip(t: Tokenization) -> str:
     )
 
 
+def _token_count(c) -> str:
+    """"12 tokens (10 from the text, 2 added)": chars/token divides by the tokens from the text."""
+    if c.text_tokens is None or c.text_tokens == c.tokens:
+        return f"{c.tokens:,} tokens"
+    return f"{c.tokens:,} tokens ({c.text_tokens:,} from the text, {c.tokens - c.text_tokens:,} added)"
+
+
 def render_panel(t: Tokenization, show_ids: bool = False, source: str = "") -> str:
     """A tokenizer's column: name, what actually runs, counts, chips, round trip."""
     c = t.counts
     runs = f'<div class="tok-source">runs: {escape(source)}</div>' if source else ""
     return (
         f'<div class="tok-panel"><h4>{escape(t.tokenizer)} <small>{escape(t.algorithm)}</small></h4>{runs}'
-        f'<div class="tok-counts">{c.tokens:,} tokens · {c.characters:,} characters · {c.words:,} words · '
-        f"{c.chars_per_token:g} chars/token</div>"
+        f'<div class="tok-counts">{_token_count(c)} · {c.characters:,} characters · {c.words:,} words · '
+        f"{c.chars_per_token:g} chars/token (of the text)</div>"
         f"{render_chips(t, show_ids)}{render_roundtrip(t)}</div>"
     )
 

@@ -52,6 +52,7 @@ class Counts:
     characters: int  # characters of the input (Python str length: code points)
     words: int  # whitespace-separated words of the input
     chars_per_token: float  # characters per token spelled from the input (higher = more compression)
+    text_tokens: int | None = None  # the tokens spelled from the input ([CLS], </s> and other added tokens left out)
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,7 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
         characters=len(text),
         words=len(text.split()),
         chars_per_token=round(len(text) / n_plain, 2) if n_plain else 0.0,
+        text_tokens=n_plain,
     )
     return Tokenization(name or getattr(tokenizer, "name_or_path", ""), spec.algorithm, text, tokens, counts, decoded, lossless, diff, truncated)
 

@@ -75,7 +75,8 @@ def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", m
 def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, previous: Any = None, progress=gr.Progress()):
     """One forward pass. Returns: the handle of the result the server keeps for this session (in its memory
     budget; `previous`, the session's last one, is released), the notice, the kind / layer / head / focus
-    controls fitted to the model, and an emptied downloads list (the old files are another text's)."""
+    controls fitted to the model, an emptied downloads list (the old files are another text's), and the
+    views that apply to this model (T5's three kinds only for an encoder-decoder)."""
     result = compute(loader, model, text, target_text, max_tokens, progress)
     handle = loader.keep_result(result, result.nbytes, "attention run", replaces=previous)
     kinds = R.kinds_of(result)
@@ -88,6 +89,7 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
         gr.update(maximum=heads, value=1),
         gr.update(choices=[("(none)", "")] + R.focus_choices(result), value=""),
         None,
+        gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in R.views_of(result)], value="head"),
     )
 
 
@@ -227,7 +229,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
 
         view_inputs = [result, view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k]
         view_outputs = [shown, grid]
-        run_outputs = [result, notice, kind, layer, head, focus, downloads]
+        run_outputs = [result, notice, kind, layer, head, focus, downloads, view]
         show = on_view
 
         run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result], run_outputs, api_visibility="private").then(

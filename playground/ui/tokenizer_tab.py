@@ -45,7 +45,7 @@ EXAMPLES = [
 ]
 MAX_TOKENIZERS = 6  # panels side by side, checked by on_tokenize
 MAX_WORD_CHOICES = 300  # words offered in the word-split dropdown
-COMPARE_COLUMNS = ["tokenizer", "algorithm", "tokens", "characters", "words", "chars/token", "lossless"]
+COMPARE_COLUMNS = ["tokenizer", "algorithm", "tokens", "from the text", "characters", "words", "chars/token (of the text)", "lossless"]
 
 
 def tokenizer_choices(assets_dir=ASSETS_DIR) -> list[str]:
@@ -109,7 +109,8 @@ def on_tokenize(loader: ModelLoader, text: str, names: list[str], other: str, sh
     # for each panel, which files actually ran and why
     sources = [f"{lm.source.kind.value} {lm.source.short_location()} ({lm.source.note})" for lm in loaded]
     rows = [
-        [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token, "yes" if t.lossless else "no"]
+        [t.tokenizer, t.algorithm, t.counts.tokens, t.counts.text_tokens, t.counts.characters, t.counts.words, t.counts.chars_per_token,
+         "yes" if t.lossless else "no"]
         for t in results
     ]
     df = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
@@ -149,7 +150,7 @@ def tokenize_api(loader: ModelLoader, text: str, tokenizer: str) -> dict:
     """Tokenize `text` with `tokenizer` (a preset's Hub id or an allowed folder).
 
     Returns {"tokenizer", "algorithm", "tokens": [{"id", "text", "start", "end", "special"}],
-    "counts": {"tokens", "characters", "words", "chars_per_token"}, "lossless"}; start/end
+    "counts": {"tokens", "characters", "words", "chars_per_token", "text_tokens"}, "lossless"}; start/end
     are character offsets into `text` (null for tokens the tokenizer added).
     """
     name = require_text(tokenizer, "tokenizer", max_chars=MAX_SOURCE_LEN).strip()
