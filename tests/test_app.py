@@ -40,7 +40,9 @@ def test_no_visitor_can_load_or_evict_models_through_the_api(admin):
 
     loader = ModelLoader(Settings(offline=True, device="cpu", model_admin=True))
     message = on_load_model(loader, "tokenizer", "bert-base-uncased", False)[0]
-    assert "embedded" in message
+    assert "embedded" in message and "Loaded" in message
+    again = on_load_model(loader, "tokenizer", "bert-base-uncased", False)[0]
+    assert "already in memory" in again and "Loaded" not in again  # a cache hit does not claim a fresh load time
 
 
 def test_served_page_loads_nothing_from_a_cdn(live_app):

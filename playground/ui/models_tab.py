@@ -57,8 +57,12 @@ def on_load_model(loader: ModelLoader, family: str, source: str, attention: bool
     """Load `source` as a `family` model through the shared loader; (message, status, presets, loaded)."""
     family_value = Family.parse(require_text(family, "family", max_chars=64))
     source = require_text(source, "source", max_chars=MAX_SOURCE_LEN)
+    before = loader.load_count
     lm = loader.load(source, family_value, attention=bool(attention), progress=progress_fn(progress))
-    message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
+    if loader.load_count == before:  # a cache hit: its load time is the first load's, long ago
+        message = f"**{lm.source.describe()}** is already in memory (it loaded in {lm.load_seconds:.2f} s the first time)."
+    else:
+        message = f"Loaded **{lm.source.describe()}** in {lm.load_seconds:.2f} s."
     return (message, *models_snapshot(loader))
 
 
