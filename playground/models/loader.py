@@ -120,6 +120,7 @@ class PresetRow:
     resolves_to: str  # the Hub id or folder (relative to the project when inside it)
     why: str  # the reason for that choice, or what is missing
     about: str  # the preset's description
+    revision: str = ""  # the Hub commit it is pinned to ("" when none)
 
 
 def _weights_errors() -> tuple[type[BaseException], ...]:
@@ -324,9 +325,11 @@ class ModelLoader:
         for preset in presets:
             try:
                 r = self.resolve(preset.hub_id, preset.family)
-                rows.append(PresetRow(preset.family.value, preset.hub_id, r.kind.value, r.short_location(), r.note, preset.description))
+                rows.append(PresetRow(preset.family.value, preset.hub_id, r.kind.value, r.short_location(), r.note, preset.description,
+                                      preset.revision or ""))
             except SourceError as exc:
-                rows.append(PresetRow(preset.family.value, preset.hub_id, "-", "unavailable", str(exc), preset.description))
+                rows.append(PresetRow(preset.family.value, preset.hub_id, "-", "unavailable", str(exc), preset.description,
+                                      preset.revision or ""))
         return rows
 
     def loaded_models(self) -> list[LoadedModel]:

@@ -23,7 +23,7 @@ model** trained by this project (not OpenAI's GPT-2 nor Google's BERT or T5), or
 `python -m playground.prefetch` put in the cache beforehand.
 """
 
-PRESET_COLUMNS = ["family", "preset (Hub id)", "kind", "resolves to", "why", "about"]
+PRESET_COLUMNS = ["family", "preset (Hub id)", "kind", "resolves to", "why", "about", "pinned to commit"]
 LOADED_COLUMNS = ["requested", "family", "kind", "location", "load s", "parameters", "device", "dtype", "MB", "eager attention"]
 
 
@@ -31,16 +31,17 @@ def _hub_line(loader: ModelLoader) -> str:
     status = loader.hub_status()
     state = "reachable" if status.reachable else "not reachable"
     used = loader.memory_used() / 2**30
+    kept = len(loader.results)
     return (
         f"**Hub:** {state} ({status.reason}). **Device:** `{loader.device}`. "
-        f"**Memory:** {used:.2f} of {loader.settings.memory_gb:g} GiB budget used."
+        f"**Memory:** {used:.2f} of {loader.settings.memory_gb:g} GiB budget used (models, and {kept} sessions' kept results)."
     )
 
 
 def models_snapshot(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """(status line, presets table, loaded-models table) as the tab shows them."""
     presets = pd.DataFrame(
-        [[r.family, r.hub_id, r.kind, r.resolves_to, r.why, r.about] for r in loader.preset_rows()], columns=PRESET_COLUMNS
+        [[r.family, r.hub_id, r.kind, r.resolves_to, r.why, r.about, r.revision[:12]] for r in loader.preset_rows()], columns=PRESET_COLUMNS
     )
     loaded = pd.DataFrame(
         [
