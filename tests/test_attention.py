@@ -355,3 +355,16 @@ def test_only_the_views_that_apply_are_offered(loader, tiny_root, name, offered)
     views = tab.on_run(loader, str(tiny_root / name), TEXT, "", 32, progress=None)[-1]
     values = [v for _, v in views["choices"]]
     assert ("kinds" in values) is offered and "value" in values and values[0] == "head"
+
+
+def test_the_page_says_where_an_embedded_model_is_out_of_its_depth():
+    """The embedded BERT was trained on 32-token windows: past them its attention washes out, and the page says so."""
+    from playground.config import Settings
+
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    long_text = " ".join(["the king is dead and the queen is dead"] * 8)
+    notes = resolve(tab.on_run(loader, "bert-base-uncased", long_text, "", 128, progress=None)[0]).notes
+    assert any("trained on windows of 32 tokens" in n and "out of its depth" in n for n in notes)
+    short = resolve(tab.on_run(loader, "bert-base-uncased", "the king is dead", "", 128, progress=None)[0]).notes
+    assert not any("out of its depth" in n for n in short)
+    assert loader.load("gpt2", "causal-lm").trained_length == 128 and loader.load("t5-small", "seq2seq").trained_length is None

@@ -90,6 +90,15 @@ class LoadedModel:
     n_params: int  # parameters over all torch modules
     memory_bytes: int  # bytes of parameters and buffers over all torch modules (a tokenizer: an estimate)
     pipeline: PipelineInfo | None = None  # a diffusion folder's metadata; None for the other families
+    trained_length: int | None = None  # tokens per training window of an embedded teaching model (past it, it is out of its depth)
+
+    def depth_note(self, n_tokens: int) -> str | None:
+        """A sentence for the page when `n_tokens` is past what this teaching model was trained on, else None."""
+        if self.trained_length is None or n_tokens <= self.trained_length:
+            return None
+        return (f"This teaching model was trained on windows of {self.trained_length} tokens; this text has {n_tokens}, so past token "
+                f"{self.trained_length} it is out of its depth (attention washes out, predictions get worse). The Hub model "
+                "behind the preset reads far longer texts.")
     last_used: float = field(default_factory=time.monotonic)  # for LRU eviction
 
 
@@ -448,7 +457,20 @@ class ModelLoader:
             source=resolved, folder=folder, family=family, model=parts.model, tokenizer=parts.tokenizer,
             components=parts.components, device=device, dtype=dtype, attention=attention,
             load_seconds=time.perf_counter() - start, n_params=n_params, memory_bytes=n_bytes, pipeline=parts.pipeline,
+            trained_length=_trained_length(folder) if resolved.kind is SourceKind.EMBEDDED else None,
         )
+
+
+def _trained_length(folder: Path) -> int | None:
+    """The training window of an embedded model, from the record its training script wrote (metrics.json)."""
+    import json
+
+    try:
+        config = json.loads((folder / "metrics.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        return None
+    value = config.get("block_size") or config.get("seq_len")  # GPT: block_size; BERT: seq_len
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 @dataclass

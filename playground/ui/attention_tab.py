@@ -65,6 +65,9 @@ def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", m
     name, lm = _load(loader, model, progress)
     result = A.run_attention(lm.model, lm.tokenizer, text, target_text, max_tokens=max_tokens, name=name)
     result.notes.insert(0, f"Running {lm.source.describe()}.")
+    depth = lm.depth_note(len(result.tokens))
+    if depth:
+        result.notes.insert(1, depth)
     return result
 
 

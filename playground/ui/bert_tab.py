@@ -71,7 +71,8 @@ def on_fill(loader: ModelLoader, model: str, text: str, top_k: float, progress=g
     rows = [[f"mask {k + 1}", rank + 1, p.token, round(p.prob, 4)] for k, preds in enumerate(result.predictions) for rank, p in enumerate(preds)]
     table = pd.DataFrame(rows, columns=["mask", "rank", "token", "probability"])
     picks = [(f"mask {k + 1}", k) for k in range(len(result.predictions))]
-    return f"Running {lm.source.describe()}.", _masked_sentence(result), table, gr.update(choices=picks, value=0)
+    notice = " ".join(filter(None, [f"Running {lm.source.describe()}.", lm.depth_note(len(result.tokens))]))
+    return notice, _masked_sentence(result), table, gr.update(choices=picks, value=0)
 
 
 @user_errors

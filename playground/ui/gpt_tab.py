@@ -108,7 +108,7 @@ def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new
     cfg = sampling_config(mode, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     name, lm = load_causal(loader, model, progress)
     ids = prompt_ids(lm.tokenizer, prompt)
-    notice = f"Running {lm.source.describe()}."
+    notice = " ".join(filter(None, [f"Running {lm.source.describe()}.", lm.depth_note(len(ids) + cfg.max_new_tokens)]))
     if mode == "beam":
         beams = require_int(num_beams, "beams", low=2, high=MAX_BEAMS)
         with torch.no_grad():
