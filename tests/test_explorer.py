@@ -12,6 +12,7 @@ from playground.config import Settings
 from playground.core import explorer as E
 from playground.errors import InputError
 from playground.models import ModelLoader
+from playground.models.results import resolve
 from tests.conftest import has_model
 
 CPU = torch.device("cpu")
@@ -276,3 +277,23 @@ def test_a_denoise_request_is_checked_whole_before_any_model_loads():
         D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, clip="sometimes").checked()
     with pytest.raises(InputError, match="strength"):
         D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, init_image=object(), strength=float("nan")).checked()
+
+
+def test_latent_exports_end_with_the_decoded_image_and_x0_is_decoded_where_cheap(embedded):
+    """The latent model's x̂_0 panel and its GIF used to show only the preview: the GIF ended on a blocky guess."""
+    import numpy as np
+    from PIL import Image
+
+    from playground.ui import diffusion_tab as D
+
+    frames = list(D.on_denoise(embedded, "segmind/tiny-sd", "Trouser", "", "DDIM", 5, 3.0, 1, "default", True, None, 1.0, progress=None))
+    run = frames[-1][6]
+    lm = D.load_diffusion(embedded, "segmind/tiny-sd")[1]
+    assert D.decode_is_cheap(lm)
+    last = resolve(run).records[-1]
+    assert np.array_equal(np.asarray(frames[-1][1]), np.asarray(D.picture(D.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
+    grid, gif = D.on_export(embedded, run)
+    movie = Image.open(gif)
+    movie.seek(movie.n_frames - 1)
+    decoded = D.picture(D.pixels(lm, last.x, full=True), 256)
+    assert np.abs(np.asarray(movie.convert("L"), dtype=int) - np.asarray(decoded.convert("L"), dtype=int)).mean() < 2  # ends decoded

@@ -135,6 +135,16 @@ def channels_picture(z: torch.Tensor) -> Image.Image:
     return picture(torch.cat(chans, dim=-1)[None, None], size=DISPLAY_PX * 2)
 
 
+CHEAP_DECODER_PARAMS = 2_000_000  # a VAE decoder this small decodes in milliseconds (the embedded one: 107k, 3 ms at 28 px)
+
+
+def decode_is_cheap(lm) -> bool:
+    """Whether every step's x̂_0 can be shown decoded rather than through the linear preview (true for the
+    embedded latent model; Stable Diffusion's decoder takes longer than a UNet step, so it is previewed)."""
+    vae = lm.components.get("vae")
+    return vae is not None and sum(p.numel() for p in vae.decoder.parameters()) <= CHEAP_DECODER_PARAMS
+
+
 def pixels(lm, x: torch.Tensor | None, full: bool = False) -> torch.Tensor | None:
     """What a sample looks like: pixels as they are; latents through the cheap preview, or decoded when `full`."""
     if x is None:
@@ -147,7 +157,7 @@ def pixels(lm, x: torch.Tensor | None, full: bool = False) -> torch.Tensor | Non
 
 def _frame(lm, record: E.Record, final: bool = False):
     latent = "vae" in lm.components
-    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat)), noise_picture(record.eps),
+    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat, full=decode_is_cheap(lm))), noise_picture(record.eps),
             channels_picture(record.x) if latent else None)
 
 
@@ -361,8 +371,15 @@ def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
     if run is None or not run.records:
         raise InputError("Run the model first.")
     _, lm = load_diffusion(loader, run.model)
-    xs = torch.cat([pixels(lm, r.x).clamp(-1, 1) for r in run.records])
-    x0 = torch.cat([pixels(lm, r.x0_hat if r.x0_hat is not None else r.x).clamp(-1, 1) for r in run.records])
+    cheap = decode_is_cheap(lm)
+    final = pixels(lm, run.records[-1].x, full=True).clamp(-1, 1)  # every export ends with the decoded image
+
+    def look(x: torch.Tensor) -> torch.Tensor:  # the preview, at the decoded image's size
+        shown = pixels(lm, x, full=cheap).clamp(-1, 1)
+        return torch.nn.functional.interpolate(shown, size=final.shape[-2:], mode="nearest") if shown.shape[-2:] != final.shape[-2:] else shown
+
+    xs = torch.cat([look(r.x) for r in run.records] + [final])
+    x0 = torch.cat([look(r.x0_hat if r.x0_hat is not None else r.x) for r in run.records] + [final])
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     grid = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".png", dir=_DOWNLOADS)[1])
     image_grid(torch.cat([xs, x0]), rows=2).save(grid)
@@ -430,7 +447,11 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
             x0 = gr.Image(label="x̂_0: the model's guess of the end", interactive=False, height=200)
             eps = gr.Image(label="ε̂: the noise removed", interactive=False, height=200)
             final = gr.Image(label="Final image (full decode)", interactive=False, height=200, elem_id="dif-final")
-        chans = gr.Image(label="Latent channels (latent models)", interactive=False, height=110)
+        chans = gr.Image(label="Latent channels (latent models): each channel of x_t in grey, scaled to its own range", interactive=False,
+                         height=110)
+        gr.Markdown("Latent models: x_t is shown through a linear map from latents to colours, fitted to the model's own autoencoder "
+                    "(cheap, every step); x̂_0 is decoded by the autoencoder where that is cheap (the embedded model), and the final "
+                    "image always is.")
         state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
         guidance_view = gr.Gallery(label="Guidance at this step", columns=3, height=220, elem_id="dif-guidance-view")
