@@ -246,7 +246,7 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     grey = Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
     noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
-    assert len(charts) == 3 and all(all(f"━ {name}" in c for name in SCHEDULES) for c in charts)  # a legend that shows
+    assert len(charts) == 3 and all(all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts)  # a legend that shows
     native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
     assert native.size == grey.size and noised.resize(native.size, Image.NEAREST).tobytes() == native.tobytes()
 

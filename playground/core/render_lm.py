@@ -78,8 +78,8 @@ def similarity_heatmap(labels: Sequence[str], matrix: np.ndarray) -> str:
         for j in range(len(labels)):
             v = float(matrix[i, j])
             shade = (v - lo) / ((1.0 - lo) or 1.0)
-            colour = "#fff" if shade > 0.6 else "#222"
-            cells.append(f'<td style="background:rgba(31,78,156,{shade:.2f});color:{colour}" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>')
+            # white to a mid blue, dark ink throughout: at least 4.8:1 contrast on every cell (WCAG AA)
+            cells.append(f'<td style="background:rgba(70,130,210,{shade:.2f});color:#111" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>')
         rows.append(f'<tr><th class="lm-sim-label">{i + 1}. {_e(s[:60])}</th>{"".join(cells)}</tr>')
     return f'<table class="lm-sim"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
 
@@ -100,7 +100,10 @@ def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -
             f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text></svg>')
 
 
-CHART_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+# Okabe-Ito, a palette colour-blind readers tell apart, the shades with at least 3:1 contrast on white (WCAG's bar for
+# graphics); each series also has its own dash, so no line is told from another by colour alone.
+CHART_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+CHART_DASHES = ("", "7 3", "2 3", "9 3 2 3")
 
 
 def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x_label: str, y_label: str,
@@ -114,10 +117,14 @@ def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x
     sy = lambda y: top + (y1 - y) / ((y1 - y0) or 1) * (height - top - bottom)  # noqa: E731
     lines = "".join(
         f'<polyline fill="none" stroke="{CHART_COLOURS[i % len(CHART_COLOURS)]}" stroke-width="2" '
+        f'stroke-dasharray="{CHART_DASHES[i % len(CHART_DASHES)]}" '
         f'points="{" ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))}"><title>{_e(name)}</title></polyline>'
         for i, (name, (xs, ys)) in enumerate(series.items())
     )
-    legend = "".join(f'<span style="color:{CHART_COLOURS[i % len(CHART_COLOURS)]}">━ {_e(name)}</span> ' for i, name in enumerate(series))
+    # each key draws its line (colour and dash); the name is in ink, so it reads in any colour vision
+    legend = "".join(f'<span class="lm-key"><svg width="24" height="8" aria-hidden="true"><line x1="0" y1="4" x2="24" y2="4" '
+                     f'stroke="{CHART_COLOURS[i % len(CHART_COLOURS)]}" stroke-width="2" stroke-dasharray="{CHART_DASHES[i % len(CHART_DASHES)]}"/>'
+                     f'</svg> {_e(name)}</span> ' for i, name in enumerate(series))
     axes = (f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>'
             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="10">{y1:.3g}</text>'

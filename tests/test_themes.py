@@ -1,0 +1,110 @@
+"""Every tab in light and dark mode, and at a phone's 390 px: the labels the server draws (chips, heatmaps,
+charts, bars, beams) keep WCAG AA contrast (4.5:1) against what is behind them, and no tab scrolls
+sideways. Screenshots for each land in test-artifacts/."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+from tests.test_browser import page as _page  # noqa: F401  (the fixture's browser setup)
+
+pytestmark = pytest.mark.browser
+
+OURS = ".tok-grid, .tok-diff, .att-view, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
+
+# For every element inside the server-drawn regions that shows text: its ink (CSS colour, or an SVG text's fill)
+# against its background, composited through translucent layers down to the page, as WCAG computes contrast.
+CONTRAST_JS = """(selector) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    let base = [255, 255, 255];
+    for (const [r, g, b, a] of layers.reverse()) base = [r * a + base[0] * (1 - a), g * a + base[1] * (1 - a), b * a + base[2] * (1 - a)];
+    return base; };
+  const out = [];
+  for (const root of document.querySelectorAll(selector)) {
+    if (!root.offsetParent && root.tagName !== 'svg' && !root.closest('svg')) continue;
+    for (const el of [root, ...root.querySelectorAll('*')]) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility === 'hidden' || style.display === 'none') continue;
+      const svgText = el instanceof SVGElement;
+      const ink = parse(svgText ? style.fill : style.color);
+      if (!ink || ink[3] === 0) continue;
+      const bg = background(svgText ? el.closest('svg') : el);
+      const [a, b] = [lum(ink), lum(bg)].sort((x, y) => y - x);
+      out.push({text: el.textContent.trim().slice(0, 30), ratio: (a + 0.05) / (b + 0.05), ink: ink.slice(0, 3), bg: bg.map(Math.round)});
+    }
+  }
+  return out; }"""
+
+ACTIONS = {  # what fills each tab with server-drawn content
+    "Tokenizer": [],
+    "Attention": ["#att-run"],
+    "GPT": ["#gpt-generate"],
+    "BERT": ["#bert-fill", "#bert-embed"],
+    "T5": ["#t5-run"],
+    "Diffusion": [],
+    "Models": [],
+}
+WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "GPT": ".lm-chips", "BERT": ".lm-sim", "T5": ".lm-chips",
+            "Diffusion": ".lm-chart", "Models": None}
+
+
+def _open_tab(page, name: str) -> None:
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.is_visible():
+        tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()  # on a phone most tabs sit in the tab bar's overflow menu
+    page.locator(".overflow-dropdown button", has_text=name).click()
+
+
+def _fill_tab(page, name: str) -> None:
+    _open_tab(page, name)
+    for button in ACTIONS[name]:
+        page.locator(button).click()
+    if WAIT_FOR[name]:
+        page.locator(f"{WAIT_FOR[name]}:visible").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(600)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_server_drawn_labels_keep_their_contrast_in_both_themes(_page, live_app, theme):
+    page = _page
+    page.goto(live_app + ("?__theme=dark" if theme == "dark" else "?__theme=light"), wait_until="load")
+    page.get_by_role("tab", name="Models").wait_for(timeout=60_000)
+    failures, checked = [], 0
+    for name in ACTIONS:
+        _fill_tab(page, name)
+        measured = page.evaluate(CONTRAST_JS, OURS)
+        checked += len(measured)
+        failures += [(name, m) for m in measured if m["ratio"] < 4.5]
+        page.screenshot(path=str(ARTIFACTS / f"theme-{theme}-{name.lower()}.png"), full_page=True)
+    assert checked > 200  # the labels were there to check
+    worst = sorted(failures, key=lambda f: f[1]["ratio"])[:8]
+    assert not failures, f"{len(failures)} of {checked} labels under 4.5:1 in {theme} mode, e.g. {worst}"
+
+
+def test_no_tab_scrolls_sideways_on_a_phone(_page, live_app):
+    page = _page
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(live_app, wait_until="load")
+        page.get_by_role("tab", name="Tokenizer").wait_for(timeout=60_000)
+        wide = {}
+        for name in ACTIONS:
+            _fill_tab(page, name)
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            if width > 391:
+                wide[name] = width
+            page.screenshot(path=str(ARTIFACTS / f"phone-{name.lower()}.png"), full_page=True)
+        assert not wide, f"tabs wider than the 390 px screen: {wide}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
