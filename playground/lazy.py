@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +30,23 @@ class LazyModule(types.ModuleType):
 
 
 torch: Any = LazyModule("torch")
+
+# transformers and diffusers import their classes lazily on first use, and two threads doing that at once can see a
+# half-initialized module ("cannot import name 'DDPMScheduler' from 'diffusers'", seen when two tabs fill themselves
+# at page load). Every lookup of one of their classes, and every load from a folder, runs under this one lock.
+LIBRARY_LOCK = threading.RLock()
+
+
+def from_library(library: str, *names: str) -> Any:
+    """`from library import names`, one thread at a time (see LIBRARY_LOCK); one name gives the object, several a tuple.
+
+    >>> from_library("json", "dumps").__name__
+    'dumps'
+    """
+    with LIBRARY_LOCK:
+        module = importlib.import_module(library)
+        values = tuple(getattr(module, name) for name in names)
+    return values[0] if len(values) == 1 else values
 
 
 def no_grad(fn: F) -> F:

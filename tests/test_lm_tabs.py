@@ -275,3 +275,11 @@ def test_lowercase_mask_is_the_mask_too(embedded):
     upper = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [MASK] Romeo?", 3)
     lower = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [mask] Romeo?", 3)
     assert [p.token_id for p in lower.predictions[0]] == [p.token_id for p in upper.predictions[0]]
+
+
+def test_projection_labels_say_when_they_are_cut():
+    from playground.core.render_lm import projection_svg
+
+    svg = projection_svg(["Bring me a cup of sack, and be quick about it.", "Short."], np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert "Bring me a cup of sack,…" in svg and "<title>Bring me a cup of sack, and be quick about it.</title>" in svg
+    assert "2. Short.<title>" in svg

@@ -58,6 +58,7 @@ WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "GPT": ".lm-chi
 
 
 def _open_tab(page, name: str) -> None:
+    page.get_by_role("tab").first.wait_for(timeout=60_000)  # the tab bar has rendered
     tab = page.get_by_role("tab", name=name)
     if tab.count() and tab.is_visible():
         tab.click()
@@ -108,3 +109,37 @@ def test_no_tab_scrolls_sideways_on_a_phone(_page, live_app):
         assert not wide, f"tabs wider than the 390 px screen: {wide}"
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_long_text_chips_scroll_in_their_own_box_and_focus_is_visible(_page, live_app):
+    page = _page
+    page.goto(live_app, wait_until="load")
+    _open_tab(page, "Tokenizer")
+    page.locator("#tok-text textarea").fill("To be, or not to be, that is the question. " * 2300)  # 100,000 characters
+    page.locator("#tok-go").click()
+    page.get_by_text("Showing the first 2,000", exact=False).first.wait_for(timeout=120_000)
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('.tok-chips')].map(e => e.getBoundingClientRect().height))")
+    assert height < 600, f"the chips panel is {height:.0f} px tall: it should scroll in its own box"
+    # keyboard focus on a blue (primary) button is a ring you can see against the page, in both themes
+    for theme in ("light", "dark"):
+        page.goto(f"{live_app}?__theme={theme}", wait_until="load")
+        page.get_by_role("tab").first.wait_for(timeout=60_000)
+        page.locator("button.primary:visible").first.focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")
+        page.wait_for_timeout(800)  # the buttons' colours are animated: read the ring once the transition has ended
+        width, style, ratio = page.evaluate(FOCUS_JS)
+        assert float(width.rstrip("px")) >= 3 and style == "solid" and ratio >= 3, (theme, width, style, ratio)
+
+
+FOCUS_JS = """() => {
+  const parse = (c) => c.match(/[\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const s = getComputedStyle(document.activeElement);
+  let bg = null;
+  for (let e = document.activeElement.parentElement; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor); if (c.length < 4 || c[3] > 0) { bg = c; break; } }
+  bg = bg || [255, 255, 255];
+  const [a, b] = [lum(parse(s.outlineColor)), lum(bg)].sort((x, y) => y - x);
+  return [s.outlineWidth, s.outlineStyle, (a + 0.05) / (b + 0.05)]; }"""

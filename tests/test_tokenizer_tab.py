@@ -81,3 +81,37 @@ def test_an_internal_error_is_reported_as_such_not_as_the_users(loader, monkeypa
     with pytest.raises(gr.Error, match=r"Internal error \(ValueError: a library's own message\)\. This is a bug"):
         tokenize_api(loader, "Hi", "gpt2")
     assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)  # logged with its traceback
+
+
+def test_word_split_odds_are_a_plain_number():
+    """The unigram explainer said "e^2.00 times as likely"; a learner reads "7.4x as likely"."""
+    from playground.core.render_tokens import render_word_split
+    from playground.core.word_split import explain_word
+    from transformers import AutoTokenizer
+
+    from playground.config import ASSETS_DIR
+
+    tok = AutoTokenizer.from_pretrained(ASSETS_DIR / "tokenizers" / "t5-small")
+    html = render_word_split(explain_word(tok, "▁unbelievably"), "t5-small")
+    assert "x as likely as the runner-up" in html and "<sup>" not in html
+
+
+def test_user_mistakes_leave_no_traceback_in_the_server_log():
+    import gradio as gr
+
+    from playground.errors import InputError
+    from playground.ui.common import user_errors
+
+    @user_errors
+    def mistake():
+        raise InputError("Enter a text.")
+
+    @user_errors
+    def bug():
+        raise KeyError("oops")
+
+    for fn in (mistake, bug):  # a bug's traceback is logged once by user_errors, not again by gradio
+        try:
+            fn()
+        except gr.Error as err:
+            assert err.print_exception is False

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 
 from playground.errors import InputError
-from playground.lazy import no_grad, torch
+from playground.lazy import from_library, no_grad, torch
 
 
 @dataclass
@@ -121,7 +121,7 @@ def noise_schedule(name: str, num_train_timesteps: int = 1000) -> Schedule:
     >>> round(float(s.betas[0]), 6), round(float(s.betas[-1]), 4), float(s.alphas_cumprod[-1]) < 1e-4
     (0.0001, 0.02, True)
     """
-    from diffusers import DDPMScheduler
+    DDPMScheduler = from_library("diffusers", "DDPMScheduler")
 
     if name not in SCHEDULES:
         raise InputError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")

@@ -23,7 +23,7 @@ from playground.core.diffusion import _step_kwargs
 from playground.core.inputs import require_choice, require_float, require_int
 from playground.errors import InputError
 from playground.core.cache import shared_lock
-from playground.lazy import no_grad, torch
+from playground.lazy import from_library, no_grad, torch
 
 MAX_STEPS = 100  # denoising steps per run
 MAX_RESOLUTION = 512  # pixels per side (latent models: the decoded image)
@@ -34,16 +34,15 @@ SCHEDULERS = ("DDPM", "DDIM", "Euler", "Euler ancestral", "DPM-Solver++")
 def make_scheduler(name: str, config: Any, clip_sample: bool | None = None):
     """One of SCHEDULERS, diffusers' own class, built from the model's scheduler config (its β schedule).
     `clip_sample` overrides whether x̂_0 is clipped to [-1, 1] (schedulers that have the option)."""
-    import diffusers
-
     require_choice(name, "scheduler", SCHEDULERS)
-    cls, extra = {
-        "DDPM": (diffusers.DDPMScheduler, {}),
-        "DDIM": (diffusers.DDIMScheduler, {}),
-        "Euler": (diffusers.EulerDiscreteScheduler, {}),
-        "Euler ancestral": (diffusers.EulerAncestralDiscreteScheduler, {}),
-        "DPM-Solver++": (diffusers.DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    class_name, extra = {
+        "DDPM": ("DDPMScheduler", {}),
+        "DDIM": ("DDIMScheduler", {}),
+        "Euler": ("EulerDiscreteScheduler", {}),
+        "Euler ancestral": ("EulerAncestralDiscreteScheduler", {}),
+        "DPM-Solver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
     }[name]
+    cls = from_library("diffusers", class_name)
     if clip_sample is not None:
         extra["clip_sample"] = bool(clip_sample)
     return cls.from_config(config, **extra)
@@ -51,7 +50,7 @@ def make_scheduler(name: str, config: Any, clip_sample: bool | None = None):
 
 def text_conditioning(components: dict[str, Any], prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
     """A text-to-image model's prompt embeddings, encoded by the Stable Diffusion pipeline's own `encode_prompt`."""
-    from diffusers import StableDiffusionPipeline
+    StableDiffusionPipeline = from_library("diffusers", "StableDiffusionPipeline")
 
     parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}
     pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)

@@ -19,7 +19,7 @@ from typing import Any
 
 from playground.core.inputs import require_float, require_int
 from playground.errors import InputError
-from playground.lazy import no_grad, torch
+from playground.lazy import from_library, no_grad, torch
 
 MAX_NEW_TOKENS = 200  # per request
 MAX_CANDIDATES = 20  # candidates shown per step
@@ -66,8 +66,9 @@ class GenStep:
 
 def processors(cfg: SamplingConfig):
     """The logits processors `generate` would build for these settings, in its order."""
-    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
-                              TopPLogitsWarper)
+    (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
+     TopPLogitsWarper) = from_library("transformers", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper",
+                                      "TopKLogitsWarper", "TopPLogitsWarper")
 
     out = LogitsProcessorList()
     if cfg.repetition_penalty != 1.0:

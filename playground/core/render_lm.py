@@ -84,6 +84,15 @@ def similarity_heatmap(labels: Sequence[str], matrix: np.ndarray) -> str:
     return f'<table class="lm-sim"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
 
 
+def _short(text: str, limit: int = 24) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when it was cut (the whole text is in the hover title).
+
+    >>> _short("Bring me a cup of sack, and quickly."), _short("Short.")
+    ('Bring me a cup of sack,…', 'Short.')
+    """
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -> str:
     """A 2-D scatter of `points` [N, 2], each labelled with its number and the start of its sentence."""
     pad = 40
@@ -92,7 +101,7 @@ def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -
     xy = pad + (points - lo) / span * (size - 2 * pad)
     dots = "".join(
         f'<circle cx="{x:.1f}" cy="{size - y:.1f}" r="5" fill="#1f4e9c"><title>{_e(s)}</title></circle>'
-        f'<text x="{x + 8:.1f}" y="{size - y + 4:.1f}" font-size="12">{i + 1}. {_e(s[:24])}</text>'
+        f'<text x="{x + 8:.1f}" y="{size - y + 4:.1f}" font-size="12">{i + 1}. {_e(_short(s))}<title>{_e(s)}</title></text>'
         for i, ((x, y), s) in enumerate(zip(xy, labels))
     )
     return (f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} {size}">'

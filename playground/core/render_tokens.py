@@ -6,6 +6,7 @@ run <script>, and workshops are offline. Every string from the input is escaped.
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from playground.core.tokenize import DIFF_WINDOW, Tokenization, visible
@@ -80,6 +81,15 @@ def _token_count(c) -> str:
     return f"{c.tokens:,} tokens ({c.text_tokens:,} from the text, {c.tokens - c.text_tokens:,} added)"
 
 
+def _times(ratio: float) -> str:
+    """A likelihood ratio in words.
+
+    >>> _times(7.389), _times(1234.5), _times(1.0)
+    ('7.4x', '1,234x', '1.0x')
+    """
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
+
+
 def render_panel(t: Tokenization, show_ids: bool = False, source: str = "") -> str:
     """A tokenizer's column: name, what actually runs, counts, chips, round trip."""
     c = t.counts
@@ -133,7 +143,9 @@ def _explain_piece(p: PieceExplanation) -> str:
             out.append(f"<tr><td>{label}</td><td>{_pieces(seg.pieces)}</td><td>{scores}</td><td>{seg.total:.2f}</td></tr>")
         out.append("</table>")
         if p.runner_up:
-            out.append(f"<div>The best segmentation is e<sup>{p.best.total - p.runner_up.total:.2f}</sup> times as likely as the runner-up.</div>")
+            gap = p.best.total - p.runner_up.total  # a difference of log-probabilities: the ratio of the probabilities is e^gap
+            out.append(f"<div>The best segmentation is {_times(math.exp(gap))} as likely as the runner-up "
+                       f"(log-probabilities {p.best.total:.2f} vs {p.runner_up.total:.2f}).</div>")
     out.append(f"<div>Tokens: {_pieces(p.tokens)}</div></div>")
     return "".join(out)
 

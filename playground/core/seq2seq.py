@@ -19,7 +19,7 @@ from typing import Any
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.core.cache import shared_lock
-from playground.lazy import no_grad, torch
+from playground.lazy import from_library, no_grad, torch
 
 MAX_TEXT_CHARS = 2_000
 MAX_BEAMS = 8
@@ -68,7 +68,7 @@ def check_request(text: Any, num_beams: Any, max_new_tokens: Any) -> tuple[str, 
 @no_grad
 def text_to_text(model: Any, tokenizer: Any, text: str, num_beams: int = 1, max_new_tokens: int = 32) -> TextResult:
     """Greedy (num_beams=1) or beam search through `model.generate`, with the beam steps recorded."""
-    from transformers import LogitsProcessorList
+    LogitsProcessorList = from_library("transformers", "LogitsProcessorList")
 
     text, num_beams, max_new_tokens = check_request(text, num_beams, max_new_tokens)
     device = next(model.parameters()).device

@@ -90,9 +90,9 @@ def download_repo(repo_id: str, cache_dir: Path, endpoint: str | None = None, re
     filenames = [s.rfilename for s in info.siblings or []]
     commit = info.sha or revision
     if "model_index.json" in filenames and not tokenizer_only:
-        import importlib
+        from playground.lazy import from_library
 
-        pipeline = importlib.import_module("diffusers").DiffusionPipeline
+        pipeline = from_library("diffusers", "DiffusionPipeline")
         try:
             return Path(pipeline.download(repo_id, revision=commit, cache_dir=cache_dir, use_safetensors=True,
                                           **dict.fromkeys(UNUSED_COMPONENTS)))  # passed as None: diffusers skips their files

@@ -39,7 +39,7 @@ from playground.models.hub import (
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
-from playground.lazy import torch
+from playground.lazy import LIBRARY_LOCK, torch
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ TOKENIZER_MEMORY_FACTOR = 20
 # at once can see a half-initialized module ("has no attribute 'AutoModel'", seen with two tabs
 # loading at page load): class lookups and reading weights from a folder (after any download)
 # run one at a time.
-_IMPORT_LOCK = threading.RLock()
+_IMPORT_LOCK = LIBRARY_LOCK  # one lock with the compute modules' class lookups (playground.lazy.from_library)
 
 _TRANSFORMER_FAMILIES = (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ, Family.ENCODER)
 

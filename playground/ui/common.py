@@ -37,14 +37,17 @@ def user_errors(fn: F) -> F:
     def convert(exc: Exception) -> gr.Error:
         if isinstance(exc, gr.Error):
             return exc
+        # print_exception=False: no traceback in the server log for a user's mistake (and none twice for a bug,
+        # which log.exception below has already written once)
         if isinstance(exc, UserError):
-            return gr.Error(str(exc))
+            return gr.Error(str(exc), print_exception=False)
         if _is_out_of_memory(exc):  # not a bug and not the user's input: the machine is full right now
             log.warning("out of memory in %s: %s", fn.__name__, exc)
             return gr.Error("The server ran out of memory for this request. Try a shorter input or fewer steps, or try again in "
-                            "a moment when other users' requests have finished.")
+                            "a moment when other users' requests have finished.", print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error(f"Internal error ({type(exc).__name__}: {exc}). This is a bug, not your input; the server log has the details.")
+        return gr.Error(f"Internal error ({type(exc).__name__}: {exc}). This is a bug, not your input; the server log has the details.",
+                        print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
