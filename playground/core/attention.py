@@ -207,7 +207,7 @@ def _value_norms(model: Any, arch: str, out: Any, attentions: dict[str, np.ndarr
         if kind not in attentions:
             return None
         per_layer = []
-        for (value_of, _, _), gram, x in zip(entries, grams[kind], sources[kind]):
+        for (value_of, _), gram, x in zip(entries, grams[kind], sources[kind]):
             v = value_of(x)[0].float()  # [T, H*d]
             heads, d, _ = gram.shape
             v = v.reshape(v.shape[0], heads, d)  # [T, H, d]
@@ -237,11 +237,11 @@ def _output_grams(model: Any) -> dict[str, list[torch.Tensor]]:
     """Per kind and layer, W_O,h W_O,hᵀ for every head h ([H, d, d]): computed once per loaded model,
     released with it."""
     layers = _value_layers(model, architecture_of(model.config))
-    return {kind: [torch.einsum("hdo,heo->hde", w.float(), w.float()).detach() for _, w, _ in entries] for kind, entries in layers.items()}
+    return {kind: [torch.einsum("hdo,heo->hde", w.float(), w.float()).detach() for _, w in entries] for kind, entries in layers.items()}
 
 
-def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tensor, bool]]]:
-    """Per kind and layer: (layer input -> value vectors [1, T, H*d], W_O as [H, d, out], pre-norm?)."""
+def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tensor]]]:
+    """Per kind and layer: (layer input -> value vectors [1, T, H*d], W_O as [H, d, out])."""
     config = model.config
     base = getattr(model, "base_model", model)
     if config.model_type == "gpt2":
@@ -250,7 +250,7 @@ def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tens
         def gpt2_values(blk):  # c_attn computes q, k and v in one matrix from ln_1(x): v is the last third
             return lambda x: blk.attn.c_attn(blk.ln_1(x))[..., 2 * config.n_embd:]
 
-        return {DECODER: [(gpt2_values(blk), blk.attn.c_proj.weight.reshape(heads, -1, blk.attn.c_proj.weight.shape[1]), True)
+        return {DECODER: [(gpt2_values(blk), blk.attn.c_proj.weight.reshape(heads, -1, blk.attn.c_proj.weight.shape[1]))
                           for blk in base.h]}
     if config.model_type == "t5":
         heads, d = config.num_heads, config.d_kv
@@ -265,14 +265,14 @@ def _value_layers(model: Any, arch: str) -> dict[str, list[tuple[Any, torch.Tens
             return lambda x: sub.EncDecAttention.v(x)
 
         return {
-            ENCODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o), True) for b in model.encoder.block],
-            DECODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o), True) for b in model.decoder.block],
-            CROSS: [(cross_values(b.layer[1]), w(b.layer[1].EncDecAttention.o), False) for b in model.decoder.block],
+            ENCODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o)) for b in model.encoder.block],
+            DECODER: [(self_values(b.layer[0]), w(b.layer[0].SelfAttention.o)) for b in model.decoder.block],
+            CROSS: [(cross_values(b.layer[1]), w(b.layer[1].EncDecAttention.o)) for b in model.decoder.block],
         }
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if arch == "encoder" and layers is not None and all(hasattr(layer, "attention") for layer in layers):
         heads = config.num_attention_heads
-        return {ENCODER: [(layer.attention.self.value, layer.attention.output.dense.weight.T.reshape(heads, -1, config.hidden_size), False)
+        return {ENCODER: [(layer.attention.self.value, layer.attention.output.dense.weight.T.reshape(heads, -1, config.hidden_size))
                           for layer in layers]}
     return {}
 
