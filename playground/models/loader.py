@@ -39,7 +39,7 @@ from playground.models.hub import (
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
-from playground.lazy import LIBRARY_LOCK, torch
+from playground.lazy import LIBRARY_LOCK, from_library, torch
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,6 @@ _COMPONENT_LIBRARIES = ("diffusers", "transformers")
 # memory (RSS measured for five copies each: gpt2 18x / 27 MB, bert-base-uncased 20x / 9 MB,
 # t5-small 22x / 30 MB), so that is what it counts against the memory budget.
 TOKENIZER_MEMORY_FACTOR = 20
-
-# transformers and diffusers import their classes lazily on first use, and two threads doing that
-# at once can see a half-initialized module ("has no attribute 'AutoModel'", seen with two tabs
-# loading at page load): class lookups and reading weights from a folder (after any download)
-# run one at a time.
-_IMPORT_LOCK = LIBRARY_LOCK  # one lock with the compute modules' class lookups (playground.lazy.from_library)
 
 _TRANSFORMER_FAMILIES = (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ, Family.ENCODER)
 
@@ -142,11 +136,12 @@ def _weights_errors() -> tuple[type[BaseException], ...]:
 
 
 def library_class(library: str, name: str) -> Any:
-    """`getattr(transformers or diffusers, name)`, thread-safe; None when the library has no such class."""
-    import importlib
-
-    with _IMPORT_LOCK:
-        return getattr(importlib.import_module(library), name, None)
+    """`getattr(transformers or diffusers, name)`, thread-safe (playground.lazy.from_library); None when the
+    library has no such class."""
+    try:
+        return from_library(library, name)
+    except AttributeError:
+        return None
 
 
 def module_bytes(modules: Iterable[Any]) -> tuple[int, int]:
@@ -312,7 +307,7 @@ class ModelLoader:
     def memory_used(self) -> int:
         """Bytes of cached models and of the sessions' kept results: what the budget bounds."""
         with self._lock:
-            return sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used()
+            return self._bytes_used()
 
     def keep_result(self, value: Any, nbytes: int, kind: str, replaces: Any = None) -> ResultHandle:
         """Keep one session's result on the server, counted in the memory budget; returns the handle its
@@ -321,11 +316,9 @@ class ModelLoader:
         handle) is dropped first."""
         self.results.drop(replaces)
         handle = self.results.put(value, nbytes, kind)
-        budget = self.settings.memory_budget_bytes
         with self._lock:
-            models = sum(m.memory_bytes for m in self._cache.values())
-        while models + self.results.bytes_used() > budget and len(self.results) > 1 and self.results.evict_oldest():
-            log.info("evicted a session's result to stay under %.1f GiB", self.settings.memory_gb)
+            while len(self.results) > 1 and self._over_budget() and self.results.evict_oldest():
+                log.info("evicted a session's result to stay under %.1f GiB", self.settings.memory_gb)
         return handle
 
     def preset_rows(self, presets: Iterable[Preset] = PRESETS) -> list[PresetRow]:
@@ -341,10 +334,6 @@ class ModelLoader:
                                       preset.revision or ""))
         return rows
 
-    def loaded_models(self) -> list[LoadedModel]:
-        with self._lock:
-            return list(self._cache.values())
-
     def clear(self) -> None:
         """Drop every cached model (tests and shutdown)."""
         with self._lock:
@@ -354,14 +343,21 @@ class ModelLoader:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _evict_over_budget(self, keep: tuple | None) -> list[LoadedModel]:
+    def _bytes_used(self) -> int:
+        """Models and kept results, in bytes (the caller holds self._lock)."""
+        return sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used()
+
+    def _over_budget(self, extra: int = 0) -> bool:
+        """Would `extra` more bytes go past the budget? (the caller holds self._lock)"""
+        return self._bytes_used() + extra > self.settings.memory_budget_bytes
+
+    def _evict_over_budget(self, keep: tuple) -> list[LoadedModel]:
         """Drop least recently used models (never `keep`) until models and kept results fit the budget;
         kept results go first, oldest first (a session can run again; a model serves everyone)."""
-        budget = self.settings.memory_budget_bytes
-        while sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() > budget and self.results.evict_oldest():
+        while self._over_budget() and self.results.evict_oldest():
             pass
         evicted = []
-        while sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() > budget:
+        while self._over_budget():
             victim = next((k for k in self._cache if k != keep), None)
             if victim is None:
                 break
@@ -377,11 +373,11 @@ class ModelLoader:
                 f"This model needs about {needed / 2**30:.2f} GiB but the memory budget is "
                 f"{self.settings.memory_gb:g} GiB. Raise PLAYGROUND_MEMORY_GB or pick a smaller model."
             )
-        while sum(m.memory_bytes for m in self.loaded_models()) + self.results.bytes_used() + needed > budget and self.results.evict_oldest():
-            pass
         with self._lock:
+            while self._over_budget(needed) and self.results.evict_oldest():
+                pass
             evicted = []
-            while self._cache and sum(m.memory_bytes for m in self._cache.values()) + self.results.bytes_used() + needed > budget:
+            while self._cache and self._over_budget(needed):
                 evicted.append(self._cache.popitem(last=False)[1])
         self._release(evicted)
 
@@ -436,7 +432,7 @@ class ModelLoader:
             self._make_room(estimate_folder_bytes(folder))
         report(0.4, f"Loading {family.value} weights from {folder.name}")
         try:
-            with _IMPORT_LOCK:
+            with LIBRARY_LOCK:  # reading weights runs one at a time, with every class lookup (see playground.lazy)
                 parts = _load_folder(folder, family, device, dtype, attention)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             release_device_memory(device)
@@ -445,11 +441,8 @@ class ModelLoader:
                 "PLAYGROUND_MEMORY_GB so fewer models stay loaded beside it."
             ) from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError, *_weights_errors()) as exc:
-            what = "its weights are corrupt or incomplete" if isinstance(exc, _weights_errors()) else "it"
-            raise LoadError(
-                f"Could not load {resolved.requested!r} as a {family.value} model from {folder}"
-                f"{': ' + what if what != 'it' else ''}: {exc}"
-            ) from exc
+            why = ": its weights are corrupt or incomplete" if isinstance(exc, _weights_errors()) else ""
+            raise LoadError(f"Could not load {resolved.requested!r} as a {family.value} model from {folder}{why}: {exc}") from exc
         n_params, n_bytes = module_bytes(parts.components.values())
         if family is Family.TOKENIZER:
             n_bytes = tokenizer_bytes(parts.tokenizer)
