@@ -136,9 +136,11 @@ class LazyTokens(Sequence):
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, (list, tuple, Sequence)) else NotImplemented
 
-    def plain_ids(self) -> list[int]:
-        """The ids spelled from the input (tokens the tokenizer added, with no characters, left out)."""
-        return [tid for tid, (start, end), sp in zip(self.ids, self._offsets, self._specials) if not (sp and start == end)]
+    def plain_ids(self, until: int | None = None) -> list[int]:
+        """The ids spelled from the input (tokens the tokenizer added, with no characters, left out); with
+        `until`, only those ending within the input's first `until` characters."""
+        return [tid for tid, (start, end), sp in zip(self.ids, self._offsets, self._specials)
+                if not (sp and start == end) and (until is None or end <= until)]
 
     def _make(self, i: int) -> Token:
         tid, raw, (start, end), special = self.ids[i], self._raw(i), self._offsets[i], self._specials[i]
@@ -282,8 +284,8 @@ def check_text(text: object) -> str:
     return require_text(text, "The text", max_chars=MAX_CHARS)
 
 
-def _decode_or_first_difference(tokenizer: Any, tokens: LazyTokens, text: str) -> str:
-    """The plain ids decoded back to text; for a long text whose first DIFF_WINDOW characters already decode
+def _decode_or_first_difference(tokenizer: Any, tokens: LazyTokens, plain: list[int], text: str) -> str:
+    """The plain ids (`tokens.plain_ids()`) decoded back to text; for a long text whose first DIFF_WINDOW characters already decode
     differently (BERT's lower-casing), only those: the rest is not shown, and the text is lossy either way.
 
     A prefix of the ids decodes to a prefix of the whole decoding, except that its last characters can
@@ -294,13 +296,11 @@ def _decode_or_first_difference(tokenizer: Any, tokens: LazyTokens, text: str) -
             return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     if len(text) > 2 * DIFF_WINDOW:
-        head = [tid for tid, (start, end), sp in zip(tokens.ids, tokens._offsets, tokens._specials)
-                if not (sp and start == end) and end <= DIFF_WINDOW]
-        decoded = decode(head)
+        decoded = decode(tokens.plain_ids(until=DIFF_WINDOW))
         sure = len(decoded) - 8  # the tail may be a character cut in two
         if sure > 0 and decoded[:sure] != text[:sure]:
             return decoded
-    return decode(tokens.plain_ids())
+    return decode(plain)
 
 
 def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
@@ -313,8 +313,8 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
         )
     ids: list[int] = enc["input_ids"]
     tokens = LazyTokens(ids, tokenizer, enc["offset_mapping"], enc["special_tokens_mask"], tokenizer.unk_token_id, spec)
-    decoded = _decode_or_first_difference(tokenizer, tokens, text)
     plain = tokens.plain_ids()
+    decoded = _decode_or_first_difference(tokenizer, tokens, plain, text)
     lossless = decoded == text
     diff, truncated = ([], False) if lossless else diff_texts(text, decoded, getattr(tokenizer, "unk_token", None))
     n_plain = len(plain)
