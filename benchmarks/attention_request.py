@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
@@ -29,6 +27,7 @@ import torch  # noqa: E402
 from playground.config import ASSETS_DIR, Settings  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import attention_tab as tab  # noqa: E402
+from benchmarks.report import interleaved_medians  # noqa: E402
 
 TEXT = ("The animal didn't cross the street because it was too tired, and the keys to the old wooden cabinet "
         "in the hall were on the table where she had left them the night before. ") * 16
@@ -58,14 +57,8 @@ def measure(loader: ModelLoader, source: str, max_tokens: int, repeats: int) -> 
         result = tab.on_run(loader, source, TEXT, "", max_tokens, progress=None)[0]
         tab.on_view(result, "head", kind, 1, 1, False, "", False, False, 3)
 
-    bare(), whole()  # warm up
-    bare_t, whole_t = [], []
-    for _ in range(repeats):
-        for fn, times in ((bare, bare_t), (whole, whole_t)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(bare_t), statistics.median(whole_t), inputs["input_ids"].shape[1]
+    bare_s, whole_s = interleaved_medians(bare, whole, repeats)  # one warm-up each, then alternating
+    return bare_s, whole_s, inputs["input_ids"].shape[1]
 
 
 def main() -> None:

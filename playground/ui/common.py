@@ -81,7 +81,7 @@ def on_page_load(fn: Callable[..., Any], inputs: Any, outputs: Any, **kwargs: An
 
     root = Context.root_block
     if root is None:
-        raise RuntimeError("on_page_load is called inside a gr.Blocks being built")
+        raise RuntimeError("on_page_load must be called inside a gr.Blocks being built")
     return root.load(fn, inputs, outputs, **kwargs)
 
 

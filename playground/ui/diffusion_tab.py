@@ -15,6 +15,7 @@ from PIL import Image
 
 from playground.config import ASSETS_DIR
 from playground.core import explorer as E
+from playground.core.cache import per_object
 from playground.core.diffusion import SCHEDULES, class_index, forward_noise, image_grid, noise_schedule
 from playground.core.inputs import require_choice, require_float, require_int, require_text
 from playground.core.render_lm import line_chart_svg
@@ -142,7 +143,12 @@ def decode_is_cheap(lm) -> bool:
     """Whether every step's x̂_0 can be shown decoded rather than through the linear preview (true for the
     embedded latent model; Stable Diffusion's decoder takes longer than a UNet step, so it is previewed)."""
     vae = lm.components.get("vae")
-    return vae is not None and sum(p.numel() for p in vae.decoder.parameters()) <= CHEAP_DECODER_PARAMS
+    return vae is not None and _decoder_params(vae) <= CHEAP_DECODER_PARAMS
+
+
+@per_object  # asked at every streamed step: counted once per loaded VAE
+def _decoder_params(vae) -> int:
+    return sum(p.numel() for p in vae.decoder.parameters())
 
 
 def pixels(lm, x: torch.Tensor | None, full: bool = False) -> torch.Tensor | None:
