@@ -41,7 +41,6 @@ class ResultHandle:
     store: int  # the ResultStore's id
     key: int  # the entry in it
     kind: str  # what it holds, in words ("attention run")
-    nbytes: int  # its size, as counted in the budget
 
 
 class ResultStore:
@@ -59,7 +58,7 @@ class ResultStore:
         with self._lock:
             key = next(self._keys)
             self._items[key] = (value, int(nbytes))
-        return ResultHandle(self.id, key, kind, int(nbytes))
+        return ResultHandle(self.id, key, kind)
 
     def get(self, handle: ResultHandle) -> Any:
         with self._lock:
