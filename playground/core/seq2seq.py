@@ -58,10 +58,12 @@ class _Recorder:
         return scores
 
 
-def check_request(text: Any, num_beams: Any, max_new_tokens: Any) -> tuple[str, int, int]:
+def check_request(text: Any, num_beams: Any, max_new_tokens: Any, prefix: str = "") -> tuple[str, int, int]:
+    """`prefix`: a task prefix the running model knows, named in the error for an empty input."""
     text = require_text(text, "text", max_chars=MAX_TEXT_CHARS)
     if not text.strip():
-        raise InputError("Enter an input text, starting with a task prefix such as 'translate English to German:'.")
+        such = f", such as '{prefix}'" if prefix else ""
+        raise InputError(f"Enter an input text, starting with a task prefix the model was trained on{such}.")
     return text, require_int(num_beams, "beams", low=1, high=MAX_BEAMS), require_int(max_new_tokens, "max new tokens", low=1, high=MAX_NEW_TOKENS)
 
 

@@ -40,12 +40,15 @@ Run a text, then switch view, layer and head; click a tile of the model view to 
 """
 
 MODEL_CHOICES = ["bert-base-uncased", "gpt2", "t5-small"]
-EXAMPLES = [
+EXAMPLES = [  # every one reads in the embedded models' vocabularies (no <unk>), so they work offline too
     ["bert-base-uncased", "The animal didn't cross the street because it was too tired.", ""],  # pronoun -> antecedent
     ["gpt2", "The keys to the old wooden cabinet in the hall are on the table.", ""],  # long-range agreement
-    ["t5-small", "translate English to German: The house is wonderful.", "Das Haus ist wunderbar."],  # a translation pair
     ["bert-base-uncased", "ROMEO. But soft, what light through yonder window breaks? It is the east, and Juliet is the sun.", ""],
-    ["t5-small", "reverse words: red cat blue dog", ""],  # the embedded T5's own task: watch cross-attention run backwards
+    ["t5-small", "reverse words: red cat blue dog", "dog blue cat red"],  # the embedded T5's own task: cross-attention runs backwards
+    ["t5-small", "sort numbers: 42 7 19 3", "3 7 19 42"],  # each output number looks up where it sat in the input
+]
+HUB_EXAMPLES = [  # Google's t5-small translates; the embedded t5-tasks reads these as mostly <unk>
+    ["t5-small", "translate English to German: The house is wonderful.", "Das Haus ist wunderbar."],  # a translation pair
 ]
 VIEW_CHOICES = [("One head", "head"), ("Lines (head view)", "lines"), ("Mean over heads", "mean"), ("Rollout", "rollout"),
                 ("Value-weighted vs raw", "value"), ("Encoder / decoder / cross (T5)", "kinds")]
@@ -201,7 +204,8 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
             max_tokens = gr.Slider(2, A.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
         text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=A.MAX_TEXT_CHARS, elem_id="att-text")
         target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=A.MAX_TEXT_CHARS)
-        gr.Examples(EXAMPLES, inputs=[model, text, target], label="Examples: a pronoun and its antecedent, long-range agreement, a translation pair")
+        gr.Examples(EXAMPLES, inputs=[model, text, target], label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)")
+        gr.Examples(HUB_EXAMPLES, inputs=[model, text, target], label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)")
         run = gr.Button("Show attention", variant="primary", elem_id="att-run")
         notice = gr.Markdown(elem_id="att-notice")
         with gr.Row():

@@ -9,7 +9,7 @@ import pandas as pd
 
 from playground.core.inputs import require_int
 from playground.core.render_lm import beam_steps, chips
-from playground.core.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
+from playground.core.seq2seq import MAX_BEAMS, check_request, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
@@ -52,6 +52,18 @@ which translates to German, French and Romanian and summarizes.
 LENS_TOP = 5
 
 
+def _check(loader: ModelLoader, model: Any, text: Any, num_beams: Any, max_new_tokens: Any) -> None:
+    """Refuse a bad request before any model loads; an empty input is told a prefix the model that would run knows."""
+    prefix = ""
+    if isinstance(text, str) and not text.strip() and isinstance(model, str) and model.strip():
+        try:
+            embedded = loader.resolve(model.strip(), Family.SEQ2SEQ).kind is SourceKind.EMBEDDED
+        except InputError:
+            embedded = False  # the model name's own error comes from the load
+        prefix = EMBEDDED_EXAMPLES[0][1].split(":")[0] + ":" if embedded else HUB_EXAMPLES[0][1].split(":")[0] + ":"
+    check_request(text, num_beams, max_new_tokens, prefix=prefix)
+
+
 def load_seq2seq(loader: ModelLoader, model: Any, progress=None):
     return load_transformer(loader, model, (Family.SEQ2SEQ,), "an encoder-decoder (seq2seq) model such as t5-small", progress=progress)
 
@@ -69,6 +81,7 @@ def _render(tokenizer, text: str, result: TextResult) -> str:
 @user_errors
 def on_run(loader: ModelLoader, model: str, text: str, num_beams: float, max_new_tokens: float, progress=gr.Progress()):
     """(notice, output text, tokens HTML, beams table, beam steps HTML, output position slider, result)."""
+    _check(loader, model, text, num_beams, max_new_tokens)
     _, lm = load_seq2seq(loader, model, progress)
     result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
     tok = lm.tokenizer
@@ -107,6 +120,7 @@ def on_lens(loader: ModelLoader, model: str, text: str, result: TextResult | Non
 def text2text_api(loader: ModelLoader, text: str, model: str = "t5-small", num_beams: int = 1, max_new_tokens: int = 32) -> dict:
     """Map `text` (with its task prefix) to text: {"text": the best output, "beams": [{"text", "score"}]},
     scores as `generate(num_beams=..., num_return_sequences=..., output_scores=True)` reports them."""
+    _check(loader, model, text, num_beams, max_new_tokens)
     _, lm = load_seq2seq(loader, model)
     result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
     with shared_lock(lm.tokenizer):
@@ -129,7 +143,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
             max_new = gr.Slider(1, MAX_NEW_TOKENS, value=32, step=1, label="Max new tokens")
         text = gr.Textbox(label="Input, with its task prefix", value=EMBEDDED_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="t5-text")
         gr.Examples(EMBEDDED_EXAMPLES, inputs=[model, text], label="Examples for the embedded T5 (offline)")
-        gr.Examples(HUB_EXAMPLES, inputs=[model, text], label="Examples for Google's t5-small (online)")
+        gr.Examples(HUB_EXAMPLES, inputs=[model, text], label="Examples that need Google's t5-small from the Hub (online; offline the embedded model gives word salad)")
         run = gr.Button("Run", variant="primary", elem_id="t5-run")
         notice = gr.Markdown()
         output = gr.Textbox(label="Output", interactive=False, elem_id="t5-output")
