@@ -46,6 +46,26 @@ def test_all_embedded_models_fit_the_size_limits():
         assert f.suffix not in {".bin", ".pt", ".pth", ".ckpt"}, f"{f}: weights must be safetensors"
 
 
+@pytest.mark.parametrize("name,window", [("gpt-shakespeare", "block_size"), ("bert-shakespeare", "seq_len")])
+def test_language_model_cards_say_where_the_model_is_out_of_its_depth(name, window):
+    """The card states the training window its record holds, the same one the loader reads for the tabs."""
+    n = metrics(name)["config"][window]
+    card = (MODELS / name / "README.md").read_text()
+    assert f"Out of its depth: it was trained on windows of {n} tokens" in card
+    assert ModelLoader(Settings(offline=True, device="cpu")).load(
+        {"gpt-shakespeare": "gpt2", "bert-shakespeare": "bert-base-uncased"}[name],
+        {"gpt-shakespeare": "causal-lm", "bert-shakespeare": "masked-lm"}[name]).trained_length == n
+
+
+def test_t5_card_and_tab_state_the_ranges_it_was_trained_on():
+    from playground.train.t5 import TRAINED_RANGES
+    from playground.ui.t5_tab import EMBEDDED_RANGES
+
+    card = (MODELS / "t5-tasks" / "README.md").read_text()
+    assert f"Out of its depth: the trained ranges are {TRAINED_RANGES}" in card
+    assert TRAINED_RANGES in " ".join(EMBEDDED_RANGES.split())
+
+
 @pytest.mark.parametrize("name", FOLDERS)
 def test_each_model_has_a_card_with_its_figures(name):
     if not has_model(name):

@@ -256,6 +256,9 @@ Train: `python -m playground.train.bert`. Measure: `python -m playground.train.e
 
 Intended use: showing encoder-only fill-mask, contextual embeddings and bidirectional attention in
 the playground. Limits: Shakespeare's vocabulary only; modern words fall apart into pieces or [UNK].
+
+Out of its depth: it was trained on windows of {cfg.seq_len} tokens. Past about {cfg.seq_len} tokens its attention
+washes out and its predictions get worse; the playground says so wherever a text runs past {cfg.seq_len} tokens.
 """,
     )
 

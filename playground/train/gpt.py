@@ -188,6 +188,9 @@ Sample (prompt `ROMEO.`, top-k 40, temperature 0.8):
 Intended use: showing decoder-only generation, next-token distributions and causal attention in
 the playground. Limits: it knows only Shakespeare's vocabulary and style, has no facts, and
 rambles past a few lines.
+
+Out of its depth: it was trained on windows of {cfg.block_size} tokens and has position embeddings for no
+more; the playground says so wherever a text runs past {cfg.block_size} tokens.
 """,
     )
 

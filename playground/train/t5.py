@@ -38,6 +38,17 @@ WORDS = tuple(
     run walk read write sing jump swim fly eat drink sleep talk think see hear play open close give take make
     cat dog bird fish tree river sea sun moon star rain snow wind fire stone road ship king queen song""".split()
 )
+# The ranges every example is drawn from (inclusive); the card and the T5 tab state them.
+WORDS_PER_INPUT = (2, 6)  # reverse words: how many words
+NUMBERS_PER_LIST = (3, 6)  # sort numbers, max: how many numbers
+LIST_VALUES = (0, 99)  # sort numbers, max: each number
+SPOKEN_NUMBERS = (0, 999)  # number to words
+ADDENDS = (10, 99)  # add: each of the two numbers
+TRAINED_RANGES = (
+    f"`reverse words:` {WORDS_PER_INPUT[0]} to {WORDS_PER_INPUT[1]} common English words · `sort numbers:` and `max:` "
+    f"{NUMBERS_PER_LIST[0]} to {NUMBERS_PER_LIST[1]} numbers from {LIST_VALUES[0]} to {LIST_VALUES[1]} · `number to words:` "
+    f"{SPOKEN_NUMBERS[0]} to {SPOKEN_NUMBERS[1]} · `add:` two numbers from {ADDENDS[0]} to {ADDENDS[1]}"
+)
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
@@ -65,19 +76,19 @@ def make_example(task: str, rng: random.Random) -> tuple[str, str]:
     ('add: 59 + 63', '122')
     """
     if task == "reverse words":
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
+        words = [rng.choice(WORDS) for _ in range(rng.randint(*WORDS_PER_INPUT))]
         return f"reverse words: {' '.join(words)}", " ".join(reversed(words))
     if task in ("sort numbers", "max"):
-        nums = [rng.randint(0, 99) for _ in range(rng.randint(3, 6))]
+        nums = [rng.randint(*LIST_VALUES) for _ in range(rng.randint(*NUMBERS_PER_LIST))]
         text = " ".join(map(str, nums))
         if task == "max":
             return f"max: {text}", str(max(nums))
         return f"sort numbers: {text}", " ".join(map(str, sorted(nums)))
     if task == "number to words":
-        n = rng.randint(0, 999)
+        n = rng.randint(*SPOKEN_NUMBERS)
         return f"number to words: {n}", number_to_words(n)
     if task == "add":
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        a, b = rng.randint(*ADDENDS), rng.randint(*ADDENDS)
         return f"add: {a} + {b}", str(a + b)
     raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
 
@@ -273,6 +284,9 @@ Train: `python -m playground.train.t5`. Measure: `python -m playground.train.eva
 
 Intended use: showing encoder-decoder generation, cross-attention and beam search in the playground.
 Limits: it knows these five tasks and nothing else; numbers outside the trained ranges fail.
+
+Out of its depth: the trained ranges are {TRAINED_RANGES}. Anything else (another prefix, a longer list,
+a bigger number, ordinary English) is outside what it saw.
 """,
     )
 
