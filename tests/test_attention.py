@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from playground.core import attention as A
@@ -299,7 +300,7 @@ def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
     assert focus["choices"][1] == ("0: The", "in:0")
     args = (handle, "lines", "decoder", 2, 1, True, "in:1", False, False, 2)
     html, grid = tab.on_view(*args)
-    assert "layer 2, all heads" in html and grid.size[0] > 50
+    assert "layer 2, all heads" in html and Image.open(grid).size[0] > 50  # a PNG file written once (see test_pictures)
     png, weights_json, weights_npz = tab.on_export(*args)
     assert open(png, "rb").read(4) == b"\x89PNG"
     assert json.loads(open(weights_json).read())["tokens"] == result.tokens

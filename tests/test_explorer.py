@@ -245,6 +245,7 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
 
     grey = Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
     noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
+    noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
     assert len(charts) == 3 and all(all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts)  # a legend that shows
     native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
@@ -291,7 +292,7 @@ def test_latent_exports_end_with_the_decoded_image_and_x0_is_decoded_where_cheap
     lm = D.load_diffusion(embedded, "segmind/tiny-sd")[1]
     assert D.decode_is_cheap(lm)
     last = resolve(run).records[-1]
-    assert np.array_equal(np.asarray(frames[-1][1]), np.asarray(D.picture(D.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
+    assert np.array_equal(np.asarray(Image.open(frames[-1][1])), np.asarray(D.picture(D.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
     grid, gif = D.on_export(embedded, run)
     movie = Image.open(gif)
     movie.seek(movie.n_frames - 1)

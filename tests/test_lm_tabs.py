@@ -283,3 +283,14 @@ def test_projection_labels_say_when_they_are_cut():
     svg = projection_svg(["Bring me a cup of sack, and be quick about it.", "Short."], np.array([[0.0, 1.0], [1.0, 0.0]]))
     assert "Bring me a cup of sack,…" in svg and "<title>Bring me a cup of sack, and be quick about it.</title>" in svg
     assert "2. Short.<title>" in svg
+
+
+def test_projection_labels_both_axes():
+    """Issue 16, item 17: the projection's vertical axis had no label."""
+    import re
+
+    from playground.core.render_lm import projection_svg
+
+    svg = projection_svg(["a", "b"], np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert ">principal component 1</text>" in svg
+    assert re.search(r'transform="rotate\(-90[^"]*"[^>]*>principal component 2</text>', svg)

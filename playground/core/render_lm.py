@@ -106,7 +106,9 @@ def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -
     )
     return (f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} {size}">'
             f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
-            f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text></svg>')
+            f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text>'
+            f'<text x="14" y="{size / 2:.0f}" font-size="11" text-anchor="middle" fill="#666" transform="rotate(-90 14 {size / 2:.0f})">'
+            'principal component 2</text></svg>')
 
 
 # Okabe-Ito, a palette colour-blind readers tell apart, the shades with at least 3:1 contrast on white (WCAG's bar for

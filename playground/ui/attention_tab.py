@@ -16,7 +16,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -114,7 +114,7 @@ def on_view(result: A.AttentionResult | None, view: str, kind: str, layer: float
     req = _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k)
     v = R.build_view(result, req)
     m = R.mosaic(result.attentions[req.kind], R.sinks_of(result, req.kind))
-    return R.render_html(v), m.image
+    return R.render_html(v), png_file(m.image)
 
 
 @user_errors
@@ -204,8 +204,8 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
             max_tokens = gr.Slider(2, A.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
         text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=A.MAX_TEXT_CHARS, elem_id="att-text")
         target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=A.MAX_TEXT_CHARS)
-        gr.Examples(EXAMPLES, inputs=[model, text, target], label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)")
-        gr.Examples(HUB_EXAMPLES, inputs=[model, text, target], label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)")
+        examples(EXAMPLES, [model, text, target], text=1, label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)")
+        examples(HUB_EXAMPLES, [model, text, target], text=1, label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)")
         run = gr.Button("Show attention", variant="primary", elem_id="att-run")
         notice = gr.Markdown(elem_id="att-notice")
         with gr.Row():
@@ -217,12 +217,14 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
             top_k = gr.Slider(1, R.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
         with gr.Row():
             focus = gr.Dropdown([("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus")
-            all_heads = gr.Checkbox(label="All heads of the layer (lines view)")
-            hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)")
-            pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)")
+        with gr.Row(elem_classes=["option-row"]):  # each option keeps a readable width; on a phone they stack
+            all_heads = gr.Checkbox(label="All heads of the layer (lines view)", min_width=240)
+            hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)", min_width=240)
+            pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)", min_width=240)
         shown = gr.HTML(elem_id="att-shown")
-        grid = gr.Image(label="Model view: every layer x head; orange bar = share on the first token / separators. Click a tile.",
-                        type="pil", interactive=False, elem_id="att-grid", buttons=["download"])
+        gr.Markdown("**Model view**: every layer x head; orange bar = share on the first token / separators. Click a tile.",
+                    elem_classes=["picture-caption"])
+        grid = gr.Image(label="Model view", show_label=False, type="pil", interactive=False, elem_id="att-grid", buttons=["download"])
         with gr.Row():
             export = gr.Button("Prepare downloads: PNG of this view, all weights as JSON and .npz", elem_id="att-export", scale=1)
             downloads = gr.File(label="Downloads", file_count="multiple", elem_id="att-downloads", scale=2)

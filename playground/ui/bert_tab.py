@@ -12,7 +12,7 @@ from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, 
 from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -121,7 +121,7 @@ def build_bert_tab(loader: ModelLoader) -> gr.Column:
                                 label="Model: bert-base-uncased, a Hub id or an allowed folder")
             top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Predictions per mask")
         text = gr.Textbox(label=f"Text with up to {MAX_MASKS} [MASK]", value=FILL_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="bert-text")
-        gr.Examples(FILL_EXAMPLES, inputs=[model, text], label="Examples (offline: a small BERT trained here on Shakespeare)")
+        examples(FILL_EXAMPLES, [model, text], "Examples (offline: a small BERT trained here on Shakespeare)")
         fill = gr.Button("Fill the masks", variant="primary", elem_id="bert-fill")
         notice = gr.Markdown()
         sentence = gr.HTML(elem_id="bert-sentence")
@@ -129,11 +129,11 @@ def build_bert_tab(loader: ModelLoader) -> gr.Column:
             table = gr.Dataframe(label="Predictions", interactive=False, elem_id="bert-predictions")
             with gr.Column():
                 mask = gr.Dropdown([], label="Logit lens for", elem_id="bert-mask")
-                lens = gr.Dataframe(label="Logit lens: the MLM head on every layer", interactive=False, elem_id="bert-lens")
+                lens = gr.Dataframe(label="Logit lens: the MLM head on every layer", interactive=False, elem_id="bert-lens", **lens_table(LENS_TOP))
 
         gr.Markdown("#### Sentence embeddings")
         sentences = gr.Textbox(label="Sentences, one per line", lines=5, value=EMBED_EXAMPLES[0][1], elem_id="bert-sentences")
-        gr.Examples(EMBED_EXAMPLES, inputs=[model, sentences], label="Examples")
+        examples(EMBED_EXAMPLES, [model, sentences], "Examples")
         embed_btn = gr.Button("Compare the sentences", elem_id="bert-embed")
         embed_notice = gr.Markdown()
         with gr.Row():

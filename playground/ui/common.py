@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import logging
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -152,6 +156,62 @@ def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...]
     if family not in accept:
         raise InputError(f"{name!r} is a {family.value} model; this needs {need}.")
     return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
+
+
+def examples(rows: list[list[Any]], inputs: list[gr.components.Component], label: str, *, text: int = -1) -> gr.Examples:
+    """gr.Examples shown as short labelled buttons (model: the text's start) instead of a table, which on a phone
+    gave its width to the long model header and left the texts off screen. `text`: the column the labels quote."""
+    def name(row: list[Any]) -> str:
+        words = " ".join(str(row[text]).split())
+        quote = words if len(words) <= 60 else words[:59].rstrip() + "…"
+        return quote if len(row) == 1 else f"{row[0]}: {quote}"
+
+    return gr.Examples(rows, inputs=inputs, label=label, example_labels=[name(r) for r in rows])
+
+
+def png_file(image: Any) -> Any:
+    """A PIL image as a PNG file in Gradio's cache, written once and atomically; anything else unchanged.
+
+    Gradio saves a returned PIL image by rewriting `<cache>/<hash of its bytes>/image.webp` every time, so when
+    the same picture is sent again (scrubbing back to a step, a rerun with the same seed, another session) a
+    browser still fetching the first copy reads a file being truncated (ERR_CONTENT_LENGTH_MISMATCH: a broken
+    image). Here an existing file is never rewritten and a new one appears whole (written, then renamed), at
+    the very path Gradio's own file handling (`save_file_to_cache`) would give it, so Gradio uses it as it is.
+    """
+    from PIL import Image
+
+    if isinstance(image, (list, tuple)):
+        return type(image)(png_file(v) for v in image)
+    if not isinstance(image, Image.Image):
+        return image
+    from gradio.processing_utils import hash_bytes
+    from gradio.utils import get_upload_folder
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    folder = Path(get_upload_folder()) / hash_bytes(data)
+    path = folder / "image.png"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=".image.png.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    return str(path)
+
+
+def figure(caption: str, **image: Any) -> gr.Image:
+    """A gr.Image with its caption above it as text, not as the floating label Gradio lays over the picture's
+    top-left corner (it hid the model view's column headers and cut long labels: "Final image (full decod")."""
+    with gr.Column(min_width=image.pop("min_width", 160), scale=image.pop("scale", 1)):
+        gr.Markdown(caption, elem_classes=["picture-caption"])
+        return gr.Image(label=caption, show_label=False, **image)
+
+
+def lens_table(top: int) -> dict[str, Any]:
+    """gr.Dataframe settings for a logit-lens table (a layer column and `top` guesses) that wraps to fit half a page."""
+    return {"wrap": True, "column_widths": ["12%"] + [f"{88 / top:.1f}%"] * top}
 
 
 def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:

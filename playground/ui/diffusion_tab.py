@@ -24,7 +24,7 @@ from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
 from playground.lazy import torch
 
 EXPLAINER = """
@@ -184,7 +184,7 @@ def on_forward(image: Any, t: float, schedule: str, seed: float):
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
     x_t, _ = forward_noise(x0, t, s, torch.Generator().manual_seed(seed))
     strip = torch.cat([forward_noise(x0, k, s, torch.Generator().manual_seed(seed))[0] for k in STRIP_STEPS])
-    return picture(x_t, 256), image_grid(strip, rows=1), *schedule_curves()
+    return png_file(picture(x_t, 256)), png_file(image_grid(strip, rows=1)), *schedule_curves()
 
 
 @user_errors
@@ -261,7 +261,7 @@ class DenoiseFrame:
     scrub: Any  # the scrub slider's update
 
     def outputs(self) -> tuple:
-        return (self.x_t, self.x0, self.eps, self.channels, self.final, self.status, self.run, self.scrub)
+        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.final)), self.status, self.run, self.scrub)
 
 
 @user_errors
@@ -341,7 +341,7 @@ def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
         w = run.settings.guidance
         guidance = [(noise_picture(record.eps_uncond), "ε_u: without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
                     (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂")]
-    return (*_frame(lm, record), guidance)
+    return png_file((*_frame(lm, record), guidance))
 
 
 @user_errors
@@ -359,7 +359,7 @@ def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt
     run.branch, run.branch_label = [], f"{label}, guidance {guidance:g}" + (f", seed {new_seed}" if new_seed is not None else "")
     for r in E.branch(lm.model, record, cond, settings, torch.Generator(), seed=new_seed):
         run.branch.append(r)
-        yield picture(pixels(lm, r.x)), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", handle
+        yield png_file(picture(pixels(lm, r.x))), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", handle
     first = run.records[0].index
     distance = pd.DataFrame([(r.index + 1, float((r.x - run.records[r.index - first].x).norm())) for r in run.branch],
                             columns=["step", "distance"])
@@ -367,7 +367,7 @@ def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt
             (picture(pixels(lm, run.branch[-1].x, full=True), 256), f"branch from step {record.index + 1}: {run.branch_label}")]
     if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
         loader.results.recount(handle, run_bytes(run))
-    yield picture(pixels(lm, run.branch[-1].x)), both, distance, f"Branch from step {record.index + 1} done.", handle
+    yield png_file(picture(pixels(lm, run.branch[-1].x))), png_file(both), distance, f"Branch from step {record.index + 1} done.", handle
 
 
 @user_errors
@@ -416,15 +416,15 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Forward process: noising")
         with gr.Row():
-            fwd_image = gr.Image(value=FORWARD_EXAMPLES[0] if FORWARD_EXAMPLES else None, type="pil", label="Image x_0", height=200, elem_id="fwd-image")
+            fwd_image = figure("Image x_0", value=FORWARD_EXAMPLES[0] if FORWARD_EXAMPLES else None, type="pil", height=200, elem_id="fwd-image")
             with gr.Column():
                 fwd_schedule = gr.Dropdown(list(SCHEDULES), value="linear", label="Schedule")
                 fwd_t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="fwd-t")
                 fwd_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
-            fwd_out = gr.Image(label="x_t", height=200, interactive=False, elem_id="fwd-out")
+            fwd_out = figure("x_t", height=200, interactive=False, elem_id="fwd-out")
         if FORWARD_EXAMPLES:
             gr.Examples(FORWARD_EXAMPLES, inputs=[fwd_image], label="Example images (drawn by the embedded model)")
-        fwd_strip = gr.Image(label=f"x_t across t = {', '.join(map(str, STRIP_STEPS))}", interactive=False, height=120)
+        fwd_strip = figure(f"x_t across t = {', '.join(map(str, STRIP_STEPS))}", interactive=False, height=120)
         with gr.Row():
             betas = gr.HTML(elem_id="fwd-betas")
             alphas = gr.HTML(elem_id="fwd-alphas")
@@ -444,29 +444,33 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         with gr.Row():
             clip = gr.Dropdown(CLIP_CHOICES, value="default", label="x̂_0 clipping")
             rederive = gr.Checkbox(value=True, label="Re-derive ε̂ from the clipped x̂_0 (DDIM; off: diffusers' default)")
-            init_image = gr.Image(type="pil", label="Image-to-image: start image (optional)", height=120)
+            init_image = figure("Image-to-image: start image (optional)", type="pil", height=140)
             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (share of the steps re-run)")
         run_btn = gr.Button("Denoise", variant="primary", elem_id="dif-run")
         status = gr.Markdown(elem_id="dif-status")
         with gr.Row():
-            x_t = gr.Image(label="x_t", interactive=False, height=200, elem_id="dif-xt")
-            x0 = gr.Image(label="x̂_0: the model's guess of the end", interactive=False, height=200)
-            eps = gr.Image(label="ε̂: the noise removed", interactive=False, height=200)
-            final = gr.Image(label="Final image (full decode)", interactive=False, height=200, elem_id="dif-final")
-        chans = gr.Image(label="Latent channels (latent models): each channel of x_t in grey, scaled to its own range", interactive=False,
-                         height=110)
+            x_t = figure("x_t", interactive=False, height=200, elem_id="dif-xt")
+            x0 = figure("x̂_0: the model's guess of the end", interactive=False, height=200, elem_id="dif-x0")
+            eps = figure("ε̂: the noise removed", interactive=False, height=200, elem_id="dif-eps")
+            final = figure("Final image (full decode)", interactive=False, height=200, elem_id="dif-final")
+        chans = figure("Latent channels (latent models): each channel of x_t in grey, scaled to its own range", interactive=False,
+                       height=110, elem_id="dif-channels")
         gr.Markdown("Latent models: x_t is shown through a linear map from latents to colours, fitted to the model's own autoencoder "
                     "(cheap, every step); x̂_0 is decoded by the autoencoder where that is cheap (the embedded model), and the final "
                     "image always is.")
         state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
-        guidance_view = gr.Gallery(label="Guidance at this step", columns=3, height=220, elem_id="dif-guidance-view")
+        gr.Markdown("Guidance at this step: the two noise predictions and their combination", elem_classes=["picture-caption"])
+        guidance_view = gr.Gallery(label="Guidance at this step", show_label=False, columns=3, height="auto", object_fit="contain",
+                                   elem_id="dif-guidance-view")
         gr.Markdown("#### Branch from the scrubbed step (change the guidance, class or prompt above; a seed re-draws the noise)")
         with gr.Row():
             branch_seed = gr.Number(value=-1, precision=0, label="Branch seed (-1: keep the original noise)")
             branch_btn = gr.Button("Branch from this step", elem_id="dif-branch")
         with gr.Row():
-            both = gr.Gallery(label="Original and branch", columns=2, height=280, elem_id="dif-both")
+            with gr.Column():
+                gr.Markdown("Original and branch", elem_classes=["picture-caption"])
+                both = gr.Gallery(label="Original and branch", show_label=False, columns=2, height="auto", object_fit="contain", elem_id="dif-both")
             distance = gr.LinePlot(x="step", y="distance", label="‖x_branch − x_original‖ per step", height=260)
         with gr.Row():
             export = gr.Button("Prepare downloads: grid of all steps (PNG), animation (GIF)")

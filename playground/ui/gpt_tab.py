@@ -16,7 +16,7 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
 
@@ -227,7 +227,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
             model = gr.Dropdown(["gpt2"], value="gpt2", allow_custom_value=True, label="Model: gpt2, a Hub id or an allowed folder", scale=2)
             mode = gr.Radio(MODES, value="greedy", label="Decoding", scale=3, elem_id="gpt-mode")
         prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-prompt")
-        gr.Examples(EXAMPLES, inputs=[model, prompt], label="Examples (offline, gpt2 runs on a small GPT trained here on Shakespeare)")
+        examples(EXAMPLES, [model, prompt], "Examples (offline, gpt2 runs on a small GPT trained here on Shakespeare)")
         with gr.Row():
             max_new = gr.Slider(1, MAX_NEW_TOKENS, value=40, step=1, label="Max new tokens", elem_id="gpt-max-new")
             temperature = gr.Slider(0.05, 3.0, value=1.0, step=0.05, label="Temperature (sampling)")
@@ -248,7 +248,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
         with gr.Row():
             alternative = gr.Dropdown([], label="Another candidate for this step", scale=3, elem_id="gpt-alternative")
             branch_btn = gr.Button("Branch from here", elem_id="gpt-branch", scale=1)
-        lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens")
+        lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens", **lens_table(LENS_TOP))
 
         settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
         generated = [shown, session, step, notice]

@@ -77,8 +77,10 @@ def build_models_tab(loader: ModelLoader) -> gr.Column:
     with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         status = gr.Markdown()
-        presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True)
-        loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True)
+        presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True,
+                               column_widths=["10%", "13%", "8%", "17%", "24%", "19%", "9%"])
+        loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True,
+                              column_widths=["12%", "9%", "8%", "21%", "7%", "10%", "7%", "8%", "7%", "11%"])
         if not loader.settings.model_admin:
             gr.Markdown("Models load when a tab needs them. (The operator can enable a form to load any model by hand with "
                         "`PLAYGROUND_MODEL_ADMIN=1`; it is off so that no visitor can load or evict models for everyone.)")

@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -142,8 +142,8 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
             num_beams = gr.Slider(1, MAX_BEAMS, value=3, step=1, label="Beams (1: greedy)", elem_id="t5-beams")
             max_new = gr.Slider(1, MAX_NEW_TOKENS, value=32, step=1, label="Max new tokens")
         text = gr.Textbox(label="Input, with its task prefix", value=EMBEDDED_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="t5-text")
-        gr.Examples(EMBEDDED_EXAMPLES, inputs=[model, text], label="Examples for the embedded T5 (offline)")
-        gr.Examples(HUB_EXAMPLES, inputs=[model, text], label="Examples that need Google's t5-small from the Hub (online; offline the embedded model gives word salad)")
+        examples(EMBEDDED_EXAMPLES, [model, text], "Examples for the embedded T5 (offline)")
+        examples(HUB_EXAMPLES, [model, text], "Examples that need Google's t5-small from the Hub (online; offline the embedded model gives word salad)")
         run = gr.Button("Run", variant="primary", elem_id="t5-run")
         notice = gr.Markdown()
         output = gr.Textbox(label="Output", interactive=False, elem_id="t5-output")
@@ -152,7 +152,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
         gr.Markdown("#### Beam search, step by step")
         steps = gr.HTML(elem_id="t5-steps")
         position = gr.Slider(1, 2, value=1, step=1, label="Output position for the decoder's logit lens")
-        lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False)
+        lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False, **lens_table(LENS_TOP))
 
         run.click(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
                   api_visibility="private").then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")

@@ -15,7 +15,7 @@ from playground.core.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
-from playground.ui.common import on_page_load, launch_alone, api_endpoint, bind, user_errors
+from playground.ui.common import examples, on_page_load, launch_alone, api_endpoint, bind, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -165,7 +165,7 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Column:
     with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=MAX_CHARS, elem_id="tok-text")
-        gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
+        examples([[e] for e in EXAMPLES], [text], "Examples")
         with gr.Row():
             names = gr.CheckboxGroup(tokenizer_choices(), value=[p.hub_id for p in presets_of(Family.TOKENIZER)], label="Tokenizers", scale=3, elem_id="tok-names")
             other = gr.Textbox(label="Another tokenizer: Hub id or allowed folder", placeholder="e.g. assets/models/gpt-shakespeare", scale=2,
@@ -175,8 +175,9 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Column:
             go = gr.Button("Tokenize", variant="primary", elem_id="tok-go")
         panels = gr.HTML(label="Tokens", elem_id="tok-panels")
         with gr.Row():
-            table = gr.Dataframe(label="Comparison", interactive=False, elem_id="tok-table")
-            chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None, y_lim=[0, None])
+            table = gr.Dataframe(label="Comparison", interactive=False, elem_id="tok-table", wrap=True, scale=3,
+                                 column_widths=["17%", "14%", "10%", "11%", "13%", "10%", "14%", "11%"])
+            chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None, y_lim=[0, None], scale=2)
         ids = gr.Code(label="Token ids (copy)", language="json", buttons=["copy", "download"], lines=4)
         gr.Markdown("### How was this word split?")
         with gr.Row():
