@@ -198,6 +198,13 @@ def test_diffusion_flow_streams_20_steps_scrubs_and_branches(page):
     # scrub back to step 5: the guidance view shows ε_u, ε_c and their combination
     _set_slider(page, "dif-scrub", "5")
     expect(page.locator("#dif-guidance-view img")).to_have_count(3, timeout=30_000)
+    # each picture whole (not cropped to a square) with its caption inside the view (they were cut off below it)
+    view = page.evaluate("""() => { const g = document.querySelector('#dif-guidance-view'), box = g.getBoundingClientRect();
+      const leaves = [...g.querySelectorAll('*')].filter(e => !e.children.length && /ε_/.test(e.textContent));
+      return {fits: [...g.querySelectorAll('img')].map(i => getComputedStyle(i).objectFit),
+              captions: leaves.map(e => { const r = e.getBoundingClientRect(); return [e.textContent.trim(), r.top >= box.top && r.bottom <= box.bottom && r.height > 0]; })}; }""")
+    assert view["fits"] == ["contain"] * 3, view
+    assert [c for c, inside in view["captions"] if inside] == ["ε_u: without the condition", "ε_c: with it", "ε_u + 3·(ε_c − ε_u): the step's ε̂"], view
     # branch from step 5 with another guidance scale
     _set_slider(page, "dif-guidance", "1")
     page.locator("#dif-branch").click()

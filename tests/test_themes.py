@@ -143,3 +143,60 @@ FOCUS_JS = """() => {
   bg = bg || [255, 255, 255];
   const [a, b] = [lum(parse(s.outlineColor)), lum(bg)].sort((x, y) => y - x);
   return [s.outlineWidth, s.outlineStyle, (a + 0.05) / (b + 0.05)]; }"""
+
+
+# ---- layout (issue 16, items 11-13 and 15) ------------------------------------------------------------------------
+
+TABLES_JS = """() => [...document.querySelectorAll('.virtual-table-viewport')].filter(e => e.offsetParent)
+  .filter(e => e.scrollWidth > e.clientWidth + 2)
+  .map(e => ({head: (e.querySelector('thead') || e).innerText.replace(/\\s+/g, ' ').slice(0, 60), wide: e.scrollWidth, shown: e.clientWidth}))"""
+# a floating block label drawn over a picture of its own block (Gradio's default for images and galleries)
+COVERED_JS = """() => { const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const out = [];
+  for (const label of document.querySelectorAll('label.float[data-testid="block-label"]')) {
+    if (!label.offsetParent) continue;
+    const box = label.getBoundingClientRect();
+    for (const img of label.closest('.block').querySelectorAll('img'))
+      if (img.offsetParent && hit(box, img.getBoundingClientRect())) out.push(label.innerText.trim().slice(0, 40));
+  }
+  return out; }"""
+
+
+def test_tables_fit_and_no_label_covers_a_picture_at_1400_px(_page, live_app):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page = _page
+    page.goto(live_app, wait_until="load")
+    wide, covered = {}, {}
+    for name in ACTIONS:
+        _fill_tab(page, name)
+        if name == "Tokenizer":  # the comparison table fills on page load
+            expect(page.locator("#tok-table")).to_contain_text("lossless", timeout=60_000)
+        if name == "BERT":
+            expect(page.locator("#bert-lens")).to_contain_text("#5", timeout=60_000)
+        wide[name], covered[name] = page.evaluate(TABLES_JS), page.evaluate(COVERED_JS)
+    assert not any(wide.values()), f"tables cut off on the right: {wide}"
+    assert not any(covered.values()), f"labels drawn over pictures: {covered}"
+
+
+def test_phone_shows_tabs_examples_and_options_readably(_page, live_app):
+    page = _page
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(live_app, wait_until="load")
+        page.get_by_role("tab").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        visible = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].filter(t => t.offsetParent).length")
+        assert visible >= 4, f"only {visible} tabs before the overflow menu"
+        for name in ("GPT", "Attention"):
+            _open_tab(page, name)
+            page.wait_for_timeout(500)
+            # every example shows its text on screen (a table left the texts' column empty, off to the right)
+            shown = page.evaluate("""() => [...document.querySelectorAll('.gallery-item, button.gallery-item, .gallery button')]
+              .filter(e => e.offsetParent).map(e => { const r = e.getBoundingClientRect(); return [e.innerText.trim(), r.left, r.right]; })""")
+            assert shown and all(text and left >= 0 and right <= 391 for text, left, right in shown), (name, shown)
+        page.screenshot(path=str(ARTIFACTS / "phone-attention-options.png"), full_page=True)
+        widths = page.evaluate("""() => [...document.querySelectorAll('.option-row label')].filter(e => e.offsetParent)
+          .map(e => [e.innerText.trim().slice(0, 30), e.getBoundingClientRect().width])""")
+        assert len(widths) == 3 and all(w >= 200 for _, w in widths), f"Attention's options squashed: {widths}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
