@@ -141,11 +141,22 @@ def test_gpt_flow_streams_tokens_then_steps_through_and_forces_a_candidate(page)
     # step 3: its candidates, then force another one and branch
     _set_slider(page, "gpt-step-pick", "3")
     expect(page.locator("#gpt-bars")).to_contain_text("Step 3", timeout=30_000)
+    # the inspected step is outlined in the text (the third new token) and the lens says which step it explains
+    expect(page.locator("#gpt-shown .lm-inspected")).to_have_count(1, timeout=30_000)
+    assert page.evaluate("() => [...document.querySelectorAll('#gpt-shown .lm-chip.lm-new')].findIndex(c => c.classList.contains('lm-inspected'))") == 2
+    expect(page.locator("#gpt-lens")).to_contain_text("Logit lens at step 3")
     page.locator("#gpt-branch").click()
     expect(page.locator("#gpt-shown .lm-forced")).to_have_count(1, timeout=30_000)
     expect(page.locator("#gpt-shown")).to_contain_text("branch: step 3")
     assert page.locator("#gpt-lens table").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "gpt-tab.png"), full_page=True)
+    # an error clears the last run's status line instead of leaving it beside the message
+    expect(page.locator("#gpt-notice")).to_contain_text("Running")
+    page.locator("#gpt-prompt textarea").fill("")
+    page.locator("#gpt-generate").click()
+    expect(page.get_by_text("Enter a prompt", exact=False).first).to_be_visible(timeout=30_000)
+    expect(page.locator("#gpt-notice")).not_to_contain_text("Running")
+    page.locator("#gpt-prompt textarea").fill("ROMEO.\n")
 
 
 def test_bert_flow_fills_a_mask(page):

@@ -161,7 +161,9 @@ def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     frames = list(D.on_denoise(embedded, "segmind/tiny-sd", "Trouser", "", "Euler ancestral", 6, 3.0, 2, "default", True, None, 1.0, progress=None))
     assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one frame a step, then the final
     run = frames[-1][6]
-    xt, x0, eps, chans, guidance = D.on_scrub(embedded, run, 3)
+    xt, x0, eps, chans, guidance, *charts = D.on_scrub(embedded, run, 3)
+    t = resolve(run).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
+    assert len(charts) == 3 and all(f'class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
     *_, last = D.on_branch(embedded, run, 3, "Trouser", "", 3.0, -1, progress=None)
     assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
@@ -246,6 +248,7 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     grey = Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
     noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
+    assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
     assert len(charts) == 3 and all(all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts)  # a legend that shows
     native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged

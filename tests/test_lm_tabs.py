@@ -157,8 +157,10 @@ def test_gpt_streams_steps_and_a_branch_keeps_the_original(embedded):
     assert len(outs) == 12  # one update per token: the text streams
     session = outs[-1][1]
     assert [o[0].count('lm-chip lm-new') for o in outs] == list(range(1, 13))  # each update shows one more token
-    bars, alternative, lens = gpt_tab.on_inspect(embedded, session, 5)
-    assert "softmax of the logits" in bars and lens.shape == (5, 6) and alternative["value"] != session.steps[4].token_id
+    text, bars, alternative, lens = gpt_tab.on_inspect(embedded, session, 5)
+    chips = text.split('<span class="lm-chip ')[1:]  # the inspected step is outlined in the text, and only it
+    assert [i for i, c in enumerate(chips) if c.startswith("lm-new lm-inspected")] == [4] and "step 5, inspected below" in text
+    assert "softmax of the logits" in bars and lens["value"].shape == (5, 6) and "Logit lens at step 5, where the text got" in lens["label"] and alternative["value"] != session.steps[4].token_id
     html, branched = gpt_tab.on_branch(embedded, session, 5, alternative["value"])
     assert branched.branch[4].token_id == alternative["value"] and [s.token_id for s in branched.steps] == [s.token_id for s in session.steps]
     assert [s.token_id for s in branched.branch[:4]] == [s.token_id for s in session.steps[:4]]
@@ -193,7 +195,10 @@ def test_bert_and_t5_handlers_fill_their_outputs(embedded):
     assert heatmap.count("<td") == 9 and projection.count("<circle") == 3 and "3. Give me wine." in projection
     notice, text, tokens, beams, steps, position, result = t5_tab.on_run(embedded, "t5-small", "reverse words: red cat blue dog", 3, 12, progress=None)
     assert text == "dog blue cat red" and len(beams) == 3 and "finished" in steps and "five tasks" in notice
-    assert t5_tab.on_lens(embedded, "t5-small", "reverse words: red cat blue dog", result, 1).shape == (4, 6)
+    lens = t5_tab.on_lens(embedded, "t5-small", "reverse words: red cat blue dog", result, 2)
+    assert lens["value"].shape == (4, 6)
+    # labelled with the token it explains (the model's second output word), which is the last layer's top guess
+    assert "position 2, where the model wrote '▁blue'" in lens["label"] and lens["value"].iloc[-1]["#1"].startswith("▁blue")
 
 
 # ---- the endpoints over HTTP ------------------------------------------------------------------------
@@ -266,7 +271,7 @@ def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
 @pytest.mark.parametrize("mode, caption", [("greedy", "most likely one (greedy"), ("sample", "drawn at random")])
 def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption):
     *_, (html, session, _, _) = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2, progress=None)
-    bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
+    _, bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
     assert caption in bars and "chosen by the sampler" not in bars
 
 

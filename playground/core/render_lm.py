@@ -118,8 +118,9 @@ CHART_DASHES = ("", "7 3", "2 3", "9 3 2 3")
 
 
 def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x_label: str, y_label: str,
-                   width: int = 460, height: int = 260) -> str:
-    """Named (xs, ys) series as one SVG line chart with its axes' ranges and a legend that is always visible."""
+                   width: int = 460, height: int = 260, mark: tuple[float, str] | None = None) -> str:
+    """Named (xs, ys) series as one SVG line chart with its axes' ranges and a legend that is always visible;
+    `mark` = (x, label) draws a vertical line at x (e.g. the timestep being looked at)."""
     left, right, top, bottom = 48, 12, 12, 34
     xs_all = [x for xs, _ in series.values() for x in xs]
     ys_all = [y for _, ys in series.values() for y in ys]
@@ -145,5 +146,12 @@ def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x
             f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="11" fill="#555">{_e(x_label)}</text>'
             f'<text x="12" y="{(height - bottom) / 2:.0f}" font-size="11" fill="#555" transform="rotate(-90 12 {(height - bottom) / 2:.0f})" '
             f'text-anchor="middle">{_e(y_label)}</text>')
+    marker = ""
+    if mark is not None:
+        mx = sx(min(max(mark[0], x0), x1))
+        anchor = "end" if mx > (left + width - right) / 2 else "start"
+        marker = (f'<g class="lm-mark"><line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{height - bottom}" stroke="#1f2328" stroke-width="1.5" '
+                  f'stroke-dasharray="4 2"/><text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{top + 20}" text-anchor="{anchor}" '
+                  f'font-size="11">{_e(mark[1])}</text></g>')
     return (f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-            f'{axes}{lines}</svg><div class="lm-legend">{legend}</div></div>')
+            f'{axes}{lines}{marker}</svg><div class="lm-legend">{legend}</div></div>')

@@ -16,7 +16,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import clear_first, png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -241,7 +241,7 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
         run_outputs = [result, notice, kind, layer, head, focus, downloads, view]
         show = on_view
 
-        run.click(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result], run_outputs, api_visibility="private").then(
+        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result], run_outputs, api_visibility="private").then(
             show, view_inputs, view_outputs, api_visibility="private")
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
             control.input(show, view_inputs, view_outputs, api_visibility="private")

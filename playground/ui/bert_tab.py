@@ -12,7 +12,7 @@ from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, 
 from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -142,10 +142,10 @@ def build_bert_tab(loader: ModelLoader) -> gr.Column:
                 gr.Markdown("2-D projection of the sentence vectors (first two principal components)")
                 scatter = gr.HTML(elem_id="bert-projection")
 
-        fill.click(gpu_task(bind(on_fill, loader)), [model, text, top_k], [notice, sentence, table, mask], api_visibility="private").then(
+        clear_first(fill.click, [notice]).then(gpu_task(bind(on_fill, loader)), [model, text, top_k], [notice, sentence, table, mask], api_visibility="private").then(
             gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
         mask.input(gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
-        embed_btn.click(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
+        clear_first(embed_btn.click, [embed_notice]).then(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
 
         api_endpoint(fill_mask_api, loader, api_name="fill_mask")
         api_endpoint(embed_api, loader, api_name="embed")

@@ -209,6 +209,15 @@ def figure(caption: str, **image: Any) -> gr.Image:
         return gr.Image(label=caption, show_label=False, **image)
 
 
+def clear_first(trigger: Callable[..., Any], outputs: list[gr.components.Component]) -> Any:
+    """Blank these status lines the moment `trigger` fires (e.g. `run.click`), so that when the work chained
+    after it with `.then(...)` fails, the page does not keep the last run's "Done" beside the error."""
+    def blank():
+        return [""] * len(outputs) if len(outputs) > 1 else ""
+
+    return trigger(blank, None, outputs, queue=False, api_visibility="private", show_progress="hidden")
+
+
 def lens_table(top: int) -> dict[str, Any]:
     """gr.Dataframe settings for a logit-lens table (a layer column and `top` guesses) that wraps to fit half a page."""
     return {"wrap": True, "column_widths": ["12%"] + [f"{88 / top:.1f}%"] * top}

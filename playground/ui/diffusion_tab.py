@@ -24,7 +24,7 @@ from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import clear_first, figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
 from playground.lazy import torch
 
 EXPLAINER = """
@@ -184,7 +184,7 @@ def on_forward(image: Any, t: float, schedule: str, seed: float):
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
     x_t, _ = forward_noise(x0, t, s, torch.Generator().manual_seed(seed))
     strip = torch.cat([forward_noise(x0, k, s, torch.Generator().manual_seed(seed))[0] for k in STRIP_STEPS])
-    return png_file(picture(x_t, 256)), png_file(image_grid(strip, rows=1)), *schedule_curves()
+    return png_file(picture(x_t, 256)), png_file(image_grid(strip, rows=1)), *schedule_curves(t)
 
 
 @user_errors
@@ -194,14 +194,22 @@ def forward_api(image: Any, t: float, schedule: str, seed: float):
     return picture(forward_noise(x0, t, s, torch.Generator().manual_seed(seed))[0], NATIVE)  # native size: the API gets exact pixels
 
 
-@functools.lru_cache(maxsize=1)  # depends on no input: built once, on first use
-def schedule_curves() -> tuple[str, str, str]:
-    """SVG charts of β_t, ᾱ_t and log10 SNR for every schedule, each with its legend."""
+@functools.lru_cache(maxsize=1)  # depends on no input: computed once, on first use
+def _schedules() -> dict[str, Any]:
+    return {name: noise_schedule(name) for name in SCHEDULES}
+
+
+@functools.lru_cache(maxsize=64)  # a chart per marked timestep: scrubbing back and forth redraws nothing
+def schedule_curves(t: int | None = None, mark: str = "") -> tuple[str, str, str]:
+    """SVG charts of β_t, ᾱ_t and log10 SNR for every schedule, each with its legend; `t` is marked (a vertical line
+    labelled `mark`, by default "t = ..."): the forward view's t, or the timestep of the scrubbed step."""
     ts = list(range(0, 1000, 10))
-    schedules = {name: noise_schedule(name) for name in SCHEDULES}
+    schedules = _schedules()
+    at = None if t is None else (t, mark or f"t = {t}")
 
     def chart(values, y_label: str) -> str:
-        return line_chart_svg({name: (ts, [float(values(s)[k]) for k in ts]) for name, s in schedules.items()}, "t", y_label, width=360)
+        return line_chart_svg({name: (ts, [float(values(s)[k]) for k in ts]) for name, s in schedules.items()}, "t", y_label,
+                              width=360, mark=at)
 
     return (chart(lambda s: s.betas, "β_t (noise added at step t)"), chart(lambda s: s.alphas_cumprod, "ᾱ_t (signal left)"),
             chart(lambda s: torch.log10(s.snr), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
@@ -332,7 +340,8 @@ def _record(run: DiffusionRun | None, step: Any) -> E.Record:
 
 @user_errors
 def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
-    """A finished run's step: x_t, x̂_0, ε̂, latent channels, and the guidance view (ε_u, ε_c, combined)."""
+    """A finished run's step: x_t, x̂_0, ε̂, latent channels, the guidance view (ε_u, ε_c, combined), and the
+    schedule charts with the step's timestep marked."""
     run = resolve(run)
     record = _record(run, step)
     _, lm = load_diffusion(loader, run.model)
@@ -341,7 +350,8 @@ def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
         w = run.settings.guidance
         guidance = [(noise_picture(record.eps_uncond), "ε_u: without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
                     (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂")]
-    return png_file((*_frame(lm, record), guidance))
+    curves = schedule_curves(int(record.timestep), f"step {record.index + 1}: t = {int(record.timestep)}")
+    return (*png_file((*_frame(lm, record), guidance)), *curves)
 
 
 @user_errors
@@ -492,10 +502,11 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        run_btn.click(gpu_task(bind(on_denoise, loader), STEPS_BUDGET), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
+        clear_first(run_btn.click, [status]).then(gpu_task(bind(on_denoise, loader), STEPS_BUDGET), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
                       frames + [final, status, state, scrub], api_visibility="private")
-        scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view], api_visibility="private", trigger_mode="always_last")
-        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30 + E.MAX_STEPS * STEPS_BUDGET.per_unit_s)), [state, scrub, prompt, negative, guidance, branch_seed],
+        scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view, betas, alphas, snr], api_visibility="private",
+                     trigger_mode="always_last")
+        clear_first(branch_btn.click, [status]).then(gpu_task(bind(on_branch, loader), GpuBudget(30 + E.MAX_STEPS * STEPS_BUDGET.per_unit_s)), [state, scrub, prompt, negative, guidance, branch_seed],
                          [x_t, both, distance, status, state], api_visibility="private")
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")

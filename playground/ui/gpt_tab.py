@@ -16,7 +16,7 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
 
@@ -82,11 +82,14 @@ def _face(tokenizer: Any, token_id: int) -> str:
         return visible(tokenizer.decode([token_id]))
 
 
-def render_session(tokenizer: Any, session: GenSession) -> str:
-    """The prompt, then the continuation as chips; with a branch, both continuations one above the other."""
+def render_session(tokenizer: Any, session: GenSession, inspected: int | None = None) -> str:
+    """The prompt, then the continuation as chips; with a branch, both continuations one above the other.
+    `inspected`: the step (from 0) looked at under "Inside one step", outlined in the text and titled so."""
     with shared_lock(tokenizer):
         prompt = f'<div class="lm-prompt">{html.escape(tokenizer.decode(session.prompt_ids))}</div>'
-    original = chips([_face(tokenizer, s.token_id) for s in session.steps], ["lm-new"] * len(session.steps), "continuation")
+    marks = ["lm-new lm-inspected" if i == inspected else "lm-new" for i in range(len(session.steps))]
+    title = "continuation" + (f" (outlined: step {inspected + 1}, inspected below)" if inspected is not None else "")
+    original = chips([_face(tokenizer, s.token_id) for s in session.steps], marks, title)
     if session.branch is None:
         return f'<div class="lm-gen" id="gpt-text">{prompt}{original}</div>'
     marks = ["lm-forced" if s.index == session.branch_at else "lm-new" for s in session.branch]
@@ -156,7 +159,8 @@ def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt:
 
 @user_errors
 def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
-    """One step's candidates as bars, the candidates to branch to, and the logit lens table at that position."""
+    """The text with that step outlined, its candidates as bars, the candidates to branch to, and the logit lens
+    table at that position."""
     if session is None or not session.steps:
         raise InputError("Generate (or Step) first: greedy or sampling.")
     index = require_int(step, "step", low=1, high=len(session.steps)) - 1
@@ -175,7 +179,8 @@ def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
     table = pd.DataFrame([[layer] + [f"{_face(tok, t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
                          columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
     alternative = next((v for _, v in options if v != chosen.token_id), None)
-    return bars, gr.update(choices=options, value=alternative), table
+    label = f"Logit lens at step {index + 1}, where the text got {_face(tok, chosen.token_id)!r}: what each layer would predict"
+    return render_session(tok, session, inspected=index), bars, gr.update(choices=options, value=alternative), gr.update(value=table, label=label)
 
 
 @user_errors
@@ -240,7 +245,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
         with gr.Row():
             go = gr.Button("Generate", variant="primary", elem_id="gpt-generate")
             step_btn = gr.Button("Step: one more token", elem_id="gpt-step")
-        notice = gr.Markdown()
+        notice = gr.Markdown(elem_id="gpt-notice")
         shown = gr.HTML(elem_id="gpt-shown")
         gr.Markdown("#### Inside one step")
         step = gr.Slider(1, 2, value=1, step=1, label="Step", elem_id="gpt-step-pick")
@@ -252,11 +257,11 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
 
         settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
         generated = [shown, session, step, notice]
-        inspected = [bars, alternative, lens]
+        inspected = [shown, bars, alternative, lens]
         inspect = gpu_task(bind(on_inspect, loader), GpuBudget(30))  # the logit lens runs the model
-        go.click(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams], generated, api_visibility="private").then(
+        clear_first(go.click, [notice]).then(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams], generated, api_visibility="private").then(
             inspect, [session, step], inspected, api_visibility="private")
-        step_btn.click(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
+        clear_first(step_btn.click, [notice]).then(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
                        generated, api_visibility="private").then(inspect, [session, step], inspected, api_visibility="private")
         step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
         branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative], [shown, session], api_visibility="private")

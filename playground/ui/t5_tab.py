@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -112,8 +112,11 @@ def on_lens(loader: ModelLoader, model: str, text: str, result: TextResult | Non
     lens = decoder_lens(lm.model, lm.tokenizer, text, seq, pos, LENS_TOP)
     tok = lm.tokenizer
     with shared_lock(tok):
-        return pd.DataFrame([[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
-                            columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
+        table = pd.DataFrame([[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
+                             columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
+        written = tok.convert_ids_to_tokens(int(seq[pos]))
+    # the table says which token it explains: the model's guesses for the token it wrote at this position
+    return gr.update(value=table, label=f"Decoder logit lens at output position {pos + 1}, where the model wrote {written!r}: each layer's guess")
 
 
 @user_errors
@@ -154,7 +157,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
         position = gr.Slider(1, 2, value=1, step=1, label="Output position for the decoder's logit lens")
         lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False, **lens_table(LENS_TOP))
 
-        run.click(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
+        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
                   api_visibility="private").then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")
         position.input(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
