@@ -1,0 +1,300 @@
+"""Inside the transformer (issue 17): every vector /inside returns, recomputed here from the layer's own weights
+with the arithmetic written out (no module calls), on tiny GPT-2-, BERT- and T5-architecture models built in the
+tests and on the embedded ones; softmax weights against transformers' own output_attentions; hidden_out against
+its hidden_states; parameter components against sum(p.numel()); /score against log_softmax of the logits."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from playground.config import Settings
+from playground.core import inside as I
+from playground.models import ModelLoader
+from tests.conftest import PROJECT_ROOT
+
+TEXT = "The king is dead, long live the king."
+T5_TEXT = "reverse words: red cat blue dog"
+
+
+@pytest.fixture(scope="module")
+def embedded() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def _gated_t5():
+    """A T5 v1.1-style model (gated GELU MLP, untied LM head, more encoder than decoder layers), built here.
+    (More decoder than encoder layers breaks transformers' generate: its cache is sized by num_layers.)"""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(1)
+    config = T5Config(vocab_size=32128, d_model=16, d_kv=4, num_heads=2, num_layers=3, num_decoder_layers=2, d_ff=24,
+                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0)
+    config._attn_implementation = "eager"
+    model = T5ForConditionalGeneration(config).eval()
+    return model, AutoTokenizer.from_pretrained(PROJECT_ROOT / "assets" / "tokenizers" / "t5-small")
+
+
+def _models(shared_loader, tiny_root, embedded):
+    tiny = {n: shared_loader.load(str(tiny_root / n), f, attention=True) for n, f in
+            (("tiny-gpt", "causal-lm"), ("tiny-bert", "masked-lm"), ("tiny-t5", "seq2seq"))}
+    out = [(n, lm.model, lm.tokenizer) for n, lm in tiny.items()]
+    out += [(n, embedded.load(n, f, attention=True).model, embedded.load(n, f, attention=True).tokenizer)
+            for n, f in (("gpt2", "causal-lm"), ("bert-base-uncased", "masked-lm"), ("t5-small", "seq2seq"))]
+    return out + [("gated-t5", *_gated_t5())]
+
+
+CASES = [(name, stack) for name in ("tiny-gpt", "tiny-bert", "tiny-t5", "gpt2", "bert-base-uncased", "t5-small", "gated-t5")
+         for stack in (("encoder", "decoder") if "t5" in name else ("",))]
+
+
+@pytest.fixture(scope="module")
+def models(shared_loader, tiny_root, embedded):
+    return {n: (m, t) for n, m, t in _models(shared_loader, tiny_root, embedded)}
+
+
+def _ln(x, mod):
+    """LayerNorm written out: (x − mean) / √(var + ε) · γ + β."""
+    mu, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    return (x - mu) / torch.sqrt(var + mod.eps) * mod.weight + mod.bias
+
+
+def _rms(x, mod):
+    """T5's RMSNorm: x / √(mean(x²) + ε) · γ (no mean, no bias)."""
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + mod.variance_epsilon) * mod.weight
+
+
+def _gelu_new(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def _softmax_row(scores, mask):
+    scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores - scores.max())
+    return e / e.sum()
+
+
+def _t(v):
+    return torch.tensor(v, dtype=torch.float32)
+
+
+def _forward(model, tok, text, stack):
+    """transformers' own tensors: hidden states and attention weights of the stack."""
+    ids = tok(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        if model.config.model_type != "t5":
+            out = model(input_ids=ids, output_hidden_states=True, output_attentions=True)
+            return out.hidden_states, out.attentions, None
+        enc = model.encoder(input_ids=ids, output_hidden_states=True, output_attentions=True)
+        if stack == "encoder":
+            return enc.hidden_states, enc.attentions, None
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, do_sample=False)
+        dec = gen[:, :-1] if gen.shape[1] > 1 else gen
+        out = model.decoder(input_ids=dec, encoder_hidden_states=enc.last_hidden_state, output_hidden_states=True, output_attentions=True)
+        return out.hidden_states, out.attentions, enc.last_hidden_state[0]
+
+
+@pytest.mark.parametrize("name,stack", CASES)
+def test_every_vector_recomputed_from_the_layers_own_weights(models, name, stack):
+    model, tok = models[name]
+    c = model.config
+    text = T5_TEXT if "t5" in name else TEXT
+    family = c.model_type
+    n_layers = (c.n_layer if family == "gpt2" else c.num_hidden_layers if family == "bert"
+                else c.num_layers if stack == "encoder" else c.num_decoder_layers)
+    hidden, attentions, enc_out = _forward(model, tok, text, stack)
+    T = hidden[0].shape[1]
+    for layer in sorted({0, n_layers - 1}):
+        for head, token in ((0, T - 1), (1, T // 2)):
+            r = I.inside(model, tok, text, layer, head, token, stack)
+            assert r.tokens == tok.convert_ids_to_tokens(_ids(tok, text, stack, model)) and r.layer == layer
+            h = hidden[layer][0]
+            # embeddings
+            assert torch.allclose(_t(r.embedding.token), model.get_input_embeddings().weight[_ids(tok, text, stack, model)[token]], atol=1e-6)
+            if family == "gpt2":
+                assert torch.allclose(_t(r.embedding.sum), hidden[0][0, token], atol=1e-5)  # wte + wpe is what layer 0 reads
+            elif family == "bert":
+                emb = model.bert.embeddings
+                assert torch.allclose(_ln(_t(r.embedding.sum), emb.LayerNorm), hidden[0][0, token], atol=1e-4)
+            else:
+                assert r.embedding.position is None and torch.allclose(_t(r.embedding.sum), hidden[0][0, token], atol=1e-6)
+            assert torch.allclose(_t(r.hidden_in), h[token], atol=1e-5)
+            _check_layer(model, family, stack, layer, head, token, h, r, enc_out)
+            # softmax weights = transformers' own attention weights
+            assert torch.allclose(_t(r.weights), attentions[layer][0, head, token], atol=1e-5)
+            # hidden_out = the model's hidden state after this layer (the stack's last one has its final norm on top)
+            nxt = hidden[layer + 1][0, token]
+            if layer == n_layers - 1 and family in ("gpt2", "t5"):
+                base = model.transformer.ln_f if family == "gpt2" else (model.encoder if stack == "encoder" else model.decoder).final_layer_norm
+                mine = _ln(_t(r.hidden_out), base) if family == "gpt2" else _rms(_t(r.hidden_out), base)
+                assert torch.allclose(mine, nxt, atol=1e-4)
+            else:
+                assert torch.allclose(_t(r.hidden_out), nxt, atol=1e-4)
+            # the sublayers' outputs added per the family's norm placement give hidden_out
+            add = _t(r.attention_output) + (_t(r.cross_attention_output) if r.cross_attention_output else 0)
+            if r.norm_placement == "pre":
+                assert torch.allclose(_t(r.hidden_in) + add + _t(r.mlp_output), _t(r.hidden_out), atol=1e-5)
+            else:
+                blk = model.bert.encoder.layer[layer]
+                mid = _ln(_t(r.hidden_in) + add, blk.attention.output.LayerNorm)
+                assert torch.allclose(_ln(mid + _t(r.mlp_output), blk.output.LayerNorm), _t(r.hidden_out), atol=1e-4)
+    # the residual stream: each layer's ‖h‖ before and after, as the model's hidden states say
+    r = I.inside(model, tok, text, 0, 0, T - 1, stack)
+    assert [round(s.hidden_in_norm, 3) for s in r.residual] == [round(float(hidden[l_][0, T - 1].norm()), 3) for l_ in range(n_layers)]
+
+
+def _ids(tok, text, stack, model):
+    ids = tok(text)["input_ids"]
+    if stack != "decoder":
+        return ids
+    gen = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=64, do_sample=False)
+    return (gen[:, :-1] if gen.shape[1] > 1 else gen)[0].tolist()
+
+
+def _check_layer(model, family, stack, layer, head, token, h, r, enc_out):
+    """q, k, v, scores, scale, bias, mask, head output, W_O, MLP: written out from the weights."""
+    T, D = h.shape
+    if family == "gpt2":
+        blk = model.transformer.h[layer]
+        H = model.config.n_head
+        d = D // H
+        x = _ln(h, blk.ln_1)
+        qkv = x @ blk.attn.c_attn.weight + blk.attn.c_attn.bias  # Conv1D: [in, out]
+        q, k, v = qkv[:, :D], qkv[:, D:2 * D], qkv[:, 2 * D:]
+        sl = slice(head * d, (head + 1) * d)
+        scale, mask, bias = 1 / math.sqrt(d), torch.arange(T) <= token, None
+        o_w, o_b = blk.attn.c_proj.weight, blk.attn.c_proj.bias  # [in, out]
+        project = lambda z: z @ o_w + o_b  # noqa: E731
+        heads = [(q[token, s] @ k[:, s].T * scale).masked_fill(~mask, float("-inf")).softmax(-1) @ v[:, s]
+                 for s in (slice(j * d, (j + 1) * d) for j in range(H))]
+        attn = project(torch.cat(heads))
+        mid = h[token] + attn
+        mlp = _gelu_new(_ln(mid, blk.ln_2) @ blk.mlp.c_fc.weight + blk.mlp.c_fc.bias) @ blk.mlp.c_proj.weight + blk.mlp.c_proj.bias
+        assert r.activation == "gelu_new" and r.norm_placement == "pre"
+        head_slice = o_w[sl]
+    elif family == "bert":
+        blk = model.bert.encoder.layer[layer]
+        sa = blk.attention.self
+        H = model.config.num_attention_heads
+        d = D // H
+        x = h  # BERT's attention reads the layer input itself: its norms come after
+        q, k, v = (x @ sa.query.weight.T + sa.query.bias), (x @ sa.key.weight.T + sa.key.bias), (x @ sa.value.weight.T + sa.value.bias)
+        sl = slice(head * d, (head + 1) * d)
+        scale, mask, bias = 1 / math.sqrt(d), torch.ones(T, dtype=torch.bool), None
+        heads = [(q[token, s] @ k[:, s].T * scale).softmax(-1) @ v[:, s] for s in (slice(j * d, (j + 1) * d) for j in range(H))]
+        dense = blk.attention.output.dense
+        attn = torch.cat(heads) @ dense.weight.T + dense.bias
+        mid = _ln(h[token] + attn, blk.attention.output.LayerNorm)
+        mlp = _gelu(mid @ blk.intermediate.dense.weight.T + blk.intermediate.dense.bias) @ blk.output.dense.weight.T + blk.output.dense.bias
+        assert r.norm_placement == "post"
+        head_slice = dense.weight.T[sl]
+    else:
+        st = model.encoder if stack == "encoder" else model.decoder
+        blk = st.block[layer]
+        sa = blk.layer[0].SelfAttention
+        H, d = model.config.num_heads, model.config.d_kv
+        x = _rms(h, blk.layer[0].layer_norm)
+        q, k, v = x @ sa.q.weight.T, x @ sa.k.weight.T, x @ sa.v.weight.T
+        sl = slice(head * d, (head + 1) * d)
+        full_bias = st.block[0].layer[0].SelfAttention.compute_bias(T, T)[0]  # [H, T, T]: layer 0's learned table
+        scale, mask = 1.0, (torch.arange(T) <= token) if stack == "decoder" else torch.ones(T, dtype=torch.bool)
+        bias = full_bias[head, token]
+        heads = [(q[token, s] @ k[:, s].T + full_bias[j, token]).masked_fill(~mask, float("-inf")).softmax(-1) @ v[:, s]
+                 for j, s in enumerate(slice(j * d, (j + 1) * d) for j in range(H))]
+        attn = torch.cat(heads) @ sa.o.weight.T
+        mid = h[token] + attn
+        if stack == "decoder":
+            ca, ln = blk.layer[1].EncDecAttention, blk.layer[1].layer_norm
+            y = _rms(mid, ln)
+            cq, ck, cv = y @ ca.q.weight.T, enc_out @ ca.k.weight.T, enc_out @ ca.v.weight.T
+            cross = torch.cat([(cq[s] @ ck[:, s].T).softmax(-1) @ cv[:, s] for s in (slice(j * d, (j + 1) * d) for j in range(H))]) @ ca.o.weight.T
+            assert torch.allclose(_t(r.cross_attention_output), cross, atol=1e-5)
+            mid = mid + cross
+        ff = blk.layer[-1]
+        z = _rms(mid, ff.layer_norm)
+        dense = ff.DenseReluDense
+        if hasattr(dense, "wi_0"):  # gated: gelu(W0 z) * (W1 z)
+            act = _gelu_new(z @ dense.wi_0.weight.T) * (z @ dense.wi_1.weight.T)
+            assert r.activation == "gated-gelu_new"
+        else:
+            act = torch.relu(z @ dense.wi.weight.T)
+            assert r.activation == "relu"
+        mlp = act @ dense.wo.weight.T
+        assert r.scale == 1.0
+        head_slice = sa.o.weight.T[sl]
+        assert torch.allclose(_t(r.position_bias), bias, atol=1e-6)
+    assert torch.allclose(_t(r.x), x[token], atol=1e-5)
+    assert torch.allclose(_t(r.q), q[token, sl], atol=1e-5)
+    assert torch.allclose(_t(r.k), k[:, sl], atol=1e-5) and torch.allclose(_t(r.v), v[:, sl], atol=1e-5)
+    assert torch.allclose(_t(r.scores), q[token, sl] @ k[:, sl].T, atol=1e-4)
+    assert r.scale == pytest.approx(scale) and r.mask == mask.tolist()
+    logits = q[token, sl] @ k[:, sl].T * scale + (bias if bias is not None else 0)
+    weights = _softmax_row(logits, mask)
+    assert torch.allclose(_t(r.weights), weights, atol=1e-5)
+    assert torch.allclose(_t(r.head_output), weights @ v[:, sl], atol=1e-5)
+    assert torch.allclose(_t(r.head_projected), (weights @ v[:, sl]) @ head_slice, atol=1e-5)
+    assert torch.allclose(_t(r.attention_output), attn, atol=1e-5)
+    assert torch.allclose(_t(r.mlp_output), mlp, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt", "tiny-bert", "tiny-t5", "gpt2", "bert-base-uncased", "t5-small", "gated-t5"])
+def test_parameter_components_sum_to_the_unique_parameters_and_match_their_formulas(models, name):
+    model, _ = models[name]
+    components = I.parameter_components(model)
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}  # a tied tensor once
+    assert sum(c.count for c in components) == sum(unique.values())
+    assert "other" not in [c.name for c in components]
+    for c in components:  # each formula evaluates to the component's count
+        assert c.formula, c.name
+        assert int(re.search(r"= ([\d,]+)$", c.formula).group(1).replace(",", "")) == c.count, (c.name, c.formula, c.count)
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt", "gpt2"])
+def test_score_logprobs_equal_log_softmax_of_the_models_own_logits(models, name):
+    model, tok = models[name]
+    text = "ROMEO.\nBut soft, what light through yonder window breaks?"
+    s = I.score_text(model, tok, text)
+    ids = tok(text)["input_ids"]
+    with torch.no_grad():
+        logp = F.log_softmax(model(torch.tensor([ids])).logits[0], -1)
+    expected = [float(logp[p - 1, ids[p]]) for p in range(1, len(ids))]
+    assert s.logprobs[0] is None and s.logprobs[1:] == pytest.approx(expected, abs=1e-5)
+    assert s.ranks[1:] == [int((logp[p - 1] > logp[p - 1, ids[p]]).sum()) + 1 for p in range(1, len(ids))]
+    assert [t.prob for t in s.top[1]] == pytest.approx(logp[0].exp().topk(5).values.tolist(), abs=1e-6)
+    chars = len(text) - tok(text, return_offsets_mapping=True)["offset_mapping"][0][1]
+    assert s.bits_per_char == pytest.approx(-sum(expected) / math.log(2) / chars, rel=1e-6)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda m, t: I.inside(m, t, TEXT, 99, 0, 0), "layer must be"),
+    (lambda m, t: I.inside(m, t, TEXT, 0, 99, 0), "head must be"),
+    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 999), "token must be"),
+    (lambda m, t: I.inside(m, t, "  ", 0, 0, 0), "Enter a text"),
+    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 0, "decoder"), "one stack"),
+    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 0, "sideways"), "stack must be one of"),
+])
+def test_bad_requests_say_what_to_change(models, call, fragment):
+    from playground.errors import InputError
+
+    model, tok = models["tiny-gpt"]
+    with pytest.raises(InputError, match=fragment):
+        call(model, tok)
+
+
+def test_t5_relative_bias_table_is_the_models_own(models):
+    model, _ = models["t5-small"]
+    r = I.inside(model, models["t5-small"][1], T5_TEXT, 0, 0, 0)
+    sa = model.encoder.block[0].layer[0].SelfAttention
+    table = r.relative_bias
+    assert len(table["values"]) == model.config.num_heads and len(table["distances"]) == 65
+    # distance 0: the bucket of relative position 0 for every head
+    zero = table["distances"].index(0)
+    assert [row[zero] for row in table["values"]] == pytest.approx(sa.relative_attention_bias.weight[0].tolist(), abs=1e-6)
