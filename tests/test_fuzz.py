@@ -71,6 +71,9 @@ ENDPOINTS = {
                   V(small_int(1, 4))],
     "forward_noise": [V(st.just("IMAGE")), V(small_int(0, 999)), V(st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"])),
                       V(small_int(0, 9))],
+    "inside": [V(models("gpt2", "bert-base-uncased", "t5-small")), V(words), V(small_int(0, 2)), V(small_int(0, 3)), V(small_int(0, 1)),
+               V(st.sampled_from(["", "encoder", "decoder"]))],
+    "score": [V(sentences), V(models("gpt2"))],
     "denoise": [V(models("google/ddpm-cifar10-32", "segmind/tiny-sd")), V(st.sampled_from(["Bag", "Sneaker", "a shoe"])),
                 V(st.sampled_from(["DDIM", "Euler", "DDPM"])), V(small_int(1, 2)), V(st.floats(0, 4)), V(small_int(0, 9)), V(st.just(""))],
 }

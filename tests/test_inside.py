@@ -298,3 +298,86 @@ def test_t5_relative_bias_table_is_the_models_own(models):
     # distance 0: the bucket of relative position 0 for every head
     zero = table["distances"].index(0)
     assert [row[zero] for row in table["values"]] == pytest.approx(sa.relative_attention_bias.weight[0].tolist(), abs=1e-6)
+
+
+# ---- the tab, its endpoints, the page -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model,text,stack", [("gpt2", TEXT, ""), ("bert-base-uncased", TEXT, ""), ("t5-small", T5_TEXT, "decoder")])
+def test_the_tab_fills_every_view(embedded, model, text, stack):
+    from playground.ui import inside_tab as T
+
+    notice, token, layer, head, emb, one_head, block, residual, params, scale = T.on_run(embedded, model, text, stack, 1, 1, None,
+                                                                                           T.DEFAULT_WORDS, progress=None)
+    r = I.inside(embedded.load(model, {"gpt2": "causal-lm", "bert-base-uncased": "masked-lm", "t5-small": "seq2seq"}[model],
+                               attention=True).model, embedded.load(model, "seq2seq" if "t5" in model else
+                               ("causal-lm" if model == "gpt2" else "masked-lm"), attention=True).tokenizer, text, 1, 1, -1, stack)
+    assert "embedded" in notice and token["value"] == len(r.tokens) - 1 and len(token["choices"]) == len(r.tokens)
+    assert "Nearest tokens" in emb and "principal component 2" in emb  # the neighbours and the listed words as points
+    assert ("Relative-position bias" in emb) == (model == "t5-small")
+    assert one_head.count("<tr") == len(r.tokens) + 1 and ("−∞ (masked)" in one_head) == (model != "bert-base-uncased" and r.token < len(r.tokens) - 1)
+    assert "MLP output" in block and "most active neurons" in block and 'class="lm-mark"' in residual
+    assert sum(int(c.replace(",", "")) for c in params["parameters"]) == r.total_parameters
+    assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(T.PUBLISHED)
+
+
+def test_inside_and_score_over_http_match_the_compute(live_app, embedded):
+    from gradio_client import Client
+
+    client = Client(live_app, verbose=False)
+    got = client.predict("gpt2", TEXT, 1, 2, 3, "", api_name="/inside")
+    lm = embedded.load("gpt2", "causal-lm", attention=True)
+    want = I.inside(lm.model, lm.tokenizer, TEXT, 1, 2, 3).to_json()
+    for key in ("model", "architecture", "tokens", "embedding", "x", "q", "k", "v", "scores", "scale", "position_bias", "mask", "weights",
+                "head_output", "attention_output", "mlp_output", "hidden_in", "hidden_out", "parameters", "total_parameters"):
+        assert key in got, key
+    assert got["tokens"] == want["tokens"] and got["weights"] == pytest.approx(want["weights"], abs=1e-6)
+    assert got["hidden_out"] == pytest.approx(want["hidden_out"], abs=1e-5) and got["embedding"]["position"] is not None
+    t5 = client.predict("t5-small", T5_TEXT, 0, 0, 0, "encoder", api_name="/inside")
+    assert t5["embedding"]["position"] is None and t5["scale"] == 1.0 and len(t5["position_bias"]) == len(t5["tokens"])
+    score = client.predict("To be, or not to be", "gpt2", api_name="/score")
+    assert set(score) >= {"tokens", "logprobs", "ranks", "top", "bits_per_char"} and score["logprobs"][0] is None
+    assert all(len(row) == 5 for row in score["top"][1:]) and score["bits_per_char"] > 0
+    with pytest.raises(Exception, match="layer must be"):
+        client.predict("gpt2", TEXT, 99, 0, 0, "", api_name="/inside")
+
+
+@pytest.mark.browser
+def test_browser_walks_the_inside_tab(live_app):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import shutil
+
+    from tests.conftest import ARTIFACTS
+
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        expect = sync_api.expect
+        page.goto(live_app, wait_until="load")
+        page.get_by_role("tab", name="Inside").click()
+        page.locator("#ins-model input").fill("t5-small")
+        page.locator("#ins-model input").press("Enter")
+        page.locator("#ins-text textarea").fill(T5_TEXT)
+        page.locator("#ins-stack label", has_text="Decoder").click()
+        page.locator("#ins-run").click()
+        expect(page.locator("#ins-embeddings")).to_contain_text("Relative-position bias", timeout=90_000)
+        expect(page.locator("#ins-notice")).to_contain_text("greedy output")
+        box = page.locator("#ins-head input[type=number]")  # head 2, then the view redraws for it
+        box.fill("2")
+        box.press("Enter")
+        page.locator("#ins-run").click()
+        expect(page.locator("#ins-head-view")).to_contain_text("head 2", timeout=60_000)
+        page.locator("#ins-token input").click()  # an earlier query token: the causal mask hides the ones after it
+        page.get_by_role("option", name="1: ▁dog").click()
+        expect(page.locator("#ins-head-view")).to_contain_text("query token 1", timeout=60_000)
+        expect(page.locator("#ins-head-view")).to_contain_text("−∞ (masked)")
+        page.screenshot(path=str(ARTIFACTS / "inside-head.png"), full_page=True)
+        for name, element, text in [("3. The block", "#ins-block", "cross-attention output"), ("4. Residual stream", "#ins-residual", "layer"),
+                                    ("5. Parameters", "#ins-params", "relative position bias")]:
+            page.locator(element).scroll_into_view_if_needed()
+            expect(page.locator(element)).to_contain_text(text, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / f"inside-{name[0]}.png"), full_page=True)
+        browser.close()

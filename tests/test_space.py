@@ -132,6 +132,7 @@ http = httpx.Client(timeout=300)
 done = {}
 for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False]), ("attention", ["gpt2", "The cat sat.", ""]),
                    ("text2text", ["add: 2 + 3", "t5-small", 2, 4]), ("fill_mask", ["the [MASK] sat", "bert-base-uncased", 3]),
+                   ("inside", ["gpt2", "The cat sat.", 1, 1, 2, ""]), ("score", ["The cat sat on the mat.", "gpt2"]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 5, 3.0, 0, ""]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
@@ -148,6 +149,7 @@ MODEL_HANDLERS = [
     ("bert_tab", "on_fill"), ("bert_tab", "on_lens"), ("bert_tab", "on_embed"), ("bert_tab", "fill_mask"), ("bert_tab", "embed"),
     ("gpt_tab", "on_generate"), ("gpt_tab", "on_step"), ("gpt_tab", "on_inspect"), ("gpt_tab", "on_branch"), ("gpt_tab", "generate"),
     ("t5_tab", "on_run"), ("t5_tab", "on_lens"), ("t5_tab", "text2text"),
+    ("inside_tab", "on_run"), ("inside_tab", "inside"), ("gpt_tab", "on_score"), ("gpt_tab", "score"),
     ("diffusion_tab", "on_denoise"), ("diffusion_tab", "on_scrub"), ("diffusion_tab", "on_branch"), ("diffusion_tab", "on_export"),
     ("diffusion_tab", "denoise_api"),
 ]
@@ -171,7 +173,7 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
     for key in MODEL_HANDLERS:  # every handler that runs a model is wrapped, UI events included (lenses, scrubbing, exports)
         assert wrapped.get(key) is True, f"{key} runs a model outside spaces.GPU" if key in wrapped else f"{key} is not wired"
     granted = out["granted"]
-    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api"}
+    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api", "inside", "score"}
     for name, asked, ran in granted:
         assert ran < asked, f"{name} ran {ran:.1f} s but asked the GPU for only {asked} s"
     denoise = [asked for name, asked, _ in granted if name == "denoise_api"]

@@ -11,7 +11,7 @@ from tests.test_browser import page as _page  # noqa: F401  (the fixture's brows
 
 pytestmark = pytest.mark.browser
 
-OURS = ".tok-grid, .tok-diff, .att-view, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
+OURS = ".tok-grid, .tok-diff, .att-view, .ins-view, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
 
 # For every element inside the server-drawn regions that shows text: its ink (CSS colour, or an SVG text's fill)
 # against its background, composited through translucent layers down to the page, as WCAG computes contrast.
@@ -47,13 +47,14 @@ CONTRAST_JS = """(selector) => {
 ACTIONS = {  # what fills each tab with server-drawn content
     "Tokenizer": [],
     "Attention": ["#att-run"],
-    "GPT": ["#gpt-generate"],
+    "Inside": ["#ins-run"],
+    "GPT": ["#gpt-generate", "#gpt-score"],
     "BERT": ["#bert-fill", "#bert-embed"],
     "T5": ["#t5-run"],
     "Diffusion": [],
     "Models": [],
 }
-WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "GPT": ".lm-chips", "BERT": ".lm-sim", "T5": ".lm-chips",
+WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
             "Diffusion": ".lm-chart", "Models": None}
 
 

@@ -17,7 +17,7 @@ Notation, for layer l, head h and query token i (tokens j = 0..T-1, d_head = d_k
 
 >>> import torch
 >>> scores, scale = torch.tensor([2.0, 0.0]), 0.5
->>> torch.softmax(scores * scale, -1).round(decimals=3).tolist()   # e / (e + 1) and 1 / (e + 1)
+>>> [round(w, 3) for w in torch.softmax(scores * scale, -1).tolist()]   # e / (e + 1) and 1 / (e + 1)
 [0.731, 0.269]
 """
 
@@ -82,6 +82,7 @@ class Inside:
     family: str  # "gpt2", "bert" or "t5"
     stack: str  # "encoder" or "decoder" (what the layer belongs to)
     tokens: list[str]  # the stack's tokens (T5 decoder: its input, the model's own greedy output shifted right)
+    token_ids: list[int]  # their ids
     layer: int
     head: int
     token: int
@@ -116,7 +117,7 @@ class Inside:
         e = self.embedding
         return {
             "model": self.model, "architecture": self.architecture, "family": self.family, "stack": self.stack,
-            "tokens": self.tokens, "layer": self.layer, "head": self.head, "token": self.token,
+            "tokens": self.tokens, "token_ids": self.token_ids, "layer": self.layer, "head": self.head, "token": self.token,
             "embedding": {"token": e.token, "position": e.position, "token_type": e.token_type, "sum": e.sum},
             "x": self.x, "q": self.q, "k": self.k, "v": self.v, "scores": self.scores, "scale": self.scale,
             "position_bias": self.position_bias, "mask": self.mask, "weights": self.weights,
@@ -280,6 +281,13 @@ def _parts(model: Any, family: str, stack: str):
     return st, len(st.block), config.num_heads, model.get_input_embeddings()
 
 
+def layers_and_heads(model: Any, stack: str = "") -> tuple[int, int]:
+    """(layers, heads) of the stack the Inside view would read (`stack` "" is the model's main one)."""
+    family = family_of(model.config)
+    _, n_layers, n_heads, _ = _parts(model, family, stack if family == "t5" and stack == "decoder" else "encoder")
+    return n_layers, n_heads
+
+
 def _look(model: Any, family: str, stack: str, layer: int, h: torch.Tensor, i: int, encoder_out: torch.Tensor | None,
           alpha: torch.Tensor | None = None, cross_alpha: torch.Tensor | None = None) -> _Look:
     base, *_ = _parts(model, family, stack)
@@ -379,7 +387,7 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
     relative = _relative_bias(model, stack) if family == "t5" else None
     components = parameter_components(model)
     return Inside(
-        model=name, architecture=arch, family=family, stack=stack, tokens=tokens, layer=layer, head=head, token=token,
+        model=name, architecture=arch, family=family, stack=stack, tokens=tokens, token_ids=seq.tolist(), layer=layer, head=head, token=token,
         norm_placement="post" if family == "bert" else "pre", activation=activation_name(model, family),
         embedding=_embedding(model, family, stack, seq, token, embed), x=_list(look.x), q=_list(look.q[head]),
         k=_list(look.k[:, head]), v=_list(look.v[:, head]), scores=_list(look.scores[head]), scale=look.scale,
@@ -561,10 +569,8 @@ class Score:
 
 @no_grad
 def score_text(model: Any, tokenizer: Any, text: Any, k: int = 5) -> Score:
-    """Each token's log-probability under a causal LM given the tokens before it.
-
-    >>> # p = 0.5 for every scored token over 2 characters each: 1 bit per token, 0.5 bits per character
-    """
+    """Each token's log-probability under a causal LM given the tokens before it; bits per character over the
+    characters of the scored tokens (all but the first): e.g. p = 0.5 for every token of 2 characters is 0.5."""
     text = require_text(text, "text", max_chars=MAX_TEXT_CHARS)
     if not text.strip():
         raise InputError("Enter a text to score.")

@@ -7,6 +7,7 @@ strings by the caller), never a model or a tokenizer.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -155,3 +156,28 @@ def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x
                   f'font-size="11">{_e(mark[1])}</text></g>')
     return (f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             f'{axes}{lines}{marker}</svg><div class="lm-legend">{legend}</div></div>')
+
+
+def surprisal_html(tokens: Sequence[str], probs: Sequence[float | None], ranks: Sequence[int | None],
+                   top: Sequence[Sequence[tuple[str, float]]], bits_per_char: float) -> str:
+    """Each token shaded by how surprising it was (−log2 p; darker = less expected), hover for p, its rank and the
+    model's top five there. One blue hue, lightness only: it reads in any colour vision."""
+    cells = []
+    for tok, p, rank, best in zip(tokens, probs, ranks, top):
+        if p is None:
+            cells.append(f'<span class="lm-chip lm-surprise" style="background:#eeeeee" title="first token: nothing before it">{_e(tok)}</span>')
+            continue
+        bits = -math.log2(max(p, 1e-12))
+        background, ink = next((c, k) for limit, c, k in SURPRISE_LEVELS if bits <= limit)
+        tip = f"p = {p:.4f} ({bits:.1f} bits), rank {rank}; the model's top 5: " + ", ".join(f"{t!r} {q:.3f}" for t, q in best)
+        cells.append(f'<span class="lm-chip lm-surprise" style="background:{background};color:{ink}" title="{_e(tip)}">{_e(tok)}</span>')
+    legend = "".join(f'<span class="lm-chip" style="background:{c};color:{k}">{label}</span>' for (_, c, k), label in
+                     zip(SURPRISE_LEVELS, ["≤ 1 bit", "≤ 3 bits", "≤ 6 bits", "≤ 10 bits", "> 10 bits"]))
+    return (f'<div class="lm-gen"><div class="lm-chips-title">Each token shaded by its surprise, −log2 p (darker: less expected); '
+            f'hover for p, rank and the top five. <b>{bits_per_char:.3f} bits per character</b> over the scored tokens.</div>'
+            f'<div class="lm-chips">{"".join(cells)}</div><div class="lm-chips">{legend}</div></div>')
+
+
+# surprise in bits -> (upper limit, background, ink): ColorBrewer Blues, one hue, with each level's ink at 4.5:1 or more
+SURPRISE_LEVELS = ((1.0, "#eaf1fb", "#1f2328"), (3.0, "#c6dbef", "#1f2328"), (6.0, "#9ecae1", "#1f2328"),
+                   (10.0, "#2171b5", "#ffffff"), (math.inf, "#08306b", "#ffffff"))

@@ -69,6 +69,15 @@ class PipelineInfo:
     null_class: int | None  # the "no class" label for classifier-free guidance; None when there is none
 
 
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How much an embedded model read in training, from the record its training script wrote."""
+
+    tokens_seen: int | None  # tokens read over all steps (steps x batch x window); None when not recorded
+    examples_seen: int  # sequences or examples read over all steps
+    what: str  # in words, e.g. "1,400 steps x 32 x 128 tokens of Shakespeare"
+
+
 @dataclass
 class LoadedModel:
     source: ResolvedSource  # what was asked for and what actually runs
@@ -85,6 +94,7 @@ class LoadedModel:
     memory_bytes: int  # bytes of parameters and buffers over all torch modules (a tokenizer: an estimate)
     pipeline: PipelineInfo | None = None  # a diffusion folder's metadata; None for the other families
     trained_length: int | None = None  # tokens per training window of an embedded teaching model (past it, it is out of its depth)
+    training: TrainingRecord | None = None  # what an embedded teaching model was trained on (its metrics.json)
 
     def depth_note(self, n_tokens: int) -> str | None:
         """A sentence for the page when `n_tokens` is past what this teaching model was trained on, else None."""
@@ -451,7 +461,25 @@ class ModelLoader:
             components=parts.components, device=device, dtype=dtype, attention=attention,
             load_seconds=time.perf_counter() - start, n_params=n_params, memory_bytes=n_bytes, pipeline=parts.pipeline,
             trained_length=_trained_length(folder) if resolved.kind is SourceKind.EMBEDDED else None,
+            training=_training_record(folder) if resolved.kind is SourceKind.EMBEDDED else None,
         )
+
+
+def _training_record(folder: Path) -> TrainingRecord | None:
+    """Steps x batch (x window) from an embedded model's metrics.json; None for anything else."""
+    import json
+
+    try:
+        config = json.loads((folder / "metrics.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        return None
+    steps, batch = config.get("steps"), config.get("batch_size")
+    if not isinstance(steps, int) or not isinstance(batch, int):
+        return None
+    window = config.get("block_size") or config.get("seq_len")
+    if isinstance(window, int):
+        return TrainingRecord(steps * batch * window, steps * batch, f"{steps:,} steps x {batch} x {window} tokens")
+    return TrainingRecord(None, steps * batch, f"{steps:,} steps x {batch} examples (tokens not recorded)")
 
 
 def _trained_length(folder: Path) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from playground.core.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
 from playground.core.inputs import require_choice, require_int, require_text
-from playground.core.render_lm import chips, step_bars
+from playground.core.render_lm import chips, step_bars, surprisal_html
 from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
@@ -197,6 +198,39 @@ def on_branch(loader: ModelLoader, session: GenSession | None, step: float, toke
     return render_session(lm.tokenizer, session), session
 
 
+def _scored(lm, text: Any):
+    from playground.core.inside import score_text
+
+    with shared_lock(lm.tokenizer):  # score_text locks it too (re-entrant); faces are decoded under the same lock
+        score = score_text(lm.model, lm.tokenizer, text)
+        face = lambda token: _face(lm.tokenizer, lm.tokenizer.convert_tokens_to_ids(token))  # noqa: E731
+        faces = [face(t) for t in score.tokens]
+        top = [[(face(t.token), t.prob) for t in row] for row in score.top]
+    return score, faces, top
+
+
+@user_errors
+def on_score(loader: ModelLoader, model: str, text: str, progress=gr.Progress()):
+    """The text's tokens shaded by surprisal, with bits per character."""
+    _, lm = load_causal(loader, model, progress)
+    score, faces, top = _scored(lm, text)
+    probs = [None if lp is None else math.exp(lp) for lp in score.logprobs]
+    note = " (cut at the model's context)" if score.truncated else ""
+    return surprisal_html(faces, probs, score.ranks, top, score.bits_per_char) + (f"<p>{note}</p>" if note else "")
+
+
+@user_errors
+def score_api(loader: ModelLoader, text: str, model: str = "gpt2") -> dict:
+    """Score `text` under a causal LM: each token's log-probability given the ones before it.
+
+    Returns {"tokens", "logprobs" (natural log; null for the first token), "ranks" (1 = the model's top guess),
+    "top" (per position, the model's top 5 as {"token", "prob"}), "bits_per_char" (over the scored tokens' characters),
+    "truncated"}.
+    """
+    _, lm = load_causal(loader, model)
+    return _scored(lm, text)[0].to_json()
+
+
 @user_errors
 def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_tokens: int = 30, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0, do_sample: bool = False) -> dict:
@@ -266,7 +300,16 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
         step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
         branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative], [shown, session], api_visibility="private")
 
+        gr.Markdown("#### How surprising is each token? (per-token surprisal)\n"
+                    "Any text scored by the model: each token's probability given the tokens before it. A model that "
+                    "predicts a text well spends few bits per character on it.")
+        score_text_box = gr.Textbox(label="Text to score", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-score-text")
+        score_btn = gr.Button("Score", elem_id="gpt-score")
+        scored = gr.HTML(elem_id="gpt-scored")
+        score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box], scored, api_visibility="private")
+
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
+        api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))
     return tab
 
 

@@ -18,6 +18,7 @@ from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
+from playground.ui.inside_tab import build_inside_tab
 from playground.ui.models_tab import build_models_tab
 from playground.ui.t5_tab import build_t5_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
@@ -40,6 +41,7 @@ class TabSpec:
 TABS: tuple[TabSpec, ...] = (
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
     TabSpec("Attention", "attention", build_attention_tab),
+    TabSpec("Inside", "inside", build_inside_tab),
     TabSpec("GPT", "gpt", build_gpt_tab),
     TabSpec("BERT", "bert", build_bert_tab),
     TabSpec("T5", "t5", build_t5_tab),

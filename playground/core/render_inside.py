@@ -1,0 +1,152 @@
+"""The Inside tab's pictures, drawn on the server from an `Inside` result (data in, HTML/SVG out).
+
+Vectors are heat strips: one cell per dimension on a diverging blue-white-orange scale (a colour-blind-safe pair),
+full colour at ±2.5 x the vector's RMS (its caption states that, its norm and its largest |value|).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from playground.core.inside import Inside, Neighbour
+from playground.core.render_lm import line_chart_svg, projection_svg
+
+NEG, POS = (33, 102, 172), (179, 88, 6)  # blue for negative, orange for positive
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _colour(value: float, top: float) -> str:
+    f = 0.0 if top == 0 else max(-1.0, min(1.0, value / top))
+    r, g, b = POS if f > 0 else NEG
+    a = abs(f)
+    return f"rgb({255 + (r - 255) * a:.0f},{255 + (g - 255) * a:.0f},{255 + (b - 255) * a:.0f})"
+
+
+def _range(a: np.ndarray) -> float:
+    """The value that gets the full colour: 2.5 x the vector's RMS (a few large dimensions would wash the rest out to white)."""
+    return float(2.5 * np.sqrt(np.mean(a * a))) if a.size else 0.0
+
+
+def _strip_png(values: Sequence[float]) -> str:
+    """The vector as a 1-pixel-high PNG (a data URI): one pixel per dimension, scaled up by the browser without smoothing.
+    A few hundred bytes where an SVG cell per dimension took tens of kilobytes (128 tokens x k and v)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    a = np.asarray(values, dtype=np.float64)
+    top = _range(a)
+    f = np.clip(a / top, -1, 1) if top > 0 else np.zeros_like(a)
+    ends = np.where(f[:, None] > 0, np.array(POS, dtype=np.float64), np.array(NEG, dtype=np.float64))
+    rgb = 255 + (ends - 255) * np.abs(f)[:, None]
+    buffer = io.BytesIO()
+    Image.fromarray(rgb.round().astype(np.uint8)[None, :, :], "RGB").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def strip(values: Sequence[float] | None, label: str = "", width: int = 360, height: int = 14) -> str:
+    """A vector as a row of coloured cells, with its norm, largest |value| and size beside it."""
+    if values is None:
+        return f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span> <i>none</i></div>'
+    n = len(values)
+    top = max((abs(v) for v in values), default=0.0)
+    norm = math.sqrt(sum(v * v for v in values))
+    meta = f"‖·‖ = {norm:.3g} · max |v| = {top:.3g} · full colour at ±{_range(np.asarray(values, dtype=np.float64)):.3g} · {n} dims"
+    return (f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span>'
+            f'<img class="ins-cells" src="{_strip_png(values)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" title="{_e(meta)}">'
+            f'<span class="ins-meta">{_e(meta)}</span></div>')
+
+
+def embeddings_view(r: Inside, neighbours: Sequence[Neighbour], points: Sequence[tuple[str, float, float]] | None) -> str:
+    e = r.embedding
+    tok = r.tokens[r.token]
+    pos_note = {"gpt2": "GPT-2 learns an absolute position embedding per position and adds it.",
+                "bert": "BERT adds a learned position embedding and a token-type (segment) embedding, then a LayerNorm.",
+                "t5": "T5 adds no position embedding: it adds a learned relative-position bias to the attention scores instead (below)."}[r.family]
+    parts = [f'<div class="ins-view"><div class="ins-title">Token {r.token}: {_e(tok)}</div><p>{_e(pos_note)}</p>',
+             strip(e.token, "token embedding"), strip(e.position, f"position {r.token} embedding") if e.position is not None else "",
+             strip(e.token_type, "token-type 0 embedding") if e.token_type is not None else "", strip(e.sum, "their sum: the first layer's input")]
+    rows = "".join(f"<tr><td>{_e(n.token)}</td><td>{n.cosine:.3f}</td></tr>" for n in neighbours)
+    parts.append(f'<table class="ins-table"><caption>Nearest tokens in the input embedding matrix (cosine)</caption>'
+                 f"<tr><th>token</th><th>cosine</th></tr>{rows}</table>")
+    if r.relative_bias is not None:
+        parts.append(relative_bias_view(r.relative_bias, r.stack))
+    parts.append("</div>")
+    if points:
+        parts.append(projection_svg([w for w, _, _ in points], np.array([[x, y] for _, x, y in points])))
+    return "".join(parts)
+
+
+def relative_bias_view(table: dict, stack: str) -> str:
+    """T5's bias b(j − i) per head (rows) and distance (columns), added to every layer's scores."""
+    values = table["values"]
+    top = max((abs(v) for row in values for v in row), default=0.0)
+    head = "".join(f"<th>{d}</th>" if d % 8 == 0 else "<th></th>" for d in table["distances"])
+    rows = []
+    for h, row in enumerate(values):
+        cells = "".join(f'<td style="background:{_colour(v, top)}" title="distance {d}: {v:.3f}"></td>' for d, v in zip(table["distances"], row))
+        rows.append(f"<tr><th>head {h}</th>{cells}</tr>")
+    rows = "".join(rows)
+    where = "the decoder's (one-sided: it sees only the past)" if stack == "decoder" else "the encoder's (both directions)"
+    return (f'<div class="ins-scroll"><table class="ins-bias"><caption>Relative-position bias of {where}: distance j − i (columns) × '
+            f'head (rows); blue lowers a score, orange raises it</caption><tr><th></th>{head}</tr>{rows}</table></div>')
+
+
+def head_view(r: Inside) -> str:
+    """One head, step by step, for the query token: x, q, then per key token k_j, v_j, the score and the weight."""
+    d = len(r.q)
+    norm = {"gpt2": "x = LayerNorm(h) (GPT-2 normalizes before attention)", "t5": "x = RMSNorm(h) (T5 normalizes before attention)",
+            "bert": "x = h (BERT normalizes after attention, so the head reads the layer's input itself)"}[r.family]
+    scale = (f"scale = 1/√d_k = 1/√{d} = {r.scale:.4g}" if r.family != "t5" else "no scale: T5 folds 1/√d_k into its initialisation (scale = 1)")
+    steps = [f'<div class="ins-view"><div class="ins-title">Layer {r.layer}, head {r.head}, query token {r.token} ({_e(r.tokens[r.token])})</div>',
+             f"<p>{_e(norm)}; q = W_Q x, k_j = W_K x_j, v_j = W_V x_j ({d} numbers each); score_j = q·k_j; {_e(scale)}"
+             + ("; + the relative-position bias b(j − i)" if r.position_bias is not None else "")
+             + ("; the causal mask sets later tokens to −∞" if not all(r.mask) else "") + "; weights = softmax; output = Σ_j weight_j v_j.</p>",
+             strip(r.x, "x (normalized input)"), strip(r.q, "q")]
+    top = max(r.weights) or 1.0
+    body = []
+    for j, tok in enumerate(r.tokens):
+        bias = f"{r.position_bias[j]:+.3f}" if r.position_bias is not None else ""
+        logit = r.scores[j] * r.scale + (r.position_bias[j] if r.position_bias is not None else 0.0)
+        allowed = r.mask[j]
+        body.append(
+            f'<tr class="{"ins-query" if j == r.token else ""}"><td>{j}</td><td class="ins-tok">{_e(tok)}</td><td>{strip(r.k[j], "", 120, 10)}</td>'
+            f"<td>{strip(r.v[j], '', 120, 10)}</td><td>{r.scores[j]:.3f}</td><td>{bias}</td>"
+            f"<td>{f'{logit:.3f}' if allowed else '−∞ (masked)'}</td>"
+            f'<td><span class="ins-bar" style="width:{80 * r.weights[j] / top:.0f}px"></span> {r.weights[j]:.3f}</td></tr>')
+    bias_head = "<th>+ bias b(j−i)</th>" if r.position_bias is not None else "<th></th>"
+    steps.append(f'<div class="ins-scroll"><table class="ins-table ins-steps"><tr><th>j</th><th>token</th><th>k_j</th><th>v_j</th><th>q·k_j</th>'
+                 f"{bias_head}<th>× scale (+ bias)</th><th>softmax weight</th></tr>{''.join(body)}</table></div>")
+    steps += [strip(r.head_output, "head output Σ weight_j v_j"), strip(r.head_projected, "through this head's slice of W_O"), "</div>"]
+    return "".join(steps)
+
+
+def block_view(r: Inside) -> str:
+    """The block: every head through W_O, the residual add, the MLP, the second residual add."""
+    placement = ("pre-norm: h' = h + Attention(norm(h)) + MLP(norm(h + Attention))" if r.norm_placement == "pre"
+                 else "post-norm: m = LayerNorm(h + Attention(h)); h' = LayerNorm(m + MLP(m))")
+    act = {"gelu_new": "GELU (tanh approximation)", "gelu": "GELU", "relu": "ReLU"}.get(r.activation, r.activation)
+    rows = "".join(f"<tr><td>{n.index}</td><td>{n.activation:.3f}</td></tr>" for n in r.neurons)
+    cross = strip(r.cross_attention_output, "cross-attention output (reads the encoder)") if r.cross_attention_output is not None else ""
+    return (f'<div class="ins-view"><div class="ins-title">Layer {r.layer}: the block, for token {r.token}</div><p>{_e(placement)}. '
+            f"MLP activation: {_e(act)}.</p>"
+            + strip(r.hidden_in, "h: the hidden state before the layer") + strip(r.attention_output, "all heads through W_O (attention output)")
+            + cross + strip(r.mlp_output, "MLP output") + strip(r.hidden_out, "h': the hidden state after the layer")
+            + f'<table class="ins-table"><caption>The MLP\'s most active neurons for this token (after the activation)</caption>'
+              f"<tr><th>neuron</th><th>activation</th></tr>{rows}</table></div>")
+
+
+def residual_chart(r: Inside) -> str:
+    layers = [s.layer for s in r.residual]
+    series = {"‖h‖ before the layer": (layers, [s.hidden_in_norm for s in r.residual]),
+              "‖attention added‖": (layers, [s.attention_norm for s in r.residual]),
+              "‖MLP added‖": (layers, [s.mlp_norm for s in r.residual])}
+    return line_chart_svg(series, "layer", "norm", width=460, height=260, mark=(r.layer, f"layer {r.layer}"))

@@ -1,0 +1,165 @@
+"""Inside tab: what happens to one token inside one block, on the model's own numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from playground.core import inside as I
+from playground.core import render_inside as R
+from playground.core.inputs import require_text
+from playground.errors import InputError
+from playground.models import Family, ModelLoader
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
+
+EXPLAINER = """
+### Inside the Transformer: one token, one block
+The Attention tab shows the weights; this tab shows how they are computed, on the model's own numbers.
+A token enters as a row of the **embedding** matrix (plus a **position** embedding in GPT-2 and BERT; T5 has
+none and biases attention scores by relative distance instead). In each block, one **head** turns the normalized
+input into a **query** q, and every token into a **key** k_j and a **value** v_j; the scores q·k_j are scaled by
+1/√d_k, masked (decoders cannot look ahead), and **softmax**ed into weights; the head outputs the weighted sum of
+values. All heads go through the output projection W_O and are **added** to the token's hidden state (the
+**residual stream**), then an **MLP** adds its own update. Every number here is checked against the model in the tests.
+"""
+MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small"]
+EXAMPLES = [
+    ["gpt2", "ROMEO. But soft, what light through yonder window breaks?"],
+    ["bert-base-uncased", "The king is dead, long live the king."],
+    ["t5-small", "reverse words: red cat blue dog"],
+]
+DEFAULT_WORDS = "king, queen, lord, lady, man, woman, love, hate, sword, crown, night, day"
+INSIDE_BUDGET = GpuBudget(30)
+# published points for scale: parameters and training tokens (sources in the README's Inside section)
+PUBLISHED = [
+    ("GPT-3 (Brown et al. 2020)", 175e9, 300e9),
+    ("Chinchilla (Hoffmann et al. 2022)", 70e9, 1.4e12),
+    ("Llama 2 7B (Touvron et al. 2023)", 7e9, 2e12),
+    ("Llama 3 8B (Meta 2024)", 8e9, 15e12),
+]
+
+
+def _load(loader: ModelLoader, model: Any, progress=None):
+    return load_transformer(loader, model, (Family.CAUSAL_LM, Family.MASKED_LM, Family.ENCODER, Family.SEQ2SEQ),
+                            "a GPT-2-, BERT- or T5-family model", attention=True, progress=progress)
+
+
+def _stack(stack: Any) -> str:
+    return require_text(stack if stack is not None else "", "stack", max_chars=20)
+
+
+def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, token: Any, stack: str = "", progress=None):
+    """Check the request before any model loads, then run it."""
+    I.check_request(text, layer, head, token, _stack(stack))
+    name, lm = _load(loader, model, progress)
+    return lm, I.inside(lm.model, lm.tokenizer, text, layer, head, token, _stack(stack), name=name)
+
+
+def training_rows(lm, total: int) -> list[list[Any]]:
+    """This model's parameters beside the tokens it was trained on (embedded models: their training records), then
+    published models for scale. Parameters and training tokens are different things."""
+    rows = []
+    record = lm.training
+    if record is not None:
+        seen = f"{record.tokens_seen:,}" if record.tokens_seen else f"{record.examples_seen:,} examples"
+        ratio = f"{record.tokens_seen / total:,.1f}" if record.tokens_seen else "n/a"
+        rows.append([f"{lm.source.requested} → embedded teaching model ({record.what})", f"{total:,}", seen, ratio])
+    rows += [[n, f"{p:,.0f}", f"{t:,.0f}", f"{t / p:,.1f}"] for n, p, t in PUBLISHED]
+    return rows
+
+
+# ---- event handlers -----------------------------------------------------------------------------------------
+
+
+@user_errors
+def on_run(loader: ModelLoader, model: str, text: str, stack: str, layer: float, head: float, token: Any, words: str,
+           progress=gr.Progress()):
+    """(notice, token picker, layer and head sliders, embeddings HTML, head HTML, block HTML, residual chart,
+    parameters table, parameters vs training tokens table)."""
+    lm, r = compute(loader, model, text, int(layer), int(head), -1 if token in (None, "") else token, stack, progress)
+    neighbours = I.nearest_tokens(lm.model, lm.tokenizer, r.token_ids[r.token])
+    listed = [w for w in require_text(words or "", "words", max_chars=2000).replace(",", " ").split()]
+    points = I.word_points(lm.model, lm.tokenizer, listed) if len(listed) >= 3 else None
+    n_layers, n_heads = I.layers_and_heads(lm.model, r.stack)
+    notice = " ".join([f"Running {lm.source.describe()}.", lm.depth_note(len(r.tokens)) or "", *r.notes]).strip()
+    params = pd.DataFrame([[c.name, f"{c.count:,}", f"{c.count / r.total_parameters:.1%}", c.formula] for c in r.components],
+                          columns=["component", "parameters", "share", "formula"])
+    scale = pd.DataFrame(training_rows(lm, r.total_parameters), columns=["model", "parameters", "training tokens", "tokens per parameter"])
+    return (notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.tokens)], value=r.token),
+            gr.update(maximum=n_layers - 1, value=r.layer), gr.update(maximum=n_heads - 1, value=r.head),
+            R.embeddings_view(r, neighbours, points), R.head_view(r), R.block_view(r), R.residual_chart(r), params, scale)
+
+
+@user_errors
+def inside_api(loader: ModelLoader, model: str, text: str, layer: int, head: int, token: int, stack: str = "") -> dict:
+    """One layer, head and query token of `model` on `text`, every number of the computation (layers, heads and
+    tokens count from 0; `stack` "encoder" or "decoder" for T5).
+
+    Returns {"model", "architecture", "tokens", "embedding": {"token", "position", "sum"}, "x", "q", "k", "v", "scores",
+    "scale", "position_bias", "mask", "weights", "head_output", "attention_output", "mlp_output", "hidden_in",
+    "hidden_out", "parameters": {component: count}, "total_parameters"} and a few more keys (see the README).
+    """
+    if isinstance(token, bool) or not isinstance(token, (int, float)):
+        raise InputError(f"token must be a whole number from 0, got {token!r}.")
+    return compute(loader, model, text, layer, head, token, stack)[1].to_json()
+
+
+# ---- layout and wiring ------------------------------------------------------------------------------------
+
+
+def build_inside_tab(loader: ModelLoader) -> gr.Column:
+    """Inside one block. Named API endpoint: `/inside`."""
+    with gr.Column() as tab:
+        gr.Markdown(EXPLAINER)
+        with gr.Row():
+            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
+                                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder")
+            stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
+        text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=I.MAX_TEXT_CHARS, elem_id="ins-text")
+        examples(EXAMPLES, [model, text], "Examples (offline: the embedded models)")
+        with gr.Row():
+            layer = gr.Slider(0, 3, value=0, step=1, label="Layer (from 0)", elem_id="ins-layer")
+            head = gr.Slider(0, 3, value=0, step=1, label="Head (from 0)", elem_id="ins-head")
+            token = gr.Dropdown([], value=None, label="Query token (default: the last)", elem_id="ins-token")
+        words = gr.Textbox(label="Words to place in the embedding space (at least three)", value=DEFAULT_WORDS, elem_id="ins-words")
+        run = gr.Button("Look inside", variant="primary", elem_id="ins-run")
+        notice = gr.Markdown(elem_id="ins-notice")
+        with gr.Accordion("1. Embeddings", open=True):
+            gr.Markdown("The token's row of the embedding matrix, its position embedding, their sum; the tokens whose "
+                        "embeddings point the same way; your words as points (the first two principal components).")
+            emb = gr.HTML(elem_id="ins-embeddings")
+        with gr.Accordion("2. One head, step by step", open=True):
+            gr.Markdown("For the query token: q, every k_j and v_j as heat strips (blue negative, orange positive), the raw "
+                        "score q·k_j, the scale, T5's position bias, the mask, the softmax weight and the weighted sum.")
+            one_head = gr.HTML(elem_id="ins-head-view")
+        with gr.Accordion("3. The block", open=True):
+            gr.Markdown("All heads through W_O, the residual add, the MLP and the second add, with each part's size.")
+            block = gr.HTML(elem_id="ins-block")
+        with gr.Accordion("4. Residual stream", open=True):
+            gr.Markdown("The token's hidden state grows layer by layer: how much attention and the MLP each add.")
+            residual = gr.HTML(elem_id="ins-residual")
+        with gr.Accordion("5. Parameters", open=True):
+            gr.Markdown("Where the parameters are, by component, with each count's formula. Parameters are what training "
+                        "adjusts; training tokens are the text it read: a model is not 'trained on N parameters'.")
+            params = gr.Dataframe(label="Parameters by component (tied weights counted once)", interactive=False, wrap=True,
+                                  elem_id="ins-params")
+            scale = gr.Dataframe(label="Parameters and training tokens", interactive=False, wrap=True, elem_id="ins-scale")
+
+        inputs = [model, text, stack, layer, head, token, words]
+        outputs = [notice, token, layer, head, emb, one_head, block, residual, params, scale]
+        handler = gpu_task(bind(on_run, loader), INSIDE_BUDGET)
+        clear_first(run.click, [notice]).then(handler, inputs, outputs, api_visibility="private")
+        for control in (layer, head):
+            control.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+        token.input(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+        for control in (model, text, stack):  # another text or model: its tokens are not these; start from the last one
+            control.input(lambda: gr.update(choices=[], value=None), None, token, api_visibility="private", queue=False)
+        api_endpoint(inside_api, loader, api_name="inside", budget=INSIDE_BUDGET)
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    launch_alone(build_inside_tab)
