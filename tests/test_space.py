@@ -150,6 +150,7 @@ MODEL_HANDLERS = [
     ("gpt_tab", "on_generate"), ("gpt_tab", "on_step"), ("gpt_tab", "on_inspect"), ("gpt_tab", "on_branch"), ("gpt_tab", "generate"),
     ("t5_tab", "on_run"), ("t5_tab", "on_lens"), ("t5_tab", "text2text"),
     ("inside_tab", "on_run"), ("inside_tab", "inside"), ("gpt_tab", "on_score"), ("gpt_tab", "score"),
+    ("training_tab", "on_train_toy"), ("training_tab", "on_train_gpt"), ("training_tab", "train_toy"), ("training_tab", "train_gpt"),
     ("diffusion_tab", "on_denoise"), ("diffusion_tab", "on_scrub"), ("diffusion_tab", "on_branch"), ("diffusion_tab", "on_export"),
     ("diffusion_tab", "denoise_api"),
 ]

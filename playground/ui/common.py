@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,8 +114,10 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     return partial
 
 
-def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True, budget: Any = None) -> Callable[..., Any]:
-    """Expose `handler(*bound, ...)` as the named API endpoint `/{api_name}` (a `gr.api`, inside a Blocks).
+def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True, budget: Any = None,
+                 **options: Any) -> Callable[..., Any]:
+    """Expose `handler(*bound, ...)` as the named API endpoint `/{api_name}` (a `gr.api`, inside a Blocks; `options`
+    go to `gr.api`, e.g. a concurrency limit).
 
     The endpoint's signature, which gradio reads for the API page and its input schema, is the
     handler's with the bound parameters (the loader) left out; its docstring is the handler's. GPU
@@ -142,7 +145,7 @@ def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: b
     endpoint.__annotations__ = {name: hint for name, hint in hints.items() if name in {p.name for p in params} or name == "return"}
     endpoint.__module__ = handler.__module__
     registered = gpu_task(endpoint, budget) if gpu else endpoint
-    gr.api(registered, api_name=api_name)
+    gr.api(registered, api_name=api_name, **options)
     return registered
 
 
@@ -207,6 +210,48 @@ def figure(caption: str, **image: Any) -> gr.Image:
     with gr.Column(min_width=image.pop("min_width", 160), scale=image.pop("scale", 1)):
         gr.Markdown(caption, elem_classes=["picture-caption"])
         return gr.Image(label=caption, show_label=False, **image)
+
+
+SESSION_GPT = "my tiny GPT (trained in this session)"  # the model choice that means the session's own trained model
+
+
+@dataclass
+class _SessionSource:
+    requested: str
+    kind: Any = None  # not a loader source: never embedded, never the Hub
+
+    def describe(self) -> str:
+        return "your tiny GPT, trained in the Training tab in this session (only you can see it)"
+
+
+@dataclass
+class SessionModel:
+    """A model a user trained in their own session, with what the tabs read of a loaded model."""
+
+    source: _SessionSource
+    model: Any
+    tokenizer: Any
+    training: Any = None  # a TrainingRecord: steps x batch x window characters
+
+    def depth_note(self, n_tokens: int) -> str | None:
+        window = self.model.config.n_positions
+        if n_tokens <= window:
+            return None
+        return f"Your tiny GPT reads {window} characters at a time; this text has {n_tokens}, so it sees only the last {window}."
+
+
+def session_gpt(trained: Any) -> tuple[str, SessionModel]:
+    """(name, model) of the tiny GPT this session trained (its handle from the Training tab), or a clear error."""
+    from playground.models.loader import TrainingRecord
+    from playground.models.results import resolve
+
+    run = resolve(trained) if trained is not None else None
+    if run is None:
+        raise InputError("Train a tiny GPT in the Training tab first: it stays in your session, for you only.")
+    cfg = run.model.config
+    steps = run.tokens_seen // max(1, run.batch_size * cfg.n_positions)
+    record = TrainingRecord(run.tokens_seen, steps * run.batch_size, f"{steps:,} steps x {run.batch_size} x {cfg.n_positions} characters")
+    return SESSION_GPT, SessionModel(_SessionSource(SESSION_GPT), run.model, run.tokenizer, record)
 
 
 def clear_first(trigger: Callable[..., Any], outputs: list[gr.components.Component]) -> Any:

@@ -17,7 +17,7 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import SESSION_GPT, session_gpt, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
 
@@ -58,7 +58,14 @@ class GenSession:
     branch: list[GenStep] | None = None
 
 
-def load_causal(loader: ModelLoader, model: Any, progress=None):
+def load_causal(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
+    """`trained`: the session's tiny GPT (its handle), used when `model` is SESSION_GPT."""
+    if model == SESSION_GPT:
+        return session_gpt(trained)
+    return _load_causal(loader, model, progress)
+
+
+def _load_causal(loader: ModelLoader, model: Any, progress=None):
     """(name, LoadedModel) of a decoder-only model; a clear error for any other kind."""
     return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
 
@@ -107,10 +114,10 @@ def _steps(lm, ids: list[int], cfg: SamplingConfig, forced: dict[int, int] | Non
 
 @user_errors
 def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float, top_k: float,
-                top_p: float, repetition_penalty: float, seed: float, num_beams: float, progress=gr.Progress()):
+                top_p: float, repetition_penalty: float, seed: float, num_beams: float, trained: Any = None, progress=gr.Progress()):
     """Stream the continuation token by token: yields (text HTML, session, step slider, notice)."""
     cfg = sampling_config(mode, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
-    name, lm = load_causal(loader, model, progress)
+    name, lm = load_causal(loader, model, progress, trained)
     ids = prompt_ids(lm.tokenizer, prompt)
     notice = " ".join(filter(None, [f"Running {lm.source.describe()}.", lm.depth_note(len(ids) + cfg.max_new_tokens)]))
     if mode == "beam":
@@ -135,13 +142,13 @@ def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new
 
 @user_errors
 def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float,
-            top_k: float, top_p: float, repetition_penalty: float, seed: float, progress=gr.Progress()):
+            top_k: float, top_p: float, repetition_penalty: float, seed: float, trained: Any = None, progress=gr.Progress()):
     """One more token. With the same model, prompt and settings it continues the session (earlier steps
     replayed as they were, so the result equals one full run with the same seed); otherwise it starts over."""
     if mode == "beam":
         raise InputError("Step works with greedy or sampling; beam search keeps several texts at once (see the T5 tab).")
     cfg = sampling_config(mode, MAX_NEW_TOKENS, temperature, top_k, top_p, repetition_penalty, seed)
-    name, lm = load_causal(loader, model, progress)
+    name, lm = load_causal(loader, model, progress, trained)
     ids = prompt_ids(lm.tokenizer, prompt)
     same = (session is not None and session.model == name and session.prompt_ids == ids and session.branch is None
             and replace(session.cfg, max_new_tokens=MAX_NEW_TOKENS) == cfg)  # the budget may differ; the rules may not
@@ -159,13 +166,13 @@ def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt:
 
 
 @user_errors
-def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
+def on_inspect(loader: ModelLoader, session: GenSession | None, step: float, trained: Any = None):
     """The text with that step outlined, its candidates as bars, the candidates to branch to, and the logit lens
     table at that position."""
     if session is None or not session.steps:
         raise InputError("Generate (or Step) first: greedy or sampling.")
     index = require_int(step, "step", low=1, high=len(session.steps)) - 1
-    _, lm = load_causal(loader, session.model)
+    _, lm = load_causal(loader, session.model, trained=trained)
     chosen = session.steps[index]
     tok = lm.tokenizer
     bars = step_bars(chosen, [_face(tok, c.token_id) for c in chosen.candidates], [_face(tok, c.token_id) for c in chosen.raw_candidates],
@@ -185,12 +192,12 @@ def on_inspect(loader: ModelLoader, session: GenSession | None, step: float):
 
 
 @user_errors
-def on_branch(loader: ModelLoader, session: GenSession | None, step: float, token_id: Any):
+def on_branch(loader: ModelLoader, session: GenSession | None, step: float, token_id: Any, trained: Any = None):
     """Continue from step `step` with `token_id` instead; the original stays beside the branch."""
     if session is None or not session.steps:
         raise InputError("Generate first, then pick a step and another candidate.")
     index = require_int(step, "step", low=1, high=len(session.steps)) - 1
-    _, lm = load_causal(loader, session.model)
+    _, lm = load_causal(loader, session.model, trained=trained)
     token = require_int(token_id, "candidate", low=0, high=lm.model.config.vocab_size - 1)
     forced = {s.index: s.token_id for s in session.steps[:index]} | {index: token}
     cfg = replace(session.cfg, max_new_tokens=len(session.steps))  # as long as the original continuation
@@ -210,9 +217,9 @@ def _scored(lm, text: Any):
 
 
 @user_errors
-def on_score(loader: ModelLoader, model: str, text: str, progress=gr.Progress()):
+def on_score(loader: ModelLoader, model: str, text: str, trained: Any = None, progress=gr.Progress()):
     """The text's tokens shaded by surprisal, with bits per character."""
-    _, lm = load_causal(loader, model, progress)
+    _, lm = load_causal(loader, model, progress, trained)
     score, faces, top = _scored(lm, text)
     probs = [None if lp is None else math.exp(lp) for lp in score.logprobs]
     note = " (cut at the model's context)" if score.truncated else ""
@@ -257,13 +264,15 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_gpt_tab(loader: ModelLoader) -> gr.Column:
-    """Decoder-only generation. Named API endpoint: `/generate`."""
+def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+    """Decoder-only generation. Named API endpoints: `/generate`, `/score`. `trained`: the session's tiny GPT from the
+    Training tab (a state shared by the two tabs), offered as a model."""
     with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         session = gr.State(None, time_to_live=3600)
         with gr.Row():
-            model = gr.Dropdown(["gpt2"], value="gpt2", allow_custom_value=True, label="Model: gpt2, a Hub id or an allowed folder", scale=2)
+            model = gr.Dropdown(["gpt2", SESSION_GPT], value="gpt2", allow_custom_value=True, elem_id="gpt-model",
+                                label="Model: gpt2, your tiny GPT from the Training tab, a Hub id or an allowed folder", scale=2)
             mode = gr.Radio(MODES, value="greedy", label="Decoding", scale=3, elem_id="gpt-mode")
         prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-prompt")
         examples(EXAMPLES, [model, prompt], "Examples (offline, gpt2 runs on a small GPT trained here on Shakespeare)")
@@ -289,16 +298,17 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
             branch_btn = gr.Button("Branch from here", elem_id="gpt-branch", scale=1)
         lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens", **lens_table(LENS_TOP))
 
+        mine = [trained] if trained is not None else []  # the session's tiny GPT, for the handlers that run a model
         settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
         generated = [shown, session, step, notice]
         inspected = [shown, bars, alternative, lens]
         inspect = gpu_task(bind(on_inspect, loader), GpuBudget(30))  # the logit lens runs the model
-        clear_first(go.click, [notice]).then(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams], generated, api_visibility="private").then(
-            inspect, [session, step], inspected, api_visibility="private")
-        clear_first(step_btn.click, [notice]).then(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed],
-                       generated, api_visibility="private").then(inspect, [session, step], inspected, api_visibility="private")
-        step.input(inspect, [session, step], inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
-        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative], [shown, session], api_visibility="private")
+        clear_first(go.click, [notice]).then(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams] + mine, generated, api_visibility="private").then(
+            inspect, [session, step] + mine, inspected, api_visibility="private")
+        clear_first(step_btn.click, [notice]).then(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed] + mine,
+                       generated, api_visibility="private").then(inspect, [session, step] + mine, inspected, api_visibility="private")
+        step.input(inspect, [session, step] + mine, inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
+        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative] + mine, [shown, session], api_visibility="private")
 
         gr.Markdown("#### How surprising is each token? (per-token surprisal)\n"
                     "Any text scored by the model: each token's probability given the tokens before it. A model that "
@@ -306,7 +316,7 @@ def build_gpt_tab(loader: ModelLoader) -> gr.Column:
         score_text_box = gr.Textbox(label="Text to score", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-score-text")
         score_btn = gr.Button("Score", elem_id="gpt-score")
         scored = gr.HTML(elem_id="gpt-scored")
-        score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box], scored, api_visibility="private")
+        score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box] + mine, scored, api_visibility="private")
 
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
         api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))

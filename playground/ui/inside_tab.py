@@ -13,7 +13,8 @@ from playground.core.inputs import require_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
+from playground.models.sources import SourceKind
+from playground.ui.common import SESSION_GPT, SessionModel, session_gpt, api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
 
 EXPLAINER = """
 ### Inside the Transformer: one token, one block
@@ -42,7 +43,9 @@ PUBLISHED = [
 ]
 
 
-def _load(loader: ModelLoader, model: Any, progress=None):
+def _load(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
+    if model == SESSION_GPT:  # the session's tiny GPT from the Training tab
+        return session_gpt(trained)
     return load_transformer(loader, model, (Family.CAUSAL_LM, Family.MASKED_LM, Family.ENCODER, Family.SEQ2SEQ),
                             "a GPT-2-, BERT- or T5-family model", attention=True, progress=progress)
 
@@ -51,11 +54,16 @@ def _stack(stack: Any) -> str:
     return require_text(stack if stack is not None else "", "stack", max_chars=20)
 
 
-def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, token: Any, stack: str = "", progress=None):
+def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, token: Any, stack: str = "", progress=None,
+            trained: Any = None):
     """Check the request before any model loads, then run it."""
     I.check_request(text, layer, head, token, _stack(stack))
-    name, lm = _load(loader, model, progress)
+    name, lm = _load(loader, model, progress, trained)
     return lm, I.inside(lm.model, lm.tokenizer, text, layer, head, token, _stack(stack), name=name)
+
+
+def model_is_yours(lm: Any) -> bool:
+    return isinstance(lm, SessionModel)
 
 
 def training_rows(lm, total: int) -> list[list[Any]]:
@@ -63,10 +71,11 @@ def training_rows(lm, total: int) -> list[list[Any]]:
     published models for scale. Parameters and training tokens are different things."""
     rows = []
     record = lm.training
-    if record is not None:
+    if record is not None and (model_is_yours(lm) or lm.source.kind is SourceKind.EMBEDDED):
         seen = f"{record.tokens_seen:,}" if record.tokens_seen else f"{record.examples_seen:,} examples"
         ratio = f"{record.tokens_seen / total:,.1f}" if record.tokens_seen else "n/a"
-        rows.append([f"{lm.source.requested} → embedded teaching model ({record.what})", f"{total:,}", seen, ratio])
+        what = "your tiny GPT" if model_is_yours(lm) else "embedded teaching model"
+        rows.append([f"{lm.source.requested} → {what} ({record.what})", f"{total:,}", seen, ratio])
     rows += [[n, f"{p:,.0f}", f"{t:,.0f}", f"{t / p:,.1f}"] for n, p, t in PUBLISHED]
     return rows
 
@@ -76,10 +85,10 @@ def training_rows(lm, total: int) -> list[list[Any]]:
 
 @user_errors
 def on_run(loader: ModelLoader, model: str, text: str, stack: str, layer: float, head: float, token: Any, words: str,
-           progress=gr.Progress()):
+           trained: Any = None, progress=gr.Progress()):
     """(notice, token picker, layer and head sliders, embeddings HTML, head HTML, block HTML, residual chart,
     parameters table, parameters vs training tokens table)."""
-    lm, r = compute(loader, model, text, int(layer), int(head), -1 if token in (None, "") else token, stack, progress)
+    lm, r = compute(loader, model, text, int(layer), int(head), -1 if token in (None, "") else token, stack, progress, trained)
     neighbours = I.nearest_tokens(lm.model, lm.tokenizer, r.token_ids[r.token])
     listed = [w for w in require_text(words or "", "words", max_chars=2000).replace(",", " ").split()]
     points = I.word_points(lm.model, lm.tokenizer, listed) if len(listed) >= 3 else None
@@ -110,12 +119,12 @@ def inside_api(loader: ModelLoader, model: str, text: str, layer: int, head: int
 # ---- layout and wiring ------------------------------------------------------------------------------------
 
 
-def build_inside_tab(loader: ModelLoader) -> gr.Column:
-    """Inside one block. Named API endpoint: `/inside`."""
+def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+    """Inside one block. Named API endpoint: `/inside`. `trained`: the session's tiny GPT from the Training tab."""
     with gr.Column() as tab:
         gr.Markdown(EXPLAINER)
         with gr.Row():
-            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
+            model = gr.Dropdown(MODEL_CHOICES + [SESSION_GPT], value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
                                 label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder")
             stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
         text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=I.MAX_TEXT_CHARS, elem_id="ins-text")
@@ -148,7 +157,7 @@ def build_inside_tab(loader: ModelLoader) -> gr.Column:
                                   elem_id="ins-params")
             scale = gr.Dataframe(label="Parameters and training tokens", interactive=False, wrap=True, elem_id="ins-scale")
 
-        inputs = [model, text, stack, layer, head, token, words]
+        inputs = [model, text, stack, layer, head, token, words] + ([trained] if trained is not None else [])
         outputs = [notice, token, layer, head, emb, one_head, block, residual, params, scale]
         handler = gpu_task(bind(on_run, loader), INSIDE_BUDGET)
         clear_first(run.click, [notice]).then(handler, inputs, outputs, api_visibility="private")

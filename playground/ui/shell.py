@@ -22,6 +22,7 @@ from playground.ui.inside_tab import build_inside_tab
 from playground.ui.models_tab import build_models_tab
 from playground.ui.t5_tab import build_t5_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
+from playground.ui.training_tab import build_training_tab
 
 TITLE = "Foundation Model Playground"
 HEADER = f"""
@@ -35,17 +36,19 @@ See how Transformer and Diffusion models work, on live models. Offline, every ta
 class TabSpec:
     title: str  # the tab's label
     id: str  # its id (gr.Tabs(selected=...) and the browser tests use it)
-    build: Callable[[ModelLoader], Any]  # lays the tab out inside the current Blocks
+    build: Callable[..., Any]  # lays the tab out inside the current Blocks: build(loader) or build(loader, trained)
+    trained: bool = False  # the tab reads (or, Training, writes) the session's tiny GPT: it gets that state too
 
 
 TABS: tuple[TabSpec, ...] = (
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
     TabSpec("Attention", "attention", build_attention_tab),
-    TabSpec("Inside", "inside", build_inside_tab),
-    TabSpec("GPT", "gpt", build_gpt_tab),
+    TabSpec("Inside", "inside", build_inside_tab, trained=True),
+    TabSpec("GPT", "gpt", build_gpt_tab, trained=True),
     TabSpec("BERT", "bert", build_bert_tab),
     TabSpec("T5", "t5", build_t5_tab),
     TabSpec("Diffusion", "diffusion", build_diffusion_tab),
+    TabSpec("Training", "training", build_training_tab, trained=True),
     TabSpec("Models", "models", build_models_tab),
 )
 
@@ -55,10 +58,12 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
     loader = loader or ModelLoader(settings)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(HEADER)
+        # the tiny GPT a session trains (a handle to the loader's result store): per user, read by the GPT and Inside tabs
+        trained = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         with gr.Tabs():
             for spec in tabs:
                 with gr.Tab(spec.title, id=spec.id):
-                    spec.build(loader)
+                    spec.build(loader, trained) if spec.trained else spec.build(loader)
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
     return demo

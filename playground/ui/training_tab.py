@@ -1,0 +1,249 @@
+"""Training tab: a diffusion model on 2-D points and a tiny GPT on your text, trained live in the page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from playground.config import ASSETS_DIR
+from playground.core import toy_diffusion as TD
+from playground.core import toy_gpt as TG
+from playground.core.diffusion import SCHEDULES
+from playground.core.inputs import require_choice, require_int
+from playground.core.render_lm import line_chart_svg
+from playground.core.render_training import arrows_svg, scatter_svg, trajectories_svg
+from playground.errors import InputError
+from playground.lazy import torch
+from playground.models import ModelLoader
+from playground.models.results import resolve
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import SESSION_GPT, api_endpoint, bind, clear_first, launch_alone, user_errors
+
+EXPLAINER = """
+### Training, made visible
+Every other tab runs a finished model. Here you train two small ones and watch the **loss** fall while the
+**parameters are adjusted**, step by step, by gradient descent (AdamW).
+
+**Diffusion on 2-D points.** Each step takes a batch of data points x_0, a random step t and noise ε, makes
+x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and nudges a small network ε_θ(x_t, t) to predict ε (the DDPM objective). Sampling
+runs the process backwards from pure noise: DDPM adds fresh noise each step, DDIM is deterministic.
+
+**A tiny GPT on your text.** A character-level GPT-2 (a few hundred thousand parameters) learns to predict the
+next character; its held-out loss in **bits per character** falls below a model that only knows how often each
+character occurs (the unigram line), and its samples turn from babble into words.
+
+One training runs at a time on this machine (others wait in the queue); each has a time cap, and **Stop** ends it.
+What you train stays in your session: nobody else sees it.
+"""
+CORPUS = ASSETS_DIR / "corpus" / "romeo_and_juliet.txt"
+TOY_BUDGET = GpuBudget(30, 0.01, "steps")
+GPT_BUDGET = GpuBudget(30, 0.2, "steps")
+TRAINING = {"concurrency_limit": 1, "concurrency_id": "training"}  # one training at a time per machine
+
+
+@dataclass
+class ToyRun:
+    """A session's trained 2-D model, its data and how it was trained."""
+    model: TD.ToyModel
+    data: Any  # [n, 2]
+    cfg: TD.ToyConfig
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.net.parameters()) + self.data.numel() * 4
+
+
+def _toy_config(dataset: Any, steps: Any, lr: Any, schedule: Any, timesteps: Any, seed: Any) -> TD.ToyConfig:
+    return TD.ToyConfig(dataset=dataset, steps=require_int(steps, "steps", low=1, high=TD.MAX_STEPS), lr=lr, schedule=schedule,
+                        timesteps=require_int(timesteps, "diffusion steps", low=2, high=TD.MAX_TIMESTEPS),
+                        seed=require_int(seed, "seed", low=0, high=2**31 - 1), sample_every=max(1, require_int(steps, "steps", low=1, high=TD.MAX_STEPS) // 6)).checked()
+
+
+def _data(cfg: TD.ToyConfig, sketch: Any) -> Any:
+    if cfg.dataset == "drawn":
+        image = sketch.get("composite") if isinstance(sketch, dict) else sketch
+        if image is None:
+            raise InputError("Draw on the sketch pad first, then train.")
+        return TD.points_from_sketch(image, cfg.n_points, cfg.seed)
+    return TD.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
+
+
+def _loss_chart(losses: list[float], label: str = "training loss ‖ε − ε_θ‖²") -> str:
+    step = max(1, len(losses) // 300)
+    xs = list(range(1, len(losses) + 1))[::step]
+    smooth = [sum(losses[max(0, i - 20):i + 1]) / len(losses[max(0, i - 20):i + 1]) for i in range(len(losses))][::step]
+    return line_chart_svg({label + " (mean of 20 steps)": (xs, smooth)}, "step", "loss", width=420, height=240)
+
+
+# ---- 2-D diffusion handlers ---------------------------------------------------------------------------------
+
+
+@user_errors
+def on_train_toy(loader: ModelLoader, dataset: str, sketch: Any, steps: float, lr: float, schedule: str, timesteps: float, seed: float,
+                 previous: Any = None):
+    """Stream the training: (status, loss chart, samples vs data, the session's run handle)."""
+    choices = [*TD.DATASETS, "drawn"]
+    require_choice(dataset, "dataset", choices)
+    cfg = _toy_config(dataset, steps, lr, schedule, timesteps, seed)
+    data = _data(cfg, sketch)
+    cfg = replace(cfg, n_points=len(data))
+    for model, p in TD.train_toy(data, cfg):
+        status = f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s); loss {sum(p.losses[-50:]) / len(p.losses[-50:]):.4f}."
+        handle = None
+        if p.done:
+            status += " Stopped at the time cap." if p.stopped_early else " Done: explore the trained model below."
+            handle = loader.keep_result(ToyRun(model, data, cfg), ToyRun(model, data, cfg).nbytes, "2-D diffusion model", replaces=previous)
+        yield (status, _loss_chart(p.losses), scatter_svg({"data": data.tolist(), f"samples at step {p.step:,}": p.samples.tolist()},
+                                                          "Samples (DDPM) beside the data"), handle if p.done else gr.update())
+
+
+@user_errors
+def on_explore_toy(run: Any, t: float, seed: float):
+    """For a trained model: the forward process at t, the score field at t, DDPM vs DDIM trajectories from the same noise."""
+    run = resolve(run) if run is not None else None
+    if run is None:
+        raise InputError("Train a model first.")
+    t = require_int(t, "t", low=0, high=run.model.timesteps - 1)
+    seed = require_int(seed, "seed", low=0, high=2**31 - 1)
+    noised = TD.forward_points(run.model, run.data, t, seed)
+    grid, field = TD.noise_field(run.model, t)
+    noise = torch.randn(30, 2, generator=torch.Generator().manual_seed(seed + 7))  # both samplers start from this x_T
+    _, ddpm = TD.sample(run.model, 30, seed=seed + 8, method="ddpm", keep=30, start=noise)
+    _, ddim = TD.sample(run.model, 30, seed=seed + 8, method="ddim", keep=30, start=noise)
+    return (scatter_svg({"data": run.data.tolist(), f"x_t at t = {t}": noised.tolist()}, f"Forward process at t = {t} of {run.model.timesteps}"),
+            arrows_svg(grid.tolist(), field.tolist(), run.data.tolist(), f"Learned score field at t = {t}"),
+            trajectories_svg({"DDPM (stochastic)": ddpm.tolist(), "DDIM (deterministic)": ddim.tolist()}, run.data.tolist(),
+                             "30 reverse trajectories from the same noise"))
+
+
+@user_errors
+def train_toy_api(dataset: str, steps: int, seed: int) -> dict:
+    """Train the 2-D diffusion model on `dataset` (`moons`, `spiral`, `rings` or `gaussians`) for `steps` steps from `seed`.
+
+    Returns {"data": [[x, y]], "samples": [[x, y]] (as many as the data, drawn by DDPM from the trained model),
+    "loss": [float] (every step's training loss)}.
+    """
+    require_choice(dataset, "dataset", list(TD.DATASETS))
+    cfg = replace(_toy_config(dataset, steps, TD.ToyConfig.lr, TD.ToyConfig.schedule, TD.ToyConfig.timesteps, seed), sample_every=TD.MAX_STEPS)
+    data = TD.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
+    *_, (model, progress) = TD.train_toy(data, cfg, stream=False)
+    return {"data": data.tolist(), "samples": progress.samples.tolist(), "loss": progress.losses}
+
+
+# ---- tiny GPT handlers -----------------------------------------------------------------------------------------
+
+
+def _gpt_config(steps: Any, seed: Any) -> TG.GPTTrainConfig:
+    steps = require_int(steps, "steps", low=1, high=TG.MAX_STEPS)
+    return TG.GPTTrainConfig(steps=steps, seed=require_int(seed, "seed", low=0, high=2**31 - 1), eval_every=max(1, steps // 6)).checked()
+
+
+def _gpt_chart(p: TG.GPTProgress, unigram: float) -> str:
+    step = max(1, len(p.losses) // 300)
+    xs = list(range(1, len(p.losses) + 1))[::step]
+    smooth = [sum(p.losses[max(0, i - 10):i + 1]) / len(p.losses[max(0, i - 10):i + 1]) for i in range(len(p.losses))][::step]
+    series = {"training (mean of 10 steps)": (xs, smooth), "held-out": (p.heldout_steps, p.heldout_bpc),
+              "unigram baseline (held-out)": ([1, max(2, p.step)], [unigram, unigram])}
+    return line_chart_svg(series, "step", "bits per character", width=460, height=260)
+
+
+@user_errors
+def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, previous: Any = None):
+    """Stream the training: (status, bits-per-character chart, samples table, the session's model handle)."""
+    cfg = _gpt_config(steps, seed)
+    TG.check_text(text)
+    for trained, p in TG.train_gpt(text, cfg):
+        status = (f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s): {trained.parameters:,} parameters, {trained.tokens_seen:,} "
+                  f"characters seen; held-out {p.heldout_bpc[-1]:.3f} bits per character (unigram: {trained.unigram_bpc:.3f}).")
+        handle = gr.update()
+        if p.done:
+            status += " Stopped at the time cap." if p.stopped_early else " Done."
+            nbytes = sum(t.numel() * t.element_size() for t in trained.model.parameters())
+            handle = loader.keep_result(trained, nbytes, "tiny GPT", replaces=previous)
+        samples = pd.DataFrame({"step": p.heldout_steps, "sample": p.samples})
+        yield status, _gpt_chart(p, trained.unigram_bpc), samples, handle
+
+
+@user_errors
+def train_gpt_api(text: str, steps: int, seed: int) -> dict:
+    """Train a character-level GPT on `text` (at least 2,000 characters; its last tenth held out) for `steps` steps.
+
+    Returns {"loss": [float] (training bits per character, every step), "heldout_bpc": [float] (at each evaluation),
+    "samples": [str] (generated at each evaluation), "parameters": int, "unigram_bpc": float, "steps_evaluated": [int]}.
+    """
+    cfg = _gpt_config(steps, seed)
+    *_, (trained, p) = TG.train_gpt(text, cfg)
+    return {"loss": p.losses, "heldout_bpc": p.heldout_bpc, "samples": p.samples, "parameters": trained.parameters,
+            "unigram_bpc": trained.unigram_bpc, "steps_evaluated": p.heldout_steps}
+
+
+# ---- layout and wiring ------------------------------------------------------------------------------------------
+
+
+def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+    """Train two small models live. Named API endpoints: `/train_toy`, `/train_gpt`. `trained`: where the session's tiny GPT
+    is kept (a state the GPT and Inside tabs read too)."""
+    with gr.Column() as tab:
+        gr.Markdown(EXPLAINER)
+        gr.Markdown("#### Diffusion on 2-D points")
+        toy_state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
+        with gr.Row():
+            dataset = gr.Radio([("Two moons", "moons"), ("Spiral", "spiral"), ("Rings", "rings"), ("Grid of Gaussians", "gaussians"),
+                                ("My drawing", "drawn")], value="moons", label="Data", elem_id="trn-dataset")
+            sketch = gr.Sketchpad(label="Draw your own data (pick 'My drawing')", height=240, width=240, elem_id="trn-sketch")
+        with gr.Row():
+            toy_steps = gr.Slider(100, 10_000, value=TD.ToyConfig.steps, step=100, label="Training steps", elem_id="trn-toy-steps")
+            toy_lr = gr.Slider(0.0005, 0.03, value=TD.ToyConfig.lr, step=0.0005, label="Learning rate")
+            toy_schedule = gr.Dropdown(list(SCHEDULES), value=TD.ToyConfig.schedule, label="Noise schedule")
+            toy_T = gr.Slider(10, 1000, value=TD.ToyConfig.timesteps, step=10, label="Diffusion steps T")
+            toy_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+        with gr.Row():
+            toy_train = gr.Button("Train the diffusion model", variant="primary", elem_id="trn-toy-train")
+            toy_stop = gr.Button("Stop", elem_id="trn-toy-stop")
+        toy_status = gr.Markdown(elem_id="trn-toy-status")
+        with gr.Row():
+            toy_loss = gr.HTML(elem_id="trn-toy-loss")
+            toy_samples = gr.HTML(elem_id="trn-toy-samples")
+        gr.Markdown("Then look at the trained model at any step t: the forward process on the data, the learned score field, "
+                    "and reverse trajectories of 30 points, DDPM against DDIM from the same starting noise.")
+        with gr.Row():
+            explore_t = gr.Slider(0, 999, value=20, step=1, label="t (below T)", elem_id="trn-t")
+            explore_seed = gr.Number(value=0, precision=0, minimum=0, label="Noise seed")
+            explore = gr.Button("Show", elem_id="trn-explore")
+        with gr.Row():
+            forward_plot, field_plot, paths_plot = gr.HTML(elem_id="trn-forward"), gr.HTML(elem_id="trn-field"), gr.HTML(elem_id="trn-paths")
+
+        gr.Markdown("#### A tiny GPT on your text")
+        gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
+        text = gr.Textbox(label=f"Text to learn (at least {TG.MIN_CHARS:,} characters; the last tenth is held out)", lines=6,
+                          value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "", max_length=TG.MAX_CHARS, elem_id="trn-text")
+        with gr.Row():
+            gpt_steps = gr.Slider(50, 3000, value=TG.GPTTrainConfig.steps, step=50, label="Training steps", elem_id="trn-gpt-steps")
+            gpt_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            gpt_train = gr.Button("Train the tiny GPT", variant="primary", elem_id="trn-gpt-train")
+            gpt_stop = gr.Button("Stop", elem_id="trn-gpt-stop")
+        gpt_status = gr.Markdown(elem_id="trn-gpt-status")
+        gr.Markdown(f"When it is done, pick **{SESSION_GPT}** as the model in the GPT and Inside tabs: it is kept in your session only.")
+        gpt_chart = gr.HTML(elem_id="trn-gpt-chart")
+        gpt_samples = gr.Dataframe(label="Samples as it learns (160 characters after the text's first letter)", interactive=False, wrap=True,
+                                   elem_id="trn-gpt-samples")
+
+        toy_event = clear_first(toy_train.click, [toy_status]).then(
+            gpu_task(bind(on_train_toy, loader), TOY_BUDGET), [dataset, sketch, toy_steps, toy_lr, toy_schedule, toy_T, toy_seed, toy_state],
+            [toy_status, toy_loss, toy_samples, toy_state], api_visibility="private", **TRAINING)
+        toy_stop.click(None, None, None, cancels=[toy_event])
+        explore.click(on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private")
+        gpt_event = clear_first(gpt_train.click, [gpt_status]).then(
+            gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), [text, gpt_steps, gpt_seed, gpt_state], [gpt_status, gpt_chart, gpt_samples, gpt_state],
+            api_visibility="private", **TRAINING)
+        gpt_stop.click(None, None, None, cancels=[gpt_event])
+        api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
+        api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    launch_alone(build_training_tab)

@@ -1,0 +1,175 @@
+"""Training, made visible (issue 19): the 2-D diffusion model and the tiny GPT learn, reproducibly; the samplers are
+diffusers' own DDPM and DDIM steps; the tab streams; the endpoints answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from playground.config import Settings
+from playground.core import toy_diffusion as TD
+from playground.core import toy_gpt as TG
+from playground.models import ModelLoader
+from playground.ui import training_tab as T
+
+TEXT = T.CORPUS.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def moons_model():
+    """Two moons, trained with the tab's defaults."""
+    cfg = TD.ToyConfig()
+    data = TD.make_dataset("moons", cfg.n_points, cfg.seed)
+    *_, (model, progress) = TD.train_toy(data, cfg, stream=False)
+    return model, data, progress
+
+
+def test_toy_loss_falls_and_samples_lie_on_both_moons(moons_model):
+    model, data, progress = moons_model
+    losses = progress.losses
+    assert sum(losses[-200:]) / 200 < 0.8 * sum(losses[:200]) / 200
+    heldout = TD.make_dataset("moons", len(data), seed=99)  # fresh points from the same distribution
+    baseline = TD.nearest_distance(heldout, data)
+    samples = progress.samples
+    assert len(samples) == len(data)
+    assert TD.nearest_distance(samples, data) < 2 * baseline, (TD.nearest_distance(samples, data), baseline)
+    assert TD.nearest_distance(data, samples) < 2 * baseline  # every part of the data has samples near it
+    # both moons: make_dataset puts even-indexed points on the upper moon
+    nearest = torch.cdist(samples, data).argmin(1)
+    upper = float((nearest % 2 == 0).float().mean())
+    assert 0.35 < upper < 0.65, f"share of samples on the upper moon: {upper:.2f}"
+    untrained = TD.sample(TD.new_model(TD.ToyConfig()), len(data), seed=3)
+    assert TD.nearest_distance(untrained, data) > 5 * baseline  # an untrained model does not
+
+
+def test_the_same_seed_gives_the_same_losses():
+    cfg = TD.ToyConfig(steps=40, sample_every=40)
+    data = TD.make_dataset("spiral", 300, 1)
+    a = [p.losses for _, p in TD.train_toy(data, cfg)][-1]
+    b = [p.losses for _, p in TD.train_toy(data, cfg)][-1]
+    c = [p.losses for _, p in TD.train_toy(data, TD.ToyConfig(steps=40, sample_every=40, seed=1))][-1]
+    assert a == b and a != c
+    before = torch.random.get_rng_state()
+    list(TD.train_toy(data, cfg))
+    assert torch.equal(before, torch.random.get_rng_state())  # the global generator is untouched
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_samplers_equal_diffusers_own_steps(moons_model, method):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    model = moons_model[0]
+    T_ = model.timesteps
+    ours = TD.sample(model, 64, seed=5, method=method)
+    common = {"num_train_timesteps": T_, "beta_schedule": TD.ToyConfig.schedule, "clip_sample": False}
+    scheduler = DDPMScheduler(**common, variance_type="fixed_small") if method == "ddpm" else DDIMScheduler(**common, set_alpha_to_one=True)
+    scheduler.set_timesteps(T_)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(64, 2, generator=g)
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            eps = model.net(x, torch.full((64,), int(t)), T_)
+            x = scheduler.step(eps, t, x, generator=g).prev_sample if method == "ddpm" else scheduler.step(eps, t, x, eta=0.0).prev_sample
+    assert torch.allclose(ours, x, atol=1e-4)
+
+
+def test_drawn_points_come_from_the_strokes():
+    import numpy as np
+
+    sketch = np.zeros((100, 200, 4), dtype=np.uint8)
+    sketch[45:55, 20:180, 3] = 255  # a horizontal bar, transparent elsewhere
+    pts = TD.points_from_sketch(sketch, 500, 0)
+    assert pts.shape == (500, 2) and float(pts[:, 1].abs().max()) < 0.1 and float(pts[:, 0].min()) < -0.7 < 0.7 < float(pts[:, 0].max())
+
+
+def test_char_tokenizer_round_trips_every_character():
+    tok = TG.char_tokenizer("To be, or not\tto be:\n  that")
+    text = "not to be,\n\tthat"
+    ids = tok(text)["input_ids"]
+    assert len(ids) == len(text) and tok.decode(ids) == text
+
+
+@pytest.mark.slow  # the defaults: about 30 s on 2 cores
+def test_tiny_gpt_beats_a_unigram_model_within_the_default_steps_and_is_reproducible():
+    cfg = TG.GPTTrainConfig(max_seconds=TG.MAX_SECONDS)  # the defaults, with the longest time cap
+    *_, (trained, p) = TG.train_gpt(TEXT, cfg)
+    assert p.step == cfg.steps and p.heldout_bpc[-1] < trained.unigram_bpc, (p.heldout_bpc, trained.unigram_bpc)
+    assert p.heldout_bpc[-1] < p.heldout_bpc[0] and 100_000 < trained.parameters < 1_000_000
+    short = TG.GPTTrainConfig(steps=6, eval_every=3)
+    first = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
+    again = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
+    assert first == again
+
+
+def test_short_text_and_bad_settings_say_what_to_change():
+    from playground.errors import InputError
+
+    with pytest.raises(InputError, match="at least 2,000 characters"):
+        list(TG.train_gpt("too short", TG.GPTTrainConfig()))
+    with pytest.raises(InputError, match="dataset must be one of"):
+        TD.make_dataset("squares", 10, 0)
+    with pytest.raises(Exception, match="steps must be between"):  # the endpoint's message (a gr.Error)
+        T.train_toy_api("moons", 10**9, 0)
+
+
+@pytest.fixture(scope="module")
+def loader() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def test_the_tab_streams_training_and_keeps_the_model_in_the_session(loader):
+    outs = list(T.on_train_toy(loader, "rings", None, 600, 0.01, "squaredcos_cap_v2", 50, 0))
+    assert len(outs) >= 6 and all("<svg" in o[1] and "samples at step" in o[2] for o in outs)  # the curve and samples stream
+    handle = outs[-1][3]
+    assert "Done" in outs[-1][0] and loader.memory_used() > 0
+    forward, field, paths = T.on_explore_toy(handle, 10, 0)
+    assert "x_t at t = 10" in forward and "marker-end" in field and "DDIM (deterministic)" in paths
+    gpt = list(T.on_train_gpt(loader, TEXT, 12, 0))
+    assert len(gpt) >= 6 and "held-out" in gpt[-1][1] and len(gpt[-1][2]) == len(gpt) and gpt[-1][3] is not None
+
+
+def test_training_endpoints_over_http(live_app):
+    from gradio_client import Client
+
+    client = Client(live_app, verbose=False)
+    toy = client.predict("moons", 300, 0, api_name="/train_toy")
+    assert len(toy["data"]) == len(toy["samples"]) == TD.ToyConfig.n_points and len(toy["loss"]) == 300
+    gpt = client.predict(TEXT[:20_000], 20, 0, api_name="/train_gpt")
+    assert len(gpt["loss"]) == 20 and gpt["heldout_bpc"] and gpt["samples"] and gpt["parameters"] > 100_000
+
+
+@pytest.mark.browser
+def test_browser_trains_both_with_defaults_and_sees_them_stream(live_app):
+    import shutil
+    import time
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.conftest import ARTIFACTS
+
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        expect = sync_api.expect
+        page.goto(live_app, wait_until="load")
+        page.get_by_role("tab", name="Training").click()
+        for button, status, plot in (("#trn-toy-train", "#trn-toy-status", "#trn-toy-samples"), ("#trn-gpt-train", "#trn-gpt-status", "#trn-gpt-chart")):
+            page.locator(button).click()
+            seen, deadline = set(), time.time() + 240
+            while time.time() < deadline:  # the step counter and the plots update while it trains
+                text = page.locator(status).inner_text()
+                if text.startswith("Step "):
+                    seen.add(text.split(" of")[0])
+                if "Done" in text or "time cap" in text:
+                    break
+                time.sleep(0.2)
+            expect(page.locator(status)).to_contain_text("Done", timeout=10_000)
+            assert len(seen) >= 3, f"updates seen while training: {sorted(seen)}"
+            expect(page.locator(f"{plot} svg").first).to_be_visible()
+        expect(page.locator("#trn-gpt-samples")).to_contain_text("300")  # a sample from the last step
+        page.locator("#trn-explore").click()
+        expect(page.locator("#trn-paths")).to_contain_text("DDIM (deterministic)", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "training-tab.png"), full_page=True)
+        browser.close()
