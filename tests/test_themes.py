@@ -11,7 +11,7 @@ from tests.test_browser import page as _page  # noqa: F401  (the fixture's brows
 
 pytestmark = pytest.mark.browser
 
-OURS = ".tok-grid, .tok-diff, .att-view, .ins-view, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
+OURS = ".tok-grid, .tok-diff, .att-view, .ins-view, .trn-plot, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
 
 # For every element inside the server-drawn regions that shows text: its ink (CSS colour, or an SVG text's fill)
 # against its background, composited through translucent layers down to the page, as WCAG computes contrast.

@@ -16,6 +16,7 @@ Every random draw comes from an explicit `torch.Generator` seeded by the caller;
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterator
@@ -119,27 +120,36 @@ def points_from_sketch(image: Any, n: int, seed: int) -> torch.Tensor:
     return torch.tensor(pts, dtype=torch.float32) + 0.01 * torch.randn(len(pick), 2, generator=g)
 
 
-class NoisePredictor(torch.nn.Module):
+def NoisePredictor(hidden: int = 128, t_dim: int = 32) -> Any:  # noqa: N802  (builds the module: a class made on first use)
     """ε_θ(x_t, t): the point and a sinusoidal embedding of t, through three SiLU layers, to the predicted noise."""
+    return _noise_predictor_class()(hidden, t_dim)
 
-    def __init__(self, hidden: int = 128, t_dim: int = 32) -> None:
-        super().__init__()
-        self.t_dim = t_dim
-        self.net = torch.nn.Sequential(torch.nn.Linear(2 + t_dim, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                       torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 2))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, timesteps: int) -> torch.Tensor:
-        half = self.t_dim // 2
-        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, dtype=torch.float32) / half)
-        angle = (t.float() / timesteps * 1000.0)[:, None] * freqs[None]
-        return self.net(torch.cat([x, torch.sin(angle), torch.cos(angle)], 1))
+@functools.lru_cache(maxsize=1)
+def _noise_predictor_class() -> type:
+    """The class, defined on first use: subclassing torch.nn.Module at import would import torch before the page is served."""
+
+    class _NoisePredictor(torch.nn.Module):
+        def __init__(self, hidden: int, t_dim: int) -> None:
+            super().__init__()
+            self.t_dim = t_dim
+            self.net = torch.nn.Sequential(torch.nn.Linear(2 + t_dim, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+                                           torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 2))
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor, timesteps: int) -> torch.Tensor:
+            half = self.t_dim // 2
+            freqs = torch.exp(-math.log(1000.0) * torch.arange(half, dtype=torch.float32) / half)
+            angle = (t.float() / timesteps * 1000.0)[:, None] * freqs[None]
+            return self.net(torch.cat([x, torch.sin(angle), torch.cos(angle)], 1))
+
+    return _NoisePredictor
 
 
 @dataclass
 class ToyModel:
     """A trained (or untrained) noise predictor with its schedule."""
 
-    net: NoisePredictor
+    net: Any  # the noise predictor (NoisePredictor)
     betas: torch.Tensor  # [T]
     alphas_cumprod: torch.Tensor  # [T]
 
