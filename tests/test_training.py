@@ -10,6 +10,7 @@ from playground.config import Settings
 from playground.core import toy_diffusion as TD
 from playground.core import toy_gpt as TG
 from playground.models import ModelLoader
+from playground.models.results import resolve
 from playground.ui import training_tab as T
 
 TEXT = T.CORPUS.read_text(encoding="utf-8")
@@ -124,8 +125,43 @@ def test_the_tab_streams_training_and_keeps_the_model_in_the_session(loader):
     assert "Done" in outs[-1][0] and loader.memory_used() > 0
     forward, field, paths = T.on_explore_toy(handle, 10, 0)
     assert "x_t at t = 10" in forward and "marker-end" in field and "DDIM (deterministic)" in paths
-    gpt = list(T.on_train_gpt(loader, TEXT, 12, 0))
+    gpt = list(T.on_train_gpt(loader, TEXT, 12, 0, 60))
     assert len(gpt) >= 6 and "held-out" in gpt[-1][1] and len(gpt[-1][2]) == len(gpt) and gpt[-1][3] is not None
+
+
+def test_the_trained_gpt_is_the_sessions_own_model_in_the_gpt_and_inside_tabs(loader):
+    import gradio as gr
+
+    from playground.ui import gpt_tab, inside_tab
+    from playground.ui.common import SESSION_GPT
+
+    *_, last = T.on_train_gpt(loader, TEXT, 6, 0, 60)
+    handle = last[3]
+    outs = list(gpt_tab.on_generate(loader, SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2, handle, progress=None))
+    assert "your tiny GPT" in outs[-1][3] and len(outs) == 5
+    trained = resolve(handle)
+    ids = trained.tokenizer("ROMEO.\n")["input_ids"]
+    with torch.no_grad():  # greedy: the session model's own argmax continues the prompt
+        first = int(trained.model(torch.tensor([ids])).logits[0, -1].argmax())
+    assert outs[-1][1].steps[0].token_id == first
+    notice, *_, scale = inside_tab.on_run(loader, SESSION_GPT, "ROMEO. But soft", "", 0, 0, None, "", handle, progress=None)
+    assert "your tiny GPT" in notice and "your tiny GPT" in scale["model"].iloc[0]
+    with pytest.raises(gr.Error, match="Train a tiny GPT in the Training tab first"):  # another session has none
+        next(gpt_tab.on_generate(loader, SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2, None, progress=None))
+
+
+def test_one_training_at_a_time_on_the_machine():
+    from playground.ui import build_app
+
+    demo = build_app(Settings(offline=True, device="cpu"))
+    trainers = [d for d in demo.fns.values() if getattr(d.fn, "__name__", "") in ("on_train_toy", "on_train_gpt", "train_toy", "train_gpt")]
+    assert len(trainers) == 4
+    assert all(d.concurrency_id == "training" and d.concurrency_limit == 1 for d in trainers)
+
+
+def test_the_gpt_trainer_stops_at_its_time_cap():
+    *_, (trained, p) = TG.train_gpt(TEXT, TG.GPTTrainConfig(steps=5000, max_seconds=2))
+    assert p.done and p.stopped_early and p.step < 5000 and p.heldout_bpc  # ended by the cap, with a last evaluation
 
 
 def test_training_endpoints_over_http(live_app):

@@ -136,9 +136,12 @@ def train_toy_api(dataset: str, steps: int, seed: int) -> dict:
 # ---- tiny GPT handlers -----------------------------------------------------------------------------------------
 
 
-def _gpt_config(steps: Any, seed: Any) -> TG.GPTTrainConfig:
+def _gpt_config(steps: Any, seed: Any, seconds: Any = TG.GPTTrainConfig.max_seconds) -> TG.GPTTrainConfig:
     steps = require_int(steps, "steps", low=1, high=TG.MAX_STEPS)
-    return TG.GPTTrainConfig(steps=steps, seed=require_int(seed, "seed", low=0, high=2**31 - 1), eval_every=max(1, steps // 6)).checked()
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= TG.MAX_SECONDS:
+        raise InputError(f"The time cap must be from 1 to {TG.MAX_SECONDS:g} seconds, got {seconds!r}.")
+    return TG.GPTTrainConfig(steps=steps, seed=require_int(seed, "seed", low=0, high=2**31 - 1), eval_every=max(1, steps // 6),
+                             max_seconds=float(seconds)).checked()
 
 
 def _gpt_chart(p: TG.GPTProgress, unigram: float) -> str:
@@ -151,9 +154,11 @@ def _gpt_chart(p: TG.GPTProgress, unigram: float) -> str:
 
 
 @user_errors
-def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, previous: Any = None):
-    """Stream the training: (status, bits-per-character chart, samples table, the session's model handle)."""
-    cfg = _gpt_config(steps, seed)
+def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, seconds: float = TG.GPTTrainConfig.max_seconds,
+                 previous: Any = None):
+    """Stream the training, for `steps` steps or `seconds`, whichever ends first: (status, bits-per-character chart,
+    samples table, the session's model handle)."""
+    cfg = _gpt_config(steps, seed, seconds)
     TG.check_text(text)
     for trained, p in TG.train_gpt(text, cfg):
         status = (f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s): {trained.parameters:,} parameters, {trained.tokens_seen:,} "
@@ -222,6 +227,8 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
                           value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "", max_length=TG.MAX_CHARS, elem_id="trn-text")
         with gr.Row():
             gpt_steps = gr.Slider(50, 3000, value=TG.GPTTrainConfig.steps, step=50, label="Training steps", elem_id="trn-gpt-steps")
+            gpt_seconds = gr.Slider(5, TG.MAX_SECONDS, value=TG.GPTTrainConfig.max_seconds, step=5, label="Or stop after (seconds)",
+                                    elem_id="trn-gpt-seconds")
             gpt_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             gpt_train = gr.Button("Train the tiny GPT", variant="primary", elem_id="trn-gpt-train")
             gpt_stop = gr.Button("Stop", elem_id="trn-gpt-stop")
@@ -237,7 +244,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         toy_stop.click(None, None, None, cancels=[toy_event])
         explore.click(on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private")
         gpt_event = clear_first(gpt_train.click, [gpt_status]).then(
-            gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), [text, gpt_steps, gpt_seed, gpt_state], [gpt_status, gpt_chart, gpt_samples, gpt_state],
+            gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), [text, gpt_steps, gpt_seed, gpt_seconds, gpt_state], [gpt_status, gpt_chart, gpt_samples, gpt_state],
             api_visibility="private", **TRAINING)
         gpt_stop.click(None, None, None, cancels=[gpt_event])
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
