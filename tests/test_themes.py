@@ -52,11 +52,11 @@ ACTIONS = {  # what fills each tab with server-drawn content
     "BERT": ["#bert-fill", "#bert-embed"],
     "T5": ["#t5-run"],
     "Diffusion": [],
-    "Training": [],
+    "Training": ["#trn-toy-train"],
     "Models": [],
 }
 WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
-            "Diffusion": ".lm-chart", "Training": None, "Models": None}
+            "Diffusion": ".lm-chart", "Training": ".trn-plot svg", "Models": None}
 
 
 def _open_tab(page, name: str) -> None:

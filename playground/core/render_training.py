@@ -78,7 +78,8 @@ def trajectories_svg(paths: dict[str, Sequence[Sequence[Sequence[float]]]], data
         n_points = len(path[0])
         for k in range(n_points):
             pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (_xy(step[k]) for step in path))
-            lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="0.9" stroke-dasharray="{dashes[i % 2]}" points="{pts}"/>')
+            lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1" stroke-opacity="0.7" stroke-dasharray="{dashes[i % 2]}" '
+                         f'points="{pts}"/>')
             ex, ey = _xy(path[-1][k])
             lines.append(_marker(i % 2, ex, ey, colour))
         legend.append(f'<span class="lm-key"><svg width="24" height="8" aria-hidden="true"><line x1="0" y1="4" x2="24" y2="4" stroke="{colour}" '

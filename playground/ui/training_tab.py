@@ -41,6 +41,8 @@ What you train stays in your session: nobody else sees it.
 CORPUS = ASSETS_DIR / "corpus" / "romeo_and_juliet.txt"
 TOY_BUDGET = GpuBudget(30, 0.01, "steps")
 GPT_BUDGET = GpuBudget(30, 0.2, "steps")
+PLOT_PX = 320  # a plot's least width (with the trn-row style): narrower screens stack the plots instead of squeezing them
+TRAJECTORIES = 12  # reverse paths drawn per sampler (more become a tangle)
 TRAINING = {"concurrency_limit": 1, "concurrency_id": "training"}  # one training at a time per machine
 
 
@@ -110,13 +112,13 @@ def on_explore_toy(run: Any, t: float, seed: float):
     seed = require_int(seed, "seed", low=0, high=2**31 - 1)
     noised = TD.forward_points(run.model, run.data, t, seed)
     grid, field = TD.noise_field(run.model, t)
-    noise = torch.randn(30, 2, generator=torch.Generator().manual_seed(seed + 7))  # both samplers start from this x_T
-    _, ddpm = TD.sample(run.model, 30, seed=seed + 8, method="ddpm", keep=30, start=noise)
-    _, ddim = TD.sample(run.model, 30, seed=seed + 8, method="ddim", keep=30, start=noise)
+    noise = torch.randn(TRAJECTORIES, 2, generator=torch.Generator().manual_seed(seed + 7))  # both samplers start from this x_T
+    _, ddpm = TD.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddpm", keep=TRAJECTORIES, start=noise)
+    _, ddim = TD.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddim", keep=TRAJECTORIES, start=noise)
     return (scatter_svg({"data": run.data.tolist(), f"x_t at t = {t}": noised.tolist()}, f"Forward process at t = {t} of {run.model.timesteps}"),
             arrows_svg(grid.tolist(), field.tolist(), run.data.tolist(), f"Learned score field at t = {t}"),
             trajectories_svg({"DDPM (stochastic)": ddpm.tolist(), "DDIM (deterministic)": ddim.tolist()}, run.data.tolist(),
-                             "30 reverse trajectories from the same noise"))
+                             f"{TRAJECTORIES} reverse trajectories from the same noise"))
 
 
 @user_errors
@@ -209,17 +211,17 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
             toy_train = gr.Button("Train the diffusion model", variant="primary", elem_id="trn-toy-train")
             toy_stop = gr.Button("Stop", elem_id="trn-toy-stop")
         toy_status = gr.Markdown(elem_id="trn-toy-status")
-        with gr.Row():
-            toy_loss = gr.HTML(elem_id="trn-toy-loss")
-            toy_samples = gr.HTML(elem_id="trn-toy-samples")
+        with gr.Row(elem_classes=["trn-row"]):
+            toy_loss = gr.HTML(elem_id="trn-toy-loss", min_width=PLOT_PX)
+            toy_samples = gr.HTML(elem_id="trn-toy-samples", min_width=PLOT_PX)
         gr.Markdown("Then look at the trained model at any step t: the forward process on the data, the learned score field, "
-                    "and reverse trajectories of 30 points, DDPM against DDIM from the same starting noise.")
+                    "and reverse trajectories of 12 points, DDPM against DDIM from the same starting noise (each ends at a marker).")
         with gr.Row():
             explore_t = gr.Slider(0, 999, value=20, step=1, label="t (below T)", elem_id="trn-t")
             explore_seed = gr.Number(value=0, precision=0, minimum=0, label="Noise seed")
             explore = gr.Button("Show", elem_id="trn-explore")
-        with gr.Row():
-            forward_plot, field_plot, paths_plot = gr.HTML(elem_id="trn-forward"), gr.HTML(elem_id="trn-field"), gr.HTML(elem_id="trn-paths")
+        with gr.Row(elem_classes=["trn-row"]):
+            forward_plot, field_plot, paths_plot = (gr.HTML(elem_id=f"trn-{name}", min_width=PLOT_PX) for name in ("forward", "field", "paths"))
 
         gr.Markdown("#### A tiny GPT on your text")
         gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
@@ -235,7 +237,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         gpt_status = gr.Markdown(elem_id="trn-gpt-status")
         gr.Markdown(f"When it is done, pick **{SESSION_GPT}** as the model in the GPT and Inside tabs: it is kept in your session only.")
         gpt_chart = gr.HTML(elem_id="trn-gpt-chart")
-        gpt_samples = gr.Dataframe(label="Samples as it learns (160 characters after the text's first letter)", interactive=False, wrap=True,
+        gpt_samples = gr.Dataframe(headers=["step", "sample"], label="Samples as it learns (160 characters after the text's first letter)", interactive=False, wrap=True,
                                    elem_id="trn-gpt-samples")
 
         toy_event = clear_first(toy_train.click, [toy_status]).then(
