@@ -453,6 +453,7 @@ class ModelLoader:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, *_weights_errors()) as exc:
             why = ": its weights are corrupt or incomplete" if isinstance(exc, _weights_errors()) else ""
             raise LoadError(f"Could not load {resolved.requested!r} as a {family.value} model from {folder}{why}: {exc}") from exc
+        record = _training_config(folder) if resolved.kind is SourceKind.EMBEDDED else {}  # an embedded model's training record
         n_params, n_bytes = module_bytes(parts.components.values())
         if family is Family.TOKENIZER:
             n_bytes = tokenizer_bytes(parts.tokenizer)
@@ -460,19 +461,23 @@ class ModelLoader:
             source=resolved, folder=folder, family=family, model=parts.model, tokenizer=parts.tokenizer,
             components=parts.components, device=device, dtype=dtype, attention=attention,
             load_seconds=time.perf_counter() - start, n_params=n_params, memory_bytes=n_bytes, pipeline=parts.pipeline,
-            trained_length=_trained_length(folder) if resolved.kind is SourceKind.EMBEDDED else None,
-            training=_training_record(folder) if resolved.kind is SourceKind.EMBEDDED else None,
+            trained_length=_trained_length(record), training=_training_record(record),
         )
 
 
-def _training_record(folder: Path) -> TrainingRecord | None:
-    """Steps x batch (x window) from an embedded model's metrics.json; None for anything else."""
+def _training_config(folder: Path) -> dict[str, Any]:
+    """The training config an embedded model's training script recorded in its metrics.json ({} when there is none)."""
     import json
 
     try:
         config = json.loads((folder / "metrics.json").read_text()).get("config", {})
     except (OSError, ValueError):
-        return None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _training_record(config: dict[str, Any]) -> TrainingRecord | None:
+    """Steps x batch (x window) from a training config; None when it does not say."""
     steps, batch = config.get("steps"), config.get("batch_size")
     if not isinstance(steps, int) or not isinstance(batch, int):
         return None
@@ -482,14 +487,8 @@ def _training_record(folder: Path) -> TrainingRecord | None:
     return TrainingRecord(None, steps * batch, f"{steps:,} steps x {batch} examples (tokens not recorded)")
 
 
-def _trained_length(folder: Path) -> int | None:
-    """The training window of an embedded model, from the record its training script wrote (metrics.json)."""
-    import json
-
-    try:
-        config = json.loads((folder / "metrics.json").read_text()).get("config", {})
-    except (OSError, ValueError):
-        return None
+def _trained_length(config: dict[str, Any]) -> int | None:
+    """The training window in a training config: past it, the model is out of its depth."""
     value = config.get("block_size") or config.get("seq_len")  # GPT: block_size; BERT: seq_len
     return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
