@@ -16,6 +16,7 @@ from playground.config import Settings
 from playground.core import inside as I
 from playground.models import ModelLoader
 from tests.conftest import PROJECT_ROOT
+from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
 
 TEXT = "The king is dead, long live the king."
 T5_TEXT = "reverse words: red cat blue dog"
@@ -343,41 +344,32 @@ def test_inside_and_score_over_http_match_the_compute(live_app, embedded):
 
 
 @pytest.mark.browser
-def test_browser_walks_the_inside_tab(live_app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    import shutil
-
+def test_browser_walks_the_inside_tab(_page):
+    expect = pytest.importorskip("playwright.sync_api").expect
     from tests.conftest import ARTIFACTS
 
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        expect = sync_api.expect
-        page.goto(live_app, wait_until="load")
-        page.get_by_role("tab", name="Inside").click()
-        page.locator("#ins-model input").fill("t5-small")
-        page.locator("#ins-model input").press("Enter")
-        page.locator("#ins-text textarea").fill(T5_TEXT)
-        page.locator("#ins-stack label", has_text="Decoder").click()
-        page.locator("#ins-run").click()
-        expect(page.locator("#ins-embeddings")).to_contain_text("Relative-position bias", timeout=90_000)
-        expect(page.locator("#ins-notice")).to_contain_text("greedy output")
-        box = page.locator("#ins-head input[type=number]")  # head 2, then the view redraws for it
-        box.fill("2")
-        box.press("Enter")
-        page.locator("#ins-run").click()
-        expect(page.locator("#ins-head-view")).to_contain_text("head 2", timeout=60_000)
-        page.locator("#ins-token input").click()  # an earlier query token: the causal mask hides the ones after it
-        page.get_by_role("option", name="1: ▁dog").click()
-        expect(page.locator("#ins-head-view")).to_contain_text("query token 1", timeout=60_000)
-        expect(page.locator("#ins-head-view")).to_contain_text("−∞ (masked)")
-        page.screenshot(path=str(ARTIFACTS / "inside-head.png"), full_page=True)
-        for name, element, text in [("3. The block", "#ins-block", "cross-attention output"), ("4. Residual stream", "#ins-residual", "layer"),
-                                    ("5. Parameters", "#ins-params", "relative position bias")]:
-            page.locator(element).scroll_into_view_if_needed()
-            expect(page.locator(element)).to_contain_text(text, timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / f"inside-{name[0]}.png"), full_page=True)
-        browser.close()
+    page = _page
+    page.get_by_role("tab", name="Inside").click()
+    page.locator("#ins-model input").fill("t5-small")
+    page.locator("#ins-model input").press("Enter")
+    page.locator("#ins-text textarea").fill(T5_TEXT)
+    page.locator("#ins-stack label", has_text="Decoder").click()
+    page.locator("#ins-run").click()
+    expect(page.locator("#ins-embeddings")).to_contain_text("Relative-position bias", timeout=90_000)
+    expect(page.locator("#ins-notice")).to_contain_text("greedy output")
+    box = page.locator("#ins-head input[type=number]")  # head 2, then the view redraws for it
+    box.fill("2")
+    box.press("Enter")
+    page.locator("#ins-run").click()
+    expect(page.locator("#ins-head-view")).to_contain_text("head 2", timeout=60_000)
+    page.locator("#ins-token input").click()  # an earlier query token: the causal mask hides the ones after it
+    page.get_by_role("option", name="1: ▁dog").click()
+    expect(page.locator("#ins-head-view")).to_contain_text("query token 1", timeout=60_000)
+    expect(page.locator("#ins-head-view")).to_contain_text("−∞ (masked)")
+    page.screenshot(path=str(ARTIFACTS / "inside-head.png"), full_page=True)
+    for name, element, text in [("3. The block", "#ins-block", "cross-attention output"), ("4. Residual stream", "#ins-residual", "layer"),
+                                ("5. Parameters", "#ins-params", "relative position bias")]:
+        page.locator(element).scroll_into_view_if_needed()
+        expect(page.locator(element)).to_contain_text(text, timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / f"inside-{name[0]}.png"), full_page=True)
+    assert page.outside_requests == []

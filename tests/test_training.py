@@ -12,6 +12,7 @@ from playground.core import toy_gpt as TG
 from playground.models import ModelLoader
 from playground.models.results import resolve
 from playground.ui import training_tab as T
+from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
 
 TEXT = T.CORPUS.read_text(encoding="utf-8")
 
@@ -175,37 +176,29 @@ def test_training_endpoints_over_http(live_app):
 
 
 @pytest.mark.browser
-def test_browser_trains_both_with_defaults_and_sees_them_stream(live_app):
-    import shutil
+def test_browser_trains_both_with_defaults_and_sees_them_stream(_page):
     import time
 
-    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = pytest.importorskip("playwright.sync_api").expect
     from tests.conftest import ARTIFACTS
 
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        expect = sync_api.expect
-        page.goto(live_app, wait_until="load")
-        page.get_by_role("tab", name="Training").click()
-        for button, status, plot in (("#trn-toy-train", "#trn-toy-status", "#trn-toy-samples"), ("#trn-gpt-train", "#trn-gpt-status", "#trn-gpt-chart")):
-            page.locator(button).click()
-            seen, deadline = set(), time.time() + 240
-            while time.time() < deadline:  # the step counter and the plots update while it trains
-                text = page.locator(status).inner_text()
-                if text.startswith("Step "):
-                    seen.add(text.split(" of")[0])
-                if "Done" in text or "time cap" in text:
-                    break
-                time.sleep(0.2)
-            expect(page.locator(status)).to_contain_text("Done", timeout=10_000)
-            assert len(seen) >= 3, f"updates seen while training: {sorted(seen)}"
-            expect(page.locator(f"{plot} svg").first).to_be_visible()
-        expect(page.locator("#trn-gpt-samples")).to_contain_text("300")  # a sample from the last step
-        page.locator("#trn-explore").click()
-        expect(page.locator("#trn-paths")).to_contain_text("DDIM (deterministic)", timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "training-tab.png"), full_page=True)
-        browser.close()
+    page = _page
+    page.get_by_role("tab", name="Training").click()
+    for button, status, plot in (("#trn-toy-train", "#trn-toy-status", "#trn-toy-samples"), ("#trn-gpt-train", "#trn-gpt-status", "#trn-gpt-chart")):
+        page.locator(button).click()
+        seen, deadline = set(), time.time() + 240
+        while time.time() < deadline:  # the step counter and the plots update while it trains
+            text = page.locator(status).inner_text()
+            if text.startswith("Step "):
+                seen.add(text.split(" of")[0])
+            if "Done" in text or "time cap" in text:
+                break
+            time.sleep(0.2)
+        expect(page.locator(status)).to_contain_text("Done", timeout=10_000)
+        assert len(seen) >= 3, f"updates seen while training: {sorted(seen)}"
+        expect(page.locator(f"{plot} svg").first).to_be_visible()
+    expect(page.locator("#trn-gpt-samples")).to_contain_text("300")  # a sample from the last step
+    page.locator("#trn-explore").click()
+    expect(page.locator("#trn-paths")).to_contain_text("DDIM (deterministic)", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "training-tab.png"), full_page=True)
+    assert page.outside_requests == []
