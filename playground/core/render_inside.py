@@ -34,16 +34,15 @@ def _range(a: np.ndarray) -> float:
     return float(2.5 * np.sqrt(np.mean(a * a))) if a.size else 0.0
 
 
-def _strip_png(values: Sequence[float]) -> str:
+def _strip_png(a: np.ndarray, top: float) -> str:
     """The vector as a 1-pixel-high PNG (a data URI): one pixel per dimension, scaled up by the browser without smoothing.
-    A few hundred bytes where an SVG cell per dimension took tens of kilobytes (128 tokens x k and v)."""
+    A few hundred bytes where an SVG cell per dimension took tens of kilobytes (128 tokens x k and v). `top`: the value
+    drawn in full colour (`_range(a)`)."""
     import base64
     import io
 
     from PIL import Image
 
-    a = np.asarray(values, dtype=np.float64)
-    top = _range(a)
     f = np.clip(a / top, -1, 1) if top > 0 else np.zeros_like(a)
     ends = np.where(f[:, None] > 0, np.array(POS, dtype=np.float64), np.array(NEG, dtype=np.float64))
     rgb = 255 + (ends - 255) * np.abs(f)[:, None]
@@ -59,9 +58,11 @@ def strip(values: Sequence[float] | None, label: str = "", width: int = 360, hei
     n = len(values)
     top = max((abs(v) for v in values), default=0.0)
     norm = math.sqrt(sum(v * v for v in values))
-    meta = f"‖·‖ = {norm:.3g} · max |v| = {top:.3g} · full colour at ±{_range(np.asarray(values, dtype=np.float64)):.3g} · {n} dims"
+    a = np.asarray(values, dtype=np.float64)
+    full = _range(a)
+    meta = f"‖·‖ = {norm:.3g} · max |v| = {top:.3g} · full colour at ±{full:.3g} · {n} dims"
     return (f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span>'
-            f'<img class="ins-cells" src="{_strip_png(values)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" title="{_e(meta)}">'
+            f'<img class="ins-cells" src="{_strip_png(a, full)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" title="{_e(meta)}">'
             f'<span class="ins-meta">{_e(meta)}</span></div>')
 
 

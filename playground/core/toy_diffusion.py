@@ -170,7 +170,7 @@ def new_model(cfg: ToyConfig) -> ToyModel:
 class ToyProgress:
     step: int  # steps done
     losses: list[float]  # the training loss of every step so far
-    samples: torch.Tensor | None  # [n, 2] drawn from the model at this step (every `sample_every` steps and at the end)
+    samples: torch.Tensor  # [n, 2] drawn from the model at this step (every `sample_every` steps and at the end)
     seconds: float  # wall time so far
     done: bool  # the last update of the run
     stopped_early: bool = False  # the time cap ended it
@@ -204,8 +204,7 @@ def train_toy(data: torch.Tensor, cfg: ToyConfig, model: ToyModel | None = None,
         over = elapsed > cfg.max_seconds
         last = step == cfg.steps or over
         if last or (stream and step % cfg.sample_every == 0):
-            samples = sample(model, n, seed=cfg.seed + 2, method="ddpm") if (stream or last) else None
-            yield model, ToyProgress(step, list(losses), samples, elapsed, last, over and step < cfg.steps)
+            yield model, ToyProgress(step, list(losses), sample(model, n, seed=cfg.seed + 2, method="ddpm"), elapsed, last, over and step < cfg.steps)
         if last:
             return
 

@@ -217,10 +217,10 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
             top_k = gr.Slider(1, R.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
         with gr.Row():
             focus = gr.Dropdown([("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus")
-        with gr.Row(elem_classes=["option-row"]):  # each option keeps a readable width; on a phone they stack
-            all_heads = gr.Checkbox(label="All heads of the layer (lines view)", min_width=240)
-            hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)", min_width=240)
-            pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)", min_width=240)
+        with gr.Row(elem_classes=["option-row"]):  # each option keeps 240 px (style.css; Gradio's form ignores min_width): a phone stacks them
+            all_heads = gr.Checkbox(label="All heads of the layer (lines view)")
+            hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)")
+            pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)")
         shown = gr.HTML(elem_id="att-shown")
         gr.Markdown("**Model view**: every layer x head; orange bar = share on the first token / separators. Click a tile.",
                     elem_classes=["picture-caption"])

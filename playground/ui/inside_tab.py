@@ -57,9 +57,10 @@ def _stack(stack: Any) -> str:
 def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, token: Any, stack: str = "", progress=None,
             trained: Any = None):
     """Check the request before any model loads, then run it."""
-    I.check_request(text, layer, head, token, _stack(stack))
+    stack = _stack(stack)
+    I.check_request(text, layer, head, token, stack)
     name, lm = _load(loader, model, progress, trained)
-    return lm, I.inside(lm.model, lm.tokenizer, text, layer, head, token, _stack(stack), name=name)
+    return lm, I.inside(lm.model, lm.tokenizer, text, layer, head, token, stack, name=name)
 
 
 def model_is_yours(lm: Any) -> bool:

@@ -41,7 +41,6 @@ What you train stays in your session: nobody else sees it.
 CORPUS = ASSETS_DIR / "corpus" / "romeo_and_juliet.txt"
 TOY_BUDGET = GpuBudget(30, 0.01, "steps")
 GPT_BUDGET = GpuBudget(30, 0.2, "steps")
-PLOT_PX = 320  # a plot's least width (with the trn-row style): narrower screens stack the plots instead of squeezing them
 TRAJECTORIES = 12  # reverse paths drawn per sampler (more become a tangle)
 TRAINING = {"concurrency_limit": 1, "concurrency_id": "training"}  # one training at a time per machine
 
@@ -59,9 +58,10 @@ class ToyRun:
 
 
 def _toy_config(dataset: Any, steps: Any, lr: Any, schedule: Any, timesteps: Any, seed: Any) -> TD.ToyConfig:
-    return TD.ToyConfig(dataset=dataset, steps=require_int(steps, "steps", low=1, high=TD.MAX_STEPS), lr=lr, schedule=schedule,
+    steps = require_int(steps, "steps", low=1, high=TD.MAX_STEPS)
+    return TD.ToyConfig(dataset=dataset, steps=steps, lr=lr, schedule=schedule,
                         timesteps=require_int(timesteps, "diffusion steps", low=2, high=TD.MAX_TIMESTEPS),
-                        seed=require_int(seed, "seed", low=0, high=2**31 - 1), sample_every=max(1, require_int(steps, "steps", low=1, high=TD.MAX_STEPS) // 6)).checked()
+                        seed=require_int(seed, "seed", low=0, high=2**31 - 1), sample_every=max(1, steps // 6)).checked()
 
 
 def _data(cfg: TD.ToyConfig, sketch: Any) -> Any:
@@ -73,11 +73,15 @@ def _data(cfg: TD.ToyConfig, sketch: Any) -> Any:
     return TD.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
 
 
+def _curve(losses: list[float], back: int) -> tuple[list[int], list[float]]:
+    """(steps, each step's loss averaged with the `back` steps before it), thinned to about 300 points for the chart."""
+    every = max(1, len(losses) // 300)
+    smooth = [sum(losses[max(0, i - back):i + 1]) / len(losses[max(0, i - back):i + 1]) for i in range(0, len(losses), every)]
+    return list(range(1, len(losses) + 1))[::every], smooth
+
+
 def _loss_chart(losses: list[float], label: str = "training loss ‖ε − ε_θ‖²") -> str:
-    step = max(1, len(losses) // 300)
-    xs = list(range(1, len(losses) + 1))[::step]
-    smooth = [sum(losses[max(0, i - 20):i + 1]) / len(losses[max(0, i - 20):i + 1]) for i in range(len(losses))][::step]
-    return line_chart_svg({label + " (mean of 20 steps)": (xs, smooth)}, "step", "loss", width=420, height=240)
+    return line_chart_svg({label + " (mean of 20 steps)": _curve(losses, 20)}, "step", "loss", width=420, height=240)
 
 
 # ---- 2-D diffusion handlers ---------------------------------------------------------------------------------
@@ -97,7 +101,8 @@ def on_train_toy(loader: ModelLoader, dataset: str, sketch: Any, steps: float, l
         handle = None
         if p.done:
             status += " Stopped at the time cap." if p.stopped_early else " Done: explore the trained model below."
-            handle = loader.keep_result(ToyRun(model, data, cfg), ToyRun(model, data, cfg).nbytes, "2-D diffusion model", replaces=previous)
+            run = ToyRun(model, data, cfg)
+            handle = loader.keep_result(run, run.nbytes, "2-D diffusion model", replaces=previous)
         yield (status, _loss_chart(p.losses), scatter_svg({"data": data.tolist(), f"samples at step {p.step:,}": p.samples.tolist()},
                                                           "Samples (DDPM) beside the data"), handle if p.done else gr.update())
 
@@ -147,10 +152,7 @@ def _gpt_config(steps: Any, seed: Any, seconds: Any = TG.GPTTrainConfig.max_seco
 
 
 def _gpt_chart(p: TG.GPTProgress, unigram: float) -> str:
-    step = max(1, len(p.losses) // 300)
-    xs = list(range(1, len(p.losses) + 1))[::step]
-    smooth = [sum(p.losses[max(0, i - 10):i + 1]) / len(p.losses[max(0, i - 10):i + 1]) for i in range(len(p.losses))][::step]
-    series = {"training (mean of 10 steps)": (xs, smooth), "held-out": (p.heldout_steps, p.heldout_bpc),
+    series = {"training (mean of 10 steps)": _curve(p.losses, 10), "held-out": (p.heldout_steps, p.heldout_bpc),
               "unigram baseline (held-out)": ([1, max(2, p.step)], [unigram, unigram])}
     return line_chart_svg(series, "step", "bits per character", width=460, height=260)
 
@@ -211,9 +213,9 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
             toy_train = gr.Button("Train the diffusion model", variant="primary", elem_id="trn-toy-train")
             toy_stop = gr.Button("Stop", elem_id="trn-toy-stop")
         toy_status = gr.Markdown(elem_id="trn-toy-status")
-        with gr.Row(elem_classes=["trn-row"]):
-            toy_loss = gr.HTML(elem_id="trn-toy-loss", min_width=PLOT_PX)
-            toy_samples = gr.HTML(elem_id="trn-toy-samples", min_width=PLOT_PX)
+        with gr.Row(elem_classes=["trn-row"]):  # plots keep 320 px each (style.css): a phone stacks them
+            toy_loss = gr.HTML(elem_id="trn-toy-loss")
+            toy_samples = gr.HTML(elem_id="trn-toy-samples")
         gr.Markdown("Then look at the trained model at any step t: the forward process on the data, the learned score field, "
                     "and reverse trajectories of 12 points, DDPM against DDIM from the same starting noise (each ends at a marker).")
         with gr.Row():
@@ -221,7 +223,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
             explore_seed = gr.Number(value=0, precision=0, minimum=0, label="Noise seed")
             explore = gr.Button("Show", elem_id="trn-explore")
         with gr.Row(elem_classes=["trn-row"]):
-            forward_plot, field_plot, paths_plot = (gr.HTML(elem_id=f"trn-{name}", min_width=PLOT_PX) for name in ("forward", "field", "paths"))
+            forward_plot, field_plot, paths_plot = (gr.HTML(elem_id=f"trn-{name}") for name in ("forward", "field", "paths"))
 
         gr.Markdown("#### A tiny GPT on your text")
         gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
