@@ -184,7 +184,7 @@ def _gpt2_layer(blk: Any, layer: int, h: torch.Tensor, i: int, config: Any, alph
     scale = 1 / math.sqrt(d) if getattr(config, "scale_attn_weights", True) else 1.0
     if getattr(config, "scale_attn_by_inverse_layer_idx", False):
         scale /= layer + 1
-    mask = torch.arange(T) <= i  # causal
+    mask = torch.arange(T, device=h.device) <= i  # causal
     if alpha is None:
         q, k, v = blk.attn.c_attn(x).split(D, dim=-1)  # one matrix computes q, k and v: [T, 3D]
         q, k, v = q[i].view(H, d), k.view(T, H, d), v.view(T, H, d)
@@ -207,7 +207,7 @@ def _bert_layer(blk: Any, h: torch.Tensor, i: int, config: Any, alpha: torch.Ten
     d = D // H
     sa = blk.attention.self
     v = sa.value(h).view(T, H, d)
-    mask = torch.ones(T, dtype=torch.bool)  # one text, no padding: every token sees every token
+    mask = torch.ones(T, dtype=torch.bool, device=h.device)  # one text, no padding: every token sees every token
     if alpha is None:
         q, k = sa.query(h[i]).view(H, d), sa.key(h).view(T, H, d)
         scores, weights, heads_out = _attend(q, k, v, 1 / math.sqrt(d), None, mask)
@@ -241,7 +241,7 @@ def _t5_layer(stack: Any, layer: int, h: torch.Tensor, i: int, config: Any, enco
     x = blk.layer[0].layer_norm(h)
     v = sa.v(x).view(T, H, d)
     decoder = bool(stack.is_decoder)
-    mask = torch.arange(T) <= i if decoder else torch.ones(T, dtype=torch.bool)
+    mask = torch.arange(T, device=h.device) <= i if decoder else torch.ones(T, dtype=torch.bool, device=h.device)
     bias = None
     if alpha is None:
         q, k = sa.q(x[i]).view(H, d), sa.k(x).view(T, H, d)
@@ -258,7 +258,7 @@ def _t5_layer(stack: Any, layer: int, h: torch.Tensor, i: int, config: Any, enco
         S = encoder_out.shape[0]
         cv = ca.v(encoder_out).view(S, H, d)
         if cross_alpha is None:
-            _, _, cross_heads = _attend(ca.q(y).view(H, d), ca.k(encoder_out).view(S, H, d), cv, 1.0, None, torch.ones(S, dtype=torch.bool))
+            _, _, cross_heads = _attend(ca.q(y).view(H, d), ca.k(encoder_out).view(S, H, d), cv, 1.0, None, torch.ones(S, dtype=torch.bool, device=h.device))
         else:
             cross_heads = torch.einsum("hs,shd->hd", cross_alpha, cv)
         cross = ca.o(cross_heads.reshape(H * d))
@@ -370,13 +370,13 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
     head = require_int(head, "head", low=0, high=n_heads - 1)
     token = T - 1 if token == -1 else require_int(token, "token", low=0, high=T - 1)
     seq = ids_shown[0]
-    hs = [hs_[0].float() if hs_.dtype != torch.float32 else hs_[0] for hs_ in hidden]
+    hs = [hs_[0] for hs_ in hidden]  # in the model's own dtype and device: the layers' weights read them as they are
     steps, look = [], None
     for l_ in range(n_layers):
         # each layer reads the stack's hidden state before it (hidden_states[l]); the chosen layer is computed in full
         # (scores, mask, softmax), the others from the forward pass's own weights for the query token
-        alpha = None if l_ == layer else attentions[l_][0, :, token].float()
-        cross_alpha = None if l_ == layer or cross is None else cross[l_][0, :, token].float()
+        alpha = None if l_ == layer else attentions[l_][0, :, token]
+        cross_alpha = None if l_ == layer or cross is None else cross[l_][0, :, token]
         cur = _look(model, family, stack, l_, hs[l_], token, encoder_out, alpha, cross_alpha)
         attn_norm = cur.attention_output + (cur.cross if cur.cross is not None else 0)
         steps.append(LayerStep(l_, float(cur.hidden_in.norm()), float(attn_norm.norm()), float(cur.mlp_output.norm()), float(cur.hidden_out.norm())))
