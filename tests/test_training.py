@@ -3,6 +3,8 @@ diffusers' own DDPM and DDIM steps; the tab streams; the endpoints answer."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -20,9 +22,10 @@ TEXT = T.CORPUS.read_text(encoding="utf-8")
 @pytest.fixture(scope="module")
 def moons_model():
     """Two moons, trained with the tab's defaults."""
-    cfg = TD.ToyConfig()
+    cfg = TD.ToyConfig(max_seconds=TD.MAX_SECONDS)  # the defaults, with the longest time cap
     data = TD.make_dataset("moons", cfg.n_points, cfg.seed)
     *_, (model, progress) = TD.train_toy(data, cfg, stream=False)
+    assert not progress.stopped_early, f"the machine was too busy: the run reached the time cap at step {progress.step}"
     return model, data, progress
 
 
@@ -91,7 +94,7 @@ def test_char_tokenizer_round_trips_every_character():
     assert len(ids) == len(text) and tok.decode(ids) == text
 
 
-@pytest.mark.slow  # the defaults: about 30 s on 2 cores
+@pytest.mark.slow  # the defaults: about 15 s on 2 cores
 def test_tiny_gpt_beats_a_unigram_model_within_the_default_steps_and_is_reproducible():
     cfg = TG.GPTTrainConfig(max_seconds=TG.MAX_SECONDS)  # the defaults, with the longest time cap
     *_, (trained, p) = TG.train_gpt(TEXT, cfg)
@@ -101,6 +104,27 @@ def test_tiny_gpt_beats_a_unigram_model_within_the_default_steps_and_is_reproduc
     first = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
     again = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
     assert first == again
+
+
+def _sample_without_cache(model, tok, prompt, n, seed, temperature=0.8):
+    """The plain loop: the whole window through the model for every character."""
+    g = torch.Generator().manual_seed(seed)
+    out = tok(prompt, verbose=False)["input_ids"]
+    for _ in range(n):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([out[-model.config.n_positions:]])).logits[0, -1] / temperature
+        out.append(int(torch.multinomial(logits.softmax(-1), 1, generator=g)))
+    return tok.decode(out[len(tok(prompt, verbose=False)["input_ids"]):])
+
+
+def test_cached_sampling_equals_the_plain_loop_inside_the_window_and_runs_past_it():
+    *_, (trained, _) = TG.train_gpt(TEXT, TG.GPTTrainConfig(steps=30, block_size=16, eval_every=30))
+    block = trained.model.config.n_positions
+    for prompt in ("R", "ROMEO. "):
+        n = block - len(prompt)  # every character still sees the whole context
+        assert TG.generate(trained.model, trained.tokenizer, prompt, n, seed=5) == _sample_without_cache(trained.model, trained.tokenizer, prompt, n, 5)
+    long = TG.generate(trained.model, trained.tokenizer, "R", 5 * block, seed=5)  # the cache restarts from half a window
+    assert len(long) == 5 * block and set(long) <= set(TEXT)
 
 
 def test_short_text_and_bad_settings_say_what_to_change():
@@ -194,10 +218,13 @@ def test_browser_trains_both_with_defaults_and_sees_them_stream(_page):
             if "Done" in text or "time cap" in text:
                 break
             time.sleep(0.2)
-        expect(page.locator(status)).to_contain_text("Done", timeout=10_000)
+        # Either end is a finished run: the speed of the defaults is measured by benchmarks/training_stream.py,
+        # and a busy CI machine may reach the time cap first.
+        expect(page.locator(status)).to_contain_text(re.compile("Done|Stopped at the time cap"), timeout=10_000)
         assert len(seen) >= 3, f"updates seen while training: {sorted(seen)}"
         expect(page.locator(f"{plot} svg").first).to_be_visible()
-    expect(page.locator("#trn-gpt-samples")).to_contain_text("300")  # a sample from the last step
+    last_step = page.locator("#trn-gpt-status").inner_text().split(" of")[0].removeprefix("Step ").strip()
+    expect(page.locator("#trn-gpt-samples")).to_contain_text(last_step)  # a sample from the last step
     page.locator("#trn-explore").click()
     expect(page.locator("#trn-paths")).to_contain_text("DDIM (deterministic)", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "training-tab.png"), full_page=True)
