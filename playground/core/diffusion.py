@@ -10,7 +10,8 @@ Notation (Ho et al. 2020; Song et al. 2021 for DDIM; Ho & Salimans 2022 for guid
 | `guidance`      | w                | classifier-free guidance scale                     |
 | `x0_hat`        | x̂_0              | the clean sample predicted from x_t (a preview)    |
 
-No gradio here; the UI and the evaluation both consume `denoise`.
+No gradio here. The loop itself is `core.explorer.run`, the one the tab, the API and the evaluation all run;
+`denoise` is its plain form for a class-conditional or unconditional UNet.
 """
 
 from __future__ import annotations
@@ -69,33 +70,22 @@ def denoise(
             raise InputError("Give batch_size, the number of images to sample (at least 1).")
     if guidance != 1.0 and null_class is None:
         raise InputError("Guidance other than 1 needs null_class, the 'no class' label the UNet was trained with.")
+    from playground.core import explorer as E  # the one denoising loop (explorer imports this module: imported here)
+
     device = next(unet.parameters()).device
-    dtype = next(unet.parameters()).dtype
     n = len(class_labels) if conditional else batch_size
     channels, size = unet.config.in_channels, unet.config.sample_size
     shape = shape or (n, channels, size, size)
-    # 1. x_T ~ N(0, I), scaled as the scheduler expects
-    x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) * scheduler.init_noise_sigma
-    scheduler.set_timesteps(num_steps, device=device)
-    step_kwargs = _step_kwargs(scheduler, generator=generator, use_clipped_model_output=use_clipped_model_output)
-    labels = class_labels.to(device) if conditional else None
-    null = torch.full_like(labels, null_class) if conditional and null_class is not None else None
-    for i, t in enumerate(scheduler.timesteps):
-        model_in = scheduler.scale_model_input(x, t)
-        # 2. predict the noise, with the class and (for guidance) without it, in one batch
-        if guidance == 1.0:
-            eps = unet(model_in.to(dtype), t, class_labels=labels).sample.float()
-        elif guidance == 0.0:
-            eps = unet(model_in.to(dtype), t, class_labels=null).sample.float()
-        else:
-            both = unet(torch.cat([model_in, model_in]).to(dtype), t, class_labels=torch.cat([labels, null])).sample.float()
-            eps_cond, eps_uncond = both.chunk(2)
-            # 3. classifier-free guidance: ε = ε(∅) + w (ε(c) − ε(∅))
-            eps = eps_uncond + guidance * (eps_cond - eps_uncond)
-        # 4. one reverse step x_t -> x_{t-1}; the scheduler also returns the x̂_0 preview
-        out = scheduler.step(eps, t, x, **step_kwargs)
-        x = out.prev_sample
-        yield DenoiseStep(i, int(t), x, getattr(out, "pred_original_sample", None))
+    if conditional:
+        labels = class_labels.to(device)
+        cond = E.Conditioning("class", labels, None if null_class is None else torch.full_like(labels, null_class))
+    else:
+        cond = E.Conditioning("none")
+    # x_T ~ N(0, I) scaled as the scheduler expects, then every step of the explorer's loop (ε̂, guidance, the step)
+    x, first = E.start(scheduler, num_steps, shape, generator, device)
+    settings = E.RunSettings(guidance=guidance, use_clipped_model_output=use_clipped_model_output)
+    for record in E.run(unet, scheduler, cond, x, generator, settings, first, snapshots=False):
+        yield DenoiseStep(record.index, record.timestep, record.x, record.x0_hat)
 
 
 SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # diffusers' beta_schedule names (DDPM, Stable Diffusion, cosine)

@@ -92,7 +92,7 @@ class Record:
     eps: torch.Tensor  # the ε̂ the step used (guided)
     eps_uncond: torch.Tensor | None  # ε_u, when guidance ran
     eps_cond: torch.Tensor | None  # ε_c, when guidance ran
-    before: Snapshot  # what taking this step again needs
+    before: Snapshot | None  # what taking this step again needs (None: a run kept without snapshots)
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,9 @@ def start(scheduler, num_steps: int, shape: tuple[int, ...], generator: torch.Ge
 
 @no_grad  # also on generators: grad mode is restored around every resume
 def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, generator: torch.Generator, settings: RunSettings,
-        first: int = 0) -> Iterator[Record]:
-    """Denoise from `x` at step `first` (scheduler already set up), yielding a Record per step.
+        first: int = 0, *, snapshots: bool = True) -> Iterator[Record]:
+    """Denoise from `x` at step `first` (scheduler already set up), yielding a Record per step. `snapshots=False`
+    keeps no rewind point (`Record.before` is None): a run that will never be branched (sampling, the evaluation).
 
     The loop, unrolled (as diffusers' pipelines run it):
     """
@@ -137,7 +138,8 @@ def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, g
     step_kwargs = _step_kwargs(scheduler, generator=generator, use_clipped_model_output=settings.use_clipped_model_output)
     for i in range(first, len(scheduler.timesteps)):
         t = scheduler.timesteps[i]
-        before = Snapshot(x.clone(), copy.deepcopy(scheduler), generator.get_state())
+        before = Snapshot(x.clone(), copy.deepcopy(scheduler), generator.get_state()) if snapshots else None
+        x_in = x
         model_in = scheduler.scale_model_input(x, t)
         # 1. predict the noise ε̂(x_t, t, c); with guidance, also without the condition, in one batch
         if not guided:
@@ -157,7 +159,7 @@ def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, g
         if x0_hat is None and scheduler.init_noise_sigma == 1.0 and scheduler.config.prediction_type == "epsilon":
             # 4. a solver that does not report x̂_0 (DPM-Solver++): x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t
             a_bar = scheduler.alphas_cumprod[int(t)].to(x.device)
-            x0_hat = (before.x - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()
+            x0_hat = (x_in - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()
         x = out.prev_sample
         yield Record(i, int(t), x, x0_hat, eps, eps_u, eps_c, before)
 

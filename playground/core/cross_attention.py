@@ -1,0 +1,177 @@
+"""Where each word lands: a text-to-image UNet's cross-attention, per prompt token, over the image (DAAM, Tang et al. 2023).
+
+In every cross-attention layer, image position i (a query) reads the prompt's token states c_j (keys and
+values) with the probabilities
+
+    P_ij = softmax_j(q_i · k_j / √d),   q = W_q h,  k = W_k c      (per head)
+
+Averaging P[:, j] over heads, layers (each upsampled to the latent's size) and steps gives token j a map of
+where the image read it; normalized to sum to 1, it says where that word's meaning went.
+
+Thread safety: the maps are recorded by a processor installed once on each cross-attention module of a model
+(`install`), which hands every call to the module's own processor and, only while the calling thread is
+inside `recording(...)`, also computes P with the module's own `to_q`, `to_k` and `get_attention_scores`.
+No request ever swaps a processor or adds a hook on a shared UNet; other users' runs are untouched.
+No gradio here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from playground.core import explorer as E
+from playground.core.cache import shared_lock
+from playground.core.inputs import require_choice, require_int, require_text
+from playground.errors import InputError
+from playground.lazy import no_grad, torch
+
+_ACTIVE: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("cross_attention_recorder", default=None)
+_INSTALL_LOCK = threading.Lock()
+
+
+class _Recorder:
+    """Sums, for the current run, each step's head- and layer-averaged cross-attention of the conditional rows."""
+
+    def __init__(self, size: int, n_prompts: int, step: int | None):
+        self.size = size  # maps are kept at the latent's side (the largest attention resolution)
+        self.n = n_prompts  # the prompts' batch; a guided batch is [unconditional, conditional] (2n rows)
+        self.step = step  # only this 0-based step, or every step (None)
+        self.current = 0  # the step being taken
+        self.total: torch.Tensor | None = None  # [n, L, size, size]: summed over the kept steps' layers
+        self.layers = 0  # how many layer-calls were summed
+
+    def add(self, probs: torch.Tensor, batch: int, heads: int) -> None:
+        if self.step is not None and self.current != self.step:
+            return
+        b, hw, tokens = batch, probs.shape[1], probs.shape[2]
+        p = probs.float().view(b, heads, hw, tokens).mean(1)[b - self.n:]  # the conditional rows, heads averaged
+        side = math.isqrt(hw)
+        if side * side != hw:
+            return  # a non-square latent: skipped rather than mis-drawn
+        p = p.transpose(1, 2).reshape(self.n, tokens, side, side)
+        if side != self.size:
+            p = torch.nn.functional.interpolate(p, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        self.total = p if self.total is None else self.total + p
+        self.layers += 1
+
+
+class RecordingProcessor:
+    """Wraps a cross-attention module's own processor: the output is always the wrapped processor's."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        recorder = _ACTIVE.get()
+        if recorder is not None and encoder_hidden_states is not None:
+            with torch.no_grad():
+                h = hidden_states
+                if h.ndim == 4:
+                    h = h.flatten(2).transpose(1, 2)
+                c = attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+                q, k = attn.head_to_batch_dim(attn.to_q(h)), attn.head_to_batch_dim(attn.to_k(c))
+                mask = attn.prepare_attention_mask(attention_mask, c.shape[1], c.shape[0])
+                recorder.add(attn.get_attention_scores(q, k, mask), h.shape[0], attn.heads)  # P: [batch·heads, HW, L]
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+
+
+def install(unet: Any) -> int:
+    """Wrap each cross-attention module's processor once (idempotent, thread-safe); returns how many are wrapped."""
+    with _INSTALL_LOCK:
+        count = 0
+        for module in unet.modules():
+            if getattr(module, "is_cross_attention", False) and hasattr(module, "set_processor"):
+                if not isinstance(module.processor, RecordingProcessor):
+                    module.set_processor(RecordingProcessor(module.processor))
+                count += 1
+        return count
+
+
+@contextlib.contextmanager
+def recording(size: int, n_prompts: int = 1, step: int | None = None):
+    """While inside, this thread's cross-attention calls (on installed models) are summed into the recorder."""
+    recorder = _Recorder(size, n_prompts, step)
+    token = _ACTIVE.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _ACTIVE.reset(token)
+
+
+@dataclass
+class WordMaps:
+    """One text-to-image run and where each prompt token landed."""
+
+    tokens: list[str]  # the prompt's tokens, as words (no start, end or padding tokens)
+    maps: torch.Tensor  # [tokens, H, W] at the image's size; each map sums to 1
+    image: torch.Tensor  # [1, C, H, W] the decoded image, in [-1, 1]
+    latent_maps: torch.Tensor  # [tokens, h, w] the same at the latent's size (what was recorded)
+    steps: int  # denoising steps run
+    step: int | None  # the one step averaged (0-based), or None for all
+
+
+def prompt_tokens(tokenizer: Any, prompt: str) -> list[str]:
+    """The tokens of `prompt` as the text encoder sees them, in order, written as text (CLIP's "red</w>" is "red")."""
+    with shared_lock(tokenizer):
+        ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length)["input_ids"]
+    ids = [i for i in ids if i not in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)]
+    return [tokenizer.decode([i]).strip() or tokenizer.convert_ids_to_tokens(i) for i in ids]
+
+
+@no_grad
+def word_maps(components: dict[str, Any], prompt: str, *, negative: str = "", seed: int = 0, steps: int = 50, guidance: float = 7.5,
+              scheduler: str = "DDIM", step: int | None = None) -> WordMaps:
+    """Run the text-to-image pipeline in `components` (vae, text_encoder, tokenizer, unet, scheduler) once, through the
+    explorer's loop, recording every cross-attention layer; the maps of the prompt's tokens and the final image."""
+    unet, vae, tokenizer = components.get("unet"), components.get("vae"), components.get("tokenizer")
+    if unet is None or getattr(unet.config, "cross_attention_dim", None) is None or tokenizer is None or vae is None:
+        raise InputError("Word maps need a text-to-image model (a UNet with cross-attention, its text encoder, tokenizer and "
+                         "autoencoder), such as segmind/tiny-sd.")
+    prompt = require_text(prompt, "prompt", max_chars=500).strip()
+    if not prompt:
+        raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
+    steps, guidance = E.check_settings(steps, guidance)
+    if guidance == 0:
+        raise InputError("Guidance 0 runs only the empty prompt, so no word is read: use a guidance of 1 or more.")
+    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
+    require_choice(scheduler, "scheduler", E.SCHEDULERS)
+    if step is not None:
+        step = require_int(step, "step", low=1, high=steps) - 1
+    tokens = prompt_tokens(tokenizer, prompt)
+    if not tokens:
+        raise InputError("The prompt has no tokens the text encoder reads; use words.")
+    n_layers = install(unet)
+    if not n_layers:
+        raise InputError("This UNet has no cross-attention layers: nothing reads the prompt.")
+    cond = E.text_conditioning(components, prompt, negative, guidance > 1)
+    side = unet.config.sample_size if isinstance(unet.config.sample_size, int) else unet.config.sample_size[0]
+    sched = E.make_scheduler(scheduler, components["scheduler"].config)
+    g = torch.Generator().manual_seed(seed)
+    x, first = E.start(sched, steps, (1, unet.config.in_channels, side, side), g, next(unet.parameters()).device)
+    with recording(side, 1, step) as rec:
+        for record in E.run(unet, sched, cond, x, g, E.RunSettings(guidance=guidance), first, snapshots=False):
+            x = record.x
+            rec.current += 1
+    if rec.total is None:
+        raise InputError("No cross-attention was recorded: this UNet's attention maps are not square.")
+    latent = rec.total[0, 1:1 + len(tokens)]  # position 0 is the start token; the prompt's tokens follow it
+    latent = latent / latent.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    image = E.decode(x, vae).clamp(-1, 1)
+    maps = torch.nn.functional.interpolate(latent[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0].clamp_min(0)
+    maps = maps / maps.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    return WordMaps(tokens, maps, image, latent, steps, step)
+
+
+def mass_inside(word_map: torch.Tensor, mask: torch.Tensor) -> float:
+    """The share of a map's mass on the pixels of `mask` (bool, the same size).
+
+    >>> m = torch.zeros(4, 4); m[:2, :2] = 0.25
+    >>> mass_inside(m, m > 0)
+    1.0
+    """
+    return float((word_map * mask.to(word_map.dtype)).sum() / word_map.sum().clamp_min(1e-12))

@@ -1,0 +1,275 @@
+"""Train the embedded text-to-image model "shapes": a Stable-Diffusion-shaped latent diffusion model, from scratch.
+
+    python -m playground.train.shapes   # about an hour on 2 CPU threads -> assets/models/sd-shapes
+
+The world is `playground.train.shapes_data` (captions from a small grammar, 32x32 pictures drawn by code). The
+parts are Stable Diffusion's, only small, and saved as a `StableDiffusionPipeline` folder:
+
+1. `AutoencoderKL`: a 3x32x32 picture <-> a 4x16x16 latent.
+2. `CLIPTokenizer` (a byte-level BPE whose merges make every grammar word one token) and `CLIPTextModel`
+   (2 layers, width 64), trained here together with the UNet (Stable Diffusion's is a frozen CLIP).
+3. `UNet2DConditionModel`: ε_θ(z_t, t, c), where every down and up block cross-attends to the text encoder's
+   states c; the prompt is dropped (replaced by "") with probability `prompt_dropout`, so the same network is
+   also the unconditional model and classifier-free guidance works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from playground.train import common
+from playground.train import shapes_data as W
+
+MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
+
+
+@dataclass
+class ShapesTrainConfig:
+    n_images: int = 40_000  # training pictures (drawn once, from the seed)
+    ae_channels: tuple[int, ...] = (16, 32)  # autoencoder widths; 2 levels -> 2x downsampling (32 -> 16)
+    latent_channels: int = 4  # latent channels, as in Stable Diffusion
+    ae_steps: int = 1000  # autoencoder optimizer steps
+    ae_batch_size: int = 32  # pictures per autoencoder step
+    ae_lr: float = 2e-3  # autoencoder peak learning rate
+    kl_weight: float = 1e-6  # weight of the KL term (small: a sharp, nearly deterministic code)
+    text_width: int = 64  # text encoder width (= the UNet's cross_attention_dim)
+    text_layers: int = 2  # text encoder layers
+    unet_channels: tuple[int, ...] = (32, 64)  # UNet widths at 16x16 (convolutions) and 8x8 (convolutions and cross-attention)
+    unet_steps: int = 12_000  # UNet + text encoder optimizer steps
+    batch_size: int = 32  # latents per step
+    lr: float = 1e-3  # peak learning rate (AdamW), cosine-decayed
+    warmup: int = 300  # linear warm-up steps
+    ema_decay: float = 0.999  # exponential moving average of the UNet's and text encoder's weights, used for sampling
+    prompt_dropout: float = 0.1  # probability a caption is replaced by "" (the unconditional model)
+    snr_gamma: float = 5.0  # Min-SNR weighting min(SNR_t, γ) / SNR_t (Hang et al. 2023)
+    num_train_timesteps: int = 1000  # diffusion steps T
+    seed: int = 2718  # data, order, noise and initialization
+    threads: int = 2  # torch CPU threads
+
+
+def build_tokenizer(words: list[str]):
+    """A CLIPTokenizer whose BPE merges turn each of `words` into one token (any other text still encodes, bytewise).
+
+    The merges are found by running BPE itself: while a word is still split, add the merge of its first two
+    pieces, and repeat until every word is whole (a later merge can never split an earlier one's result).
+    """
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    alphabet = sorted(ByteLevel.alphabet())  # the 256 characters byte-level BPE writes bytes as
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    for c in alphabet:
+        vocab[c + "</w>"] = len(vocab)
+    merges: list[tuple[str, str]] = []
+
+    def pieces(word: str) -> list[str]:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        ranks = {m: r for r, m in enumerate(merges)}
+        while len(parts) > 1:
+            pairs = [(ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            rank, i = min(pairs)
+            if rank == 1 << 30:
+                break
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        return parts
+
+    changed = True
+    while changed:
+        changed = False
+        for word in words:
+            parts = pieces(word)
+            if len(parts) > 1:
+                merges.append((parts[0], parts[1]))
+                vocab.setdefault(parts[0] + parts[1], len(vocab))
+                changed = True
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    tok = CLIPTokenizer(vocab=vocab, merges=list(merges), model_max_length=MAX_TOKENS)
+    for word in words:
+        assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, word
+    return tok
+
+
+def build_text_encoder(cfg: ShapesTrainConfig, vocab_size: int, tok):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=cfg.text_width, intermediate_size=4 * cfg.text_width,
+                            num_hidden_layers=cfg.text_layers, num_attention_heads=4, max_position_embeddings=MAX_TOKENS,
+                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                            projection_dim=cfg.text_width)
+    return CLIPTextModel(config)
+
+
+def build_autoencoder(cfg: ShapesTrainConfig):
+    from diffusers import AutoencoderKL
+
+    n = len(cfg.ae_channels)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=cfg.ae_channels, layers_per_block=1, latent_channels=cfg.latent_channels, norm_num_groups=16,
+        sample_size=W.SIZE,
+    )
+
+
+def build_unet(cfg: ShapesTrainConfig, latent_size: int):
+    from diffusers import UNet2DConditionModel
+
+    n = len(cfg.unet_channels)
+    return UNet2DConditionModel(
+        sample_size=latent_size, in_channels=cfg.latent_channels, out_channels=cfg.latent_channels,
+        # cross-attention (with self-attention) at the coarsest level and the middle: at 16x16 it would cost 3x the time
+        down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",), up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        block_out_channels=cfg.unet_channels, layers_per_block=1, cross_attention_dim=cfg.text_width,
+        attention_head_dim=8, norm_num_groups=16,
+    )
+
+
+def pictures_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [n, H, W, 3] -> float [n, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def train_autoencoder(vae, data: torch.Tensor, cfg: ShapesTrainConfig, gen: torch.Generator, clock: common.Clock):
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
+    vae.train()
+    for step in range(cfg.ae_steps):
+        for group in opt.param_groups:
+            group["lr"] = common.cosine_lr(step, cfg.ae_steps, cfg.ae_lr, 100, floor=0.05)
+        x = data[torch.randint(0, len(data), (cfg.ae_batch_size,), generator=gen)]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        rec_loss = torch.nn.functional.mse_loss(recon, x)
+        loss = rec_loss + cfg.kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == cfg.ae_steps - 1:
+            print(f"ae step {step:5d}  mse {rec_loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
+    return vae.eval()
+
+
+@torch.no_grad()
+def encode_all(vae, data: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    return torch.cat([vae.encode(data[i: i + batch]).latent_dist.mode() for i in range(0, len(data), batch)])
+
+
+def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, latents: torch.Tensor, cfg: ShapesTrainConfig,
+               gen: torch.Generator, clock: common.Clock, checkpoint=None):
+    """The DDPM objective with a text condition; returns the EMA (UNet, text encoder) and the noise scheduler."""
+    from diffusers import DDPMScheduler
+
+    noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule="scaled_linear",
+                                    beta_start=0.00085, beta_end=0.012, clip_sample=False)  # Stable Diffusion's schedule
+    alpha_bar = noise_scheduler.alphas_cumprod
+    snr = alpha_bar / (1 - alpha_bar)
+    weight = snr.clamp(max=cfg.snr_gamma) / snr
+    ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
+    ema_text = copy.deepcopy(text_encoder).eval().requires_grad_(False)
+    params = [*unet.parameters(), *text_encoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    unet.train()
+    text_encoder.train()
+    for step in range(cfg.unet_steps):
+        for group in opt.param_groups:
+            group["lr"] = common.cosine_lr(step, cfg.unet_steps, cfg.lr, cfg.warmup, floor=0.05)
+        idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=gen)
+        z0, tokens = latents[idx], ids[idx].clone()
+        tokens[torch.rand(len(idx), generator=gen) < cfg.prompt_dropout] = empty  # the unconditional model: the "" prompt
+        noise = torch.randn(z0.shape, generator=gen)
+        t = torch.randint(0, cfg.num_train_timesteps, (len(z0),), generator=gen)
+        zt = noise_scheduler.add_noise(z0, noise, t)  # z_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) ε
+        c = text_encoder(tokens).last_hidden_state  # the states the UNet's cross-attention reads
+        err = (unet(zt, t, encoder_hidden_states=c).sample - noise).pow(2).mean(dim=(1, 2, 3))
+        loss = (weight[t] * err).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for ema, model in ((ema_unet, unet), (ema_text, text_encoder)):
+                for pe, p in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(p, 1 - decay)
+        if checkpoint and step and step % 3000 == 0:
+            checkpoint(ema_unet, ema_text, noise_scheduler)
+        if step % 200 == 0 or step == cfg.unet_steps - 1:
+            print(f"unet step {step:5d}  loss {loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
+    return ema_unet, ema_text, noise_scheduler
+
+
+def save(out: Path, *, vae, text_encoder, tokenizer, unet, scheduler) -> None:
+    """A StableDiffusionPipeline folder (float16 weights; no safety checker or feature extractor)."""
+    import diffusers
+    from diffusers import DDIMScheduler
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, model in (("vae", vae), ("text_encoder", text_encoder), ("unet", unet)):
+        common.save_half(model, out / name)
+    tokenizer.save_pretrained(out / "tokenizer")
+    DDIMScheduler.from_config(scheduler.config, set_alpha_to_one=False, steps_offset=1).save_pretrained(out / "scheduler")
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+             "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False,
+             "safety_checker": [None, None], "scheduler": ["diffusers", "DDIMScheduler"],
+             "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ae-steps", type=int, default=ShapesTrainConfig.ae_steps)
+    parser.add_argument("--unet-steps", type=int, default=ShapesTrainConfig.unet_steps)
+    parser.add_argument("--n-images", type=int, default=ShapesTrainConfig.n_images)
+    parser.add_argument("--threads", type=int, default=ShapesTrainConfig.threads)
+    parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
+    args = parser.parse_args(argv)
+    cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads)
+    gen = common.setup(cfg.seed, cfg.threads)
+    clock = common.Clock()
+    images, captions = W.dataset(cfg.n_images, cfg.seed)
+    data = pictures_tensor(images)
+    tokenizer = build_tokenizer(W.WORDS)
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+    print(f"{len(captions):,} pictures; vocabulary {len(tokenizer)} tokens; e.g. {captions[:3]}", flush=True)
+
+    vae = train_autoencoder(build_autoencoder(cfg), data, cfg, gen, clock)
+    test = pictures_tensor(W.dataset(1000, cfg.seed + 1)[0])
+    with torch.no_grad():
+        mse = torch.nn.functional.mse_loss(vae.decode(vae.encode(test).latent_dist.mode()).sample, test).item()
+    latents = encode_all(vae, data)
+    scale = 1.0 / latents.std().item()  # the latent scaling factor s: s * z has unit variance
+    vae.register_to_config(scaling_factor=scale)
+    print(f"autoencoder test MSE {mse:.4f}; latents {tuple(latents.shape[1:])}, scaling factor {scale:.4f}", flush=True)
+
+    text_encoder = build_text_encoder(cfg, len(tokenizer), tokenizer)
+    unet = build_unet(cfg, latents.shape[-1])
+    print(f"parameters: unet {sum(p.numel() for p in unet.parameters()):,}, text encoder {sum(p.numel() for p in text_encoder.parameters()):,}",
+          flush=True)
+    def checkpoint(unet, text_encoder, scheduler):  # an early look at the run: args.out + "-checkpoint"
+        save(args.out.with_name(args.out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
+             unet=copy.deepcopy(unet), scheduler=scheduler)
+
+    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock, checkpoint)
+    minutes = clock.minutes()
+    save(args.out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+    common.save_metrics(args.out, {
+        "reconstruction_mse": round(mse, 5), "scaling_factor": scale, "train_minutes": round(minutes, 1),
+        "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(),
+        "parameters": {"unet": sum(p.numel() for p in unet.parameters()), "text_encoder": sum(p.numel() for p in text_encoder.parameters()),
+                       "vae": sum(p.numel() for p in vae.parameters())},
+        "heldout_pairs": [" ".join(p) for p in W.HELDOUT_PAIRS], "config": asdict(cfg),
+    })
+    print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only shapes", flush=True)
+
+
+if __name__ == "__main__":
+    main()

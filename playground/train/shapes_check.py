@@ -1,0 +1,129 @@
+"""Read a shapes picture back without a network: colours by the nearest palette colour, shapes by how much of
+their bounding box they fill, places by their centroid.
+
+A circle fills π/4 ≈ 0.79 of its box, a square all of it, an upward triangle half:
+
+>>> import numpy as np
+>>> from playground.train import shapes_data as W
+>>> img = W.draw(W.parse("a large red circle on the left"), np.random.default_rng(0))
+>>> [(o.colour, o.shape, o.place) for o in read(img)]
+[('red', 'circle', 'left')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from playground.train import shapes_data as W
+
+MIN_PIXELS = 6  # smaller blobs are noise
+BRIGHT = 90  # a pixel whose brightest channel is under this is background
+
+
+@dataclass(frozen=True)
+class Found:
+    colour: str  # nearest palette colour of the blob
+    shape: str  # circle, square or triangle, from the fill ratio of the bounding box
+    place: str  # nearest named place of the centroid
+    cx: float  # centroid x, pixels
+    cy: float  # centroid y, pixels
+    pixels: int  # area
+    mask: np.ndarray  # bool [H, W]
+
+
+def colour_map(img: np.ndarray) -> np.ndarray:
+    """int [H, W]: the index of each pixel's nearest colour in COLOURS, or -1 for background."""
+    palette = np.array(list(W.COLOURS.values()), dtype=float)
+    px = img.astype(float)
+    nearest = ((px[:, :, None, :] - palette[None, None]) ** 2).sum(-1).argmin(-1)
+    return np.where(px.max(-1) >= BRIGHT, nearest, -1)
+
+
+def _components(mask: np.ndarray) -> list[np.ndarray]:
+    """4-connected components of a boolean mask, as masks."""
+    seen = np.zeros_like(mask, dtype=bool)
+    out = []
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if seen[y0, x0]:
+            continue
+        comp = np.zeros_like(mask, dtype=bool)
+        stack = [(y0, x0)]
+        seen[y0, x0] = True
+        while stack:
+            y, x = stack.pop()
+            comp[y, x] = True
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        out.append(comp)
+    return out
+
+
+def shape_of(mask: np.ndarray) -> str:
+    ys, xs = np.nonzero(mask)
+    fill = mask.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
+    return "square" if fill > 0.9 else "circle" if fill > 0.64 else "triangle"
+
+
+def place_of(cx: float, cy: float) -> str:
+    return min(W.PLACES.values(), key=lambda p: (p[1] - cx) ** 2 + (p[2] - cy) ** 2)[0]
+
+
+def read(img: np.ndarray) -> list[Found]:
+    """The blobs of one colour each in an RGB uint8 picture, largest first."""
+    cmap = colour_map(img)
+    names = list(W.COLOURS)
+    found = []
+    for k in range(len(names)):
+        for comp in _components(cmap == k):
+            if comp.sum() < MIN_PIXELS:
+                continue
+            ys, xs = np.nonzero(comp)
+            cx, cy = xs.mean() + 0.5, ys.mean() + 0.5
+            found.append(Found(names[k], shape_of(comp), place_of(cx, cy), cx, cy, int(comp.sum()), comp))
+    return sorted(found, key=lambda f: -f.pixels)
+
+
+def relation_holds(a: Found, b: Found, relation: str) -> bool:
+    """a <relation> b, read from the centroids (the offset along the named axis must beat the other axis)."""
+    dx, dy = b.cx - a.cx, b.cy - a.cy  # image y grows downwards
+    return {"left of": dx > 2 and abs(dx) > abs(dy), "right of": -dx > 2 and abs(dx) > abs(dy),
+            "above": dy > 2 and abs(dy) > abs(dx), "below": -dy > 2 and abs(dy) > abs(dx)}[relation]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    colour: bool | None  # the (first) object's colour right (None: not asked)
+    shape: bool  # the (first) object's shape right
+    place: bool | None  # its place right (None: not asked)
+    both: bool | None  # two objects: both right in colour and shape, and the relation holds (None: one object)
+
+
+def judge(img: np.ndarray, scene: W.Scene) -> Verdict:
+    """How far a picture matches its caption's scene."""
+    blobs = read(img)
+    if len(scene.objects) == 1:
+        want = scene.objects[0]
+        main = blobs[0] if blobs else None
+        if main is None:
+            return Verdict(False if want.colour else None, False, False if want.place else None, None)
+        return Verdict(main.colour == want.colour if want.colour else None, main.shape == want.shape,
+                       main.place == want.place if want.place else None, None)
+    a, b = scene.objects
+
+    def match(obj: W.Shape, exclude: Found | None = None) -> Found | None:
+        return next((f for f in blobs if f is not exclude and f.colour == obj.colour and f.shape == obj.shape), None)
+
+    fa = match(a)
+    fb = match(b, exclude=fa)
+    first = next((f for f in blobs if f.colour == a.colour), None)
+    return Verdict(first is not None, first is not None and first.shape == a.shape, None,
+                   fa is not None and fb is not None and relation_holds(fa, fb, scene.relation))
+
+
+def has_colour(img: np.ndarray, colour: str) -> bool:
+    """Whether any blob of `colour` is in the picture."""
+    return any(f.colour == colour for f in read(img))
