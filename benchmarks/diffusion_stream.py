@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from playground.config import Settings  # noqa: E402
 from playground.core import explorer as E  # noqa: E402
+from playground.core import diffusion_model as M  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import diffusion_tab as D  # noqa: E402
 from benchmarks.report import median_time  # noqa: E402
@@ -35,7 +36,7 @@ def plain_loop(lm) -> torch.Tensor:
     unet = lm.model
     scheduler = E.make_scheduler("DDIM", lm.components["scheduler"].config)
     g = torch.Generator().manual_seed(SEED)
-    x = torch.randn(D.latent_shape(lm), generator=g) * scheduler.init_noise_sigma
+    x = torch.randn(M.latent_shape(lm), generator=g) * scheduler.init_noise_sigma
     scheduler.set_timesteps(STEPS)
     labels = torch.tensor([9, lm.pipeline.null_class])
     for t in scheduler.timesteps:
@@ -51,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     loader = ModelLoader(Settings(offline=True, device="cpu"))
     parts = []
-    for label, preset, family in (("pixel ddpm-fashion", "google/ddpm-cifar10-32", "diffusion"), ("latent ldm-fashion", "segmind/tiny-sd", "latent-diffusion")):
+    for label, preset, family in (("pixel ddpm-fashion", "google/ddpm-cifar10-32", "diffusion"), ("latent ldm-fashion", "assets/models/ldm-fashion", "latent-diffusion")):
         lm = loader.load(preset, family)
 
         def streamed() -> None:
@@ -66,9 +67,9 @@ def main() -> None:
         s, p = statistics.median(s), statistics.median(p)
         print(f"{label}: streamed run {s:.3f} s, plain loop {p:.3f} s, ratio {s / p:.2f}x")
         parts.append(f"{label}: streamed {s:.2f} s vs plain loop {p:.2f} s (**{s / p:.2f}x**)")
-    lm = loader.load("segmind/tiny-sd", "latent-diffusion")
+    lm = loader.load("assets/models/ldm-fashion", "latent-diffusion")
     vae, unet = lm.components["vae"], lm.model
-    z = torch.randn(D.latent_shape(lm), generator=torch.Generator().manual_seed(0))
+    z = torch.randn(M.latent_shape(lm), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([9, lm.pipeline.null_class])
     with torch.no_grad():
         step = median_time(lambda: unet(torch.cat([z, z]), 500, class_labels=labels), 20)

@@ -22,7 +22,7 @@ from tests.conftest import MODELS, PROJECT_ROOT, has_model
 
 # every preset with a model trained here, as (family, Hub id, embedded folder)
 TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
-FOLDERS = [folder for _, _, folder in TRAINED] + ["fashion-classifier"]
+FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier"]  # ldm-fashion: a folder without a preset
 
 
 def needs(name: str):
@@ -78,6 +78,10 @@ def test_each_model_has_a_card_with_its_figures(name):
     if name in ("ddpm-fashion", "ldm-fashion"):  # the measured figure and the sample grid it shows
         assert f"**{metrics(name)['class_accuracy']['guidance_3']['overall']:.1%}**" in card
         assert "](samples.png)" in card and (MODELS / name / "samples.png").is_file()
+    if name == "sd-shapes":  # the checker's figures, the held-out pairs and the sample grid
+        g = metrics(name)["grammar"]
+        assert all(f"**{g[k]:.1%}**" in card for k in ("colour", "shape", "place", "two_objects"))
+        assert "purple triangle" in card and "](samples.png)" in card and (MODELS / name / "samples.png").is_file()
 
 
 @pytest.mark.parametrize("family, preset, folder", TRAINED)
@@ -182,7 +186,7 @@ def test_unknown_prompt_lists_the_classes():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset, family, folder", [("google/ddpm-cifar10-32", "diffusion", "ddpm-fashion"),
-                                                    ("segmind/tiny-sd", "latent-diffusion", "ldm-fashion")])
+                                                    ("assets/models/ldm-fashion", "latent-diffusion", "ldm-fashion")])
 def test_diffusion_samples_pass_the_classifier(loader, preset, family, folder):
     if not has_model(folder) or not has_model("fashion-classifier"):
         pytest.skip(f"{folder} or the classifier is not built yet")
@@ -229,7 +233,7 @@ def test_scaled_latents_have_unit_standard_deviation(loader):
     grid = np.asarray(Image.open(MODELS / "ddpm-fashion" / "samples.png").convert("L"), dtype=np.float32)
     tiles = [grid[2 + r * 34: 34 + r * 34, 2 + c * 34: 34 + c * 34] for r in range(10) for c in range(8)]
     x = torch.tensor(np.stack(tiles))[:, None] / 127.5 - 1
-    vae = loader.load("segmind/tiny-sd", "latent-diffusion").components["vae"]
+    vae = loader.load(str(common.MODELS_DIR / "ldm-fashion"), "latent-diffusion").components["vae"]
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mean * vae.config.scaling_factor
     assert z.shape == (80, 4, 8, 8)

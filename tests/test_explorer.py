@@ -9,6 +9,7 @@ import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
 
 from playground.config import Settings
+from playground.core import diffusion_model as M
 from playground.core import explorer as E
 from playground.errors import InputError
 from playground.models import ModelLoader
@@ -102,7 +103,7 @@ def test_embedded_pixel_model_equals_ddim_pipeline(embedded, clipped):
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("preset, family", [("google/ddpm-cifar10-32", "diffusion"), ("segmind/tiny-sd", "latent-diffusion")])
+@pytest.mark.parametrize("preset, family", [("google/ddpm-cifar10-32", "diffusion"), ("assets/models/ldm-fashion", "latent-diffusion")])
 @pytest.mark.parametrize("name", E.SCHEDULERS)
 def test_every_scheduler_runs_on_the_embedded_models(embedded, preset, family, name):
     lm = embedded.load(preset, family)
@@ -158,12 +159,12 @@ def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
 def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     from playground.ui import diffusion_tab as D
 
-    frames = list(D.on_denoise(embedded, "segmind/tiny-sd", "Trouser", "", "Euler ancestral", 6, 3.0, 2, "default", True, None, 1.0, progress=None))
+    frames = list(D.on_denoise(embedded, D.LDM_FASHION, "Trouser", "", "Euler ancestral", 6, 3.0, 2, "default", True, None, 1.0, progress=None))
     assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one frame a step, then the final
     run = frames[-1][6]
     xt, x0, eps, chans, guidance, *charts = D.on_scrub(embedded, run, 3)
     t = resolve(run).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
-    assert len(charts) == 3 and all(f'class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
+    assert len(charts) == 3 and all('class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
     *_, last = D.on_branch(embedded, run, 3, "Trouser", "", 3.0, -1, progress=None)
     assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
@@ -290,14 +291,14 @@ def test_latent_exports_end_with_the_decoded_image_and_x0_is_decoded_where_cheap
 
     from playground.ui import diffusion_tab as D
 
-    frames = list(D.on_denoise(embedded, "segmind/tiny-sd", "Trouser", "", "DDIM", 5, 3.0, 1, "default", True, None, 1.0, progress=None))
+    frames = list(D.on_denoise(embedded, D.LDM_FASHION, "Trouser", "", "DDIM", 5, 3.0, 1, "default", True, None, 1.0, progress=None))
     run = frames[-1][6]
-    lm = D.load_diffusion(embedded, "segmind/tiny-sd")[1]
-    assert D.decode_is_cheap(lm)
+    lm = D.load_diffusion(embedded, D.LDM_FASHION)[1]
+    assert M.decode_is_cheap(lm)
     last = resolve(run).records[-1]
-    assert np.array_equal(np.asarray(Image.open(frames[-1][1])), np.asarray(D.picture(D.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
+    assert np.array_equal(np.asarray(Image.open(frames[-1][1])), np.asarray(M.picture(M.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
     grid, gif = D.on_export(embedded, run)
     movie = Image.open(gif)
     movie.seek(movie.n_frames - 1)
-    decoded = D.picture(D.pixels(lm, last.x, full=True), 256)
+    decoded = M.picture(M.pixels(lm, last.x, full=True), 256)
     assert np.abs(np.asarray(movie.convert("L"), dtype=int) - np.asarray(decoded.convert("L"), dtype=int)).mean() < 2  # ends decoded

@@ -76,6 +76,8 @@ ENDPOINTS = {
     "score": [V(sentences), V(models("gpt2"))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
+    "cross_attention": [V(models("segmind/tiny-sd")), V(st.sampled_from(["a large red circle", "a purple triangle", "a red cat"])),
+                        V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
     "denoise": [V(models("google/ddpm-cifar10-32", "segmind/tiny-sd")), V(st.sampled_from(["Bag", "Sneaker", "a shoe"])),
                 V(st.sampled_from(["DDIM", "Euler", "DDPM"])), V(small_int(1, 2)), V(st.floats(0, 4)), V(small_int(0, 9)), V(st.just(""))],
 }

@@ -52,11 +52,12 @@ ACTIONS = {  # what fills each tab with server-drawn content
     "BERT": ["#bert-fill", "#bert-embed"],
     "T5": ["#t5-run"],
     "Diffusion": [],
+    "Text-to-image": ["#t2i-run"],
     "Training": ["#trn-toy-train"],
     "Models": [],
 }
 WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
-            "Diffusion": ".lm-chart", "Training": ".trn-plot svg", "Models": None}
+            "Diffusion": ".lm-chart", "Text-to-image": "#t2i-words img", "Training": ".trn-plot svg", "Models": None}
 
 
 def _open_tab(page, name: str) -> None:

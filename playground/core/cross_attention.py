@@ -133,6 +133,7 @@ def word_maps(components: dict[str, Any], prompt: str, *, negative: str = "", se
         raise InputError("Word maps need a text-to-image model (a UNet with cross-attention, its text encoder, tokenizer and "
                          "autoencoder), such as segmind/tiny-sd.")
     prompt = require_text(prompt, "prompt", max_chars=500).strip()
+    negative = require_text(negative if negative is not None else "", "negative prompt", max_chars=500)
     if not prompt:
         raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
     steps, guidance = E.check_settings(steps, guidance)

@@ -48,8 +48,9 @@ def make_scheduler(name: str, config: Any, clip_sample: bool | None = None):
     return cls.from_config(config, **extra)
 
 
-def text_conditioning(components: dict[str, Any], prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
-    """A text-to-image model's prompt embeddings, encoded by the Stable Diffusion pipeline's own `encode_prompt`."""
+def text_conditioning(components: dict[str, Any], prompt: str | list[str], negative_prompt: str | list[str], guided: bool) -> Conditioning:
+    """A text-to-image model's prompt embeddings, encoded by the Stable Diffusion pipeline's own `encode_prompt`
+    (a list of prompts, with a list of negative prompts as long, encodes a batch)."""
     StableDiffusionPipeline = from_library("diffusers", "StableDiffusionPipeline")
 
     parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}

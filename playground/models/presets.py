@@ -90,9 +90,9 @@ PRESETS: tuple[Preset, ...] = (
         ("config.json", "diffusion_pytorch_model.safetensors", "model_index.json", "scheduler_config.json"),
     ),
     Preset(
-        Family.LATENT_DIFFUSION, "segmind/tiny-sd", "models/ldm-fashion",
-        "latent diffusion (text-to-image); offline: autoencoder + latent UNet trained here on Fashion-MNIST",
-        "python -m playground.train.ldm", "252ce164b33431e42db66b366f82dc15e4df7575",
+        Family.LATENT_DIFFUSION, "segmind/tiny-sd", "models/sd-shapes",
+        "latent diffusion (text-to-image); offline: a Stable-Diffusion-shaped model of coloured shapes trained here",
+        "python -m playground.train.shapes", "252ce164b33431e42db66b366f82dc15e4df7575",
         "refs/pr/1 (the Hub's safetensors conversion, unmerged): main holds only pickled .bin weights, which are never loaded",
         ("model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder/model.safetensors",
          "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",

@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "bert", "t5", "ddpm", "ldm")
+MODELS = ("classifier", "gpt", "bert", "t5", "ddpm", "ldm", "shapes")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -228,7 +228,7 @@ def _bar(met: bool) -> str:
 def summary_table() -> str:
     """The figures of every built model as a Markdown table (the README shows it between markers)."""
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
-         ("gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "fashion-classifier")}
+         ("gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "sd-shapes", "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
@@ -255,6 +255,17 @@ def summary_table() -> str:
                         f"(1: {a['guidance_1']['overall']:.1%}, 0: {a['guidance_0']['overall']:.1%}; {n:,} samples each){rec} | {bar} | {_time(d)} |")
         else:
             rows.append(f"| {name} | not built yet | - | - |")
+    if m["sd-shapes"].get("grammar"):
+        from playground.train.shapes_eval import targets_met
+
+        d, g = m["sd-shapes"], m["sd-shapes"]["grammar"]
+        met = targets_met(d)
+        rows.append(f"| sd-shapes | text-to-image, read back by a checker: colour {g['colour']:.1%}, shape {g['shape']:.1%}, place {g['place']:.1%}, "
+                    f"two objects {g['two_objects']:.1%}; a negative prompt removes the colour {d['negative_prompt']['share']:.1%} "
+                    f"(guidance {d['guidance']:g}, {g['prompts']} prompts each) | 90/85/85/60/80%: "
+                    f"{_bar(all(met.values()))}{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |")
+    else:
+        rows.append(f"| sd-shapes | {'not measured yet' if m['sd-shapes'] else 'not built yet'} | - | - |")
     if m["fashion-classifier"]:
         rows.append(f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | {_time(m['fashion-classifier'])} |")
     return "\n".join(rows)
@@ -274,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     loader = offline_loader()
     folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "bert": "bert-shakespeare", "t5": "t5-tasks",
-               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion"}
+               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
     for name in args.only:
         folder = common.MODELS_DIR / folders[name]
         start = time.perf_counter()
@@ -287,13 +298,19 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_bert(loader)
         elif name == "t5":
             figures = eval_t5(loader)
-        else:
-            preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else ("segmind/tiny-sd", "latent-diffusion")
+        elif name == "shapes":  # segmind/tiny-sd's offline counterpart
+            from playground.train import shapes_eval
+
+            figures = shapes_eval.evaluate(loader.load("segmind/tiny-sd", "latent-diffusion"), folder)
+        else:  # the Fashion-MNIST latent model is an embedded folder without a Hub preset of its own
+            preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else (str(folder), "latent-diffusion")
             figures = eval_diffusion(loader, preset, family, args.samples_per_class, folder)
         metrics = {**common.load_metrics(folder), **figures, "measured_by": f"python -m playground.train.evaluate --only {name}"}
         common.save_metrics(folder, metrics)
         if name in ("ddpm", "ldm"):
             diffusion_card(folder, metrics, latent=name == "ldm")
+        elif name == "shapes":
+            shapes_eval.write_card(folder, metrics)
         elif name != "classifier":  # the language models' training scripts write their cards from metrics.json
             importlib.import_module(f"playground.train.{name}").write_card(folder, metrics)
         print(f"{name}: {json.dumps(figures)} ({time.perf_counter() - start:.0f} s)", flush=True)

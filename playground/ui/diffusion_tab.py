@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
-from PIL import Image
 
 from playground.config import ASSETS_DIR
 from playground.core import explorer as E
-from playground.core.cache import per_object
-from playground.core.diffusion import SCHEDULES, class_index, forward_noise, image_grid, noise_schedule
+from playground.core import diffusion_model as M
+from playground.core.diffusion import SCHEDULES, noise_schedule
 from playground.core.inputs import require_choice, require_float, require_int, require_text
 from playground.core.render_lm import line_chart_svg
 from playground.errors import InputError
@@ -25,7 +23,6 @@ from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import clear_first, figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
-from playground.lazy import torch
 
 EXPLAINER = """
 ### Diffusion: learn to undo noise, then run it backwards
@@ -43,9 +40,9 @@ deterministic, Euler and DPM-Solver++ are ODE solvers that need fewer steps).
 and extrapolates: ε̂ = ε_u + w·(ε_c − ε_u). **Latent diffusion** denoises an autoencoder's small
 latents instead of pixels, and decodes once at the end (the previews here are a cheap linear map).
 """
-MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd"]
+LDM_FASHION = "assets/models/ldm-fashion"  # the class-conditional latent model: an embedded folder without a Hub preset
+MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION]
 FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
-DISPLAY_PX = 192  # small images are shown enlarged (nearest neighbour)
 STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
 CLIP_CHOICES = [("model's setting", "default"), ("clip x̂_0 to [-1, 1]", "clip"), ("do not clip", "none")]
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-diffusion"
@@ -78,92 +75,17 @@ def load_diffusion(loader: ModelLoader, model: Any, progress=None):
     return name, lm
 
 
-def conditioning(lm, prompt: str, negative: str, guidance: float) -> tuple[E.Conditioning, str]:
-    """The model's conditioning for `prompt`: a class of a class-conditional UNet, a text, or none."""
-    unet = lm.model
-    if getattr(unet, "class_embedding", None) is not None:
-        labels = lm.pipeline.id2label
-        if not labels:
-            raise InputError("This class-conditional model lists no class names (id2label in model_index.json).")
-        c = class_index(prompt, labels)
-        null = None if lm.pipeline.null_class is None else torch.tensor([lm.pipeline.null_class])
-        return E.Conditioning("class", torch.tensor([c]), null), labels[c]
-    if getattr(unet.config, "cross_attention_dim", None) is not None:
-        if "text_encoder" not in lm.components or lm.tokenizer is None:
-            raise InputError("This text-conditioned UNet comes without its text encoder and tokenizer.")
-        prompt = require_text(prompt, "prompt", max_chars=500)
-        return E.text_conditioning(lm.components, prompt, require_text(negative or "", "negative prompt", max_chars=500), guidance > 1), prompt
-    if guidance != 1.0:
-        raise InputError("This model is unconditional (no class, no prompt): use guidance 1.")
-    return E.Conditioning("none"), "unconditional"
-
-
-def latent_shape(lm) -> tuple[int, ...]:
-    c = lm.model.config
-    vae = lm.components.get("vae")
-    factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
-    side = c.sample_size if isinstance(c.sample_size, int) else c.sample_size[0]
-    if side * factor > E.MAX_RESOLUTION:
-        raise InputError(f"This model renders {side * factor} px images; the playground's cap is {E.MAX_RESOLUTION} px.")
-    return (1, c.in_channels, side, side)
-
-
-# ---- tensors to pictures --------------------------------------------------------------------------
+# ---- what a step shows --------------------------------------------------------------------------
 
 
 # ZeroGPU: loading and encoding, then a second a step (Stable-Diffusion-class models take ~0.1-0.3 s a guided step)
 STEPS_BUDGET = GpuBudget(30, 1.0, "steps")
-NATIVE = 0  # picture(x, NATIVE): no enlargement, the model's own pixels (the API's images)
-
-
-def picture(x: torch.Tensor | None, size: int = DISPLAY_PX) -> Image.Image | None:
-    """[1, C, H, W] in [-1, 1] -> a PIL image enlarged to `size` (nearest neighbour; NATIVE keeps the model's size)."""
-    if x is None:
-        return None
-    a = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    img = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a[..., :3])
-    scale = max(1, size // max(img.size))
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-
-
-def noise_picture(eps: torch.Tensor | None) -> Image.Image | None:
-    return None if eps is None else picture(eps / 3.0)  # ±3 standard deviations fill the range
-
-
-def channels_picture(z: torch.Tensor) -> Image.Image:
-    """Each latent channel side by side, scaled to its own range."""
-    chans = [c / (c.abs().max() or 1.0) for c in z[0].float()]
-    return picture(torch.cat(chans, dim=-1)[None, None], size=DISPLAY_PX * 2)
-
-
-CHEAP_DECODER_PARAMS = 2_000_000  # a VAE decoder this small decodes in milliseconds (the embedded one: 107k, 3 ms at 28 px)
-
-
-def decode_is_cheap(lm) -> bool:
-    """Whether every step's x̂_0 can be shown decoded rather than through the linear preview (true for the
-    embedded latent model; Stable Diffusion's decoder takes longer than a UNet step, so it is previewed)."""
-    vae = lm.components.get("vae")
-    return vae is not None and _decoder_params(vae) <= CHEAP_DECODER_PARAMS
-
-
-@per_object  # asked at every streamed step: counted once per loaded VAE
-def _decoder_params(vae) -> int:
-    return sum(p.numel() for p in vae.decoder.parameters())
-
-
-def pixels(lm, x: torch.Tensor | None, full: bool = False) -> torch.Tensor | None:
-    """What a sample looks like: pixels as they are; latents through the cheap preview, or decoded when `full`."""
-    if x is None:
-        return None
-    vae = lm.components.get("vae")
-    if vae is None:
-        return x
-    return E.decode(x, vae) if full else E.latent_preview(x, vae)
+picture, noise_picture, channels_picture, pixels, NATIVE = M.picture, M.noise_picture, M.channels_picture, M.pixels, M.NATIVE
 
 
 def _frame(lm, record: E.Record, final: bool = False):
     latent = "vae" in lm.components
-    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat, full=decode_is_cheap(lm))), noise_picture(record.eps),
+    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat, full=M.decode_is_cheap(lm))), noise_picture(record.eps),
             channels_picture(record.x) if latent else None)
 
 
@@ -172,7 +94,7 @@ def _frame(lm, record: E.Record, final: bool = False):
 
 def _forward_request(image: Any, t: Any, schedule: Any, seed: Any):
     """(x_0, t, the schedule, seed), checked."""
-    x0 = _image_tensor(image)
+    x0 = M.image_tensor(image)
     t = require_int(t, "t", low=0, high=999)
     s = noise_schedule(require_choice(schedule, "schedule", SCHEDULES))
     return x0, t, s, require_int(seed, "seed", low=0, high=2**63 - 1)
@@ -182,16 +104,14 @@ def _forward_request(image: Any, t: Any, schedule: Any, seed: Any):
 def on_forward(image: Any, t: float, schedule: str, seed: float):
     """(x_t at step t, a strip of x_t across t, the schedules' curves: β, ᾱ, log10 SNR)."""
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
-    x_t, _ = forward_noise(x0, t, s, torch.Generator().manual_seed(seed))
-    strip = torch.cat([forward_noise(x0, k, s, torch.Generator().manual_seed(seed))[0] for k in STRIP_STEPS])
-    return png_file(picture(x_t, 256)), png_file(image_grid(strip, rows=1)), *schedule_curves(t)
+    return png_file(picture(M.noised(x0, t, s, seed), 256)), png_file(M.noising_strip(x0, STRIP_STEPS, s, seed)), *schedule_curves(t)
 
 
 @user_errors
 def forward_api(image: Any, t: float, schedule: str, seed: float):
     """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
-    return picture(forward_noise(x0, t, s, torch.Generator().manual_seed(seed))[0], NATIVE)  # native size: the API gets exact pixels
+    return picture(M.noised(x0, t, s, seed), NATIVE)  # native size: the API gets exact pixels
 
 
 @functools.lru_cache(maxsize=1)  # depends on no input: computed once, on first use
@@ -212,21 +132,7 @@ def schedule_curves(t: int | None = None, mark: str = "") -> tuple[str, str, str
                               width=360, mark=at)
 
     return (chart(lambda s: s.betas, "β_t (noise added at step t)"), chart(lambda s: s.alphas_cumprod, "ᾱ_t (signal left)"),
-            chart(lambda s: torch.log10(s.snr), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
-
-
-def _image_tensor(image: Any) -> torch.Tensor:
-    if image is None:
-        raise InputError("Give an image (an example, or upload one).")
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    img = img.convert("RGB") if img.mode not in ("L", "RGB") else img
-    if max(img.size) > 256:
-        img.thumbnail((256, 256))
-    a = torch.tensor(np.asarray(img), dtype=torch.float32)
-    a = a[..., None] if a.ndim == 2 else a
-    if a.shape[-1] == 3 and torch.equal(a[..., 0], a[..., 1]) and torch.equal(a[..., 1], a[..., 2]):
-        a = a[..., :1]  # a grey picture (handed over as RGB) is noised as grey, one ε per pixel
-    return (a.permute(2, 0, 1)[None] / 127.5) - 1
+            chart(lambda s: M.log10(s.snr), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
 
 
 @dataclass(frozen=True)
@@ -294,12 +200,8 @@ def _denoise_stream(loader: ModelLoader, req: DenoiseRequest, progress=None):
     req = req.checked()
     settings = E.RunSettings(guidance=req.guidance, use_clipped_model_output=req.rederive)
     name, lm = load_diffusion(loader, req.model, progress)
-    cond, label = conditioning(lm, req.prompt, req.negative, req.guidance)
-    shape = latent_shape(lm)
-    sched = E.make_scheduler(req.scheduler, lm.components["scheduler"].config, None if req.clip == "default" else req.clip == "clip")
-    g = torch.Generator().manual_seed(req.seed)
-    init = _init_latent(lm, req.init_image, shape) if req.init_image is not None and req.strength < 1.0 else None
-    x, first = E.start(sched, req.steps, shape, g, next(lm.model.parameters()).device, init=init, strength=req.strength)
+    cond, label = M.conditioning(lm, req.prompt, req.negative, req.guidance)
+    sched, g, x, first = M.start_run(lm, req.scheduler, req.steps, req.seed, req.clip, req.init_image, req.strength)
     run = DiffusionRun(name, req.scheduler, req.steps, settings, cond, label, [])
     status = (f"Running {lm.source.describe()}: {label}, {req.scheduler}, {req.steps} steps, guidance {req.guidance:g}, "
               f"seed {req.seed}.")
@@ -308,26 +210,9 @@ def _denoise_stream(loader: ModelLoader, req: DenoiseRequest, progress=None):
         yield lm, run, record, status
 
 
-def _init_latent(lm, image: Any, shape: tuple[int, ...]) -> torch.Tensor:
-    x = _image_tensor(image)
-    vae = lm.components.get("vae")
-    side = shape[-1] * (2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1)
-    channels = vae.config.in_channels if vae is not None else shape[1]
-    x = x.mean(1, keepdim=True) if channels == 1 else (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
-    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-    if vae is None:
-        return x
-    with torch.no_grad():
-        return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
-
-
 def run_bytes(run: DiffusionRun) -> int:
-    """Bytes of a run's tensors: every step's x, x̂_0, ε̂ (and ε_u, ε_c) and its rewind snapshot, and the branch."""
-    total = 0
-    for r in [*run.records, *run.branch]:
-        for t in (r.x, r.x0_hat, r.eps, r.eps_uncond, r.eps_cond, r.before.x, r.before.generator_state):
-            total += 0 if t is None else t.numel() * t.element_size()
-    return total
+    """Bytes of a run's tensors (every step, its snapshot, and the branch): what the session's result counts."""
+    return M.run_bytes([*run.records, *run.branch])
 
 
 def _record(run: DiffusionRun | None, step: Any) -> E.Record:
@@ -363,16 +248,14 @@ def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt
     record = _record(run, step)
     _, lm = load_diffusion(loader, run.model, progress)
     guidance = E.check_settings(run.steps, guidance)[1]
-    cond, label = conditioning(lm, prompt, negative, guidance)
+    cond, label = M.conditioning(lm, prompt, negative, guidance)
     new_seed = None if seed in (None, "", -1) else require_int(seed, "branch seed", low=0, high=2**63 - 1)
     settings = E.RunSettings(guidance=guidance, use_clipped_model_output=run.settings.use_clipped_model_output)
     run.branch, run.branch_label = [], f"{label}, guidance {guidance:g}" + (f", seed {new_seed}" if new_seed is not None else "")
-    for r in E.branch(lm.model, record, cond, settings, torch.Generator(), seed=new_seed):
+    for r in E.branch(lm.model, record, cond, settings, M.new_generator(), seed=new_seed):
         run.branch.append(r)
         yield png_file(picture(pixels(lm, r.x))), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", handle
-    first = run.records[0].index
-    distance = pd.DataFrame([(r.index + 1, float((r.x - run.records[r.index - first].x).norm())) for r in run.branch],
-                            columns=["step", "distance"])
+    distance = pd.DataFrame(M.branch_distances(run.records, run.branch), columns=["step", "distance"])
     both = [(picture(pixels(lm, run.records[-1].x, full=True), 256), f"original: {run.label}, guidance {run.settings.guidance:g}"),
             (picture(pixels(lm, run.branch[-1].x, full=True), 256), f"branch from step {record.index + 1}: {run.branch_label}")]
     if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
@@ -387,20 +270,11 @@ def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
     if run is None or not run.records:
         raise InputError("Run the model first.")
     _, lm = load_diffusion(loader, run.model)
-    cheap = decode_is_cheap(lm)
-    final = pixels(lm, run.records[-1].x, full=True).clamp(-1, 1)  # every export ends with the decoded image
-
-    def look(x: torch.Tensor) -> torch.Tensor:  # the preview, at the decoded image's size
-        shown = pixels(lm, x, full=cheap).clamp(-1, 1)
-        return torch.nn.functional.interpolate(shown, size=final.shape[-2:], mode="nearest") if shown.shape[-2:] != final.shape[-2:] else shown
-
-    xs = torch.cat([look(r.x) for r in run.records] + [final])
-    x0 = torch.cat([look(r.x0_hat if r.x0_hat is not None else r.x) for r in run.records] + [final])
+    steps_grid, frames = M.steps_grid_and_frames(lm, run.records)
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     grid = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".png", dir=_DOWNLOADS)[1])
-    image_grid(torch.cat([xs, x0]), rows=2).save(grid)
+    steps_grid.save(grid)
     gif = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".gif", dir=_DOWNLOADS)[1])
-    frames = [picture(x[None], 256) for x in xs]
     frames[0].save(gif, save_all=True, append_images=frames[1:] + [frames[-1]] * 5, duration=120, loop=0)
     return [str(grid), str(gif)]
 

@@ -21,6 +21,7 @@ from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.inside_tab import build_inside_tab
 from playground.ui.models_tab import build_models_tab
 from playground.ui.t5_tab import build_t5_tab
+from playground.ui.text_to_image_tab import build_text_to_image_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
 from playground.ui.training_tab import build_training_tab
 
@@ -48,6 +49,7 @@ TABS: tuple[TabSpec, ...] = (
     TabSpec("BERT", "bert", build_bert_tab),
     TabSpec("T5", "t5", build_t5_tab),
     TabSpec("Diffusion", "diffusion", build_diffusion_tab),
+    TabSpec("Text-to-image", "text-to-image", build_text_to_image_tab),
     TabSpec("Training", "training", build_training_tab, trained=True),
     TabSpec("Models", "models", build_models_tab),
 )

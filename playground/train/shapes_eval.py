@@ -1,0 +1,209 @@
+"""The shapes model's figures, measured by the checker (`shapes_check`), through the playground's own loop.
+
+    python -m playground.train.evaluate --only shapes
+
+Every sample is drawn by `core.explorer.run` (the loop the tabs and the API run) with DDIM and classifier-free
+guidance, decoded by the model's autoencoder, and read back by the checker: colour (nearest palette colour),
+shape (fill ratio of the bounding box) and place (centroid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from playground.core import cross_attention as X
+from playground.core import explorer as E
+from playground.train import common
+from playground.train import shapes_check as C
+from playground.train import shapes_data as W
+
+GUIDANCE = 5.0  # the card's default guidance scale
+STEPS = 50  # DDIM steps
+N_PROMPTS = 200  # prompts per figure
+TARGETS = {"colour": 0.90, "shape": 0.85, "place": 0.85, "two_objects": 0.60, "negative_removes_colour": 0.80}
+BATCH = 100  # prompts sampled at once
+
+
+@torch.no_grad()
+def draw(components: dict, prompts: list[str], seed: int, *, guidance: float = GUIDANCE, negatives: list[str] | None = None,
+         steps: int = STEPS) -> np.ndarray:
+    """uint8 [n, 32, 32, 3]: one sample per prompt (row i's noise depends on `seed` and i only)."""
+    out = []
+    for start in range(0, len(prompts), BATCH):
+        chunk = prompts[start:start + BATCH]
+        neg = (negatives or [""] * len(prompts))[start:start + BATCH]
+        cond = E.text_conditioning(components, chunk, neg, guidance > 1)
+        unet = components["unet"]
+        sched = E.make_scheduler("DDIM", components["scheduler"].config)
+        g = torch.Generator().manual_seed(seed + start)
+        side = unet.config.sample_size
+        x, first = E.start(sched, steps, (len(chunk), unet.config.in_channels, side, side), g, torch.device("cpu"))
+        for record in E.run(unet, sched, cond, x, g, E.RunSettings(guidance=guidance), first, snapshots=False):
+            x = record.x
+        img = E.decode(x, components["vae"]).clamp(-1, 1)
+        out.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def _scenes(n: int, seed: int, *, two: bool, heldout: bool = False, coloured: bool = True) -> list[W.Scene]:
+    rng = np.random.default_rng(seed)
+    scenes = []
+    while len(scenes) < n:
+        s = W.random_scene(rng, heldout=heldout, two_share=1.0 if two else 0.0)
+        if coloured == all(o.colour for o in s.objects):
+            scenes.append(s)
+    return scenes
+
+
+def _share(values: list[bool | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return round(sum(kept) / len(kept), 4) if kept else float("nan")
+
+
+def one_and_two_objects(components: dict, n: int, seed: int, *, heldout: bool = False, guidance: float = GUIDANCE) -> dict:
+    """Colour, shape and place accuracy on n one-object prompts; both objects and the relation on n two-object ones."""
+    ones, twos = _scenes(n, seed, two=False, heldout=heldout), _scenes(n, seed + 1, two=True, heldout=heldout)
+    v1 = [C.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in ones], seed, guidance=guidance), ones)]
+    v2 = [C.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in twos], seed + 1, guidance=guidance), twos)]
+    return {"colour": _share([v.colour for v in v1]), "shape": _share([v.shape for v in v1]), "place": _share([v.place for v in v1]),
+            "two_objects": _share([v.both for v in v2]), "prompts": n}
+
+
+def negative_removes_colour(components: dict, n: int, seed: int, guidance: float = GUIDANCE) -> dict:
+    """Prompts that leave the colour unsaid ("a large circle"): the colour drawn without a negative prompt, then the
+    same noise with that colour as the negative prompt: the share of pictures where it is gone."""
+    scenes = _scenes(n, seed, two=False, coloured=False)
+    prompts = [s.caption() for s in scenes]
+    first = draw(components, prompts, seed, guidance=guidance)
+    drawn = [next((f.colour for f in C.read(img)), None) for img in first]
+    again = draw(components, prompts, seed, guidance=guidance, negatives=[c or "" for c in drawn])  # the same rows, the same noise
+    keep = [i for i, c in enumerate(drawn) if c is not None]
+    again = again[keep]
+    gone = [not C.has_colour(img, drawn[i]) for img, i in zip(again, keep)]
+    return {"share": _share(gone), "prompts": len(keep)}
+
+
+def word_map_mass(components: dict, n: int, seed: int, guidance: float = GUIDANCE) -> dict:
+    """For one-object prompts, the share of the colour word's and the shape word's map on the drawn object (the
+    checker's mask of the largest blob), against the object's share of the picture (what a uniform map would put there)."""
+    scenes = _scenes(n, seed, two=False)
+    colour_in, shape_in, area = [], [], []
+    for k, s in enumerate(scenes):
+        wm = X.word_maps(components, s.caption(), seed=seed + k, steps=STEPS, guidance=guidance)
+        img = ((wm.image[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        blobs = C.read(img)
+        if not blobs:
+            continue
+        mask = torch.from_numpy(blobs[0].mask)
+        obj = s.objects[0]
+        colour_in.append(X.mass_inside(wm.maps[wm.tokens.index(obj.colour)], mask))
+        shape_in.append(X.mass_inside(wm.maps[wm.tokens.index(obj.shape)], mask))
+        area.append(float(mask.float().mean()))
+    return {"colour_word_on_object": round(float(np.mean(colour_in)), 4), "shape_word_on_object": round(float(np.mean(shape_in)), 4),
+            "object_share_of_image": round(float(np.mean(area)), 4), "prompts": len(area)}
+
+
+SAMPLE_PROMPTS = ("a large red circle", "a small blue square on the left", "a yellow triangle at the top", "a green circle at the bottom",
+                  "a red circle left of a blue square", "a green square above a white circle", "a purple triangle", "a white circle on the right")
+
+
+def sample_grid(components: dict, folder: Path, per_prompt: int = 6, seed: int = 7) -> None:
+    from playground.core.diffusion import image_grid
+
+    prompts = [p for p in SAMPLE_PROMPTS for _ in range(per_prompt)]
+    imgs = torch.from_numpy(draw(components, prompts, seed)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    image_grid(imgs, rows=len(SAMPLE_PROMPTS)).resize((2 * (per_prompt * 34 + 2), 2 * (len(SAMPLE_PROMPTS) * 34 + 2))).save(folder / "samples.png")
+
+
+def evaluate(lm, folder: Path, n: int = N_PROMPTS) -> dict:
+    components = lm.components
+    sample_grid(components, folder)
+    figures = {"guidance": GUIDANCE, "ddim_steps": STEPS,
+               "grammar": one_and_two_objects(components, n, 100),
+               "heldout_pairs": one_and_two_objects(components, n // 2, 200, heldout=True),
+               "negative_prompt": negative_removes_colour(components, n // 2, 300),
+               "word_maps": word_map_mass(components, 40, 400)}
+    figures["guidance_scan"] = {f"{g:g}": one_and_two_objects(components, n // 2, 500, guidance=g) for g in (1.0, 3.0, 7.5)}
+    return figures
+
+
+def targets_met(m: dict) -> dict[str, bool]:
+    g = m["grammar"]
+    return {"colour": g["colour"] >= TARGETS["colour"], "shape": g["shape"] >= TARGETS["shape"], "place": g["place"] >= TARGETS["place"],
+            "two_objects": g["two_objects"] >= TARGETS["two_objects"],
+            "negative_removes_colour": m["negative_prompt"]["share"] >= TARGETS["negative_removes_colour"]}
+
+
+def write_card(folder: Path, m: dict) -> None:
+    cfg, params, g, h = m["config"], m["parameters"], m["grammar"], m["heldout_pairs"]
+    met = targets_met(m)
+    ok = lambda k: "met" if met[k] else "**not met**"  # noqa: E731
+    wm = m["word_maps"]
+    scan = "\n".join(f"| {k} | {v['colour']:.0%} | {v['shape']:.0%} | {v['place']:.0%} | {v['two_objects']:.0%} |"
+                     for k, v in m["guidance_scan"].items())
+    status = "" if all(met.values()) else "**Status: below some of its targets** (marked below).\n"
+    common.write_card(
+        folder,
+        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
+                  "tags": ["teaching", "stable-diffusion", "text-to-image", "classifier-free-guidance", "synthetic"]},
+        body=f"""
+# sd-shapes: a Stable-Diffusion-shaped text-to-image model of coloured shapes (32x32)
+
+{common.TEACHING_NOTE.format(real="Stable Diffusion")}
+
+{status}
+| | |
+|---|---|
+| pipeline | `StableDiffusionPipeline.from_pretrained(folder)` runs it unchanged |
+| text | `CLIPTokenizer` (byte-level BPE whose merges make every word of the grammar one token) and `CLIPTextModel` ({cfg["text_layers"]} layers, width {cfg["text_width"]}, {params["text_encoder"]:,} parameters), trained from scratch with the UNet |
+| UNet | `UNet2DConditionModel`, widths {tuple(cfg["unet_channels"])} at 16x16 and 8x8, cross-attention to the text at 8x8 (down, middle, up), {params["unet"]:,} parameters |
+| autoencoder | `AutoencoderKL`: a 3x32x32 picture <-> a {cfg["latent_channels"]}x16x16 latent ({params["vae"]:,} parameters; reconstruction MSE {m["reconstruction_mse"]:.4f}, pixels in [-1, 1]) |
+| data | {cfg["n_images"]:,} pictures drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
+| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {cfg["unet_steps"]:,} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), Min-SNR-{cfg["snr_gamma"]:g}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads |
+
+Vocabulary: colours {", ".join(W.COLOURS)}; shapes {", ".join(W.SHAPES)} (the triangle points up); sizes small, large;
+places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(W.RELATIONS)}.
+Captions: "a large red circle", "a small blue square on the left", "a red circle left of a blue square"; one in ten
+one-object captions leaves the colour unsaid ("a large circle").
+
+**Never drawn in training** (held out, to test composition): {", ".join(" ".join(p) for p in W.HELDOUT_PAIRS)}.
+
+## Figures
+
+Measured by a checker that is not a network (`playground/train/shapes_check.py`: nearest palette colour, fill ratio of
+the bounding box, centroid), {m["ddim_steps"]} DDIM steps at guidance {m["guidance"]:g}, {g["prompts"]} prompts each, drawn from the grammar:
+
+| figure | value | target |
+|---|---|---|
+| one object: colour | **{g["colour"]:.1%}** | 90%: {ok("colour")} |
+| one object: shape | **{g["shape"]:.1%}** | 85%: {ok("shape")} |
+| one object: place (when said) | **{g["place"]:.1%}** | 85%: {ok("place")} |
+| two objects: both right, and their relation | **{g["two_objects"]:.1%}** | 60%: {ok("two_objects")} |
+| a negative prompt naming the drawn colour removes it (same noise, {m["negative_prompt"]["prompts"]} colourless prompts) | **{m["negative_prompt"]["share"]:.1%}** | 80%: {ok("negative_removes_colour")} |
+| held-out pairs, one object ({h["prompts"]} prompts): colour / shape | {h["colour"]:.1%} / {h["shape"]:.1%} | reported |
+| held-out pairs, two objects (one pair held out): both right | {h["two_objects"]:.1%} | reported |
+
+Where each word lands (cross-attention, averaged over heads, layers and steps; {wm["prompts"]} one-object prompts):
+the colour word's map puts **{wm["colour_word_on_object"]:.0%}** of its mass on the drawn object and the shape word's
+**{wm["shape_word_on_object"]:.0%}**, where the object covers {wm["object_share_of_image"]:.0%} of the picture (a map
+that ignored the object would put that share there).
+
+Guidance scale against the figures ({m["guidance_scan"]["1"]["prompts"]} prompts each):
+
+| guidance | colour | shape | place | two objects |
+|---|---|---|---|---|
+{scan}
+
+![{STEPS}-step DDIM samples at guidance {GUIDANCE:g}; one row per prompt: {"; ".join(SAMPLE_PROMPTS)}](samples.png)
+
+Rows: {"; ".join(f'"{p}"' for p in SAMPLE_PROMPTS)}.
+
+Train: `python -m playground.train.shapes`. Measure: `python -m playground.train.evaluate --only shapes`.
+
+Intended use: showing how a prompt steers latent diffusion (text encoder, cross-attention, classifier-free guidance,
+negative prompts) in the playground, offline. Limits: 32x32 pictures of its grammar's words; nothing else.
+""",
+    )

@@ -1,0 +1,118 @@
+"""Text-to-image tab: how a prompt steers latent diffusion, and where each word lands (cross-attention maps)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from playground.core import cross_attention as X
+from playground.core import explorer as E
+from playground.core import render_word_maps as R
+from playground.core.diffusion_model import picture
+from playground.core.inputs import require_int
+from playground.errors import InputError
+from playground.models import ModelLoader
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import api_endpoint, bind, clear_first, examples, figure, launch_alone, png_file, user_errors
+from playground.ui.diffusion_tab import load_diffusion
+
+EXPLAINER = """
+### Text-to-image: how a prompt steers latent diffusion
+The **text encoder** (CLIP's, in Stable Diffusion) turns the prompt into one vector per token. At every denoising
+step, the UNet's **cross-attention** layers let each image position read those vectors: position i attends to token j
+with weight softmax_j(q_i·k_j/√d). Averaged over heads, layers and steps, token j's weights form a map of where that
+word's meaning went (DAAM, Tang et al. 2023). **Classifier-free guidance** runs the UNet with the prompt and with the
+empty prompt and extrapolates, ε̂ = ε(∅) + w·(ε(prompt) − ε(∅)); a **negative prompt** takes the empty prompt's place,
+so the step pushes away from what it names. Offline, `segmind/tiny-sd` runs **sd-shapes**, a Stable-Diffusion-shaped
+model trained here on coloured shapes; its card names the four colour-shape pairs it never saw.
+"""
+MODEL_CHOICES = ["segmind/tiny-sd"]
+DEFAULT_GUIDANCE = 5.0  # the embedded model's card measures at this scale
+EXAMPLES = [
+    ["a large red circle", ""],
+    ["a small blue square on the left", ""],
+    ["a yellow triangle at the top", ""],
+    ["a red circle left of a blue square", ""],
+    ["a green square above a white circle", ""],
+    ["a purple triangle", ""],  # a held-out pair: never drawn in training
+    ["a large circle", "red"],
+]
+BUDGET = GpuBudget(30, 1.0, "steps")
+_DOWNLOADS = Path(tempfile.gettempdir()) / "playground-word-maps"
+
+
+def compute(loader: ModelLoader, model: Any, prompt: Any, negative: Any, seed: Any, steps: Any, guidance: Any, step: Any = 0, progress=None):
+    """Check the request before any model loads, then run it: the WordMaps."""
+    steps, guidance = E.check_settings(steps, guidance)
+    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
+    step = require_int(step if step not in (None, "") else 0, "maps from step", low=0, high=steps)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
+    _, lm = load_diffusion(loader, model, progress)
+    return X.word_maps(lm.components, prompt, negative=negative or "", seed=seed, steps=steps, guidance=guidance, step=step or None)
+
+
+@user_errors
+def on_generate(loader: ModelLoader, model: str, prompt: str, negative: str, seed: float, steps: float, guidance: float, step: float,
+                progress=gr.Progress()):
+    """(status, the final image, the word overlays, downloads: the image PNG and the maps JSON)."""
+    wm = compute(loader, model, prompt, negative, seed, steps, guidance, step, progress)
+    _DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    image_file = Path(tempfile.mkstemp(prefix="text-to-image-", suffix=".png", dir=_DOWNLOADS)[1])
+    picture(wm.image, 0).save(image_file)
+    data_file = Path(tempfile.mkstemp(prefix="word-maps-", suffix=".json", dir=_DOWNLOADS)[1])
+    data_file.write_text(json.dumps(R.to_json(wm)))
+    which = "every step" if wm.step is None else f"step {wm.step + 1} of {wm.steps}"
+    status = (f"{wm.steps} steps, guidance {float(guidance):g}, seed {int(seed)}: each map is token j's cross-attention, averaged over "
+              f"heads, layers and {which}, and sums to 1. Bright: where the image read that word.")
+    return status, png_file(picture(wm.image, 256)), png_file(R.word_gallery(wm)), [str(image_file), str(data_file)]
+
+
+@user_errors
+def cross_attention_api(loader: ModelLoader, model: str, prompt: str, seed: int, steps: int, guidance_scale: float) -> dict:
+    """One text-to-image run and where each prompt token landed.
+
+    Returns {"tokens": [str], "maps": [token][H][W] (at the image's size, each summing to 1: the token's cross-attention
+    averaged over heads, layers and steps), "image": base64 PNG of the final image at native size, "steps", "step": null}.
+    """
+    return R.to_json(compute(loader, model, prompt, "", seed, steps, guidance_scale))
+
+
+def build_text_to_image_tab(loader: ModelLoader) -> gr.Column:
+    """Prompt, image and word maps. Named API endpoint: `/cross_attention`."""
+    with gr.Column() as tab:
+        gr.Markdown(EXPLAINER)
+        with gr.Row():
+            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="t2i-model",
+                                label="Model: segmind/tiny-sd (offline: sd-shapes), or a Stable Diffusion id or folder")
+            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="t2i-seed")
+        with gr.Row():
+            prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt", scale=2, max_length=500, elem_id="t2i-prompt")
+            negative = gr.Textbox(value="", label="Negative prompt (pushed away from)", max_length=500, elem_id="t2i-negative")
+        examples(EXAMPLES, [prompt, negative], "Examples (the embedded model's grammar; 'a purple triangle' was never drawn in training)",
+                 text=0)
+        with gr.Row(elem_classes=["option-row"]):
+            guidance = gr.Slider(0, E.MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale w", elem_id="t2i-guidance")
+            steps = gr.Slider(1, E.MAX_STEPS, value=50, step=1, label="DDIM steps", elem_id="t2i-steps")
+            step = gr.Slider(0, E.MAX_STEPS, value=0, step=1, label="Maps from one step (0: all steps)", elem_id="t2i-step")
+        run = gr.Button("Generate and map the words", variant="primary", elem_id="t2i-run")
+        status = gr.Markdown(elem_id="t2i-status")
+        with gr.Row():
+            image = figure("Final image", interactive=False, height=256, elem_id="t2i-image")
+            with gr.Column(scale=3):
+                gr.Markdown("Where each word lands (cross-attention over the image)", elem_classes=["picture-caption"])
+                words = gr.Gallery(label="Where each word lands", show_label=False, columns=4, height="auto", object_fit="contain",
+                                   elem_id="t2i-words")
+        files = gr.File(label="Downloads: the image (PNG) and the maps (JSON)", file_count="multiple", elem_id="t2i-files")
+        clear_first(run.click, [status]).then(gpu_task(bind(on_generate, loader), BUDGET), [model, prompt, negative, seed, steps, guidance, step],
+                                              [status, image, words, files], api_visibility="private")
+        api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
+    return tab
+
+
+if __name__ == "__main__":  # run this tab on its own
+    launch_alone(build_text_to_image_tab)

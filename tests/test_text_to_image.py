@@ -1,0 +1,137 @@
+"""The Text-to-image tab and /cross_attention on a tiny random pipeline; the embedded sd-shapes model against
+diffusers' own StableDiffusionPipeline, and where its words land; a real browser typing a prompt."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from playground.config import Settings
+from playground.core import cross_attention as X
+from playground.core import explorer as E
+from playground.errors import InputError
+from playground.models import ModelLoader
+from playground.ui import text_to_image_tab as T
+from tests.conftest import MODELS, has_model
+from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
+
+needs_shapes = pytest.mark.skipif(not has_model("sd-shapes"), reason="assets/models/sd-shapes is not built yet")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_root):
+    return ModelLoader(Settings(offline=True, model_roots=(tiny_root,), device="cpu")), str(tiny_root / "tiny-sd")
+
+
+@pytest.fixture(scope="module")
+def embedded() -> ModelLoader:
+    return ModelLoader(Settings(offline=True, device="cpu"))
+
+
+def test_the_api_returns_tokens_maps_that_sum_to_one_and_the_image(tiny):
+    loader, folder = tiny
+    out = T.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)
+    # the tiny tokenizer has no merges: one token a letter (the embedded model's merges make each word one token)
+    assert set(out) >= {"tokens", "maps", "image"} and out["tokens"] == list("aredcat")
+    image = Image.open(io.BytesIO(base64.b64decode(out["image"])))
+    maps = np.array(out["maps"])
+    assert image.format == "PNG" and maps.shape == (7, image.height, image.width)
+    assert np.allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-6) and (maps >= 0).all()
+    again = T.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)  # the same seed, the same answer
+    assert again["maps"] == out["maps"] and again["image"] == out["image"]
+
+
+def test_the_tab_shows_the_image_a_picture_per_word_and_downloads(tiny):
+    loader, folder = tiny
+    status, image, words, files = T.on_generate(loader, folder, "a red cat", "blue", 1, 4, 3.0, 0, progress=None)
+    assert "sums to 1" in status and Image.open(image).size[0] >= 128
+    assert [caption for _, caption in words] == list("aredcat")
+    assert files[0].endswith(".png") and files[1].endswith(".json")
+    one_step = T.on_generate(loader, folder, "a red cat", "blue", 1, 4, 3.0, 2, progress=None)[0]
+    assert "step 2 of 4" in one_step
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("", 0, 4, 3.0), "Give a prompt"), (("a cat", -1, 4, 3.0), "seed"), (("a cat", 0, float("nan"), 3.0), "steps"),
+    (("a cat", 0, 4, float("inf")), "guidance"), (("a cat", 0, 500, 3.0), "steps"), (("a cat", 0, 4, 0.0), "Guidance 0"),
+])
+def test_bad_requests_are_refused_with_what_to_change(tiny, args, fragment):
+    loader, folder = tiny
+    with pytest.raises(Exception, match=fragment):
+        T.cross_attention_api(loader, folder, *args)
+
+
+def test_a_class_conditional_model_is_told_it_needs_a_text_to_image_one(embedded):
+    if not has_model("ldm-fashion"):
+        pytest.skip("ldm-fashion is not built")
+    with pytest.raises(Exception, match="text-to-image model"):
+        T.cross_attention_api(embedded, "assets/models/ldm-fashion", "Trouser", 0, 3, 3.0)
+
+
+@needs_shapes
+def test_stable_diffusion_pipeline_runs_the_shapes_folder_and_equals_the_explorer(embedded):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(MODELS / "sd-shapes").to(dtype=torch.float32)
+    expected = pipe("a red circle left of a blue square", negative_prompt="green", guidance_scale=5.0, num_inference_steps=20,
+                    generator=torch.Generator().manual_seed(4), output_type="np").images
+    comps = embedded.load("segmind/tiny-sd", "latent-diffusion").components
+    cond = E.text_conditioning(comps, "a red circle left of a blue square", "green", True)
+    sched = E.make_scheduler("DDIM", comps["scheduler"].config)
+    g = torch.Generator().manual_seed(4)
+    x, first = E.start(sched, 20, (1, 4, 16, 16), g, torch.device("cpu"))
+    for record in E.run(comps["unet"], sched, cond, x, g, E.RunSettings(guidance=5.0), first):
+        x = record.x
+    ours = (E.decode(x, comps["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert expected.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(ours, expected, atol=2e-3)  # float16 weights upcast, in another order of batching
+
+
+@needs_shapes
+def test_colour_and_shape_words_land_on_the_drawn_object(embedded):
+    from playground.train import shapes_check as C
+
+    comps = embedded.load("segmind/tiny-sd", "latent-diffusion").components
+    ratios = []
+    for k, prompt in enumerate(["a large red circle", "a small blue square on the left", "a yellow triangle at the top", "a large green square"]):
+        wm = X.word_maps(comps, prompt, seed=k, steps=25, guidance=5.0)
+        img = ((wm.image[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        blobs = C.read(img)
+        assert blobs, f"nothing drawn for {prompt!r}"
+        mask = torch.from_numpy(blobs[0].mask)
+        share = float(mask.float().mean())
+        colour, shape = prompt.split()[-2:] if "on the" not in prompt and "at the" not in prompt else prompt.split()[2:4]
+        for word in (colour, shape):
+            ratios.append(X.mass_inside(wm.maps[wm.tokens.index(word)], mask) / share)
+    assert np.mean(ratios) > 1.5, ratios  # the words' maps favour the object over a uniform spread
+
+
+@needs_shapes
+def test_the_card_reports_the_checkers_figures_and_the_held_out_pairs():
+    from playground.train import shapes_data as W
+
+    card = (MODELS / "sd-shapes" / "README.md").read_text()
+    assert all(" ".join(p) in card for p in W.HELDOUT_PAIRS) and "python -m playground.train.shapes" in card
+    assert "StableDiffusionPipeline.from_pretrained" in card and "](samples.png)" in card
+
+
+@pytest.mark.browser
+@needs_shapes
+def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    from tests.conftest import ARTIFACTS
+
+    page = _page
+    page.get_by_role("tab", name="Text-to-image").click()
+    page.locator("#t2i-prompt textarea").fill("a small blue square on the left")
+    page.locator("#t2i-run").click()
+    expect(page.locator("#t2i-status")).to_contain_text("sums to 1", timeout=120_000)
+    expect(page.locator("#t2i-words img")).to_have_count(7)  # a, small, blue, square, on, the, left
+    expect(page.locator("#t2i-image img")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "text-to-image-tab.png"), full_page=True)
+    assert page.outside_requests == []
