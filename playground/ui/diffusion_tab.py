@@ -317,7 +317,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         gr.Markdown("#### Reverse process: denoising, step by step")
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="dif-model",
-                                label="Model (offline: the pixel and the latent model trained here on Fashion-MNIST)")
+                                label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; the folder: a latent model on Fashion-MNIST)")
             scheduler = gr.Dropdown(list(E.SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
             steps = gr.Slider(1, E.MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
         with gr.Row():
