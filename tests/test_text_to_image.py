@@ -108,7 +108,8 @@ def test_colour_and_shape_words_land_on_the_drawn_object(embedded):
         colour, shape = prompt.split()[-2:] if "on the" not in prompt and "at the" not in prompt else prompt.split()[2:4]
         for word in (colour, shape):
             ratios.append(X.mass_inside(wm.maps[wm.tokens.index(word)], mask) / share)
-    assert np.mean(ratios) > 1.5, ratios  # the words' maps favour the object over a uniform spread
+    # each word's map favours the object over a uniform spread (the card's figure over 40 prompts: about 1.4x to 1.6x)
+    assert min(ratios) > 1.1 and np.mean(ratios) > 1.3, ratios
 
 
 @needs_shapes
