@@ -49,6 +49,8 @@ def build_autoencoder(cfg: LDMTrainConfig):
 
 
 def train_autoencoder(vae, data: torch.Tensor, cfg: LDMTrainConfig, gen: torch.Generator, clock: common.Clock):
+    """MSE + KL on random batches, cosine learning rate; reads cfg.ae_steps, ae_lr, ae_batch_size and kl_weight
+    (the shapes model's config has the same fields and trains its autoencoder here too)."""
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
     vae.train()
     for step in range(cfg.ae_steps):

@@ -26,6 +26,7 @@ import torch
 
 from playground.train import common
 from playground.train import shapes_data as W
+from playground.train.ldm import encode_all, train_autoencoder  # the same autoencoder training as the Fashion-MNIST latent model
 
 MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
 
@@ -134,31 +135,6 @@ def build_unet(cfg: ShapesTrainConfig, latent_size: int):
 def pictures_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 [n, H, W, 3] -> float [n, 3, H, W] in [-1, 1]."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def train_autoencoder(vae, data: torch.Tensor, cfg: ShapesTrainConfig, gen: torch.Generator, clock: common.Clock):
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
-    vae.train()
-    for step in range(cfg.ae_steps):
-        for group in opt.param_groups:
-            group["lr"] = common.cosine_lr(step, cfg.ae_steps, cfg.ae_lr, 100, floor=0.05)
-        x = data[torch.randint(0, len(data), (cfg.ae_batch_size,), generator=gen)]
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=gen)).sample
-        rec_loss = torch.nn.functional.mse_loss(recon, x)
-        loss = rec_loss + cfg.kl_weight * posterior.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        if step % 100 == 0 or step == cfg.ae_steps - 1:
-            print(f"ae step {step:5d}  mse {rec_loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
-    return vae.eval()
-
-
-@torch.no_grad()
-def encode_all(vae, data: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    return torch.cat([vae.encode(data[i: i + batch]).latent_dist.mode() for i in range(0, len(data), batch)])
 
 
 def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, latents: torch.Tensor, cfg: ShapesTrainConfig,
