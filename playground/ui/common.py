@@ -161,15 +161,17 @@ def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...]
     return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
 
 
-def examples(rows: list[list[Any]], inputs: list[gr.components.Component], label: str, *, text: int = -1) -> gr.Examples:
+def examples(rows: list[list[Any]], inputs: list[gr.components.Component], label: str, *, text: int = -1,
+             labels: list[str] | None = None) -> gr.Examples:
     """gr.Examples shown as short labelled buttons (model: the text's start) instead of a table, which on a phone
-    gave its width to the long model header and left the texts off screen. `text`: the column the labels quote."""
+    gave its width to the long model header and left the texts off screen. `text`: the column the labels quote;
+    `labels`: the buttons' own labels, where the first column is not a model name."""
     def name(row: list[Any]) -> str:
         words = " ".join(str(row[text]).split())
         quote = words if len(words) <= 60 else words[:59].rstrip() + "…"
         return quote if len(row) == 1 else f"{row[0]}: {quote}"
 
-    return gr.Examples(rows, inputs=inputs, label=label, example_labels=[name(r) for r in rows])
+    return gr.Examples(rows, inputs=inputs, label=label, example_labels=labels or [name(r) for r in rows])
 
 
 def png_file(image: Any) -> Any:

@@ -94,7 +94,7 @@ def build_text_to_image_tab(loader: ModelLoader) -> gr.Column:
             prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt", scale=2, max_length=500, elem_id="t2i-prompt")
             negative = gr.Textbox(value="", label="Negative prompt (pushed away from)", max_length=500, elem_id="t2i-negative")
         examples(EXAMPLES, [prompt, negative], "Examples (the embedded model's grammar; 'a purple triangle' was never drawn in training)",
-                 text=0)
+                 labels=[p + (f" (negative prompt: {n})" if n else "") for p, n in EXAMPLES])
         with gr.Row(elem_classes=["option-row"]):
             guidance = gr.Slider(0, E.MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale w", elem_id="t2i-guidance")
             steps = gr.Slider(1, E.MAX_STEPS, value=50, step=1, label="DDIM steps", elem_id="t2i-steps")
