@@ -1,6 +1,7 @@
 """Train the embedded text-to-image model "shapes": a Stable-Diffusion-shaped latent diffusion model, from scratch.
 
     python -m playground.train.shapes   # about an hour on 2 CPU threads -> assets/models/sd-shapes
+    python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps 12000   # train it further
 
 The world is `playground.train.shapes_data` (captions from a small grammar, 32x32 pictures drawn by code). The
 parts are Stable Diffusion's, only small, and saved as a `StableDiffusionPipeline` folder:
@@ -205,9 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unet-steps", type=int, default=ShapesTrainConfig.unet_steps)
     parser.add_argument("--n-images", type=int, default=ShapesTrainConfig.n_images)
     parser.add_argument("--threads", type=int, default=ShapesTrainConfig.threads)
+    parser.add_argument("--lr", type=float, default=ShapesTrainConfig.lr)
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="a folder this script saved: keep its autoencoder and tokenizer, train its UNet and text encoder further")
     args = parser.parse_args(argv)
-    cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads)
+    cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads, lr=args.lr)
+    if args.resume:
+        return resume(args.resume, args.out, cfg)
     gen = common.setup(cfg.seed, cfg.threads)
     clock = common.Clock()
     images, captions = W.dataset(cfg.n_images, cfg.seed)
@@ -245,6 +251,41 @@ def main(argv: list[str] | None = None) -> None:
         "heldout_pairs": [" ".join(p) for p in W.HELDOUT_PAIRS], "config": asdict(cfg),
     })
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only shapes", flush=True)
+
+
+def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
+    """Train a saved model's UNet and text encoder `cfg.unet_steps` more steps (a fresh optimizer and learning-rate
+    schedule, the same pictures and objective), from its EMA weights; its autoencoder and tokenizer are kept."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    before = common.load_metrics(folder)
+    gen = common.setup(cfg.seed + len(before.get("runs", [])) + 1, cfg.threads)  # new batches and noise, reproducibly
+    clock = common.Clock()
+    images, captions = W.dataset(cfg.n_images, cfg.seed)  # the same pictures as the first run
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+    latents = encode_all(vae, pictures_tensor(images)) * vae.config.scaling_factor
+    print(f"resuming {folder} ({before.get('train_minutes', 0)} min so far) for {cfg.unet_steps:,} steps", flush=True)
+
+    def checkpoint(unet, text_encoder, scheduler):
+        save(out.with_name(out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
+             unet=copy.deepcopy(unet), scheduler=scheduler)
+
+    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpoint)
+    minutes = clock.minutes()
+    save(out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+    runs = before.get("runs") or [{"unet_steps": before["config"]["unet_steps"], "lr": before["config"]["lr"],
+                                   "minutes": before["train_minutes"]}]
+    runs = [*runs, {"unet_steps": cfg.unet_steps, "lr": cfg.lr, "minutes": round(minutes, 1), "resumed_from_ema": True}]
+    common.save_metrics(out, {**before, "runs": runs, "unet_steps_total": sum(r["unet_steps"] for r in runs),
+                              "train_minutes": round(sum(r["minutes"] for r in runs), 1),
+                              "train_cpu_minutes": round(before.get("train_cpu_minutes", 0) + clock.cpu_minutes(), 1)})
+    print(f"saved to {out} after {minutes:.1f} more min; measure with python -m playground.train.evaluate --only shapes", flush=True)
 
 
 if __name__ == "__main__":

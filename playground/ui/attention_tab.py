@@ -16,7 +16,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import clear_first, png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, clear_first, png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -78,21 +78,32 @@ def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", m
 
 
 @user_errors
-def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, previous: Any = None, progress=gr.Progress()):
+def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, previous: Any = None, wanted: Any = None,
+           progress=gr.Progress()):
     """One forward pass. Returns: the handle of the result the server keeps for this session (in its memory
     budget; `previous`, the session's last one, is released), the notice, the kind / layer / head / focus
     controls fitted to the model, an emptied downloads list (the old files are another text's), and the
-    views that apply to this model (T5's three kinds only for an encoder-decoder)."""
+    views that apply to this model (T5's three kinds only for an encoder-decoder). `wanted`: a lesson link's
+    {"layer", "head"} (from 1), shown instead of the defaults when this model has them."""
     result = compute(loader, model, text, target_text, max_tokens, progress)
     handle = loader.keep_result(result, result.nbytes, "attention run", replaces=previous)
     kinds = R.kinds_of(result)
     layers, heads = result.attentions[kinds[0]].shape[:2]
+    layer, head = min(layers, max(1, layers // 2)), 1
+    wanted = wanted if isinstance(wanted, dict) else {}
+    for name, count in (("layer", layers), ("head", heads)):
+        if name in wanted:
+            if isinstance(wanted[name], int) and 1 <= wanted[name] <= count:
+                layer, head = (wanted[name], head) if name == "layer" else (layer, wanted[name])
+            else:
+                result.notes.append(f"The link asked for {name} {wanted[name]!r}; this model has {count} {name}s, so it shows "
+                                    f"{name} {layer if name == 'layer' else head}.")
     return (
         handle,
         "\n\n".join(result.notes),
         gr.update(choices=kinds, value=kinds[0]),
-        gr.update(maximum=layers, value=min(layers, max(1, layers // 2))),
-        gr.update(maximum=heads, value=1),
+        gr.update(maximum=layers, value=layer),
+        gr.update(maximum=heads, value=head),
         gr.update(choices=[("(none)", "")] + R.focus_choices(result), value=""),
         None,
         gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in R.views_of(result)], value="head"),
@@ -191,13 +202,14 @@ def _data_files(result: A.AttentionResult) -> tuple[Path, Path]:
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_attention_tab(loader: ModelLoader) -> gr.Column:
+def build_attention_tab(loader: ModelLoader) -> TabView:
     """The attention-map viewer. Named API endpoint: `/attention(model, text, target_text)` -> JSON."""
     cap = loader.settings.attention_max_tokens
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         # per-user: every weight of the last run (BERT-base at 512 tokens: ~150 MB), dropped after an idle hour
         result = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=loader.results.drop)
+        wanted = gr.State(None)  # a lesson link's layer and head, applied by the next run (which fits the sliders to the model)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
                                 label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
@@ -241,8 +253,8 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
         run_outputs = [result, notice, kind, layer, head, focus, downloads, view]
         show = on_view
 
-        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result], run_outputs, api_visibility="private").then(
-            show, view_inputs, view_outputs, api_visibility="private")
+        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result, wanted], run_outputs, api_visibility="private").then(
+            show, view_inputs, view_outputs, api_visibility="private").then(lambda: None, None, wanted, api_visibility="private", queue=False)
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
             control.input(show, view_inputs, view_outputs, api_visibility="private")
         export.click(on_export, view_inputs, downloads, api_visibility="private")
@@ -251,7 +263,8 @@ def build_attention_tab(loader: ModelLoader) -> gr.Column:
         compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")
 
         api_endpoint(attention_api, loader, api_name="attention")
-    return tab
+    return TabView(inputs={"model": model, "text": text, "target": target, "layer": layer, "head": head},
+                   run=("att-run",), pending=wanted, deferred=("layer", "head"))
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -12,7 +12,7 @@ from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, 
 from playground.core.render_lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -111,9 +111,9 @@ def embed_api(loader: ModelLoader, sentences: str, model: str = "bert-base-uncas
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_bert_tab(loader: ModelLoader) -> gr.Column:
+def build_bert_tab(loader: ModelLoader) -> TabView:
     """Fill-mask and embeddings. Named API endpoints: `/fill_mask`, `/embed`."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Fill-mask")
         with gr.Row():
@@ -149,7 +149,7 @@ def build_bert_tab(loader: ModelLoader) -> gr.Column:
 
         api_endpoint(fill_mask_api, loader, api_name="fill_mask")
         api_endpoint(embed_api, loader, api_name="embed")
-    return tab
+    return TabView(inputs={"model": model, "text": text, "top_k": top_k}, run=("bert-fill",))
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -212,6 +212,17 @@ def figure(caption: str, **image: Any) -> gr.Image:
     with gr.Column(min_width=image.pop("min_width", 160), scale=image.pop("scale", 1)):
         gr.Markdown(caption, elem_classes=["picture-caption"])
         return gr.Image(label=caption, show_label=False, **image)
+
+
+@dataclass
+class TabView:
+    """What a `build_*_tab` hands the shell for lesson links: which components a link fills and how it runs them."""
+
+    inputs: dict[str, Any] = field(default_factory=dict)  # link parameter -> the component it fills (and whose limits check it)
+    run: tuple[str, ...] = ()  # elem_ids of the buttons a link clicks once the inputs are filled, in order
+    pending: Any = None  # a gr.State for values the run itself applies (it would reset those controls otherwise)
+    deferred: tuple[str, ...] = ()  # the link parameters that go to `pending` instead of to their component
+    opens: tuple[Any, Any] | None = None  # (a lesson picker, its "try it" button): the button opens the lesson's link
 
 
 SESSION_GPT = "my tiny GPT (trained in this session)"  # the model choice that means the session's own trained model

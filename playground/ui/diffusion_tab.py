@@ -22,7 +22,7 @@ from playground.models import Family, ModelLoader, find_preset
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import clear_first, figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import TabView, clear_first, figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
 
 EXPLAINER = """
 ### Diffusion: learn to undo noise, then run it backwards
@@ -294,9 +294,9 @@ def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, st
 # ---- layout and wiring ----------------------------------------------------------------------------------
 
 
-def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
+def build_diffusion_tab(loader: ModelLoader) -> TabView:
     """The denoising explorer. Named API endpoints: `/forward_noise`, `/denoise`."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Forward process: noising")
         with gr.Row():
@@ -305,6 +305,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
                 fwd_schedule = gr.Dropdown(list(SCHEDULES), value="linear", label="Schedule")
                 fwd_t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="fwd-t")
                 fwd_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                fwd_show = gr.Button("Show x_t", size="sm", elem_id="fwd-show")  # the slider redraws on release; a keyboard user presses this
             fwd_out = figure("x_t", height=200, interactive=False, elem_id="fwd-out")
         if FORWARD_EXAMPLES:
             gr.Examples(FORWARD_EXAMPLES, inputs=[fwd_image], label="Example images (drawn by the embedded model)")
@@ -373,7 +374,7 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
 
         frames = [x_t, x0, eps, chans]
         fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
-        for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change):
+        for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change, fwd_show.click):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         clear_first(run_btn.click, [status]).then(gpu_task(bind(on_denoise, loader), STEPS_BUDGET), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
@@ -386,7 +387,8 @@ def build_diffusion_tab(loader: ModelLoader) -> gr.Column:
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
         api_denoise.click(gpu_task(bind(denoise_api, loader), STEPS_BUDGET), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
                           api_image, api_name="denoise")
-    return tab
+    return TabView(inputs={"t": fwd_t, "schedule": fwd_schedule, "model": model, "prompt": prompt, "scheduler": scheduler, "steps": steps,
+                           "guidance": guidance, "seed": seed}, run=("fwd-show", "dif-run"))
 
 
 if __name__ == "__main__":  # run this tab on its own

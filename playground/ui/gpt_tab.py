@@ -17,9 +17,10 @@ from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import SESSION_GPT, session_gpt, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, SESSION_GPT, session_gpt, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
+from playground.workshop import game as G
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -261,13 +262,57 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
         }
 
 
+# ---- guess the next token: the learner against the model ---------------------------------------------------
+
+def _game_score(score: "G.Score") -> str:
+    if not score.rounds:
+        return f"**Score:** no guesses yet. {G.STUDY}"
+    you, model = score.you / score.rounds, score.model / score.rounds
+    return (f"**Score after {score.rounds} token{'s' if score.rounds != 1 else ''}:** you {score.you} ({you:.0%}), the model's top-1 "
+            f"{score.model} ({model:.0%}). {G.STUDY}")
+
+
+def _game_context(tokenizer: Any, score: "G.Score") -> str:
+    passage = G.PASSAGES[score.passage]
+    return (f'<div class="lm-prompt game-context"><em>{html.escape(passage.source)}</em><br>'
+            f"{html.escape(G.prompt_of(tokenizer, score))} <strong>…?</strong></div>")
+
+
+@user_errors
+def on_game_new(loader: ModelLoader, model: str, passage: Any, trained: Any = None):
+    """A new game on one passage: (game state, the passage so far, the last round (emptied), the score line)."""
+    passage = require_int(passage, "passage", low=0, high=len(G.PASSAGES) - 1)
+    _, lm = load_causal(loader, model, trained=trained)
+    score = G.new_game(passage)
+    return score.to_dict(), _game_context(lm.tokenizer, score), "", _game_score(score)
+
+
+@user_errors
+def on_game_guess(loader: ModelLoader, model: str, state: Any, guess: str, trained: Any = None):
+    """Score one guess: (game state, the passage so far, what the model predicted and where your guess ranks, the
+    score line, an emptied guess box)."""
+    if not isinstance(state, dict):
+        raise InputError("Press *New game* first: it picks the passage.")
+    _, lm = load_causal(loader, model, trained=trained)
+    score = G.Score(**state)
+    r = G.play(lm.model, lm.tokenizer, score, require_text(guess, "guess", max_chars=G.MAX_GUESS_CHARS))
+    rows = "\n".join(f"| {i + 1} | `{visible(t)}` | {p:.1%} |" for i, (t, p) in enumerate(r.guess.top[:5]))
+    rank = (f"your guess is its #{r.guess.rank:,} choice ({r.guess.probability:.2%})" if r.guess.rank
+            else "your guess is not one token of its vocabulary")
+    verdict = f"The next token was **`{visible(r.actual)}`**. You: {'✅' if r.you_right else '❌'}; the model's top-1 `{visible(r.guess.top[0][0])}`: {'✅' if r.model_right else '❌'}."
+    report = f"{verdict} The model: {rank}.\n\n| rank | token | probability |\n|---|---|---|\n{rows}"
+    if r.finished:
+        report += "\n\n**Passage finished.** Pick another and press *New game*."
+    return r.score.to_dict(), _game_context(lm.tokenizer, r.score), report, _game_score(r.score), ""
+
+
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabView:
     """Decoder-only generation. Named API endpoints: `/generate`, `/score`. `trained`: the session's tiny GPT from the
     Training tab (a state shared by the two tabs), offered as a model."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         session = gr.State(None, time_to_live=3600)
         with gr.Row():
@@ -318,9 +363,28 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Co
         scored = gr.HTML(elem_id="gpt-scored")
         score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box] + mine, scored, api_visibility="private")
 
+        with gr.Accordion("Guess the next token: you against the model", open=False, elem_id="gpt-game"):
+            gr.Markdown("Read the passage so far and type the token you think comes next (a word, or punctuation); the "
+                        "model predicts too. A guess counts when it is the real next token, ignoring case and spaces. The "
+                        "passages are from plays the offline GPT never read.")
+            with gr.Row():
+                passage = gr.Dropdown([(p.source, i) for i, p in enumerate(G.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage")
+                new_game = gr.Button("New game", elem_id="gpt-game-new")
+            game = gr.State(None)
+            context = gr.HTML(elem_id="gpt-game-context")
+            with gr.Row():
+                guess = gr.Textbox(label="Your guess of the next token", max_length=G.MAX_GUESS_CHARS, scale=3, elem_id="gpt-game-guess")
+                guess_btn = gr.Button("Guess", variant="primary", scale=1, elem_id="gpt-game-go")
+            round_md = gr.Markdown(elem_id="gpt-game-round")
+            score_md = gr.Markdown(elem_id="gpt-game-score")
+        new_game.click(bind(on_game_new, loader), [model, passage] + mine, [game, context, round_md, score_md], api_visibility="private")
+        for trigger in (guess_btn.click, guess.submit):
+            trigger(gpu_task(bind(on_game_guess, loader), GpuBudget(30)), [model, game, guess] + mine, [game, context, round_md, score_md, guess],
+                    api_visibility="private")
+
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
         api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))
-    return tab
+    return TabView(inputs={"model": model, "prompt": prompt, "mode": mode, "max_new": max_new, "seed": seed}, run=("gpt-generate",))
 
 
 if __name__ == "__main__":  # run this tab on its own

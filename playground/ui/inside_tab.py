@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.models.sources import SourceKind
-from playground.ui.common import SESSION_GPT, SessionModel, session_gpt, api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
+from playground.ui.common import TabView, SESSION_GPT, SessionModel, session_gpt, api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
 
 EXPLAINER = """
 ### Inside the Transformer: one token, one block
@@ -120,9 +120,9 @@ def inside_api(loader: ModelLoader, model: str, text: str, layer: int, head: int
 # ---- layout and wiring ------------------------------------------------------------------------------------
 
 
-def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabView:
     """Inside one block. Named API endpoint: `/inside`. `trained`: the session's tiny GPT from the Training tab."""
-    with gr.Column() as tab:
+    with gr.Column():
         gr.Markdown(EXPLAINER)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES + [SESSION_GPT], value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
@@ -168,7 +168,7 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr
         for control in (model, text, stack):  # another text or model: its tokens are not these; start from the last one
             control.input(lambda: gr.update(choices=[], value=None), None, token, api_visibility="private", queue=False)
         api_endpoint(inside_api, loader, api_name="inside", budget=INSIDE_BUDGET)
-    return tab
+    return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",))
 
 
 if __name__ == "__main__":  # run this tab on its own

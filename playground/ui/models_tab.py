@@ -9,7 +9,7 @@ from playground.core.inputs import require_text
 from playground.models import Family, ModelLoader
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import TabView, on_page_load, launch_alone, bind, progress_fn, user_errors
 
 EXPLAINER = """
 ### One loader behind every tab
@@ -72,9 +72,9 @@ def on_refresh(loader: ModelLoader) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     return models_snapshot(loader)
 
 
-def build_models_tab(loader: ModelLoader) -> gr.Column:
+def build_models_tab(loader: ModelLoader) -> TabView:
     """The Models tab; `loader` is the app's shared loader. Refreshes on page load."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         status = gr.Markdown()
         presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True,
@@ -102,7 +102,7 @@ def build_models_tab(loader: ModelLoader) -> gr.Column:
                            api_visibility="private")
         refresh_btn.click(bind(on_refresh, loader), None, snapshot, api_name="models")
         on_page_load(bind(on_refresh, loader), None, snapshot, api_visibility="private")
-    return tab
+    return TabView(inputs={}, run=())
 
 
 if __name__ == "__main__":  # run this tab on its own

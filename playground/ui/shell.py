@@ -1,6 +1,8 @@
 """The app shell: assembles the tabs around one shared model loader. No model loads here.
 
-A tab is one line in `TABS`: its title, its id, and its `build_*_tab(loader)` function.
+A tab is one line in `TABS`: its title, its id, and its `build_*_tab(loader)` function, which returns a `TabView`
+(the inputs a lesson link fills). Every tab gets a "link to this view" row; the page's own address can hold a
+lesson link (`?tab=attention&model=gpt2&text=...`), opened on load (`ui/links.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.inside_tab import build_inside_tab
+from playground.ui.links import LinkWiring, link_row, specs_of
 from playground.ui.models_tab import build_models_tab
+from playground.ui.start_tab import build_start_tab
 from playground.ui.t5_tab import build_t5_tab
 from playground.ui.text_to_image_tab import build_text_to_image_tab
 from playground.ui.tokenizer_tab import build_tokenizer_tab
@@ -42,6 +46,7 @@ class TabSpec:
 
 
 TABS: tuple[TabSpec, ...] = (
+    TabSpec("Start", "start", build_start_tab),
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
     TabSpec("Attention", "attention", build_attention_tab),
     TabSpec("Inside", "inside", build_inside_tab, trained=True),
@@ -62,10 +67,15 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
         gr.Markdown(HEADER)
         # the tiny GPT a session trains (a handle to the loader's result store): per user, read by the GPT and Inside tabs
         trained = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
-        with gr.Tabs():
+        notice = gr.Markdown(elem_id="link-notice")  # what a lesson link opened, or why it was refused
+        target = gr.Textbox(visible=False)  # the run buttons a lesson link clicks once its inputs are filled
+        views = {}
+        with gr.Tabs(elem_id="tabs") as tab_set:
             for spec in tabs:
-                with gr.Tab(spec.title, id=spec.id):
-                    spec.build(loader, trained) if spec.trained else spec.build(loader)
+                with gr.Tab(spec.title, id=spec.id, elem_id=f"tab-{spec.id}"):
+                    views[spec.id] = spec.build(loader, trained) if spec.trained else spec.build(loader)
+                    link_row(spec.id, views[spec.id], specs_of({spec.id: views[spec.id]}))
+        LinkWiring(tab_set, notice, target, views).wire(demo)
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
     return demo

@@ -14,7 +14,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -134,9 +134,9 @@ def text2text_api(loader: ModelLoader, text: str, model: str = "t5-small", num_b
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_t5_tab(loader: ModelLoader) -> gr.Column:
+def build_t5_tab(loader: ModelLoader) -> TabView:
     """Encoder-decoder text to text. Named API endpoint: `/text2text`."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         gr.Markdown(EMBEDDED_RANGES)
         result = gr.State(None, time_to_live=3600)
@@ -162,7 +162,7 @@ def build_t5_tab(loader: ModelLoader) -> gr.Column:
         position.input(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
         api_endpoint(text2text_api, loader, api_name="text2text")
-    return tab
+    return TabView(inputs={"model": model, "text": text, "beams": num_beams, "max_new": max_new}, run=("t5-run",))
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -17,7 +17,7 @@ from playground.core.inputs import require_int
 from playground.errors import InputError
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import api_endpoint, bind, clear_first, examples, figure, launch_alone, png_file, user_errors
+from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, figure, launch_alone, png_file, user_errors
 from playground.ui.diffusion_tab import load_diffusion
 
 EXPLAINER = """
@@ -82,9 +82,9 @@ def cross_attention_api(loader: ModelLoader, model: str, prompt: str, seed: int,
     return R.to_json(compute(loader, model, prompt, "", seed, steps, guidance_scale))
 
 
-def build_text_to_image_tab(loader: ModelLoader) -> gr.Column:
+def build_text_to_image_tab(loader: ModelLoader) -> TabView:
     """Prompt, image and word maps. Named API endpoint: `/cross_attention`."""
-    with gr.Column() as tab:
+    with gr.Column():
         gr.Markdown(EXPLAINER)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="t2i-model",
@@ -111,7 +111,7 @@ def build_text_to_image_tab(loader: ModelLoader) -> gr.Column:
         clear_first(run.click, [status]).then(gpu_task(bind(on_generate, loader), BUDGET), [model, prompt, negative, seed, steps, guidance, step],
                                               [status, image, words, files], api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
-    return tab
+    return TabView(inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance}, run=("t2i-run",))
 
 
 if __name__ == "__main__":  # run this tab on its own

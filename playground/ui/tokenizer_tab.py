@@ -15,7 +15,7 @@ from playground.core.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
-from playground.ui.common import examples, on_page_load, launch_alone, api_endpoint, bind, user_errors
+from playground.ui.common import TabView, examples, on_page_load, launch_alone, api_endpoint, bind, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -160,9 +160,9 @@ def tokenize_api(loader: ModelLoader, text: str, tokenizer: str) -> dict:
 # ---- layout and wiring --------------------------------------------------------------------------
 
 
-def build_tokenizer_tab(loader: ModelLoader) -> gr.Column:
+def build_tokenizer_tab(loader: ModelLoader) -> TabView:
     """The tokenizer visualizer. Named API endpoints: `/tokenize(text, tokenizer)` -> JSON, `/explain_word`."""
-    with gr.Column() as tab:  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
+    with gr.Column():  # a column of the app's page (a nested gr.Blocks costs a whole app's setup)
         gr.Markdown(EXPLAINER)
         text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=MAX_CHARS, elem_id="tok-text")
         examples([[e] for e in EXAMPLES], [text], "Examples")
@@ -196,7 +196,7 @@ def build_tokenizer_tab(loader: ModelLoader) -> gr.Column:
 
         api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False)
         api_endpoint(on_explain, loader, api_name="explain_word", gpu=False)
-    return tab
+    return TabView(inputs={"text": text, "tokenizers": names}, run=("tok-go",))
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -20,7 +20,7 @@ from playground.lazy import torch
 from playground.models import ModelLoader
 from playground.models.results import resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import SESSION_GPT, api_endpoint, bind, clear_first, launch_alone, user_errors
+from playground.ui.common import TabView, SESSION_GPT, api_endpoint, bind, clear_first, launch_alone, user_errors
 
 EXPLAINER = """
 ### Training, made visible
@@ -192,10 +192,10 @@ def train_gpt_api(text: str, steps: int, seed: int) -> dict:
 # ---- layout and wiring ------------------------------------------------------------------------------------------
 
 
-def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> gr.Column:
+def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabView:
     """Train two small models live. Named API endpoints: `/train_toy`, `/train_gpt`. `trained`: where the session's tiny GPT
     is kept (a state the GPT and Inside tabs read too)."""
-    with gr.Column() as tab:
+    with gr.Column():
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Diffusion on 2-D points")
         toy_state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
@@ -253,7 +253,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         gpt_stop.click(None, None, None, cancels=[gpt_event])
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
-    return tab
+    return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",))
 
 
 if __name__ == "__main__":  # run this tab on its own

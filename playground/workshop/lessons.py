@@ -1,0 +1,270 @@
+"""The guided path: lessons in the concepts' order, each a predict-then-reveal question and a lesson link.
+
+A lesson explains one idea, asks the learner to predict what a view will show, and only then reveals the
+answer and why; its link opens the tab that shows it, inputs filled. Three reveals are computed live on the
+models the page runs (which tokenizer splits a word more, the model's next-token distribution and your
+guess's rank, how much signal the noise schedule leaves); the rest are facts of the architecture, true of any
+model of its kind.
+
+>>> [lesson.tab for lesson in LESSONS][:3]
+['tokenizer', 'inside', 'attention']
+>>> grade(lesson_by_id("attention"), "1").correct
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from playground.errors import InputError
+
+MAX_ANSWER_CHARS = 200  # a typed guess
+
+
+@dataclass(frozen=True)
+class Reveal:
+    correct: bool | None  # whether the prediction was right (None: a guess that is scored, not right or wrong)
+    text: str  # markdown: the answer, and why
+
+
+@dataclass(frozen=True)
+class Question:
+    prompt: str  # what the learner predicts
+    choices: tuple[str, ...] = ()  # the options; empty: the learner types a guess
+    answer: str | None = None  # the right option (None: computed live by `live`)
+    why: str = ""  # markdown shown with the answer
+    live: Callable[[Any, str], Reveal] | None = None  # live(loader, answer): the reveal computed on the page's models
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str  # the lesson's key (?tab=start&lesson=<id>)
+    title: str  # shown in the lesson list
+    tab: str  # the tab its link opens
+    concept: str  # markdown: the idea, in a few sentences
+    try_it: str  # what to look at once the tab opens
+    question: Question
+    link: dict[str, Any] = field(default_factory=dict)  # the tab's inputs its link fills
+
+
+# ---- live reveals: computed on the models the page runs --------------------------------------------------
+
+WORD = "unbelievably"
+TOKENIZERS = {"GPT-2 BPE": "gpt2", "BERT WordPiece": "bert-base-uncased", "T5 SentencePiece": "t5-small"}
+PASSAGE = "Friends, Romans, countrymen, lend me your"  # Julius Caesar, a play the offline GPT never read
+
+
+def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
+    from playground.core.tokenize import tokenize
+    from playground.models import Family
+
+    counts = {}
+    for label, name in TOKENIZERS.items():
+        t = tokenize(loader.load(name, Family.TOKENIZER).tokenizer, WORD, name=name)
+        counts[label] = [tok.face for tok in t.tokens if not tok.special]
+    most = max(len(p) for p in counts.values())
+    winners = [label for label, p in counts.items() if len(p) == most]
+    rows = "\n".join(f"| {label} | {len(p)} | {' · '.join(p)} |" for label, p in counts.items())
+    text = (f"Most pieces: **{' and '.join(winners)}** ({most}).\n\n| tokenizer | pieces | split |\n|---|---|---|\n{rows}\n\n"
+            "Each tokenizer learned its vocabulary from its own training text: a word frequent there is one token, a rarer "
+            "one is built from pieces. Offline these are the embedded models' tokenizers, trained on Shakespeare, so "
+            "their splits differ from the real GPT-2's, BERT's and T5's.")
+    return Reveal(answer in winners, text)
+
+
+def _next_token(loader: Any, answer: str) -> Reveal:
+    from playground.models import Family
+    from playground.workshop.game import next_token_guess
+
+    lm = loader.load("gpt2", Family.CAUSAL_LM)
+    g = next_token_guess(lm.model, lm.tokenizer, PASSAGE, answer)
+    top = "\n".join(f"| {i + 1} | `{tok!r}` | {p:.1%} |" for i, (tok, p) in enumerate(g.top[:5]))
+    rank = (f"your guess {answer.strip()!r} is the model's **#{g.rank:,}** choice ({g.probability:.2%})" if g.rank
+            else f"your guess {answer.strip()!r} is not one token of this model's vocabulary")
+    text = (f"The model's top next token: **{g.top[0][0]!r}** ({g.top[0][1]:.1%}); {rank}.\n\n| rank | token | probability |\n"
+            f"|---|---|---|\n{top}\n\nA decoder-only model outputs a probability for every token of its vocabulary; "
+            "generation picks one (greedy: the top one) and repeats. The play itself says \"ears\".")
+    return Reveal(g.rank == 1 if g.rank else False, text)
+
+
+def _signal_left(loader: Any, answer: str) -> Reveal:
+    from playground.core.diffusion import noise_schedule
+
+    a = float(noise_schedule("linear").alphas_cumprod[500]) ** 0.5
+    options = {"about 0.9": 0.9, "about 0.3": 0.3, "about 0.01": 0.01}
+    right = min(options, key=lambda k: abs(options[k] - a))
+    text = (f"√ᾱ_500 = **{a:.3f}** ({right}): x_500 = {a:.2f} · x_0 + {(1 - a * a) ** 0.5:.2f} · ε. The linear schedule adds "
+            "noise in small steps that compound: ᾱ_t = Π(1 − β_s). By t = 1,000 almost nothing of the image is left, which "
+            "is why sampling can start from pure noise.")
+    return Reveal(answer == right, text)
+
+
+# ---- the path ---------------------------------------------------------------------------------------------
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson("tokens", "1. Tokens", "tokenizer",
+           "A model never sees letters: a **tokenizer** cuts text into pieces from a fixed vocabulary and turns each into "
+           "an id. GPT-2 uses byte-level BPE (merges of frequent byte pairs), BERT WordPiece (`##` marks a word's "
+           "continuation), T5 SentencePiece (`▁` marks a space).",
+           "Compare the three panels and the token counts; click a word under *How was this word split?*",
+           Question(f"Which tokenizer splits \"{WORD}\" into the most pieces?", tuple(TOKENIZERS), live=_tokenizer_pieces),
+           {"text": f"{WORD} unbelievable believe", "tokenizers": list(TOKENIZERS.values())}),
+    Lesson("embeddings", "2. Embeddings", "inside",
+           "Each token id picks one row of the **embedding matrix**: a vector of a few hundred numbers. GPT-2 adds a "
+           "second vector for the position. Tokens used alike end up pointing alike.",
+           "Section 1 shows the token's row, its position vector and their sum, and the nearest tokens.",
+           Question("\"king\" appears twice in the text. Before the first layer, are its two vectors the same?",
+                    ("Yes, identical", "Same token row, different position vector", "Completely different"),
+                    "Same token row, different position vector",
+                    "Both read row *king* of the embedding matrix; GPT-2 then adds the position's own vector, so the sums differ "
+                    "a little. Only the layers above (attention) make each copy depend on its neighbours."),
+           {"model": "gpt2", "text": "The king is dead, long live the king.", "layer": 0, "head": 0}),
+    Lesson("attention", "3. Attention: Q, K, V and softmax", "attention",
+           "In each head every token asks a question (its **query** q), every token offers a **key** k and a **value** v. "
+           "Scores q·k/√d go through a **softmax** into weights; the token's output is the weighted sum of the values.",
+           "Pick a row of the map: one query token. Hover the cells; try other layers and heads.",
+           Question("One query token's attention weights over all the tokens: what do they add up to?",
+                    ("1", "The number of tokens", "It depends on the text"), "1",
+                    "The softmax turns any scores into positive weights that sum to 1: attention is a weighted *average* of "
+                    "the values. A row of the map is a probability distribution."),
+           {"model": "bert-base-uncased", "text": "The animal didn't cross the street because it was too tired.", "layer": 2, "head": 1}),
+    Lesson("causal", "4. Causal vs bidirectional", "attention",
+           "An encoder (BERT) lets every token attend to every other: **bidirectional**. A decoder (GPT) adds a **causal "
+           "mask**: a token sees only itself and the tokens before it, because it must predict what comes next.",
+           "Look at the map's upper-right triangle; then *Compare* BERT and GPT on the same sentence below.",
+           Question("In GPT, can the word \"cat\" attend to \"mat\", which comes later in the sentence?", ("Yes", "No"), "No",
+                    "The causal mask sets every score to a later token to −∞ before the softmax, so its weight is exactly 0: "
+                    "the decoder's map is empty above the diagonal. BERT's has no mask and fills the whole square."),
+           {"model": "gpt2", "text": "The cat sat on the mat because it was warm."}),
+    Lesson("cross-attention", "5. Cross-attention", "attention",
+           "An encoder-decoder (T5) has a third kind of attention: the decoder's tokens attend to the encoder's output. "
+           "That is how the output reads the input.",
+           "Choose *cross-attention* under Attention kind: rows are output tokens, columns input tokens.",
+           Question("In T5's cross-attention, where do the queries come from?",
+                    ("The decoder (the output so far)", "The encoder (the input)"), "The decoder (the output so far)",
+                    "Queries come from the decoder; keys and values from the encoder's final states. For *reverse words* the "
+                    "map runs along the anti-diagonal: each output word looks up where it sat in the input."),
+           {"model": "t5-small", "text": "reverse words: red cat blue dog", "target": "dog blue cat red"}),
+    Lesson("decoder", "6. Decoder-only: GPT generates", "gpt",
+           "GPT reads the text so far and outputs a **probability for every token** of its vocabulary. Generation picks "
+           "one (greedy, sampling with temperature/top-k/top-p, or beam search), appends it, and repeats.",
+           "Under *Inside one step* see each step's candidates; then play *Guess the next token*.",
+           Question(f"\"{PASSAGE} …\": what is the model's most likely next token? Type your guess.", live=_next_token),
+           {"model": "gpt2", "prompt": PASSAGE, "mode": "greedy", "max_new": 20}),
+    Lesson("encoder", "7. Encoder-only: BERT fills masks", "bert",
+           "BERT was trained to fill in hidden words (**masked language modelling**), reading the whole sentence at once. "
+           "Its vectors, averaged, are sentence embeddings.",
+           "See the predictions for each [MASK], then compare sentences' embeddings below.",
+           Question("What can BERT use that GPT cannot when it predicts a hidden word?",
+                    ("The words after the blank", "A bigger vocabulary", "Nothing: they see the same"), "The words after the blank",
+                    "BERT's attention is bidirectional: the blank's prediction reads both sides. The price: BERT cannot "
+                    "generate text left to right; GPT can, seeing only the left."),
+           {"model": "bert-base-uncased", "text": "The [MASK] is dead; long live the [MASK]."}),
+    Lesson("encoder-decoder", "8. Encoder-decoder: T5 text to text", "t5",
+           "T5 turns every task into text to text: the encoder reads the input (with a task prefix), the decoder writes "
+           "the output token by token while cross-attending to it. **Beam search** keeps several partial outputs.",
+           "Read the beams table and the decoder's steps.",
+           Question("With 4 beams, is the best beam always what greedy decoding (1 beam) writes?", ("Always", "Not always"),
+                    "Not always",
+                    "Greedy commits to the single best token at each step; beam search keeps the 4 best partial outputs by "
+                    "total log-probability, so it can find a sequence whose first token was not the top one."),
+           {"model": "t5-small", "text": "reverse words: red cat blue dog", "beams": 4}),
+    Lesson("parameters", "9. Parameters vs training data", "inside",
+           "**Parameters** are the numbers training adjusts (embeddings, attention and MLP weights). **Training data** is "
+           "the text it read, counted in tokens. They are different quantities.",
+           "Section 5: parameters by component, and parameters beside training tokens for known models.",
+           Question("GPT-2 small has 124 million parameters. How much text was it trained on?",
+                    ("124 million tokens", "About 40 GB of web text: billions of tokens", "One token per parameter, by design"),
+                    "About 40 GB of web text: billions of tokens",
+                    "GPT-2 was trained on WebText, about 40 GB of text. Later work (Chinchilla, 2022) found about 20 tokens "
+                    "per parameter a good budget; Llama models read far more."),
+           {"model": "gpt2", "text": "ROMEO. But soft, what light through yonder window breaks?", "layer": 0, "head": 0}),
+    Lesson("noising", "10. Diffusion: forward noising", "diffusion",
+           "A diffusion model learns to undo noise. The **forward process** adds Gaussian noise in T small steps: "
+           "x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, with a schedule β_t and ᾱ_t = Π(1 − β_s).",
+           "Move *Timestep t* in the forward section; read ᾱ_t and the signal-to-noise ratio beside it.",
+           Question("After t = 500 of 1,000 steps of the linear schedule, how much signal is left (the factor √ᾱ_t on x_0)?",
+                    ("about 0.9", "about 0.3", "about 0.01"), live=_signal_left),
+           {"t": 500, "schedule": "linear"}),
+    Lesson("objective", "11. The training objective", "training",
+           "Training picks a data point x_0, a step t and noise ε, makes x_t, and asks the network for ε back: the loss is "
+           "‖ε − ε_θ(x_t, t)‖² (Ho et al. 2020). Here it trains live on 2-D points, so you can watch it learn.",
+           "Watch the loss fall and the samples take the data's shape.",
+           Question("What does the network learn to predict from the noisy x_t and t?",
+                    ("The noise ε that was added", "The next step x_(t+1)", "A class label"), "The noise ε that was added",
+                    "DDPM's simple loss regresses the added noise. Knowing ε gives x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, an "
+                    "estimate of the clean data, from which each reverse step is built."),
+           {"dataset": "moons", "steps": 1000}),
+    Lesson("denoising", "12. Reverse denoising, step by step", "diffusion",
+           "Sampling starts from pure noise and repeats: predict ε̂, estimate x̂_0, step to a less noisy x_(t−1). The "
+           "explorer streams every step: x_t, the model's x̂_0, and the predicted noise.",
+           "Scrub through the steps; watch x̂_0 early on.",
+           Question("At step 5 of 50, will the model's estimate x̂_0 already look like a shoe?",
+                    ("Yes, a blurry shoe", "No, still noise"), "Yes, a blurry shoe",
+                    "x̂_0 is the model's best guess of the clean image, roughly the average of every image that fits: early on a "
+                    "blurry silhouette of the class; later steps add the details. x_t itself still looks like noise."),
+           {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDIM", "steps": 50, "seed": 0}),
+    Lesson("schedulers", "13. Schedulers", "diffusion",
+           "A **scheduler** is the rule that turns ε̂ into the next x: DDPM (1,000 small random steps), DDIM (few "
+           "deterministic steps), Euler, DPM-Solver++. The network is the same.",
+           "Run the same seed with DDPM and then DDIM and compare.",
+           Question("DDIM with 20 steps and DDPM with 1,000: do they need differently trained networks?",
+                    ("Yes", "No, the same network"), "No, the same network",
+                    "Schedulers share the training objective; they differ only in how they step between noise levels. That is "
+                    "why one trained model can be sampled with any of them."),
+           {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
+    Lesson("guidance", "14. Classifier-free guidance", "text-to-image",
+           "The same network predicts noise with the prompt and with the empty prompt; guidance pushes away from the "
+           "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). A **negative prompt** takes the empty prompt's place.",
+           "Run at guidance 1, then 7.5, with the same seed.",
+           Question("Guidance w = 1 or w = 7.5: which follows the prompt more closely?", ("w = 1", "w = 7.5"), "w = 7.5",
+                    "At w = 1 guidance is off (the conditional model alone); larger w exaggerates what the prompt changes, so "
+                    "prompts are followed more closely, at the cost of variety and, too high, of quality."),
+           {"model": "segmind/tiny-sd", "prompt": "a large red circle", "guidance": 1, "seed": 0}),
+    Lesson("latent", "15. Latent diffusion and text to image", "text-to-image",
+           "Stable Diffusion denoises in the small **latent** of an autoencoder, not in pixels; a text encoder turns the "
+           "prompt into vectors that the UNet's **cross-attention** reads. The word maps show where each word lands.",
+           "Look at the word maps: where do \"blue\" and \"square\" put their mass?",
+           Question("Where does the offline model's UNet do its denoising?",
+                    ("In the 3x32x32 pixels", "In a 4x16x16 latent that the autoencoder decodes"),
+                    "In a 4x16x16 latent that the autoencoder decodes",
+                    "Only the autoencoder's decoder touches pixels, once, at the end. Stable Diffusion 1.5 does the same with a "
+                    "4x64x64 latent for a 512x512 image: 48 times fewer numbers to denoise."),
+           {"model": "segmind/tiny-sd", "prompt": "a small blue square on the left", "steps": 30, "seed": 0}),
+    Lesson("image-models", "16. Stable Diffusion, Imagen, DALL-E 2", "models",
+           "Three ways to turn text into images. **Stable Diffusion**: latent diffusion with a frozen CLIP text encoder. "
+           "**Imagen**: pixel-space diffusion (64 px, then two super-resolution models) with a frozen T5-XXL text encoder. "
+           "**DALL-E 2** (unCLIP): a *prior* maps the CLIP text embedding to a CLIP image embedding; a diffusion decoder draws it.",
+           "The Models tab lists what runs here, and the offline teaching models standing in for each preset.",
+           Question("Which of them uses a frozen T5 text encoder?", ("Stable Diffusion", "Imagen", "DALL-E 2"), "Imagen",
+                    "Imagen found that scaling the frozen text encoder (T5-XXL, trained on text only) helped more than scaling "
+                    "the image model. Stable Diffusion uses CLIP's text encoder; DALL-E 2 adds a prior in CLIP's space."),
+           {}),
+)
+
+
+def lesson_by_id(lesson_id: str) -> Lesson:
+    for lesson in LESSONS:
+        if lesson.id == lesson_id:
+            return lesson
+    raise InputError(f"There is no lesson {lesson_id!r}; the lessons are {', '.join(le.id for le in LESSONS)}.")
+
+
+def grade(lesson: Lesson, answer: Any, loader: Any = None) -> Reveal:
+    """The reveal for the learner's `answer` (an option's text, or a typed guess); a clear error for none."""
+    q = lesson.question
+    if not isinstance(answer, str) or not answer.strip():
+        raise InputError("Make your prediction first: pick an option (or type a guess), then reveal." if q.choices else
+                         "Type your guess first, then reveal.")
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise InputError(f"An answer is at most {MAX_ANSWER_CHARS} characters.")
+    if q.choices and answer not in q.choices:
+        raise InputError(f"Pick one of: {', '.join(q.choices)}.")
+    if q.live is not None:
+        if loader is None:
+            raise InputError("This question's answer is computed on the page's models.")
+        return q.live(loader, answer)
+    right = answer == q.answer
+    return Reveal(right, f"{'Right' if right else 'Not quite'}: **{q.answer}**. {q.why}")
