@@ -12,7 +12,7 @@ from playground.config import Settings
 from playground.models import PRESETS, ModelLoader
 from playground.ui import build_app
 
-TABS = ["Tokenizer", "Attention", "Inside", "GPT", "BERT", "T5", "Diffusion", "Text-to-image", "Training", "Models"]
+TABS = ["Start", "Tokenizer", "Attention", "Inside", "GPT", "BERT", "T5", "Diffusion", "Text-to-image", "Training", "Models"]
 
 
 def test_app_builds_with_every_tab_and_loads_nothing():

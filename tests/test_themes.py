@@ -45,6 +45,7 @@ CONTRAST_JS = """(selector) => {
   return out; }"""
 
 ACTIONS = {  # what fills each tab with server-drawn content
+    "Start": [],
     "Tokenizer": [],
     "Attention": ["#att-run"],
     "Inside": ["#ins-run"],
@@ -56,7 +57,7 @@ ACTIONS = {  # what fills each tab with server-drawn content
     "Training": ["#trn-toy-train"],
     "Models": [],
 }
-WAIT_FOR = {"Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
+WAIT_FOR = {"Start": "#start-concept h4", "Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
             "Diffusion": ".lm-chart", "Text-to-image": "#t2i-words img", "Training": ".trn-plot svg", "Models": None}
 
 

@@ -31,8 +31,20 @@ VIEWS = ("head", "lines", "mean", "rollout", "value", "kinds")
 MAX_TOP_K = 20  # lines drawn per query token, at most
 HOVER_MAX_CELLS = 160 * 160  # above this, a heatmap is drawn as an image (no per-cell hover) to keep the page light
 MAX_TILES = 144  # model view: more layers x heads than this and layers are subsampled
-HEAD_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-                "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173", "#843c39", "#3182bd")
+# Okabe and Ito's colour-blind-safe palette (every pair stays apart under protan-, deutan- and tritanopia; see
+# tests/test_access.py); heads past the eighth reuse it with dashed lines
+HEAD_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+
+
+def head_dash(n: int) -> str:
+    """The SVG dash of head n's lines: solid for the first len(HEAD_COLOURS) heads, dashed after."""
+    return "" if n < len(HEAD_COLOURS) else ' stroke-dasharray="5 3"'
+
+
+def head_swatch(n: int) -> str:
+    """A legend swatch for head n: its colour and dash, as a small inline SVG line."""
+    return (f'<svg width="18" height="8" aria-hidden="true"><line x1="0" y1="4" x2="18" y2="4" stroke="{HEAD_COLOURS[n % len(HEAD_COLOURS)]}" '
+            f'stroke-width="3"{head_dash(n)}/></svg>')
 BLUE = (31, 78, 156)
 FOCUS = "#b3361a"  # the focused token's outline and label: a dark orange that reads on white (5.9:1)
 
@@ -292,12 +304,12 @@ def _lines_svg(p: Panel, view: View) -> str:
         for q, k, v in A.top_edges(m, view.top_k):
             if fr is not None and q != fr and (fc is None or k != fc):
                 continue  # focus: only the focused token's edges
-            out.append(f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" stroke="{colour}" '
+            out.append(f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" stroke="{colour}"{head_dash(n) if len(p.lines) > 1 else ""} '
                        f'stroke-width="{0.5 + 3 * v:.2f}" stroke-opacity="{0.15 + 0.85 * v:.2f}">'
                        f'<title>{html.escape(p.line_labels[n] if p.line_labels else "")}: {html.escape(p.rows[q])} → {html.escape(p.cols[k])}: {v:.3f}</title></line>')
     out.append("</svg>")
     if len(p.lines or []) > 1:
-        legend = " ".join(f'<span><span style="color:{HEAD_COLOURS[n % len(HEAD_COLOURS)]}">■</span> {html.escape(lab)}</span>'
+        legend = " ".join(f'<span>{head_swatch(n)} {html.escape(lab)}</span>'
                           for n, lab in enumerate(p.line_labels))
         out.append(f'<div class="att-legend">{legend}</div>')
     return "".join(out)

@@ -75,7 +75,9 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
                 with gr.Tab(spec.title, id=spec.id, elem_id=f"tab-{spec.id}"):
                     views[spec.id] = spec.build(loader, trained) if spec.trained else spec.build(loader)
                     link_row(spec.id, views[spec.id], specs_of({spec.id: views[spec.id]}))
-        LinkWiring(tab_set, notice, target, views).wire(demo)
+        wiring = LinkWiring(tab_set, notice, target, views)
+        wiring.wire(demo)
+        demo.link_specs = wiring.specs  # each tab's link inputs and their limits (the workshop check and tests read them)
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
     return demo

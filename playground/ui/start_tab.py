@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from playground.models import ModelLoader
+from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import TabView, bind, launch_alone, on_page_load, user_errors
 from playground.workshop.lessons import LESSONS, grade, lesson_by_id
 
@@ -50,6 +51,15 @@ def on_lesson(lesson_id: str, progress: Any):
     return concept, question, choice, guess, reveal, _progress_line(progress)
 
 
+def on_page_opened(lesson_id: str, progress: Any, request: gr.Request):
+    """on_lesson for the lesson the page's address names (a lesson link), else the picker's: the link also sets the
+    picker, and both events then draw the same lesson whichever finishes last."""
+    query = request.query_params if request is not None else {}
+    if query.get("tab") == "start" and query.get("lesson") in {le.id for le in LESSONS}:
+        lesson_id = query["lesson"]
+    return on_lesson(lesson_id, progress)
+
+
 def _reveal_text(done: dict) -> str:
     verdict = {True: "✅ You predicted it.", False: "❌ Not what you predicted.", None: ""}[done.get("correct")]
     return f"**Your answer:** {done['answer']}  {verdict}\n\n{done['reveal']}"
@@ -85,17 +95,18 @@ def build_start_tab(loader: ModelLoader) -> TabView:
         choice = gr.Radio([], label="Your prediction", elem_id="start-choice")
         guess = gr.Textbox(label="Your guess (one token)", max_length=50, visible=False, elem_id="start-guess")
         reveal_btn = gr.Button("Lock in my answer and reveal", variant="primary", elem_id="start-reveal-btn")
-        reveal = gr.Markdown(elem_id="start-reveal")
+        reveal_md = gr.Markdown(elem_id="start-reveal")
         with gr.Row():
             try_btn = gr.Button("Try it: open the tab, inputs filled", elem_id="start-try")
             next_btn = gr.Button("Next lesson →", elem_id="start-next")
         reset = gr.Button("Reset my progress", size="sm", elem_id="start-reset")
 
-        shown = [concept, question, choice, guess, reveal, progress_line]
+        shown = [concept, question, choice, guess, reveal_md, progress_line]
         lesson.change(on_lesson, [lesson, progress], shown, api_visibility="private", queue=False)
-        on_page_load(on_lesson, [lesson, progress], shown, api_visibility="private", queue=False)
-        reveal_btn.click(bind(on_reveal, loader), [lesson, choice, guess, progress], [reveal, progress, progress_line], api_visibility="private")
-        guess.submit(bind(on_reveal, loader), [lesson, choice, guess, progress], [reveal, progress, progress_line], api_visibility="private")
+        on_page_load(on_page_opened, [lesson, progress], shown, api_visibility="private", queue=False)
+        reveal = gpu_task(bind(on_reveal, loader), GpuBudget(30))  # three reveals run a model on the page's device
+        for trigger in (reveal_btn.click, guess.submit):
+            trigger(reveal, [lesson, choice, guess, progress], [reveal_md, progress, progress_line], api_visibility="private")
         next_btn.click(on_next, [lesson], [lesson], api_visibility="private", queue=False)
         reset.click(lambda: {"answers": {}}, None, progress, api_visibility="private", queue=False).then(
             on_lesson, [lesson, progress], shown, api_visibility="private", queue=False)

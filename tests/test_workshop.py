@@ -1,0 +1,199 @@
+"""The workshop: lesson links (parsing, refusal, the page's own limits), the lessons and their reveals, the
+guess-the-next-token game against the model's own logits, and the instructor's offline check."""
+
+from __future__ import annotations
+
+import pytest
+
+from playground.config import Settings
+from playground.ui import build_app
+from playground.ui.links import view_link
+from playground.ui.shell import TABS
+from playground.workshop import game as G
+from playground.workshop import links as L
+from playground.workshop.lessons import LESSONS, grade, lesson_by_id
+
+
+@pytest.fixture(scope="module")
+def specs():
+    """Every tab's link inputs, read from the widgets of the real app (built, not launched)."""
+    return build_app(Settings(offline=True, device="cpu")).link_specs
+
+
+def test_every_tab_takes_links_and_the_lessons_cover_every_tab(specs):
+    assert list(specs) == [t.id for t in TABS]
+    covered = {lesson.tab for lesson in LESSONS}
+    assert covered == {t.id for t in TABS} - {"start"}, "a tab without a lesson (or a lesson for a tab that is gone)"
+    assert specs["attention"]["layer"].kind == "int" and specs["attention"]["model"].choices == ("bert-base-uncased", "gpt2", "t5-small")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda le: le.id)
+def test_every_lesson_link_reads_back_against_the_page_limits(lesson, specs):
+    query = L.to_query(L.Link(lesson.tab, dict(lesson.link)), specs)
+    link = L.parse(query, specs)
+    assert link.tab == lesson.tab and link.values == lesson.link
+
+
+def test_the_issue_example_link_opens(specs):
+    link = L.parse("?tab=attention&model=gpt2&text=The%20cat%20sat&layer=3&head=5", specs)
+    assert link == L.Link("attention", {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 5})
+    assert L.parse("", specs) is None  # no query: nothing to open
+
+
+@pytest.mark.parametrize("query, says", [
+    ("?model=gpt2", "names no tab"),
+    ("?tab=admin", "no tab 'admin'"),
+    ("?tab=attention&exec=rm%20-rf", "has no input 'exec'"),
+    ("?tab=attention&model=../../etc/passwd", "model must be one of"),
+    ("?tab=attention&model=evil/remote-code", "model must be one of"),
+    ("?tab=attention&layer=99", "layer must be from 1 to"),
+    ("?tab=attention&layer=2.5", "whole number"),
+    ("?tab=attention&layer=nan", "whole number"),
+    ("?tab=gpt&seed=1e99", "seed must be from"),
+    ("?tab=gpt&max_new=abc", "must be a number"),
+    ("?tab=gpt&tab=bert", "appears more than once"),
+    ("?tab=tokenizer&tokenizers=gpt2,evil", "comma-separated list"),
+    ("?tab=tokenizer&text=" + "a" * 5000, "characters long"),
+    ("?tab=t5&text=%00%01", "control characters"),
+])
+def test_hostile_links_are_refused_with_what_is_wrong(query, says, specs):
+    with pytest.raises(L.LinkError, match="This link cannot be opened") as err:
+        L.parse(query, specs)
+    assert says in str(err.value)
+
+
+def test_link_to_this_view_writes_what_is_on_screen_and_leaves_out_what_a_link_cannot_carry(specs):
+    names = ["model", "text", "target", "layer", "head"]
+    query = view_link("attention", names, specs, "gpt2", "The cat sat", "", 3.0, 2.0)
+    assert L.parse(query, specs).values == {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 2}
+    custom = view_link("attention", names, specs, "someone/custom-model", "Hi", "", 1, 1)
+    assert "model=" not in custom.splitlines()[0] and "left out" in custom and "model" in custom.splitlines()[1]
+
+
+@pytest.mark.parametrize("lesson", [le for le in LESSONS if le.question.live is None], ids=lambda le: le.id)
+def test_static_reveals_grade_the_right_answer_right_and_the_others_wrong(lesson):
+    q = lesson.question
+    assert q.answer in q.choices and q.why
+    assert grade(lesson, q.answer).correct is True
+    for other in q.choices:
+        if other != q.answer:
+            r = grade(lesson, other)
+            assert r.correct is False and q.answer in r.text
+
+
+@pytest.mark.parametrize("answer, says", [("", "Make your prediction first"), ("Maybe", "Pick one of"), (None, "Make your prediction")])
+def test_an_answer_is_required_before_the_reveal(answer, says):
+    with pytest.raises(Exception, match=says):
+        grade(lesson_by_id("causal"), answer)
+
+
+def test_live_reveals_compute_on_the_page_models(shared_loader):
+    from playground.core.diffusion import noise_schedule
+
+    signal = grade(lesson_by_id("noising"), "about 0.3", shared_loader)
+    assert signal.correct is True and f"{float(noise_schedule('linear').alphas_cumprod[500]) ** 0.5:.3f}" in signal.text
+    tokens = grade(lesson_by_id("tokens"), "GPT-2 BPE", shared_loader)
+    assert "| GPT-2 BPE |" in tokens.text and "| T5 SentencePiece |" in tokens.text and tokens.correct in (True, False)
+    nxt = grade(lesson_by_id("decoder"), "ears", shared_loader)
+    assert "your guess 'ears' is the model's **#" in nxt.text
+
+
+@pytest.fixture(scope="module")
+def gpt(shared_loader):
+    from playground.models import Family
+
+    lm = shared_loader.load("gpt2", Family.CAUSAL_LM)
+    return lm.model, lm.tokenizer
+
+
+def test_the_game_ranks_a_guess_as_the_model_own_logits_do(gpt):
+    import torch
+
+    model, tok = gpt
+    context = G.PASSAGES[0].text[:40]
+    ids = tok(context)["input_ids"]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1], -1)
+    order = probs.argsort(descending=True)
+    third = tok.decode([int(order[2])])
+    g = G.next_token_guess(model, tok, context, third)
+    assert [t for t, _ in g.top[:3]] == [tok.decode([int(i)]) for i in order[:3]]
+    assert g.rank <= 3 and g.probability >= float(probs[order[2]]) * (1 - 1e-5)  # its own id, or a case variant ranked higher
+    assert G.next_token_guess(model, tok, context, "zzzzqqqq").rank is None
+
+
+def test_a_game_scores_the_learner_and_the_model_on_the_real_next_token(gpt):
+    model, tok = gpt
+    score = G.new_game(1)
+    ids = tok(G.PASSAGES[1].text, add_special_tokens=False)["input_ids"]
+    actual = tok.decode([ids[score.position]])
+    r = G.play(model, tok, score, actual)  # the learner types the real token
+    assert r.you_right and r.score.you == 1 and r.score.rounds == 1 and r.score.position == score.position + 1
+    assert r.model_right == (G.normalize(r.guess.top[0][0]) == G.normalize(actual)) and r.score.model == int(r.model_right)
+    wrong = G.play(model, tok, r.score, "xylophone")
+    assert not wrong.you_right and wrong.score.you == 1 and wrong.score.rounds == 2
+    with pytest.raises(Exception, match="passage must be"):
+        G.new_game(99)
+    assert "2212.11281" in G.STUDY
+
+
+def test_game_handlers_keep_score_in_the_session(shared_loader):
+    from playground.ui import gpt_tab
+
+    state, context, last, line = gpt_tab.on_game_new(shared_loader, "gpt2", 0)
+    assert "Friends" in context and "no guesses yet" in line and "2212.11281" in line
+    state, context, report, line, box = gpt_tab.on_game_guess(shared_loader, "gpt2", state, "ears")
+    assert state["rounds"] == 1 and "The next token was" in report and "Score after 1 token" in line and box == ""
+
+
+def test_workshop_check_fails_clearly_when_a_preset_cannot_resolve(tmp_path):
+    import io
+    import shutil
+
+    from playground.config import ASSETS_DIR
+    from playground.workshop.__main__ import run_check
+
+    assets = tmp_path / "assets"
+    shutil.copytree(ASSETS_DIR / "tokenizers", assets / "tokenizers")  # the tokenizers are there; every model is missing
+    (assets / "models" / "sd-shapes").mkdir(parents=True)  # an empty folder: there, but no model in it
+    out = io.StringIO()
+    assert run_check(Settings(offline=True, device="cpu", assets_dir=assets), lessons=False, out=out) is False
+    text = out.getvalue()
+    assert "ok   gpt2 (tokenizer)" in text
+    assert "FAIL gpt2 (causal-lm): does not resolve" in text and "python -m playground.train.gpt" in text
+    assert "FAIL segmind/tiny-sd (latent-diffusion): embedded folder" in text and "has no model files" in text
+    assert "check(s) FAILED" in text
+
+
+@pytest.mark.slow
+def test_workshop_check_passes_offline_through_every_lesson(capsys):
+    from playground.workshop.__main__ import main
+
+    assert main(["check"]) == 0 or pytest.fail(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert "All checks passed." in out and out.count("\n  ok   ") >= len(LESSONS) + 8
+
+
+def test_the_readme_lessons_table_is_current(specs):
+    from playground.readme_blocks import read_block
+    from playground.workshop.__main__ import lessons_table
+
+    assert read_block("lessons") == lessons_table(specs), "run: python -m playground.workshop lessons --write"
+
+
+def test_the_start_tab_records_the_answer_then_reveals_and_remembers_it(shared_loader):
+    from playground.ui import start_tab as S
+
+    concept, question, choice, guess, reveal, line = S.on_lesson("causal", {"answers": {}})
+    assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and "0 of 16" in line
+    assert choice["visible"] is True and guess["visible"] is False
+    shown, progress, line = S.on_reveal(shared_loader, "causal", "No", "", {"answers": {}})
+    assert progress["answers"]["causal"]["answer"] == "No" and progress["answers"]["causal"]["correct"] is True
+    assert "✅" in shown and "1 of 16 lessons answered, 1 predicted right" in line
+    again = S.on_lesson("causal", progress)  # back to it later: the recorded answer and its reveal, no new prediction asked
+    assert again[2]["value"] == "No" and "**Your answer:** No" in again[4]
+    typed = S.on_lesson("decoder", progress)
+    assert typed[2]["visible"] is False and typed[3]["visible"] is True
+    assert S.on_next("causal") == "cross-attention" and S.on_next(LESSONS[-1].id) == LESSONS[-1].id
+    with pytest.raises(Exception, match="Make your prediction first"):
+        S.on_reveal(shared_loader, "causal", None, "", progress)
