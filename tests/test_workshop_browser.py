@@ -168,3 +168,19 @@ def test_the_start_tab_fits_a_phone(_page, live_app):
         page.screenshot(path=str(SHOTS / "phone-start.png"), full_page=True)
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_guess_the_next_token_keeps_a_score_against_the_model(_page, live_app):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page = _page
+    _open(page, live_app + "?tab=gpt")
+    page.locator("#gpt-game").get_by_text("Guess the next token").first.click()  # open the accordion
+    page.locator("#gpt-game-new").click()
+    expect(page.locator("#gpt-game-context")).to_contain_text("Friends,", timeout=60_000)
+    page.locator("#gpt-game-guess textarea, #gpt-game-guess input").first.fill("ears")
+    page.locator("#gpt-game-go").click()
+    expect(page.locator("#gpt-game-round")).to_contain_text("The next token was", timeout=60_000)
+    expect(page.locator("#gpt-game-score")).to_contain_text("Score after 1 token", timeout=30_000)
+    expect(page.locator("#gpt-game-score")).to_contain_text("2212.11281")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#gpt-game").screenshot(path=str(SHOTS / "guess-the-next-token.png"))

@@ -145,7 +145,7 @@ def link_row(tab: str, view: TabView, specs: dict[str, dict[str, L.Param]]) -> N
     """A "link to this view" button and the box it writes the URL into, at the foot of a tab."""
     names = list(view.inputs)
     with gr.Row(elem_classes=["view-link"]):
-        button = gr.Button("🔗 Link to this view", size="sm", scale=0, min_width=180, elem_id=f"{tab}-link-btn")
+        button = gr.Button("Link to this view", size="sm", scale=0, min_width=180, elem_id=f"{tab}-link-btn")
         box = gr.Textbox(label="Link to this view: its inputs, filled in and run when opened", interactive=False, scale=4,
                          buttons=["copy"], elem_id=f"{tab}-link")
 

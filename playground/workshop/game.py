@@ -21,7 +21,7 @@ from playground.core.cache import shared_lock
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 
-MIN_CONTEXT = 4  # tokens of the passage shown before the first guess
+MIN_CONTEXT = 6  # tokens of the passage shown before the first guess
 TOP = 10  # the model's candidates shown
 MAX_GUESS_CHARS = 50
 
