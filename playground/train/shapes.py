@@ -276,9 +276,15 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
         save(out.with_name(out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
              unet=copy.deepcopy(unet), scheduler=scheduler)
 
+    kept = {f.relative_to(folder): f.read_bytes() for f in [*(folder / "tokenizer").iterdir(), folder / "vae" / "config.json"]}
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpoint)
     minutes = clock.minutes()
     save(out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+    for name, data in kept.items():  # unchanged parts keep their files (a reloaded tokenizer writes its load-time options)
+        (out / name).write_bytes(data)
+    for part in ("unet", "text_encoder"):  # no local path in the shipped configs
+        config = out / part / "config.json"
+        config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"}, indent=2) + "\n")
     runs = before.get("runs") or [{"unet_steps": before["config"]["unet_steps"], "lr": before["config"]["lr"],
                                    "minutes": before["train_minutes"]}]
     runs = [*runs, {"unet_steps": cfg.unet_steps, "lr": cfg.lr, "minutes": round(minutes, 1), "resumed_from_ema": True}]

@@ -137,6 +137,22 @@ def targets_met(m: dict) -> dict[str, bool]:
             "negative_removes_colour": m["negative_prompt"]["share"] >= TARGETS["negative_removes_colour"]}
 
 
+def _unet_steps(m: dict) -> str:
+    runs = m.get("runs") or []
+    if len(runs) < 2:
+        return f"{m['config']['unet_steps']:,}"
+    return f"{sum(r['unet_steps'] for r in runs):,} (" + ", then ".join(
+        f"{r['unet_steps']:,} at peak learning rate {r['lr']:g}" for r in runs) + ")"
+
+
+def _runs_note(m: dict) -> str:
+    runs = m.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    return (" in all: " + " + ".join(f"{r['minutes']:.0f}" for r in runs) + " min; each run after the first resumed from the saved EMA "
+            "weights with a fresh optimizer (`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps 12000 --lr 8e-4`)")
+
+
 def write_card(folder: Path, m: dict) -> None:
     cfg, params, g, h = m["config"], m["parameters"], m["grammar"], m["heldout_pairs"]
     met = targets_met(m)
@@ -162,7 +178,7 @@ def write_card(folder: Path, m: dict) -> None:
 | UNet | `UNet2DConditionModel`, widths {tuple(cfg["unet_channels"])} at 16x16 and 8x8, cross-attention to the text at 8x8 (down, middle, up), {params["unet"]:,} parameters |
 | autoencoder | `AutoencoderKL`: a 3x32x32 picture <-> a {cfg["latent_channels"]}x16x16 latent ({params["vae"]:,} parameters; reconstruction MSE {m["reconstruction_mse"]:.4f}, pixels in [-1, 1]) |
 | data | {cfg["n_images"]:,} pictures drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
-| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {cfg["unet_steps"]:,} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), Min-SNR-{cfg["snr_gamma"]:g}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads |
+| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {_unet_steps(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), Min-SNR-{cfg["snr_gamma"]:g}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads{_runs_note(m)} |
 
 Vocabulary: colours {", ".join(W.COLOURS)}; shapes {", ".join(W.SHAPES)} (the triangle points up); sizes small, large;
 places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(W.RELATIONS)}.
