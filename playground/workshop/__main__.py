@@ -115,8 +115,9 @@ def check_lessons(loader: Any, specs: dict) -> list[Check]:
     return out
 
 
-def run_check(settings: Settings, *, lessons: bool = True, out=sys.stdout) -> bool:
-    """Print the checklist; True when everything passed."""
+def run_check(settings: Settings, *, lessons: bool = True, out: Any = None) -> bool:
+    """Print the checklist (to `out`, default the current stdout); True when everything passed."""
+    out = out or sys.stdout
     from playground.models import ModelLoader
     from playground.ui import build_app
 
