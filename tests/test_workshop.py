@@ -29,8 +29,7 @@ def test_every_tab_takes_links_and_the_lessons_cover_every_tab(specs):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda le: le.id)
 def test_every_lesson_link_reads_back_against_the_page_limits(lesson, specs):
-    query = L.to_query(L.Link(lesson.tab, dict(lesson.link)), specs)
-    link = L.parse(query, specs)
+    link = L.parse(lesson.query(specs), specs)
     assert link.tab == lesson.tab and link.values == lesson.link
 
 

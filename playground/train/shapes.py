@@ -200,6 +200,21 @@ def save(out: Path, *, vae, text_encoder, tokenizer, unet, scheduler) -> None:
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids [n, MAX_TOKENS] of the captions, the ids of the empty prompt ""), padded to the text encoder's window."""
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+    return ids, empty
+
+
+def checkpointer(out: Path, vae, tokenizer):
+    """train_unet's checkpoint callback: an early look at the run, saved beside `out` as `<out>-checkpoint`."""
+    def checkpoint(unet, text_encoder, scheduler):
+        save(out.with_name(out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
+             unet=copy.deepcopy(unet), scheduler=scheduler)
+    return checkpoint
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ae-steps", type=int, default=ShapesTrainConfig.ae_steps)
@@ -219,8 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     images, captions = W.dataset(cfg.n_images, cfg.seed)
     data = pictures_tensor(images)
     tokenizer = build_tokenizer(W.WORDS)
-    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
-    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+    ids, empty = caption_ids(tokenizer, captions)
     print(f"{len(captions):,} pictures; vocabulary {len(tokenizer)} tokens; e.g. {captions[:3]}", flush=True)
 
     vae = train_autoencoder(build_autoencoder(cfg), data, cfg, gen, clock)
@@ -236,11 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     unet = build_unet(cfg, latents.shape[-1])
     print(f"parameters: unet {sum(p.numel() for p in unet.parameters()):,}, text encoder {sum(p.numel() for p in text_encoder.parameters()):,}",
           flush=True)
-    def checkpoint(unet, text_encoder, scheduler):  # an early look at the run: args.out + "-checkpoint"
-        save(args.out.with_name(args.out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
-             unet=copy.deepcopy(unet), scheduler=scheduler)
-
-    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock, checkpoint)
+    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock,
+                                               checkpointer(args.out, vae, tokenizer))
     minutes = clock.minutes()
     save(args.out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     common.save_metrics(args.out, {
@@ -267,17 +278,12 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
     unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
-    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
-    empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+    ids, empty = caption_ids(tokenizer, captions)
     latents = encode_all(vae, pictures_tensor(images)) * vae.config.scaling_factor
     print(f"resuming {folder} ({before.get('train_minutes', 0)} min so far) for {cfg.unet_steps:,} steps", flush=True)
 
-    def checkpoint(unet, text_encoder, scheduler):
-        save(out.with_name(out.name + "-checkpoint"), vae=vae, text_encoder=copy.deepcopy(text_encoder), tokenizer=tokenizer,
-             unet=copy.deepcopy(unet), scheduler=scheduler)
-
     kept = {f.relative_to(folder): f.read_bytes() for f in [*(folder / "tokenizer").iterdir(), folder / "vae" / "config.json"]}
-    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpoint)
+    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpointer(out, vae, tokenizer))
     minutes = clock.minutes()
     save(out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     for name, data in kept.items():  # unchanged parts keep their files (a reloaded tokenizer writes its load-time options)

@@ -296,11 +296,10 @@ def on_game_guess(loader: ModelLoader, model: str, state: Any, guess: str, train
     _, lm = load_causal(loader, model, trained=trained)
     score = G.Score(**state)
     r = G.play(lm.model, lm.tokenizer, score, require_text(guess, "guess", max_chars=G.MAX_GUESS_CHARS))
-    rows = "\n".join(f"| {i + 1} | `{visible(t)}` | {p:.1%} |" for i, (t, p) in enumerate(r.guess.top[:5]))
     rank = (f"your guess is its #{r.guess.rank:,} choice ({r.guess.probability:.2%})" if r.guess.rank
             else "your guess is not one token of its vocabulary")
     verdict = f"The next token was **`{visible(r.actual)}`**. You: {'✅' if r.you_right else '❌'}; the model's top-1 `{visible(r.guess.top[0][0])}`: {'✅' if r.model_right else '❌'}."
-    report = f"{verdict} The model: {rank}.\n\n| rank | token | probability |\n|---|---|---|\n{rows}"
+    report = f"{verdict} The model: {rank}.\n\n{G.top_table(r.guess.top)}"
     if r.finished:
         report += "\n\n**Passage finished.** Pick another and press *New game*."
     return r.score.to_dict(), _game_context(lm.tokenizer, r.score), report, _game_score(r.score), ""

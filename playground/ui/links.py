@@ -16,7 +16,7 @@ import gradio as gr
 from playground.errors import UserError
 from playground.ui.common import TabView
 from playground.workshop import links as L
-from playground.workshop.lessons import LESSONS, lesson_by_id
+from playground.workshop.lessons import lesson_by_id
 
 log = logging.getLogger(__name__)
 INT_LIMIT = 2**31 - 1  # a Number without a maximum (seeds) takes at most this
@@ -100,9 +100,7 @@ class LinkWiring:
         return self.updates(link, "" if link is None else f"Opened a lesson link: the **{link.tab}** tab, inputs filled.")
 
     def open_lesson(self, lesson_id: str) -> list[Any]:
-        lesson = lesson_by_id(lesson_id)
-        link = L.Link(lesson.tab, dict(lesson.link))
-        return self.updates(L.parse(list(_query_pairs(link, self.specs)), self.specs))
+        return self.updates(L.parse(lesson_by_id(lesson_id).query(self.specs), self.specs))
 
     def wire(self, demo: gr.Blocks) -> None:
         demo.load(self.open_query, None, self.outputs, api_visibility="private", queue=False).then(
@@ -112,17 +110,6 @@ class LinkWiring:
                 picker, button = view.opens
                 button.click(self.open_lesson, [picker], self.outputs, api_visibility="private", queue=False).then(
                     None, [self.target], None, js=CLICK_JS, api_visibility="private")
-
-
-def _query_pairs(link: L.Link, specs: dict[str, dict[str, L.Param]]) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
-    return parse_qsl(L.to_query(link, specs).lstrip("?"), keep_blank_values=True)
-
-
-def lesson_link(lesson_id: str, specs: dict[str, dict[str, L.Param]]) -> str:
-    lesson = lesson_by_id(lesson_id)
-    return L.to_query(L.Link(lesson.tab, dict(lesson.link)), specs)
 
 
 def view_link(tab: str, names: list[str], specs: dict[str, dict[str, L.Param]], *values: Any) -> str:
@@ -155,8 +142,3 @@ def link_row(tab: str, view: TabView, specs: dict[str, dict[str, L.Param]]) -> N
     make.__name__ = f"link_{tab.replace('-', '_')}"
     button.click(make, [view.inputs[n] for n in names], box, api_visibility="private", queue=False).then(
         None, [box], [box], js=ABSOLUTE_JS, api_visibility="private")
-
-
-def lesson_links(specs: dict[str, dict[str, L.Param]]) -> dict[str, str]:
-    """Every lesson's query string, in the path's order."""
-    return {lesson.id: lesson_link(lesson.id, specs) for lesson in LESSONS}

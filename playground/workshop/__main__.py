@@ -77,7 +77,8 @@ def _runners() -> dict[str, Callable[[Any, dict], Any]]:
         "start": lambda loader, v: None,
         "tokenizer": lambda loader, v: [tokenizer_tab.tokenize_api(loader, v.get("text", "Hello"), t) for t in v.get("tokenizers", ["gpt2"])],
         "attention": lambda loader, v: attention_tab.attention_api(loader, v.get("model", "gpt2"), v.get("text", "Hello"), v.get("target", "")),
-        "inside": lambda loader, v: inside_api(inside_tab, loader, v),
+        "inside": lambda loader, v: inside_tab.inside_api(loader, v.get("model", "gpt2"), v.get("text", "Hello"), v.get("layer", 0),
+                                                         v.get("head", 0), -1),
         "gpt": lambda loader, v: gpt_tab.generate_api(loader, v.get("prompt", "Hello"), v.get("model", "gpt2"), v.get("max_new", 20), seed=v.get("seed", 0)),
         "bert": lambda loader, v: bert_tab.fill_mask_api(loader, v.get("text", "Hello [MASK]."), v.get("model", "bert-base-uncased"), v.get("top_k", 5)),
         "t5": lambda loader, v: t5_tab.text2text_api(loader, v.get("text", "reverse words: a b"), v.get("model", "t5-small"), v.get("beams", 1),
@@ -90,10 +91,6 @@ def _runners() -> dict[str, Callable[[Any, dict], Any]]:
     }
 
 
-def inside_api(inside_tab: Any, loader: Any, v: dict) -> Any:
-    return inside_tab.inside_api(loader, v.get("model", "gpt2"), v.get("text", "Hello"), v.get("layer", 0), v.get("head", 0), -1)
-
-
 def check_lessons(loader: Any, specs: dict) -> list[Check]:
     from playground.workshop import links as L
     from playground.workshop.lessons import LESSONS, grade
@@ -103,7 +100,7 @@ def check_lessons(loader: Any, specs: dict) -> list[Check]:
     for lesson in LESSONS:
         start = time.perf_counter()
         try:
-            query = L.to_query(L.Link(lesson.tab, dict(lesson.link)), specs)
+            query = lesson.query(specs)
             link = L.parse(query, specs)
             runners[link.tab](loader, link.values)
             q = lesson.question
@@ -146,13 +143,11 @@ def run_check(settings: Settings, *, lessons: bool = True, out: Any = None) -> b
 
 def lessons_table(specs: dict) -> str:
     """The path as a markdown table: lesson, tab, the prediction asked, the lesson link (append it to the app's address)."""
-    from playground.workshop import links as L
     from playground.workshop.lessons import LESSONS
 
     rows = ["| lesson | opens | predict | link |", "|---|---|---|---|"]
     for le in LESSONS:
-        query = L.to_query(L.Link(le.tab, dict(le.link)), specs)
-        rows.append(f"| {le.title} | {le.tab} | {le.question.prompt.replace('|', '/')} | `{query}` |")
+        rows.append(f"| {le.title} | {le.tab} | {le.question.prompt.replace('|', '/')} | `{le.query(specs)}` |")
     return "\n".join(rows)
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from playground.core.cache import shared_lock
+from playground.core.tokenize import visible
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 
@@ -131,6 +132,12 @@ def next_token_guess(model: Any, tokenizer: Any, context: str, guess: str) -> Gu
     best = max(candidates, key=lambda i: float(probs[i]))
     rank = int((probs > probs[best]).sum()) + 1
     return Guess(top, rank, float(probs[best]))
+
+
+def top_table(top: list[tuple[str, float]], n: int = 5) -> str:
+    """The model's first `n` candidates as a markdown table (rank, token with its whitespace shown, probability)."""
+    rows = "\n".join(f"| {i + 1} | `{visible(t)}` | {p:.1%} |" for i, (t, p) in enumerate(top[:n]))
+    return f"| rank | token | probability |\n|---|---|---|\n{rows}"
 
 
 def new_game(passage: int = 0) -> Score:

@@ -48,6 +48,12 @@ class Lesson:
     question: Question
     link: dict[str, Any] = field(default_factory=dict)  # the tab's inputs its link fills
 
+    def query(self, specs: Any) -> str:
+        """The lesson link's query string, checked against the page's inputs (`specs`: tab -> its link inputs)."""
+        from playground.workshop.links import Link, to_query
+
+        return to_query(Link(self.tab, dict(self.link)), specs)
+
 
 # ---- live reveals: computed on the models the page runs --------------------------------------------------
 
@@ -76,15 +82,14 @@ def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
 
 def _next_token(loader: Any, answer: str) -> Reveal:
     from playground.models import Family
-    from playground.workshop.game import next_token_guess
+    from playground.workshop.game import next_token_guess, top_table
 
     lm = loader.load("gpt2", Family.CAUSAL_LM)
     g = next_token_guess(lm.model, lm.tokenizer, PASSAGE, answer)
-    top = "\n".join(f"| {i + 1} | `{tok!r}` | {p:.1%} |" for i, (tok, p) in enumerate(g.top[:5]))
     rank = (f"your guess {answer.strip()!r} is the model's **#{g.rank:,}** choice ({g.probability:.2%})" if g.rank
             else f"your guess {answer.strip()!r} is not one token of this model's vocabulary")
-    text = (f"The model's top next token: **{g.top[0][0]!r}** ({g.top[0][1]:.1%}); {rank}.\n\n| rank | token | probability |\n"
-            f"|---|---|---|\n{top}\n\nA decoder-only model outputs a probability for every token of its vocabulary; "
+    text = (f"The model's top next token: **{g.top[0][0]!r}** ({g.top[0][1]:.1%}); {rank}.\n\n{top_table(g.top)}\n\n"
+            "A decoder-only model outputs a probability for every token of its vocabulary; "
             "generation picks one (greedy: the top one) and repeats. The play itself says \"ears\".")
     return Reveal(g.rank == 1 if g.rank else False, text)
 
