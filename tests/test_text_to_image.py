@@ -136,3 +136,37 @@ def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
     expect(page.locator("#t2i-image img")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "text-to-image-tab.png"), full_page=True)
     assert page.outside_requests == []
+
+
+def test_twin_pictures_swap_the_shapes_and_the_checker_reads_the_inverse_relation():
+    from playground.train import shapes_check as C
+    from playground.train import shapes_data as W
+
+    images, captions, twin = W.twin_dataset(60, 3, two_share=0.5)
+    pairs = [(i, int(j)) for i, j in enumerate(twin) if j > i]
+    assert pairs and all(twin[j] == i for i, j in pairs) and (twin == -1).any()
+    for i, j in pairs:
+        a, b = W.parse(captions[i]), W.parse(captions[j])
+        assert a.objects == b.objects and W.INVERSE[a.relation] == b.relation
+        assert abs((images[i] > 0).sum() - (images[j] > 0).sum()) < 0.1 * (images[i] > 0).sum()  # the same shapes, moved
+        assert not np.array_equal(images[i], images[j])
+        assert C.judge(images[i], a).both and C.judge(images[j], b).both and not C.judge(images[j], a).both
+
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_paired_batches_give_each_twin_the_same_noise_and_step(paired):
+    from playground.train import shapes as S
+
+    cfg = S.ShapesTrainConfig(batch_size=8)
+    latents = torch.zeros(6, 4, 8, 8)
+    twin = torch.tensor([1, 0, 3, 2, -1, -1]) if paired else None
+    idx, drop, noise, t = S.batch(latents, twin, cfg, torch.Generator().manual_seed(0))
+    assert idx.shape == t.shape == (8,) and noise.shape == (8, 4, 8, 8)
+    if not paired:
+        assert not torch.equal(noise[:4], noise[4:])
+        return
+    assert torch.equal(noise[:4], noise[4:]) and torch.equal(t[:4], t[4:])
+    for k in range(4):
+        if twin[idx[k]] >= 0:
+            assert idx[4 + k] == twin[idx[k]]

@@ -35,6 +35,8 @@ MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + s
 @dataclass
 class ShapesTrainConfig:
     n_images: int = 40_000  # training pictures (drawn once, from the seed)
+    two_share: float = 0.4  # share of the scenes with two objects and a relation
+    twins: bool = False  # each two-object picture also drawn as its minimal pair, trained in pairs (see train_unet)
     ae_channels: tuple[int, ...] = (16, 32)  # autoencoder widths; 2 levels -> 2x downsampling (32 -> 16)
     latent_channels: int = 4  # latent channels, as in Stable Diffusion
     ae_steps: int = 1000  # autoencoder optimizer steps
@@ -138,9 +140,31 @@ def pictures_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def batch(latents: torch.Tensor, twin: torch.Tensor | None, cfg: ShapesTrainConfig, gen: torch.Generator):
+    """One step's (latent indices, which prompts to drop, ε, t). With `twin`, the second half of the batch is the
+    first half's twins (or other random latents where there is none), with the same ε and t."""
+    if twin is None:
+        idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=gen)
+    else:
+        half = torch.randint(0, len(latents), (cfg.batch_size // 2,), generator=gen)
+        other = torch.randint(0, len(latents), half.shape, generator=gen)
+        idx = torch.cat([half, torch.where(twin[half] >= 0, twin[half], other)])
+    drop = torch.rand(len(idx), generator=gen) < cfg.prompt_dropout
+    noise = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
+    t = torch.randint(0, cfg.num_train_timesteps, (len(idx),), generator=gen)
+    if twin is not None:  # a pair shares its noise and its step
+        noise[len(half):], t[len(half):] = noise[:len(half)], t[:len(half)]
+    return idx, drop, noise, t
+
+
 def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, latents: torch.Tensor, cfg: ShapesTrainConfig,
-               gen: torch.Generator, clock: common.Clock, checkpoint=None):
-    """The DDPM objective with a text condition; returns the EMA (UNet, text encoder) and the noise scheduler."""
+               gen: torch.Generator, clock: common.Clock, checkpoint=None, twin: torch.Tensor | None = None):
+    """The DDPM objective with a text condition; returns the EMA (UNet, text encoder) and the noise scheduler.
+
+    With `twin` (each latent's minimal-pair index, -1 for none; `shapes_data.twin_dataset`), half of every batch is
+    drawn at random and the other half is their twins (or other random latents), noised with the same ε and t: the
+    two losses then differ only where the relation word moves the shapes.
+    """
     from diffusers import DDPMScheduler
 
     noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule="scaled_linear",
@@ -157,11 +181,9 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
     for step in range(cfg.unet_steps):
         for group in opt.param_groups:
             group["lr"] = common.cosine_lr(step, cfg.unet_steps, cfg.lr, cfg.warmup, floor=0.05)
-        idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=gen)
+        idx, drop, noise, t = batch(latents, twin, cfg, gen)
         z0, tokens = latents[idx], ids[idx].clone()
-        tokens[torch.rand(len(idx), generator=gen) < cfg.prompt_dropout] = empty  # the unconditional model: the "" prompt
-        noise = torch.randn(z0.shape, generator=gen)
-        t = torch.randint(0, cfg.num_train_timesteps, (len(z0),), generator=gen)
+        tokens[drop] = empty  # the unconditional model: the "" prompt
         zt = noise_scheduler.add_noise(z0, noise, t)  # z_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) ε
         c = text_encoder(tokens).last_hidden_state  # the states the UNet's cross-attention reads
         err = (unet(zt, t, encoder_hidden_states=c).sample - noise).pow(2).mean(dim=(1, 2, 3))
@@ -175,7 +197,7 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
             for ema, model in ((ema_unet, unet), (ema_text, text_encoder)):
                 for pe, p in zip(ema.parameters(), model.parameters()):
                     pe.lerp_(p, 1 - decay)
-        if checkpoint and step and step % 3000 == 0:
+        if checkpoint and step and step % 2000 == 0:
             checkpoint(ema_unet, ema_text, noise_scheduler)
         if step % 200 == 0 or step == cfg.unet_steps - 1:
             print(f"unet step {step:5d}  loss {loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
@@ -200,6 +222,14 @@ def save(out: Path, *, vae, text_encoder, tokenizer, unet, scheduler) -> None:
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def pictures(cfg: ShapesTrainConfig) -> tuple[np.ndarray, list[str], torch.Tensor | None]:
+    """The training pictures, their captions and (with `cfg.twins`) each one's minimal-pair index."""
+    if cfg.twins:
+        images, captions, twin = W.twin_dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share)
+        return images, captions, torch.from_numpy(twin)
+    return *W.dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share), None
+
+
 def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """(token ids [n, MAX_TOKENS] of the captions, the ids of the empty prompt ""), padded to the text encoder's window."""
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
@@ -222,16 +252,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-images", type=int, default=ShapesTrainConfig.n_images)
     parser.add_argument("--threads", type=int, default=ShapesTrainConfig.threads)
     parser.add_argument("--lr", type=float, default=ShapesTrainConfig.lr)
+    parser.add_argument("--two-share", type=float, default=ShapesTrainConfig.two_share,
+                        help="share of the pictures with two objects (a resumed run draws its own pictures when this differs from 0.4)")
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
+    parser.add_argument("--twins", action="store_true",
+                        help="draw every two-object picture with its minimal pair (the inverse relation) and train on pairs")
     parser.add_argument("--resume", type=Path, default=None,
                         help="a folder this script saved: keep its autoencoder and tokenizer, train its UNet and text encoder further")
     args = parser.parse_args(argv)
-    cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads, lr=args.lr)
+    cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads, lr=args.lr,
+                            two_share=args.two_share, twins=args.twins)
     if args.resume:
         return resume(args.resume, args.out, cfg)
     gen = common.setup(cfg.seed, cfg.threads)
     clock = common.Clock()
-    images, captions = W.dataset(cfg.n_images, cfg.seed)
+    images, captions, twin = pictures(cfg)
     data = pictures_tensor(images)
     tokenizer = build_tokenizer(W.WORDS)
     ids, empty = caption_ids(tokenizer, captions)
@@ -251,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"parameters: unet {sum(p.numel() for p in unet.parameters()):,}, text encoder {sum(p.numel() for p in text_encoder.parameters()):,}",
           flush=True)
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock,
-                                               checkpointer(args.out, vae, tokenizer))
+                                               checkpointer(args.out, vae, tokenizer), twin)
     minutes = clock.minutes()
     save(args.out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     common.save_metrics(args.out, {
@@ -273,7 +308,7 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
     before = common.load_metrics(folder)
     gen = common.setup(cfg.seed + len(before.get("runs", [])) + 1, cfg.threads)  # new batches and noise, reproducibly
     clock = common.Clock()
-    images, captions = W.dataset(cfg.n_images, cfg.seed)  # the same pictures as the first run
+    images, captions, twin = pictures(cfg)
     vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
@@ -283,7 +318,8 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
     print(f"resuming {folder} ({before.get('train_minutes', 0)} min so far) for {cfg.unet_steps:,} steps", flush=True)
 
     kept = {f.relative_to(folder): f.read_bytes() for f in [*(folder / "tokenizer").iterdir(), folder / "vae" / "config.json"]}
-    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpointer(out, vae, tokenizer))
+    unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpointer(out, vae, tokenizer),
+                                                 twin)
     minutes = clock.minutes()
     save(out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     for name, data in kept.items():  # unchanged parts keep their files (a reloaded tokenizer writes its load-time options)
@@ -293,7 +329,8 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
         config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"}, indent=2) + "\n")
     runs = before.get("runs") or [{"unet_steps": before["config"]["unet_steps"], "lr": before["config"]["lr"],
                                    "minutes": before["train_minutes"]}]
-    runs = [*runs, {"unet_steps": cfg.unet_steps, "lr": cfg.lr, "minutes": round(minutes, 1), "resumed_from_ema": True}]
+    runs = [*runs, {"unet_steps": cfg.unet_steps, "lr": cfg.lr, "two_share": cfg.two_share, "twins": cfg.twins, "minutes": round(minutes, 1),
+                     "resumed_from_ema": True}]
     common.save_metrics(out, {**before, "runs": runs, "unet_steps_total": sum(r["unet_steps"] for r in runs),
                               "train_minutes": round(sum(r["minutes"] for r in runs), 1),
                               "train_cpu_minutes": round(before.get("train_cpu_minutes", 0) + clock.cpu_minutes(), 1)})

@@ -34,6 +34,7 @@ PLACES = {  # phrase -> (name, centre x, centre y)
     "at the bottom": ("bottom", 16.0, 23.5), "in the centre": ("centre", 16.0, 16.0),
 }
 RELATIONS = ("left of", "right of", "above", "below")
+INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 HELDOUT_PAIRS = (("purple", "triangle"), ("yellow", "square"), ("white", "circle"), ("green", "triangle"))
 PAIR_SIZE = 10.0  # each object's size in a two-object scene
 WORDS = sorted({"a", *COLOURS, *SHAPES, *SIZES, *" ".join([*PLACES, *RELATIONS]).split()})  # the whole vocabulary
@@ -155,8 +156,39 @@ def draw(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def dataset(n: int, seed: int, *, heldout: bool = False) -> tuple[np.ndarray, list[str]]:
-    """n pictures (uint8 [n, SIZE, SIZE, 3]) and their captions, reproducible from `seed`."""
+def dataset(n: int, seed: int, *, heldout: bool = False, two_share: float = 0.4) -> tuple[np.ndarray, list[str]]:
+    """n pictures (uint8 [n, SIZE, SIZE, 3]) and their captions, reproducible from `seed`; `two_share` of them
+    have two objects."""
     rng = np.random.default_rng(seed)
-    scenes = [random_scene(rng, heldout=heldout) for _ in range(n)]
+    scenes = [random_scene(rng, heldout=heldout, two_share=two_share) for _ in range(n)]
     return np.stack([draw(s, rng) for s in scenes]), [s.caption() for s in scenes]
+
+
+def twin_dataset(n: int, seed: int, *, two_share: float = 0.5) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Like `dataset`, but every two-object picture comes with its minimal pair: the same two shapes at the same
+    spots, swapped, captioned with the inverse relation ("a red circle left of a blue square" and "a red circle
+    right of a blue square"). Only the relation word tells the two apart, so it alone must decide the order.
+
+    Returns the pictures, their captions and `twin` (int [len]): the index of each picture's twin, -1 for none.
+
+    >>> images, captions, twin = twin_dataset(4, 0, two_share=1.0)
+    >>> captions[0], captions[twin[0]]
+    ('a green circle left of a red circle', 'a green circle right of a red circle')
+    """
+    rng = np.random.default_rng(seed)
+    images, captions, twin = [], [], []
+    for _ in range(n):
+        scene = random_scene(rng, two_share=two_share)
+        if len(scene.objects) == 1:
+            images.append(draw(scene, rng))
+            captions.append(scene.caption())
+            twin.append(-1)
+            continue
+        state = rng.bit_generator.state  # the twin reuses this picture's draws: same spots and sizes
+        mirror = Scene(scene.objects, INVERSE[scene.relation])
+        images.append(draw(scene, rng))
+        rng.bit_generator.state = state
+        images.append(draw(mirror, rng))
+        captions += [scene.caption(), mirror.caption()]
+        twin += [len(images) - 1, len(images) - 2]
+    return np.stack(images), captions, np.array(twin)
