@@ -149,8 +149,13 @@ def _runs_note(m: dict) -> str:
     runs = m.get("runs") or []
     if len(runs) < 2:
         return ""
+
+    def command(r: dict) -> str:
+        extra = (f" --two-share {r['two_share']:g}" if r.get("two_share", 0.4) != 0.4 else "") + (" --twins" if r.get("twins") else "")
+        return f"`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps {r['unet_steps']} --lr {r['lr']:g}{extra}`"
+
     return (" in all: " + " + ".join(f"{r['minutes']:.0f}" for r in runs) + " min; each run after the first resumed from the saved EMA "
-            "weights with a fresh optimizer (`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps 12000 --lr 8e-4`)")
+            "weights with a fresh optimizer (" + "; then ".join(command(r) for r in runs[1:]) + ")")
 
 
 def write_card(folder: Path, m: dict) -> None:
