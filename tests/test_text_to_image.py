@@ -153,7 +153,6 @@ def test_twin_pictures_swap_the_shapes_and_the_checker_reads_the_inverse_relatio
         assert C.judge(images[i], a).both and C.judge(images[j], b).both and not C.judge(images[j], a).both
 
 
-
 @pytest.mark.parametrize("paired", [False, True])
 def test_paired_batches_give_each_twin_the_same_noise_and_step(paired):
     from playground.train import shapes as S

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=ShapesTrainConfig.threads)
     parser.add_argument("--lr", type=float, default=ShapesTrainConfig.lr)
     parser.add_argument("--two-share", type=float, default=ShapesTrainConfig.two_share,
-                        help="share of the pictures with two objects (a resumed run draws its own pictures when this differs from 0.4)")
+                        help="share of the scenes with two objects (a resumed run draws its own pictures when this or --twins differs from the first run)")
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
     parser.add_argument("--twins", action="store_true",
                         help="draw every two-object picture with its minimal pair (the inverse relation) and train on pairs")
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
     """Train a saved model's UNet and text encoder `cfg.unet_steps` more steps (a fresh optimizer and learning-rate
-    schedule, the same pictures and objective), from its EMA weights; its autoencoder and tokenizer are kept."""
+    schedule, the same objective, and the first run's pictures unless `cfg.two_share` or `cfg.twins` differ), from its EMA weights; its autoencoder and tokenizer are kept."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 

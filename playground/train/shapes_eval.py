@@ -150,8 +150,11 @@ def _runs_note(m: dict) -> str:
     if len(runs) < 2:
         return ""
 
+    from playground.train.shapes import ShapesTrainConfig
+
     def command(r: dict) -> str:
-        extra = (f" --two-share {r['two_share']:g}" if r.get("two_share", 0.4) != 0.4 else "") + (" --twins" if r.get("twins") else "")
+        default = ShapesTrainConfig.two_share
+        extra = (f" --two-share {r['two_share']:g}" if r.get("two_share", default) != default else "") + (" --twins" if r.get("twins") else "")
         return f"`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps {r['unet_steps']} --lr {r['lr']:g}{extra}`"
 
     return (" in all: " + " + ".join(f"{r['minutes']:.0f}" for r in runs) + " min; each run after the first resumed from the saved EMA "
