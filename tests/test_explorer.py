@@ -29,20 +29,22 @@ def embedded() -> ModelLoader:
     return ModelLoader(Settings(offline=True, device="cpu"))
 
 
-def sd_run(comps, scheduler_name: str, guidance: float, steps: int = 6, seed: int = 5, prompt="a red cat", negative="blue"):
+def sd_run(comps, scheduler_name: str, guidance: float, steps: int = 6, seed: int = 5, prompt="a red cat", negative="blue",
+           prediction: str = "epsilon"):
     cond = E.text_conditioning(comps, prompt, negative, guidance > 1)
-    scheduler = E.make_scheduler(scheduler_name, comps["scheduler"].config)
+    scheduler = E.make_scheduler(scheduler_name, {**comps["scheduler"].config, "prediction_type": prediction})
     g = torch.Generator().manual_seed(seed)
     x, first = E.start(scheduler, steps, (1, 4, 8, 8), g, CPU)
     return list(E.run(comps["unet"], scheduler, cond, x, g, E.RunSettings(guidance=guidance, use_clipped_model_output=False), first)), cond
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("name", E.SCHEDULERS)
-def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name):
+def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name, prediction):
     comps = tiny_sd.components
-    records, _ = sd_run(comps, name, guidance=3.0)
+    records, _ = sd_run(comps, name, guidance=3.0, prediction=prediction)
     pipe = StableDiffusionPipeline(**{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
-                                   scheduler=E.make_scheduler(name, comps["scheduler"].config),
+                                   scheduler=E.make_scheduler(name, {**comps["scheduler"].config, "prediction_type": prediction}),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     expected = pipe("a red cat", negative_prompt="blue", guidance_scale=3.0, num_inference_steps=6, height=16, width=16,
                     generator=torch.Generator().manual_seed(5), output_type="np").images
@@ -51,7 +53,10 @@ def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name):
     assert len(records) == 6 and all(r.eps_uncond is not None for r in records)
     # guidance made visible: the step's ε is ε_u + w (ε_c − ε_u), from the two predictions it stores
     r = records[2]
-    assert torch.allclose(r.eps, r.eps_uncond + 3.0 * (r.eps_cond - r.eps_uncond))
+    assert torch.allclose(r.eps, r.eps_uncond + 3.0 * (r.eps_cond - r.eps_uncond), atol=1e-5)
+    if name == "DDIM":  # the recorded ε̂ is noise whatever the model predicts: x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂
+        a_bar = E.make_scheduler(name, comps["scheduler"].config).alphas_cumprod[r.timestep]
+        torch.testing.assert_close(records[1].x, a_bar.sqrt() * r.x0_hat + (1 - a_bar).sqrt() * r.eps, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", E.SCHEDULERS)

@@ -90,7 +90,7 @@ class Record:
     timestep: int  # the scheduler's t
     x: torch.Tensor  # x_{t-1}: the sample after this step
     x0_hat: torch.Tensor | None  # x̂_0 predicted at this step (None if the scheduler does not report it)
-    eps: torch.Tensor  # the ε̂ the step used (guided)
+    eps: torch.Tensor  # the ε̂ the step used (guided; a v-prediction model's v̂ is turned into the ε̂ it stands for)
     eps_uncond: torch.Tensor | None  # ε_u, when guidance ran
     eps_cond: torch.Tensor | None  # ε_c, when guidance ran
     before: Snapshot | None  # what taking this step again needs (None: a run kept without snapshots)
@@ -124,6 +124,25 @@ def start(scheduler, num_steps: int, shape: tuple[int, ...], generator: torch.Ge
     return scheduler.add_noise(init.to(device).float(), noise, t0), skip * scheduler.order
 
 
+def as_epsilon(output: torch.Tensor, model_in: torch.Tensor, scheduler, t) -> torch.Tensor:
+    """The noise ε̂ a UNet's output stands for, whatever the model was trained to predict (its scheduler's
+    `prediction_type`), from the step's input x_t in variance-preserving form (`scale_model_input`'s output):
+
+    - "epsilon": the output is ε̂.
+    - "v_prediction" (Salimans & Ho 2022; Stable Diffusion 2): v̂ = √ᾱ_t ε̂ − √(1 − ᾱ_t) x̂_0, so ε̂ = √ᾱ_t v̂ + √(1 − ᾱ_t) x_t.
+    - "sample": the output is x̂_0, so ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t).
+    """
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        return output
+    a_bar = scheduler.alphas_cumprod[int(round(float(t)))].to(output.device, output.dtype)
+    if kind == "v_prediction":
+        return a_bar.sqrt() * output + (1 - a_bar).sqrt() * model_in
+    if kind == "sample":
+        return (model_in - a_bar.sqrt() * output) / (1 - a_bar).sqrt()
+    raise InputError(f"This model's scheduler predicts {kind!r}; the explorer knows 'epsilon', 'v_prediction' and 'sample'.")
+
+
 @no_grad  # also on generators: grad mode is restored around every resume
 def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, generator: torch.Generator, settings: RunSettings,
         first: int = 0, *, snapshots: bool = True) -> Iterator[Record]:
@@ -142,22 +161,23 @@ def run(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, g
         before = Snapshot(x.clone(), copy.deepcopy(scheduler), generator.get_state()) if snapshots else None
         x_in = x
         model_in = scheduler.scale_model_input(x, t)
-        # 1. predict the noise ε̂(x_t, t, c); with guidance, also without the condition, in one batch
+        # 1. the UNet's prediction (ε̂, or v̂ for a v-prediction model) at (x_t, t, c); with guidance, also without c, in one batch
         if not guided:
-            eps = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.cond)).sample.float()
-            eps_u = eps_c = None
+            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.cond)).sample.float()
+            pred_u = pred_c = None
         elif settings.guidance == 0.0:
-            eps = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.uncond)).sample.float()
-            eps_u = eps_c = None
+            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.uncond)).sample.float()
+            pred_u = pred_c = None
         else:
             both = torch.cat([model_in, model_in]).to(dtype)
-            eps_u, eps_c = unet(both, t, **cond.unet_kwargs(torch.cat([cond.uncond, cond.cond]))).sample.float().chunk(2)
-            # 2. classifier-free guidance: ε̂ = ε_u + w (ε_c − ε_u)
-            eps = eps_u + settings.guidance * (eps_c - eps_u)
+            pred_u, pred_c = unet(both, t, **cond.unet_kwargs(torch.cat([cond.uncond, cond.cond]))).sample.float().chunk(2)
+            # 2. classifier-free guidance: ε̂ = ε_u + w (ε_c − ε_u) (the same on v̂: both are linear in the prediction)
+            pred = pred_u + settings.guidance * (pred_c - pred_u)
         # 3. one reverse step x_t -> x_{t-1}; the scheduler also reports x̂_0 (a preview of the end)
-        out = scheduler.step(eps, t, x, **step_kwargs)
+        out = scheduler.step(pred, t, x, **step_kwargs)
+        eps, eps_u, eps_c = (None if p is None else as_epsilon(p, model_in.float(), scheduler, t) for p in (pred, pred_u, pred_c))
         x0_hat = getattr(out, "pred_original_sample", None)
-        if x0_hat is None and scheduler.init_noise_sigma == 1.0 and scheduler.config.prediction_type == "epsilon":
+        if x0_hat is None and scheduler.init_noise_sigma == 1.0:
             # 4. a solver that does not report x̂_0 (DPM-Solver++): x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t
             a_bar = scheduler.alphas_cumprod[int(t)].to(x.device)
             x0_hat = (x_in - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()

@@ -66,6 +66,21 @@ class Scene:
         return f"a {a.colour} {a.shape} {self.relation} a {b.colour} {b.shape}"
 
 
+def roles(scene: Scene) -> tuple[int, int, int, int] | None:
+    """(colour, shape) indices (into COLOURS and SHAPES) of a two-object scene's left/top object, then of its
+    right/bottom one; None for one object. This is what the caption's order and relation word decide together.
+
+    >>> roles(parse("a red circle right of a blue square"))  # the blue square is on the left
+    (2, 1, 0, 0)
+    """
+    if len(scene.objects) == 1:
+        return None
+    a, b = scene.objects
+    first, second = (a, b) if scene.relation in ("left of", "above") else (b, a)
+    c = list(COLOURS)
+    return c.index(first.colour), SHAPES.index(first.shape), c.index(second.colour), SHAPES.index(second.shape)
+
+
 def parse(caption: str) -> Scene:
     """The scene a grammar caption describes; ValueError for text outside the grammar."""
     text = " ".join(caption.lower().split())

@@ -145,20 +145,76 @@ def _unet_steps(m: dict) -> str:
         f"{r['unet_steps']:,} at peak learning rate {r['lr']:g}" for r in runs) + ")"
 
 
+BEFORE_FLAGS = {"two_share": 0.4, "twins": False, "role_weight": 0.0}  # what a run recorded before these flags existed used
+
+
+def _flags(r: dict) -> str:
+    """The command-line flags that made a run (a `metrics["runs"]` entry or the first run's config) differ from
+    today's defaults.
+
+    >>> _flags({"two_share": 0.5, "twins": True, "role_weight": 0.1}), _flags({})
+    ('', ' --two-share 0.4 --no-twins --role-weight 0')
+    """
+    from playground.train.shapes import ShapesTrainConfig as D
+
+    r = {**BEFORE_FLAGS, **r}
+    return ((f" --two-share {r['two_share']:g}" if r["two_share"] != D.two_share else "")
+            + ((" --twins" if r["twins"] else " --no-twins") if r["twins"] != D.twins else "")
+            + (f" --role-weight {r['role_weight']:g}" if r["role_weight"] != D.role_weight else ""))
+
+
 def _runs_note(m: dict) -> str:
     runs = m.get("runs") or []
     if len(runs) < 2:
         return ""
 
-    from playground.train.shapes import ShapesTrainConfig
-
     def command(r: dict) -> str:
-        default = ShapesTrainConfig.two_share
-        extra = (f" --two-share {r['two_share']:g}" if r.get("two_share", default) != default else "") + (" --twins" if r.get("twins") else "")
-        return f"`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps {r['unet_steps']} --lr {r['lr']:g}{extra}`"
+        return f"`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps {r['unet_steps']} --lr {r['lr']:g}{_flags(r)}`"
 
     return (" in all: " + " + ".join(f"{r['minutes']:.0f}" for r in runs) + " min; each run after the first resumed from the saved EMA "
             "weights with a fresh optimizer (" + "; then ".join(command(r) for r in runs[1:]) + ")")
+
+
+def _role_note(m: dict) -> str:
+    weights = sorted({r.get("role_weight", BEFORE_FLAGS["role_weight"]) for r in [m["config"], *(m.get("runs") or [])]} - {0.0})
+    if not weights:
+        return ""
+    return (f"; an auxiliary loss (weight {', '.join(f'{w:g}' for w in weights)}) teaches its last two states, which see the whole "
+            "caption, to name the left/top and the right/bottom object (a causal encoder's first words cannot see the relation "
+            "that follows them); its linear head is not saved")
+
+
+def _levels(cfg: dict) -> str:
+    """Where the UNet works and where it reads the text, e.g. 'widths (32, 64, 64) at 16x16, 8x8 and 4x4,
+    cross-attention to the text at 8x8 and 4x4 (down), 4x4 (middle, up)'."""
+    sides = [f"{16 >> k}x{16 >> k}" for k in range(len(cfg["unet_channels"]))]
+    both = lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0]  # noqa: E731
+    down = sides[len(sides) - cfg.get("attention_levels", 1):]
+    return (f"widths {tuple(cfg['unet_channels'])} at {both(sides)}, cross-attention to the text at {both(down)} (down), "
+            f"{sides[-1]} (middle, up)")
+
+
+def _data(m: dict) -> str:
+    cfg = {**BEFORE_FLAGS, **m["config"]}
+    if not cfg["twins"]:
+        return f"{cfg['n_images']:,} pictures ({cfg['two_share']:.0%} with two objects)"
+    return (f"{m['pictures']:,} pictures: {cfg['n_images']:,} scenes ({cfg['two_share']:.0%} with two objects), each two-object one "
+            "also drawn as its minimal pair (the same shapes swapped, the inverse relation)")
+
+
+def _maps_note(wm: dict) -> str:
+    ratio = min(wm["colour_word_on_object"], wm["shape_word_on_object"]) / wm["object_share_of_image"]
+    if ratio >= 1.2:
+        return ""
+    return (": **this model's maps hardly favour the object**. Measured apart (20 prompts), its 4x4 cross-attention layers, "
+            "three of the four, read each word about evenly everywhere (1.0x the object's share) and the 8x8 one only 1.2x")
+
+
+def _objective(cfg: dict) -> str:
+    g = cfg["snr_gamma"]
+    if cfg.get("prediction_type", "epsilon") == "v_prediction":
+        return f"v-prediction (as Stable Diffusion 2) with loss weight min(1, {g:g} / (SNR + 1))"
+    return f"ε-prediction with Min-SNR-{g:g} weighting"
 
 
 def write_card(folder: Path, m: dict) -> None:
@@ -182,11 +238,11 @@ def write_card(folder: Path, m: dict) -> None:
 | | |
 |---|---|
 | pipeline | `StableDiffusionPipeline.from_pretrained(folder)` runs it unchanged |
-| text | `CLIPTokenizer` (byte-level BPE whose merges make every word of the grammar one token) and `CLIPTextModel` ({cfg["text_layers"]} layers, width {cfg["text_width"]}, {params["text_encoder"]:,} parameters), trained from scratch with the UNet |
-| UNet | `UNet2DConditionModel`, widths {tuple(cfg["unet_channels"])} at 16x16 and 8x8, cross-attention to the text at 8x8 (down, middle, up), {params["unet"]:,} parameters |
+| text | `CLIPTokenizer` (byte-level BPE whose merges make every word of the grammar one token) and `CLIPTextModel` ({cfg["text_layers"]} layers, width {cfg["text_width"]}, {params["text_encoder"]:,} parameters), trained from scratch with the UNet{_role_note(m)} |
+| UNet | `UNet2DConditionModel`, {_levels(cfg)}, {params["unet"]:,} parameters |
 | autoencoder | `AutoencoderKL`: a 3x32x32 picture <-> a {cfg["latent_channels"]}x16x16 latent ({params["vae"]:,} parameters; reconstruction MSE {m["reconstruction_mse"]:.4f}, pixels in [-1, 1]) |
-| data | {cfg["n_images"]:,} pictures drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
-| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {_unet_steps(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), Min-SNR-{cfg["snr_gamma"]:g}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads{_runs_note(m)} |
+| data | {_data(m)}, drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
+| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {_unet_steps(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), {_objective(cfg)}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads{_runs_note(m)} |
 
 Vocabulary: colours {", ".join(W.COLOURS)}; shapes {", ".join(W.SHAPES)} (the triangle points up); sizes small, large;
 places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(W.RELATIONS)}.
@@ -213,7 +269,7 @@ the bounding box, centroid), {m["ddim_steps"]} DDIM steps at guidance {m["guidan
 Where each word lands (cross-attention, averaged over heads, layers and steps; {wm["prompts"]} one-object prompts):
 the colour word's map puts **{wm["colour_word_on_object"]:.0%}** of its mass on the drawn object and the shape word's
 **{wm["shape_word_on_object"]:.0%}**, where the object covers {wm["object_share_of_image"]:.0%} of the picture (a map
-that ignored the object would put that share there).
+that ignored the object would put that share there){_maps_note(wm)}.
 
 Guidance scale against the figures ({m["guidance_scan"]["1"]["prompts"]} prompts each):
 
@@ -225,7 +281,7 @@ Guidance scale against the figures ({m["guidance_scan"]["1"]["prompts"]} prompts
 
 Rows: {"; ".join(f'"{p}"' for p in SAMPLE_PROMPTS)}.
 
-Train: `python -m playground.train.shapes`. Measure: `python -m playground.train.evaluate --only shapes`.
+Train: `python -m playground.train.shapes{_flags(cfg)}`{" (then the resumed runs above)" if len(m.get("runs") or []) > 1 else ""}. Measure: `python -m playground.train.evaluate --only shapes`.
 
 Intended use: showing how a prompt steers latent diffusion (text encoder, cross-attention, classifier-free guidance,
 negative prompts) in the playground, offline. Limits: 32x32 pictures of its grammar's words; nothing else.
