@@ -46,7 +46,7 @@ ROLE_SLOTS = (MAX_TOKENS - 2, MAX_TOKENS - 1)  # the states (always padding) tha
 
 @dataclass
 class ShapesTrainConfig:
-    n_images: int = 40_000  # training pictures (drawn once, from the seed)
+    n_images: int = 40_000  # training scenes, drawn once from the seed (with twins, a two-object scene is two pictures)
     two_share: float = 0.5  # share of the scenes with two objects and a relation
     twins: bool = True  # each two-object picture also drawn as its minimal pair, trained in pairs (see train_unet)
     ae_channels: tuple[int, ...] = (16, 32)  # autoencoder widths; 2 levels -> 2x downsampling (32 -> 16)
@@ -57,7 +57,7 @@ class ShapesTrainConfig:
     kl_weight: float = 1e-6  # weight of the KL term (small: a sharp, nearly deterministic code)
     text_width: int = 64  # text encoder width (= the UNet's cross_attention_dim)
     text_layers: int = 2  # text encoder layers
-    unet_channels: tuple[int, ...] = (32, 64, 64)  # UNet widths at 16x16, 8x8 and 4x4 (at 4x4 every convolution reaches the border: each position knows where it is)
+    unet_channels: tuple[int, ...] = (32, 64, 64)  # UNet widths at 16x16, 8x8 and 4x4
     attention_levels: int = 2  # down levels with cross-attention, coarsest first (8x8 and 4x4); the middle and the coarsest up level have it too
     unet_steps: int = 18_000  # UNet + text encoder optimizer steps
     batch_size: int = 32  # latents per step
