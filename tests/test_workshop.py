@@ -196,3 +196,16 @@ def test_the_start_tab_records_the_answer_then_reveals_and_remembers_it(shared_l
     assert S.on_next("causal") == "cross-attention" and S.on_next(LESSONS[-1].id) == LESSONS[-1].id
     with pytest.raises(Exception, match="Make your prediction first"):
         S.on_reveal(shared_loader, "causal", None, "", progress)
+
+
+def test_a_lesson_drawn_again_by_its_link_keeps_the_answer_picked_in_between():
+    import gradio as gr
+
+    from playground.ui import start_tab as S
+
+    first = S.on_lesson_shown("causal", {"answers": {}}, None)  # the page load draws the link's lesson
+    assert "4. Causal" in first[0] and first[-1] == "causal"
+    again = S.on_lesson_shown("causal", {"answers": {}}, "causal")  # then the picker the link set: nothing redrawn
+    assert len(again) == len(first) and all(x == gr.skip() for x in again)  # an update that changes nothing
+    other = S.on_lesson_shown("decoder", {"answers": {}}, "causal")
+    assert other[-1] == "decoder" and other[2]["choices"] == []

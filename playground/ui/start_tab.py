@@ -51,13 +51,20 @@ def on_lesson(lesson_id: str, progress: Any):
     return concept, question, choice, guess, reveal, _progress_line(progress)
 
 
-def on_page_opened(lesson_id: str, progress: Any, request: gr.Request):
-    """on_lesson for the lesson the page's address names (a lesson link), else the picker's: the link also sets the
-    picker, and both events then draw the same lesson whichever finishes last."""
+def on_lesson_shown(lesson_id: str, progress: Any, drawn: str | None):
+    """on_lesson, plus the lesson now drawn; nothing changes when that lesson is drawn already. A lesson link draws
+    its lesson twice (page load, then the picker it sets): the second draw would clear an answer picked in between."""
+    if drawn == lesson_id:
+        return (gr.skip(),) * 7
+    return (*on_lesson(lesson_id, progress), lesson_id)
+
+
+def on_page_opened(lesson_id: str, progress: Any, drawn: str | None, request: gr.Request):
+    """on_lesson_shown for the lesson the page's address names (a lesson link), else the picker's."""
     query = request.query_params if request is not None else {}
     if query.get("tab") == "start" and query.get("lesson") in {le.id for le in LESSONS}:
         lesson_id = query["lesson"]
-    return on_lesson(lesson_id, progress)
+    return on_lesson_shown(lesson_id, progress, drawn)
 
 
 def _reveal_text(done: dict) -> str:
@@ -102,8 +109,9 @@ def build_start_tab(loader: ModelLoader) -> TabView:
         reset = gr.Button("Reset my progress", size="sm", elem_id="start-reset")
 
         shown = [concept, question, choice, guess, reveal_md, progress_line]
-        lesson.change(on_lesson, [lesson, progress], shown, api_visibility="private", queue=False)
-        on_page_load(on_page_opened, [lesson, progress], shown, api_visibility="private", queue=False)
+        drawn = gr.State(None)  # the lesson id on the page now
+        lesson.change(on_lesson_shown, [lesson, progress, drawn], [*shown, drawn], api_visibility="private", queue=False)
+        on_page_load(on_page_opened, [lesson, progress, drawn], [*shown, drawn], api_visibility="private", queue=False)
         reveal = gpu_task(bind(on_reveal, loader), GpuBudget(30))  # three reveals run a model on the page's device
         for trigger in (reveal_btn.click, guess.submit):
             trigger(reveal, [lesson, choice, guess, progress], [reveal_md, progress, progress_line], api_visibility="private")
