@@ -206,8 +206,7 @@ def _maps_note(wm: dict) -> str:
     ratio = min(wm["colour_word_on_object"], wm["shape_word_on_object"]) / wm["object_share_of_image"]
     if ratio >= 1.2:
         return ""
-    return (": **this model's maps hardly favour the object**. Measured apart (20 prompts), its 4x4 cross-attention layers, "
-            "three of the four, read each word about evenly everywhere (1.0x the object's share) and the 8x8 one only 1.2x")
+    return ": **this model's maps hardly favour the object**"
 
 
 def _objective(cfg: dict) -> str:
