@@ -35,6 +35,7 @@ PLACES = {  # phrase -> (name, centre x, centre y)
 }
 RELATIONS = ("left of", "right of", "above", "below")
 INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+LEADING = ("left of", "above")  # the relations whose first-named object is the left/top one
 HELDOUT_PAIRS = (("purple", "triangle"), ("yellow", "square"), ("white", "circle"), ("green", "triangle"))
 PAIR_SIZE = 10.0  # each object's size in a two-object scene
 WORDS = sorted({"a", *COLOURS, *SHAPES, *SIZES, *" ".join([*PLACES, *RELATIONS]).split()})  # the whole vocabulary
@@ -76,7 +77,7 @@ def roles(scene: Scene) -> tuple[int, int, int, int] | None:
     if len(scene.objects) == 1:
         return None
     a, b = scene.objects
-    first, second = (a, b) if scene.relation in ("left of", "above") else (b, a)
+    first, second = (a, b) if scene.relation in LEADING else (b, a)
     c = list(COLOURS)
     return c.index(first.colour), SHAPES.index(first.shape), c.index(second.colour), SHAPES.index(second.shape)
 
@@ -160,7 +161,7 @@ def draw(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     a, b = scene.objects
     along, across = rng.uniform(8.0, 10.0), 16.0 + rng.uniform(-5.0, 5.0)  # the two sit apart along one axis
     first, second = 16.0 - along + jitter(), 16.0 + along + jitter()
-    if scene.relation in ("left of", "above"):
+    if scene.relation in LEADING:
         pa, pb = first, second
     else:
         pa, pb = second, first
