@@ -122,21 +122,26 @@ def _set_slider(page, elem_id: str, value: str) -> None:
 
 
 def test_gpt_flow_streams_tokens_then_steps_through_and_forces_a_candidate(page):
-    import time
-
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="GPT").click()
     page.locator("#gpt-mode label", has_text="Sampling").click()
     _set_slider(page, "gpt-max-new", "200")
+    # the continuation grows in the page while it is generated: record, in the page itself, the number of new
+    # chips after every change of the text (polling from here misses states when the machine is busy)
+    page.evaluate("""() => {
+        window.__chipCounts = [];
+        const watch = () => {
+            const box = document.querySelector('#gpt-shown');
+            if (!box) return setTimeout(watch, 20);
+            new MutationObserver(() => window.__chipCounts.push(box.querySelectorAll('.lm-chip.lm-new').length))
+                .observe(box, {childList: true, subtree: true, characterData: true});
+        };
+        watch();
+    }""")
     page.locator("#gpt-generate").click()
     chips = page.locator("#gpt-shown .lm-chip.lm-new")
-    seen, deadline = set(), time.time() + 60
-    while time.time() < deadline:  # the continuation grows in the page while it is generated
-        seen.add(chips.count())
-        if 200 in seen or (len(seen) > 3 and page.locator("#gpt-bars .lm-step").count()):
-            break
-        time.sleep(0.02)
     expect(page.locator("#gpt-bars .lm-step")).to_have_count(1, timeout=60_000)
+    seen = set(page.evaluate("() => window.__chipCounts"))
     assert len({n for n in seen if 0 < n < chips.count()}) >= 2, f"no intermediate states seen: {sorted(seen)}"
     # step 3: its candidates, then force another one and branch
     _set_slider(page, "gpt-step-pick", "3")
