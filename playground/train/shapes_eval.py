@@ -266,9 +266,10 @@ the bounding box, centroid), {m["ddim_steps"]} DDIM steps at guidance {m["guidan
 | held-out pairs, two objects (one pair held out): both right | {h["two_objects"]:.1%} | reported |
 
 Where each word lands (cross-attention, averaged over heads, layers and steps; {wm["prompts"]} one-object prompts):
-the colour word's map puts **{wm["colour_word_on_object"]:.0%}** of its mass on the drawn object and the shape word's
-**{wm["shape_word_on_object"]:.0%}**, where the object covers {wm["object_share_of_image"]:.0%} of the picture (a map
-that ignored the object would put that share there){_maps_note(wm)}.
+the colour word's map puts **{wm["colour_word_on_object"]:.1%}** of its mass on the drawn object and the shape word's
+**{wm["shape_word_on_object"]:.1%}**, where the object covers {wm["object_share_of_image"]:.1%} of the picture (a map
+that ignored the object would put that share there: {wm["colour_word_on_object"] / wm["object_share_of_image"]:.2f}x and
+{wm["shape_word_on_object"] / wm["object_share_of_image"]:.2f}x that share){_maps_note(wm)}.
 
 Guidance scale against the figures ({m["guidance_scan"]["1"]["prompts"]} prompts each):
 
