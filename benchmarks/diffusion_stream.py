@@ -3,7 +3,7 @@
     python benchmarks/diffusion_stream.py [--repeats 5]
 
 1. Streaming with previews: the Diffusion tab's whole run (`on_denoise`: every step's snapshot for
-   rewinding, x_t / x̂_0 / ε̂ pictures, latent previews) against a plain loop with the same model,
+   rewinding, the status line every step, x_t / x̂_0 / ε̂ pictures as often as a browser can show them) against a plain loop with the same model,
    scheduler (DDIM), 20 steps, guidance 3 and seed: `scale_model_input`, the UNet on the guided
    batch, `scheduler.step`, nothing kept. Median of `--repeats`, alternating, one process.
 2. The latent preview (the linear map fitted to the model's own autoencoder) against one guided
@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch  # noqa: E402
 
 from playground.config import Settings  # noqa: E402
-from playground.core import explorer as E  # noqa: E402
-from playground.core import diffusion_model as M  # noqa: E402
+from playground.core.diffusion import pictures  # noqa: E402
+from playground.core.diffusion.run import latent_shape  # noqa: E402
+from playground.core.diffusion.schedule import make_scheduler  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
-from playground.ui import diffusion_tab as D  # noqa: E402
+from playground.ui import diffusion_tab  # noqa: E402
 from benchmarks.report import median_time  # noqa: E402
 
 STEPS, GUIDANCE, SEED = 20, 3.0, 0
@@ -34,9 +35,9 @@ STEPS, GUIDANCE, SEED = 20, 3.0, 0
 @torch.no_grad()
 def plain_loop(lm) -> torch.Tensor:
     unet = lm.model
-    scheduler = E.make_scheduler("DDIM", lm.components["scheduler"].config)
+    scheduler = make_scheduler("DDIM", lm.components["scheduler"].config)
     g = torch.Generator().manual_seed(SEED)
-    x = torch.randn(M.latent_shape(lm), generator=g) * scheduler.init_noise_sigma
+    x = torch.randn(latent_shape(lm), generator=g) * scheduler.init_noise_sigma
     scheduler.set_timesteps(STEPS)
     labels = torch.tensor([9, lm.pipeline.null_class])
     for t in scheduler.timesteps:
@@ -56,7 +57,9 @@ def main() -> None:
         lm = loader.load(preset, family)
 
         def streamed() -> None:
-            for _ in D.on_denoise(loader, preset, "Ankle boot", "", "DDIM", STEPS, GUIDANCE, SEED, "default", False, None, 1.0, progress=None):
+            request = diffusion_tab.DenoiseRequest(model=preset, prompt="Ankle boot", scheduler="DDIM", steps=STEPS, guidance=GUIDANCE, seed=SEED,
+                                       rederive=False)
+            for _ in diffusion_tab.on_denoise(loader, request, progress=None):
                 pass
 
         streamed(), plain_loop(lm)  # warm up (the latent preview map is fitted once per model here)
@@ -69,12 +72,12 @@ def main() -> None:
         parts.append(f"{label}: streamed {s:.2f} s vs plain loop {p:.2f} s (**{s / p:.2f}x**)")
     lm = loader.load("assets/models/ldm-fashion", "latent-diffusion")
     vae, unet = lm.components["vae"], lm.model
-    z = torch.randn(M.latent_shape(lm), generator=torch.Generator().manual_seed(0))
+    z = torch.randn(latent_shape(lm), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([9, lm.pipeline.null_class])
     with torch.no_grad():
         step = median_time(lambda: unet(torch.cat([z, z]), 500, class_labels=labels), 20)
-        preview = median_time(lambda: E.latent_preview(z, vae), 20)
-        decode = median_time(lambda: E.decode(z, vae), 20)
+        preview = median_time(lambda: pictures.latent_preview(z, vae), 20)
+        decode = median_time(lambda: pictures.decode(z, vae), 20)
     print(f"latent preview {preview * 1000:.2f} ms, one guided UNet step {step * 1000:.2f} ms ({preview / step:.3f}x), full decode {decode * 1000:.2f} ms")
     parts.append(f"latent preview {preview * 1000:.2f} ms vs one guided UNet step {step * 1000:.1f} ms (**{preview / step:.3f}x**; "
                  f"a full decode: {decode / step:.2f}x)")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch  # noqa: E402
 
 from playground.config import ASSETS_DIR, Settings  # noqa: E402
-from playground.core.generation import SamplingConfig, step_through  # noqa: E402
+from playground.core.text.generation import SamplingConfig, step_through  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import gpt_tab  # noqa: E402
 

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from benchmarks.attention_request import TEXT, save_random  # noqa: E402
 from benchmarks.report import interleaved_medians, record  # noqa: E402
 from playground.config import Settings  # noqa: E402
-from playground.core.inside import inside  # noqa: E402
+from playground.core.text.inside import inside  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 
 

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 from transformers import AutoTokenizer
 
 from playground.config import ASSETS_DIR  # noqa: E402
-from playground.core.render_tokens import render_panels  # noqa: E402
-from playground.core.tokenize import tokenize  # noqa: E402
+from playground.core.render.tokens import render_panels  # noqa: E402
+from playground.core.text.tokenize import tokenize  # noqa: E402
 from benchmarks.report import interleaved_medians  # noqa: E402
 
 REPEATS = 21  # the two calls alternate, so both see the same machine noise

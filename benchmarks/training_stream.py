@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from benchmarks.report import interleaved_medians, record  # noqa: E402
 from playground.config import Settings  # noqa: E402
-from playground.core import toy_diffusion as TD  # noqa: E402
-from playground.core import toy_gpt as TG  # noqa: E402
+from playground.core.training import toy_diffusion  # noqa: E402
+from playground.core.training import toy_gpt  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
-from playground.ui import training_tab as T  # noqa: E402
+from playground.ui import training_tab  # noqa: E402
 
 
 def main() -> None:
@@ -30,21 +30,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     loader = ModelLoader(Settings(offline=True, device="cpu"))
-    toy, gpt = TD.ToyConfig(), TG.GPTTrainConfig(max_seconds=TG.MAX_SECONDS)
-    data = TD.make_dataset("moons", toy.n_points, toy.seed)
-    text = T.CORPUS.read_text(encoding="utf-8")
+    toy, gpt = toy_diffusion.ToyConfig(), toy_gpt.GPTTrainConfig(max_seconds=toy_gpt.MAX_SECONDS)
+    data = toy_diffusion.make_dataset("moons", toy.n_points, toy.seed)
+    text = training_tab.CORPUS.read_text(encoding="utf-8")
 
     def toy_plain() -> None:
-        list(TD.train_toy(data, toy, stream=False))
+        list(toy_diffusion.train_toy(data, toy, stream=False))
 
     def toy_streamed() -> None:
-        list(T.on_train_toy(loader, "moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed))
+        list(training_tab.on_train_toy(loader, "moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed))
 
     def gpt_plain() -> None:
-        list(TG.train_gpt(text, gpt, stream=False))
+        list(toy_gpt.train_gpt(text, gpt, stream=False))
 
     def gpt_streamed() -> None:
-        list(T.on_train_gpt(loader, text, gpt.steps, gpt.seed))
+        list(training_tab.on_train_gpt(loader, text, gpt.steps, gpt.seed))
 
     parts = []
     for label, steps, plain, streamed in (("2-D diffusion", toy.steps, toy_plain, toy_streamed), ("tiny GPT", gpt.steps, gpt_plain, gpt_streamed)):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from playground.config import ASSETS_DIR
-from playground.core import render_attention, render_inside, render_lm, render_word_maps
+from playground.core.render import attention as render_attention, inside as render_inside, lm as render_lm, word_maps as render_word_maps
 from tests.cvd import MACHADO, delta_e, lightness
 
 MIN_DELTA_E = 15.0  # CIE76; the old matplotlib tab10 head palette had red/green pairs at 4.6 under protanopia

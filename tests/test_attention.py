@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 import torch
 
-from playground.core import attention as A
-from playground.core import render_attention as R
+from playground.core.text import attention
+from playground.core.render import attention as attention_views
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.results import resolve
@@ -56,7 +56,7 @@ def test_weights_equal_transformers_own_and_obey_the_masks(loader, tiny_root, na
     assert loader.transformer_family(str(tiny_root / name)) is family
     lm = load(loader, tiny_root, name)
     target = "Das Tier ist müde." if arch == "encoder-decoder" else ""
-    r = A.run_attention(lm.model, lm.tokenizer, TEXT, target, max_tokens=64, name=name)
+    r = attention.run_attention(lm.model, lm.tokenizer, TEXT, target, max_tokens=64, name=name)
     assert r.architecture == arch
     if arch == "encoder-decoder":
         labels = lm.tokenizer(text_target=target, return_tensors="pt").input_ids
@@ -83,7 +83,7 @@ def test_weights_equal_transformers_own_and_obey_the_masks(loader, tiny_root, na
 
 def test_encoder_decoder_defaults_to_its_own_greedy_output(loader, tiny_root):
     lm = load(loader, tiny_root, "tiny-t5")
-    r = A.run_attention(lm.model, lm.tokenizer, "translate: hello", "", max_tokens=8)
+    r = attention.run_attention(lm.model, lm.tokenizer, "translate: hello", "", max_tokens=8)
     generated = lm.model.generate(**lm.tokenizer("translate: hello", return_tensors="pt"), max_new_tokens=8, do_sample=False)
     assert r.target_tokens == lm.tokenizer.convert_ids_to_tokens(generated[0, :-1])
     assert any("greedy output" in n for n in r.notes)
@@ -91,31 +91,31 @@ def test_encoder_decoder_defaults_to_its_own_greedy_output(loader, tiny_root):
 
 def test_long_text_is_cut_at_the_cap_with_a_notice(loader, tiny_root):
     lm = load(loader, tiny_root, "tiny-bert")
-    r = A.run_attention(lm.model, lm.tokenizer, "word " * 100, max_tokens=16)
+    r = attention.run_attention(lm.model, lm.tokenizer, "word " * 100, max_tokens=16)
     assert len(r.tokens) == 16 and r.truncated and r.n_tokens_before_cap == 102
     assert r.attentions["encoder"].shape[-1] == 16 and "only the first 16" in r.notes[0]
     gpt = load(loader, tiny_root, "tiny-gpt")  # the tiny GPT reads at most 32 positions
-    r = A.run_attention(gpt.model, gpt.tokenizer, "word " * 100, max_tokens=64)
+    r = attention.run_attention(gpt.model, gpt.tokenizer, "word " * 100, max_tokens=64)
     assert len(r.tokens) == 32 and "reads at most 32" in r.notes[0]
 
 
 @pytest.mark.parametrize("text, target, max_tokens, fragment", [
     ("", "", 16, "Enter a text"),
-    ("x" * (A.MAX_TEXT_CHARS + 1), "", 16, "limit is"),
-    ("hi", "", A.MAX_TOKENS + 1, "between 2 and 512"),
+    ("x" * (attention.MAX_TEXT_CHARS + 1), "", 16, "limit is"),
+    ("hi", "", attention.MAX_TOKENS + 1, "between 2 and 512"),
     ("hi", "", 1.5, "whole number"),
     ("hi", 3, 16, "must be text"),
 ])
 def test_bad_requests_are_refused_clearly(loader, tiny_root, text, target, max_tokens, fragment):
     lm = load(loader, tiny_root, "tiny-bert")
     with pytest.raises(InputError, match=fragment):
-        A.run_attention(lm.model, lm.tokenizer, text, target, max_tokens=max_tokens)
+        attention.run_attention(lm.model, lm.tokenizer, text, target, max_tokens=max_tokens)
 
 
 def test_sdpa_model_is_refused_with_the_fix(loader, tiny_root):
     lm = loader.load(str(tiny_root / "tiny-bert"), "masked-lm")  # attention=False: SDPA
     with pytest.raises(InputError, match="eager attention"):
-        A.run_attention(lm.model, lm.tokenizer, TEXT)
+        attention.run_attention(lm.model, lm.tokenizer, TEXT)
 
 
 # ---- rollout and value-weighted attention, written out ----------------------------------------------
@@ -123,7 +123,7 @@ def test_sdpa_model_is_refused_with_the_fix(loader, tiny_root):
 
 def test_rollout_equals_the_product_written_out(loader, tiny_root):
     lm = load(loader, tiny_root, "tiny-bert")
-    r = A.run_attention(lm.model, lm.tokenizer, TEXT)
+    r = attention.run_attention(lm.model, lm.tokenizer, TEXT)
     with torch.no_grad():
         att = lm.model(**lm.tokenizer(TEXT, return_tensors="pt"), output_attentions=True).attentions
     n = att[0].shape[-1]
@@ -131,7 +131,7 @@ def test_rollout_equals_the_product_written_out(loader, tiny_root):
     for layer in att:  # Abnar & Zuidema: 0.5 A + 0.5 I, rows renormalized, multiplied from the first layer up
         a = 0.5 * layer[0].mean(0) + 0.5 * torch.eye(n)
         expected = (a / a.sum(-1, keepdim=True)) @ expected
-    np.testing.assert_allclose(A.rollout(r.attentions["encoder"])[-1], expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(attention.rollout(r.attentions["encoder"])[-1], expected.numpy(), atol=1e-5)
 
 
 def _value_norms_by_hand(lm, arch: str) -> dict[str, torch.Tensor]:
@@ -163,16 +163,16 @@ def _value_norms_by_hand(lm, arch: str) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name, arch", [("tiny-bert", "encoder"), ("tiny-gpt", "decoder")])
 def test_value_weighted_equals_the_layers_own_projections(loader, tiny_root, name, arch):
     lm = load(loader, tiny_root, name)
-    r = A.run_attention(lm.model, lm.tokenizer, TEXT)
+    r = attention.run_attention(lm.model, lm.tokenizer, TEXT)
     norms = _value_norms_by_hand(lm, arch)[arch].numpy()
     np.testing.assert_allclose(r.value_norms[arch], norms, rtol=1e-4, atol=1e-6)
-    weighted = A.value_weighted(r.attentions[arch], r.value_norms[arch])
+    weighted = attention.value_weighted(r.attentions[arch], r.value_norms[arch])
     np.testing.assert_allclose(weighted, r.attentions[arch] * norms[:, :, None, :], rtol=1e-4, atol=1e-7)
 
 
 def test_t5_value_norms_for_all_three_kinds(loader, tiny_root):
     lm = load(loader, tiny_root, "tiny-t5")
-    r = A.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier.")
+    r = attention.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier.")
     enc = lm.tokenizer(TEXT, return_tensors="pt")
     cfg = lm.model.config
     with torch.no_grad():
@@ -196,85 +196,85 @@ def test_t5_value_norms_for_all_three_kinds(loader, tiny_root):
 
 
 @pytest.fixture
-def t5_result(loader, tiny_root) -> A.AttentionResult:
+def t5_result(loader, tiny_root) -> attention.AttentionResult:
     lm = load(loader, tiny_root, "tiny-t5")
-    return A.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier ist müde.")
+    return attention.run_attention(lm.model, lm.tokenizer, TEXT, "Das Tier ist müde.")
 
 
-@pytest.mark.parametrize("view", R.VIEWS)
+@pytest.mark.parametrize("view", attention_views.VIEWS)
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
 def test_every_view_renders_html_and_png(t5_result, view, kind):
-    req = R.ViewRequest(view=view, kind=kind, layer=1, head=1, focus="in:3", top_k=2)
+    req = attention_views.ViewRequest(view=view, kind=kind, layer=1, head=1, focus="in:3", top_k=2)
     if view == "rollout" and kind == "cross":
         with pytest.raises(InputError, match="self-attention"):
-            R.build_view(t5_result, req)
+            attention_views.build_view(t5_result, req)
         return
-    v = R.build_view(t5_result, req)
-    html = R.render_html(v)
+    v = attention_views.build_view(t5_result, req)
+    html = attention_views.render_html(v)
     assert html.count("<svg") == len(v.panels) == (3 if view == "kinds" else 2 if view == "value" else 1)
-    png = R.render_png(v)
+    png = attention_views.render_png(v)
     assert png.width > 100 and png.height > 100
 
 
 def test_heatmap_cells_carry_their_values_on_hover(t5_result):
-    v = R.build_view(t5_result, R.ViewRequest(view="head", kind="cross", layer=0, head=1))
+    v = attention_views.build_view(t5_result, attention_views.ViewRequest(view="head", kind="cross", layer=0, head=1))
     p = v.panels[0]
     assert (p.rows, p.cols) == (t5_result.target_tokens, t5_result.tokens)  # labelled by the tokens on each side
-    html = R.render_html(v)
+    html = attention_views.render_html(v)
     value = t5_result.attentions["cross"][0, 1, 2, 3]
     assert f"<title>{escape(p.rows[2])} → {escape(p.cols[3])}: {value:.3f}</title>" in html  # labels escaped
 
 
 def test_hidden_specials_and_pooled_words_keep_rows_summing_to_one(loader, tiny_root):
     lm = load(loader, tiny_root, "tiny-bert")
-    r = A.run_attention(lm.model, lm.tokenizer, "Tokenizers split unbelievable words.")
-    v = R.build_view(r, R.ViewRequest(view="head", kind="encoder", hide_special=True, pool_words=True))
+    r = attention.run_attention(lm.model, lm.tokenizer, "Tokenizers split unbelievable words.")
+    v = attention_views.build_view(r, attention_views.ViewRequest(view="head", kind="encoder", hide_special=True, pool_words=True))
     p = v.panels[0]
     assert "[CLS]" not in p.rows and "tokenizers" in p.rows and "unbelievable" in p.cols
     np.testing.assert_allclose(p.matrix.sum(-1), 1.0, atol=1e-5)
     # the first word's cell on itself: the mean over its query pieces of the sum over its key pieces
     keep = [i for i, s in enumerate(r.special) if not s]
-    raw = A.select(r.attentions["encoder"][0, 0], keep, keep, True)
+    raw = attention.select(r.attentions["encoder"][0, 0], keep, keep, True)
     pieces = [i for i, w in enumerate(r.words[k] for k in keep) if w == r.words[keep[0]]]
     assert p.matrix[0, 0] == pytest.approx(raw[pieces][:, pieces].sum(-1).mean(), abs=1e-6)
 
 
 def test_focus_outlines_the_token_and_summarizes_it(t5_result):
-    v = R.build_view(t5_result, R.ViewRequest(view="head", kind="encoder", focus="in:2"))
-    html = R.render_html(v)
+    v = attention_views.build_view(t5_result, attention_views.ViewRequest(view="head", kind="encoder", focus="in:2"))
+    html = attention_views.render_html(v)
     token = t5_result.tokens[2]
     assert "attends most to" in html and "is attended most by" in html and token in html
-    assert html.count(R.FOCUS) == 2  # its row and its column
+    assert html.count(attention_views.FOCUS) == 2  # its row and its column
 
 
 def test_model_view_tiles_map_clicks_to_layer_and_head(t5_result):
     att = t5_result.attentions["encoder"]
-    m = R.mosaic(att, R.sinks_of(t5_result, "encoder"))
+    m = attention_views.mosaic(att, attention_views.sinks_of(t5_result, "encoder"))
     assert m.layers == [0, 1] and m.heads == 2
     assert m.locate(m.left + m.pitch + 2, m.top + m.pitch_y + 2) == (1, 1)
     assert m.locate(0, 0) is None
-    share = A.sink_share(att, R.sinks_of(t5_result, "encoder"))
+    share = attention.sink_share(att, attention_views.sinks_of(t5_result, "encoder"))
     np.testing.assert_allclose(share, att[..., [0, len(t5_result.tokens) - 1]].sum(-1).mean(-1), atol=1e-6)  # first token and </s>
 
 
 def test_model_view_subsamples_many_layers():
     att = np.full((48, 16, 4, 4), 0.25, dtype=np.float32)  # 768 heads
-    m = R.mosaic(att, [0])
-    assert len(m.layers) * 16 <= R.MAX_TILES and m.layers[0] == 0 and m.layers[-1] == 47
+    m = attention_views.mosaic(att, [0])
+    assert len(m.layers) * 16 <= attention_views.MAX_TILES and m.layers[0] == 0 and m.layers[-1] == 47
 
 
 @pytest.mark.parametrize("req, fragment", [
-    (R.ViewRequest(view="map"), "view must be one of"),
-    (R.ViewRequest(kind="cross"), "attention kind must be one of"),
-    (R.ViewRequest(layer=9), "layer must be between 0 and 1"),
-    (R.ViewRequest(view="kinds"), "encoder-decoder"),
-    (R.ViewRequest(focus="x:1"), "focus must look like"),
+    (attention_views.ViewRequest(view="map"), "view must be one of"),
+    (attention_views.ViewRequest(kind="cross"), "attention kind must be one of"),
+    (attention_views.ViewRequest(layer=9), "layer must be between 0 and 1"),
+    (attention_views.ViewRequest(view="kinds"), "encoder-decoder"),
+    (attention_views.ViewRequest(focus="x:1"), "focus must look like"),
 ])
 def test_bad_view_requests_say_what_to_change(loader, tiny_root, req, fragment):
     lm = load(loader, tiny_root, "tiny-bert")
-    r = A.run_attention(lm.model, lm.tokenizer, "hello world")
+    r = attention.run_attention(lm.model, lm.tokenizer, "hello world")
     with pytest.raises(InputError, match=fragment):
-        R.build_view(r, req)
+        attention_views.build_view(r, req)
 
 
 def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
@@ -313,7 +313,7 @@ def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
 
 def test_clicking_the_model_view_opens_that_head(loader, tiny_root):
     result = resolve(tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0])
-    m = R.mosaic(result.attentions["encoder"], R.sinks_of(result, "encoder"))
+    m = attention_views.mosaic(result.attentions["encoder"], attention_views.sinks_of(result, "encoder"))
     layer, head, view = tab.on_pick_head(result, "encoder", SimpleNamespace(index=[m.left + m.pitch + 1, m.top + m.pitch_y + 1]))
     assert (layer["value"], head["value"], view) == (2, 2, "head")
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from playground.core import attention as A
-from playground.core import masked as M
-from playground.core import seq2seq as S
-from playground.core import tokenize as T
+from playground.core.text import attention
+from playground.core.text import masked
+from playground.core.text import seq2seq
+from playground.core.text import tokenize
 from playground.models import ModelLoader
 from tests.conftest import report_figure
 
@@ -46,7 +46,7 @@ def _run_concurrently(fn, inputs):
         return list(pool.map(call, inputs))
 
 
-def _same_attention(a: A.AttentionResult, b: A.AttentionResult) -> None:
+def _same_attention(a: attention.AttentionResult, b: attention.AttentionResult) -> None:
     assert a.tokens == b.tokens and a.target_tokens == b.target_tokens
     assert a.attentions.keys() == b.attentions.keys()
     for kind in a.attentions:
@@ -59,9 +59,9 @@ def test_attention_requests_on_one_shared_model_do_not_mix(settings, tiny_root, 
     loader = ModelLoader(settings)
     source = str(tiny_root / name)
     lm = loader.load(source, loader.transformer_family(source), attention=True)
-    alone = {t: A.run_attention(lm.model, lm.tokenizer, t, max_tokens=24) for t in TEXTS}
+    alone = {t: attention.run_attention(lm.model, lm.tokenizer, t, max_tokens=24) for t in TEXTS}
     inputs = TEXTS * ROUNDS
-    results = _run_concurrently(lambda t: A.run_attention(lm.model, lm.tokenizer, t, max_tokens=24), inputs)
+    results = _run_concurrently(lambda t: attention.run_attention(lm.model, lm.tokenizer, t, max_tokens=24), inputs)
     for text, result in zip(inputs, results):
         _same_attention(result, alone[text])
     report_figure(f"concurrency: attention on one shared {name}", f"{len(inputs)} requests from {THREADS} threads at once, "
@@ -74,13 +74,13 @@ def test_attention_puts_no_hook_on_the_shared_model(settings, tiny_root, name, m
     source = str(tiny_root / name)
     lm = loader.load(source, loader.transformer_family(source), attention=True)
 
-    A.run_attention(lm.model, lm.tokenizer, TEXTS[0], max_tokens=24)  # transformers installs its own output-capturing hooks once
+    attention.run_attention(lm.model, lm.tokenizer, TEXTS[0], max_tokens=24)  # transformers installs its own output-capturing hooks once
 
     def refuse(*args, **kwargs):
         raise AssertionError("a request registered a hook on the shared model")
 
     monkeypatch.setattr(torch.nn.Module, "register_forward_hook", refuse)
-    result = A.run_attention(lm.model, lm.tokenizer, TEXTS[1], max_tokens=24)
+    result = attention.run_attention(lm.model, lm.tokenizer, TEXTS[1], max_tokens=24)
     assert result.value_norms is not None and set(result.value_norms) == set(result.attentions)
 
 
@@ -91,10 +91,10 @@ def test_mixed_requests_share_one_tokenizer_safely(settings, tiny_root):
     bert = loader.load(str(tiny_root / "tiny-bert"), "masked-lm")
     t5 = loader.load(str(tiny_root / "tiny-t5"), "seq2seq")
     jobs = {
-        "fill": lambda t: [[p.token_id for p in ps] for ps in M.fill_mask(bert.model, bert.tokenizer, t + " [MASK].", 3).predictions],
-        "embed": lambda t: M.embed(bert.model, bert.tokenizer, [t, "a short one"]).similarity.round(5).tolist(),
-        "tokens": lambda t: T.tokenize(bert.tokenizer, t).ids,
-        "t5": lambda t: S.text_to_text(t5.model, t5.tokenizer, t, 2, 4).sequences,
+        "fill": lambda t: [[p.token_id for p in ps] for ps in masked.fill_mask(bert.model, bert.tokenizer, t + " [MASK].", 3).predictions],
+        "embed": lambda t: masked.embed(bert.model, bert.tokenizer, [t, "a short one"]).similarity.round(5).tolist(),
+        "tokens": lambda t: tokenize.tokenize(bert.tokenizer, t).ids,
+        "t5": lambda t: seq2seq.text_to_text(t5.model, t5.tokenizer, t, 2, 4).sequences,
     }
     inputs = [(job, text) for job in jobs for text in TEXTS] * 3
     alone = {(job, text): jobs[job](text) for job, text in set(inputs)}

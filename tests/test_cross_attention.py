@@ -9,8 +9,8 @@ import threading
 import pytest
 import torch
 
-from playground.core import cross_attention as X
-from playground.core import explorer as E
+from playground.core.diffusion import cross_attention
+from playground.core.diffusion.run import DiffusionRequest, Parts, run
 from playground.errors import InputError
 
 
@@ -46,24 +46,25 @@ def _reference_maps(comps, prompt: str, negative: str, seed: int, steps: int, gu
     for module in unet.modules():
         if getattr(module, "is_cross_attention", False):
             module.register_forward_pre_hook(hook, with_kwargs=True)
-    private = dict(comps, unet=unet)
-    cond = E.text_conditioning(private, prompt, negative, guidance > 1)
-    sched = E.make_scheduler("DDIM", comps["scheduler"].config)
-    g = torch.Generator().manual_seed(seed)
-    x, first = E.start(sched, steps, (1, 4, side, side), g, torch.device("cpu"))
+    private = Parts.of(dict(comps, unet=unet))
     with torch.no_grad():
-        for _ in E.run(unet, sched, cond, x, g, E.RunSettings(guidance=guidance), first, snapshots=False):
+        for _ in run(private, DiffusionRequest(prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance, snapshots=False)):
             pass
     total = torch.stack(calls).sum(0)[0]
-    n_tokens = len(X.prompt_tokens(comps["tokenizer"], prompt))
+    n_tokens = len(cross_attention.prompt_tokens(comps["tokenizer"], prompt))
     maps = total[1:1 + n_tokens]
     return maps / maps.sum(dim=(1, 2), keepdim=True)
 
 
+def word_maps(comps, prompt: str, step: int | None = None, **request):
+    """The word maps of one run of `comps` (a pipeline's parts), through the same request every caller builds."""
+    return cross_attention.word_maps(Parts.of(comps), DiffusionRequest(prompt=prompt, **request), step=step)
+
+
 @pytest.mark.parametrize("guidance, negative", [(1.0, ""), (3.0, ""), (4.0, "blue")])
 def test_word_maps_equal_attention_recomputed_from_the_unets_own_projections(comps, guidance, negative):
-    ours = X.word_maps(comps, "a red cat", negative=negative, seed=3, steps=4, guidance=guidance)
-    assert ours.tokens == X.prompt_tokens(comps["tokenizer"], "a red cat") and len(ours.tokens) == len(ours.maps)
+    ours = word_maps(comps, "a red cat", negative=negative, seed=3, steps=4, guidance=guidance)
+    assert ours.tokens == cross_attention.prompt_tokens(comps["tokenizer"], "a red cat") and len(ours.tokens) == len(ours.maps)
     expected = _reference_maps(comps, "a red cat", negative, 3, 4, guidance)
     torch.testing.assert_close(ours.latent_maps, expected, rtol=1e-4, atol=1e-6)
     assert torch.allclose(ours.maps.sum(dim=(1, 2)), torch.ones(len(ours.tokens)), atol=1e-5)
@@ -71,8 +72,8 @@ def test_word_maps_equal_attention_recomputed_from_the_unets_own_projections(com
 
 
 def test_one_chosen_step_differs_from_the_average_and_still_sums_to_one(comps):
-    every = X.word_maps(comps, "a red cat", seed=3, steps=4, guidance=3.0)
-    last = X.word_maps(comps, "a red cat", seed=3, steps=4, guidance=3.0, step=4)
+    every = word_maps(comps, "a red cat", seed=3, steps=4, guidance=3.0)
+    last = word_maps(comps, "a red cat", seed=3, steps=4, guidance=3.0, step=4)
     assert not torch.allclose(every.latent_maps, last.latent_maps)
     assert torch.allclose(last.maps.sum(dim=(1, 2)), torch.ones(len(last.tokens)), atol=1e-5)
     torch.testing.assert_close(every.image, last.image)  # the recording does not change the run
@@ -83,12 +84,12 @@ def test_recording_leaves_the_shared_unets_output_unchanged_and_other_threads_un
     z, t, c = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor(10), torch.randn(2, 16, 32)
     with torch.no_grad():
         before = unet(z, t, encoder_hidden_states=c).sample
-        X.install(unet)
+        cross_attention.install(unet)
         after = unet(z, t, encoder_hidden_states=c).sample
-        with X.recording(8, 2) as rec:
+        with cross_attention.recording(8, 2) as rec:
             recorded = unet(z, t, encoder_hidden_states=c).sample
     assert torch.equal(before, after) and torch.equal(before, recorded) and rec.layers > 0
-    alone = {p: X.word_maps(comps, p, seed=1, steps=3, guidance=3.0).latent_maps for p in ("a red cat", "a big blue dog")}
+    alone = {p: word_maps(comps, p, seed=1, steps=3, guidance=3.0).latent_maps for p in ("a red cat", "a big blue dog")}
     results, errors = {}, []
 
     def work(prompt: str, k: int) -> None:
@@ -97,7 +98,7 @@ def test_recording_leaves_the_shared_unets_output_unchanged_and_other_threads_un
                 with torch.no_grad():
                     results[k] = torch.equal(unet(z, t, encoder_hidden_states=c).sample, before)
             else:
-                results[k] = torch.allclose(X.word_maps(comps, prompt, seed=1, steps=3, guidance=3.0).latent_maps, alone[prompt])
+                results[k] = torch.allclose(word_maps(comps, prompt, seed=1, steps=3, guidance=3.0).latent_maps, alone[prompt])
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -107,7 +108,7 @@ def test_recording_leaves_the_shared_unets_output_unchanged_and_other_threads_un
     for th in threads:
         th.join()
     assert not errors and all(results.values()) and len(results) == 8
-    assert X.install(unet) == sum(1 for m in unet.modules() if getattr(m, "is_cross_attention", False))  # wrapped once
+    assert cross_attention.install(unet) == sum(1 for m in unet.modules() if getattr(m, "is_cross_attention", False))  # wrapped once
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
@@ -117,11 +118,11 @@ def test_recording_leaves_the_shared_unets_output_unchanged_and_other_threads_un
 def test_bad_requests_say_what_to_change(comps, kwargs, fragment):
     args = dict(prompt="a red cat", seed=0, steps=3, guidance=3.0) | kwargs
     with pytest.raises(InputError, match=fragment):
-        X.word_maps(comps, args.pop("prompt"), **args)
+        word_maps(comps, args.pop("prompt"), **args)
 
 
 def test_a_class_conditional_model_is_told_it_has_no_words(tiny_root):
     unet = torch.nn.Linear(1, 1)
     unet.config = type("C", (), {"cross_attention_dim": None})()
     with pytest.raises(InputError, match="text-to-image model"):
-        X.word_maps({"unet": unet, "vae": unet, "tokenizer": object()}, "a red cat")
+        word_maps({"unet": unet, "vae": unet, "tokenizer": object()}, "a red cat")

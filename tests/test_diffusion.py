@@ -1,10 +1,13 @@
-"""The unrolled `denoise` loop against diffusers' own pipelines, and the guidance arithmetic, on tiny UNets."""
+"""The one run (`core.diffusion.run`, through its unrolled loop) against diffusers' own pipelines, and the guidance
+arithmetic, on tiny UNets."""
 
 import pytest
 import torch
 from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
 
-from playground.core.diffusion import SCHEDULES, denoise, forward_noise, image_grid, noise_schedule, sample
+from playground.core.diffusion.pictures import image_grid
+from playground.core.diffusion.run import DiffusionRequest, Parts, final_sample, run
+from playground.core.diffusion.schedule import SCHEDULES, forward_noise, noise_schedule
 from playground.errors import InputError
 
 
@@ -28,8 +31,9 @@ def test_denoise_equals_the_diffusers_pipeline(pipeline_cls, scheduler_cls, kwar
     expected = pipeline_cls(unet=unet, scheduler=scheduler)(
         batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=10, output_type="np", **kwargs
     ).images  # [3, 8, 8, 1] in [0, 1]
-    ours = sample(unet, scheduler_cls.from_config(scheduler.config), batch_size=3, num_steps=10,
-                  generator=torch.Generator().manual_seed(7), use_clipped_model_output=kwargs.get("use_clipped_model_output", True))
+    parts = Parts.of({"unet": unet, "scheduler": scheduler_cls.from_config(scheduler.config)})
+    ours = final_sample(parts, DiffusionRequest(scheduler=scheduler_cls.__name__.removesuffix("Scheduler"), batch=3, steps=10, seed=7,
+                                                rederive=kwargs.get("use_clipped_model_output", True)))
     ours = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     assert ours.shape == expected.shape
     assert abs(ours - expected).max() < 1e-5
@@ -40,22 +44,23 @@ def test_clipping_changes_the_ddim_step_only_through_a_consistent_eps():
     # a random UNet's x̂_0 lies outside [-1, 1], so clipping bites; with use_clipped_model_output the
     # step is exactly DDIM's update from the clipped x̂_0 and the ε re-derived from it
     unet, scheduler = tiny_unet(), DDIMScheduler(num_train_timesteps=100, clip_sample=True)
-    steps = list(denoise(unet, scheduler, batch_size=2, num_steps=2, generator=torch.Generator().manual_seed(3)))
+    steps = list(run(Parts.of({"unet": unet, "scheduler": scheduler}), DiffusionRequest(batch=2, steps=2, seed=3)))
+    scheduler.set_timesteps(2)
     x_t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     t, t_prev = scheduler.timesteps
-    x0 = steps[0].pred_original
+    x0 = steps[0].x0_hat
     assert x0.abs().max() <= 1 and not torch.equal(x0, x0.clamp(-0.999, 0.999))  # clipped, and at the bound
     a_t, a_prev = scheduler.alphas_cumprod[t], scheduler.alphas_cumprod[t_prev]
     eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # ε that fits x_t and the clipped x̂_0
-    assert torch.allclose(steps[0].sample, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-5)
+    assert torch.allclose(steps[0].x, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-5)
 
 
 @torch.no_grad()
 def test_guidance_is_uncond_plus_w_times_the_difference():
     unet = tiny_unet(num_class_embeds=3)
     scheduler = DDIMScheduler(num_train_timesteps=100, clip_sample=False)
-    first = next(denoise(unet, scheduler, torch.tensor([1]), null_class=2, guidance=2.5, num_steps=5,
-                         generator=torch.Generator().manual_seed(0)))
+    parts = Parts.of({"unet": unet, "scheduler": scheduler}, id2label={0: "zero", 1: "one", 2: "none"}, null_class=2)
+    first = next(iter(run(parts, DiffusionRequest(prompt="one", guidance=2.5, steps=5, seed=0))))
     # the same first step by hand: ε = ε(∅) + w (ε(c) − ε(∅)), then one DDIM step
     x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     reference = DDIMScheduler.from_config(scheduler.config)
@@ -64,28 +69,30 @@ def test_guidance_is_uncond_plus_w_times_the_difference():
     cond, uncond = unet(x, t, class_labels=torch.tensor([1])).sample, unet(x, t, class_labels=torch.tensor([2])).sample
     expected = reference.step(uncond + 2.5 * (cond - uncond), t, x).prev_sample
     assert first.timestep == int(t)
-    assert torch.allclose(first.sample, expected, atol=1e-5)
-    assert first.pred_original is not None and first.pred_original.shape == x.shape
+    assert torch.allclose(first.x, expected, atol=1e-5)
+    assert first.x0_hat is not None and first.x0_hat.shape == x.shape
 
 
 def test_denoise_yields_every_step():
-    steps = list(denoise(tiny_unet(), DDIMScheduler(num_train_timesteps=100), batch_size=2, num_steps=4,
-                         generator=torch.Generator().manual_seed(0)))
+    steps = list(run(Parts.of({"unet": tiny_unet(), "scheduler": DDIMScheduler(num_train_timesteps=100)}),
+                     DiffusionRequest(batch=2, steps=4, seed=0)))
     assert [s.index for s in steps] == [0, 1, 2, 3]
     assert [s.timestep for s in steps] == sorted((s.timestep for s in steps), reverse=True)
 
 
-@pytest.mark.parametrize("num_class_embeds, kwargs, message", [
-    (None, {"class_labels": torch.tensor([0])}, "unconditional: it takes no class"),
-    (None, {"batch_size": 1, "guidance": 3.0}, "needs a class-conditional UNet"),
-    (None, {}, "Give batch_size"),
-    (3, {}, "give class_labels"),
-    (3, {"class_labels": torch.tensor([0]), "guidance": 3.0}, "needs null_class"),
-    (3, {"class_labels": torch.tensor([0]), "num_steps": 0}, "at least 1"),
+@pytest.mark.parametrize("num_class_embeds, labels, kwargs, message", [
+    (None, None, {"guidance": 3.0}, "unconditional .*use guidance 1"),
+    (None, None, {"batch": 0}, "batch must be between 1 and"),
+    (3, None, {"prompt": "zero"}, "lists no class names"),
+    (3, {0: "zero", 1: "one"}, {"prompt": ""}, "Give a class name"),
+    (3, {0: "zero", 1: "one"}, {"prompt": "two"}, "not a class this model knows. It draws only these: zero, one"),
+    (3, {0: "zero", 1: "one"}, {"prompt": "zero", "guidance": 3.0}, "needs the 'no class' label"),
+    (3, {0: "zero", 1: "one"}, {"prompt": "zero", "steps": 0}, "steps must be between 1 and"),
 ])
-def test_denoise_explains_what_is_missing(num_class_embeds, kwargs, message):
+def test_a_run_explains_what_is_missing(num_class_embeds, labels, kwargs, message):
+    parts = Parts.of({"unet": tiny_unet(num_class_embeds), "scheduler": DDIMScheduler(num_train_timesteps=100)}, id2label=labels)
     with pytest.raises(ValueError, match=message):
-        next(denoise(tiny_unet(num_class_embeds), DDIMScheduler(num_train_timesteps=100), generator=torch.Generator(), **kwargs))
+        next(iter(run(parts, DiffusionRequest(**kwargs))))
 
 
 def test_image_grid_lays_out_rows_and_rejects_a_ragged_grid():

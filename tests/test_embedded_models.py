@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from playground.config import Settings
-from playground.core.diffusion import class_index
+from playground.core.diffusion.conditioning import class_index
 from playground.models import PRESETS, ModelLoader, SourceKind
 from playground.train import common
 from tests.conftest import MODELS, PROJECT_ROOT, has_model

@@ -9,11 +9,14 @@ import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
 
 from playground.config import Settings
-from playground.core import diffusion_model as M
-from playground.core import explorer as E
+from playground.core.diffusion import pictures
+from playground.core.diffusion.loop import start
+from playground.core.diffusion.run import DiffusionRequest, Parts, branch_from, run
+from playground.core.diffusion.schedule import SCHEDULERS, make_scheduler
 from playground.errors import InputError
 from playground.models import ModelLoader
 from playground.models.results import resolve
+from playground.ui.common import load_diffusion
 from tests.conftest import has_model
 
 CPU = torch.device("cpu")
@@ -29,45 +32,49 @@ def embedded() -> ModelLoader:
     return ModelLoader(Settings(offline=True, device="cpu"))
 
 
+def with_prediction(comps, prediction: str) -> Parts:
+    scheduler = comps["scheduler"]
+    return Parts.of({**comps, "scheduler": type(scheduler).from_config({**scheduler.config, "prediction_type": prediction})})
+
+
 def sd_run(comps, scheduler_name: str, guidance: float, steps: int = 6, seed: int = 5, prompt="a red cat", negative="blue",
            prediction: str = "epsilon"):
-    cond = E.text_conditioning(comps, prompt, negative, guidance > 1)
-    scheduler = E.make_scheduler(scheduler_name, {**comps["scheduler"].config, "prediction_type": prediction})
-    g = torch.Generator().manual_seed(seed)
-    x, first = E.start(scheduler, steps, (1, 4, 8, 8), g, CPU)
-    return list(E.run(comps["unet"], scheduler, cond, x, g, E.RunSettings(guidance=guidance, use_clipped_model_output=False), first)), cond
+    """(the records, the Run, the parts) of one run through `run`, the one setup every caller uses."""
+    parts = with_prediction(comps, prediction)
+    diffusion_run = run(parts, DiffusionRequest(prompt=prompt, negative=negative, scheduler=scheduler_name, steps=steps,
+                                                guidance=guidance, seed=seed, rederive=False))
+    return list(diffusion_run), diffusion_run, parts
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
-@pytest.mark.parametrize("name", E.SCHEDULERS)
+@pytest.mark.parametrize("name", SCHEDULERS)
 def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name, prediction):
     comps = tiny_sd.components
-    records, _ = sd_run(comps, name, guidance=3.0, prediction=prediction)
+    records, _, _ = sd_run(comps, name, guidance=3.0, prediction=prediction)
     pipe = StableDiffusionPipeline(**{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
-                                   scheduler=E.make_scheduler(name, {**comps["scheduler"].config, "prediction_type": prediction}),
+                                   scheduler=make_scheduler(name, {**comps["scheduler"].config, "prediction_type": prediction}),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     expected = pipe("a red cat", negative_prompt="blue", guidance_scale=3.0, num_inference_steps=6, height=16, width=16,
                     generator=torch.Generator().manual_seed(5), output_type="np").images
-    ours = (E.decode(records[-1].x, comps["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    ours = (pictures.decode(records[-1].x, comps["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-6)
     assert len(records) == 6 and all(r.eps_uncond is not None for r in records)
     # guidance made visible: the step's ε is ε_u + w (ε_c − ε_u), from the two predictions it stores
     r = records[2]
     assert torch.allclose(r.eps, r.eps_uncond + 3.0 * (r.eps_cond - r.eps_uncond))
     if name == "DDIM":  # the recorded ε̂ is noise whatever the model predicts: x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂
-        a_bar = E.make_scheduler(name, comps["scheduler"].config).alphas_cumprod[r.timestep]
+        a_bar = make_scheduler(name, comps["scheduler"].config).alphas_cumprod[r.timestep]
         torch.testing.assert_close(records[1].x, a_bar.sqrt() * r.x0_hat + (1 - a_bar).sqrt() * r.eps, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", E.SCHEDULERS)
+@pytest.mark.parametrize("name", SCHEDULERS)
 def test_a_branch_with_nothing_changed_reproduces_the_run_exactly(tiny_sd, name):
-    records, cond = sd_run(tiny_sd.components, name, guidance=3.0)
+    records, diffusion_run, parts = sd_run(tiny_sd.components, name, guidance=3.0)
     for k in (0, 3, 5):
-        again = list(E.branch(tiny_sd.components["unet"], records[k], cond, E.RunSettings(guidance=3.0, use_clipped_model_output=False),
-                              torch.Generator()))
+        again = list(branch_from(parts, diffusion_run, k + 1, prompt="a red cat", negative="blue", guidance=3.0))
         assert [r.index for r in again] == list(range(k, 6))
         assert torch.equal(again[-1].x, records[-1].x)
-    changed = list(E.branch(tiny_sd.components["unet"], records[3], cond, E.RunSettings(guidance=7.0), torch.Generator()))
+    changed = list(branch_from(parts, diffusion_run, 4, prompt="a red cat", negative="blue", guidance=7.0))
     assert not torch.equal(changed[-1].x, records[-1].x)  # and another guidance scale does change it
 
 
@@ -96,12 +103,8 @@ class _WithLabels(torch.nn.Module):
 def test_embedded_pixel_model_equals_ddim_pipeline(embedded, clipped):
     lm = embedded.load("google/ddpm-cifar10-32", "diffusion")
     labels = torch.tensor([9])
-    scheduler = E.make_scheduler("DDIM", lm.components["scheduler"].config)
-    g = torch.Generator().manual_seed(3)
-    x, first = E.start(scheduler, 10, (1, 1, 32, 32), g, CPU)
-    records = list(E.run(lm.model, scheduler, E.Conditioning("class", labels, torch.tensor([lm.pipeline.null_class])), x, g,
-                         E.RunSettings(guidance=1.0, use_clipped_model_output=clipped), first))
-    pipe = DDIMPipeline(unet=_WithLabels(lm.model, labels), scheduler=E.make_scheduler("DDIM", lm.components["scheduler"].config))
+    records = list(run(lm, DiffusionRequest(prompt=lm.pipeline.id2label[9], steps=10, seed=3, guidance=1.0, rederive=clipped)))
+    pipe = DDIMPipeline(unet=_WithLabels(lm.model, labels), scheduler=make_scheduler("DDIM", lm.components["scheduler"].config))
     expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(3), num_inference_steps=10, eta=0.0,
                     use_clipped_model_output=clipped, output_type="np").images
     ours = (records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -109,29 +112,24 @@ def test_embedded_pixel_model_equals_ddim_pipeline(embedded, clipped):
 
 
 @pytest.mark.parametrize("preset, family", [("google/ddpm-cifar10-32", "diffusion"), ("assets/models/ldm-fashion", "latent-diffusion")])
-@pytest.mark.parametrize("name", E.SCHEDULERS)
+@pytest.mark.parametrize("name", SCHEDULERS)
 def test_every_scheduler_runs_on_the_embedded_models(embedded, preset, family, name):
     lm = embedded.load(preset, family)
     if lm.pipeline.null_class is None:
         pytest.skip("embedded model not built")
-    scheduler = E.make_scheduler(name, lm.components["scheduler"].config)
-    g = torch.Generator().manual_seed(0)
-    c = lm.model.config
-    x, first = E.start(scheduler, 8, (1, c.in_channels, c.sample_size, c.sample_size), g, CPU)
-    cond = E.Conditioning("class", torch.tensor([1]), torch.tensor([lm.pipeline.null_class]))
-    records = list(E.run(lm.model, scheduler, cond, x, g, E.RunSettings(guidance=3.0), first))
+    records = list(run(lm, DiffusionRequest(prompt=lm.pipeline.id2label[1], scheduler=name, steps=8, guidance=3.0, seed=0)))
     assert len(records) == 8 and torch.isfinite(records[-1].x).all()
     if "vae" in lm.components:
-        image = E.decode(records[-1].x, lm.components["vae"])
-        preview = E.latent_preview(records[-1].x, lm.components["vae"])
+        image = pictures.decode(records[-1].x, lm.components["vae"])
+        preview = pictures.latent_preview(records[-1].x, lm.components["vae"])
         assert image.shape == preview.shape == (1, 1, 32, 32)
         assert torch.corrcoef(torch.stack([image.flatten(), preview.flatten()]))[0, 1] > 0.5  # the cheap preview looks like the decode
 
 
 def test_image_to_image_starts_part_way(tiny_sd):
-    scheduler = E.make_scheduler("DDIM", tiny_sd.components["scheduler"].config)
+    scheduler = make_scheduler("DDIM", tiny_sd.components["scheduler"].config)
     init = torch.zeros(1, 4, 8, 8)
-    x, first = E.start(scheduler, 10, (1, 4, 8, 8), torch.Generator().manual_seed(0), CPU, init=init, strength=0.3)
+    x, first = start(scheduler, 10, (1, 4, 8, 8), torch.Generator().manual_seed(0), CPU, init=init, strength=0.3)
     assert first == 7  # 30% of the 10 steps are left to run
     a_bar = scheduler.alphas_cumprod[scheduler.timesteps[7]]
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(0))
@@ -139,9 +137,10 @@ def test_image_to_image_starts_part_way(tiny_sd):
 
 
 @pytest.mark.parametrize("call, fragment", [
-    (lambda: E.make_scheduler("PNDM", {}), "scheduler must be one of"),
-    (lambda: E.check_settings(0, 1.0), "steps must be between 1 and 100"),
-    (lambda: E.check_settings(10, 99.0), "guidance scale must be between 0 and 20"),
+    (lambda: make_scheduler("PNDM", {}), "scheduler must be one of"),
+    (lambda: DiffusionRequest(steps=0).checked(), "steps must be between 1 and 100"),
+    (lambda: DiffusionRequest(steps=10, guidance=99.0).checked(), "guidance scale must be between 0 and 20"),
+    (lambda: DiffusionRequest(prompt=("a", "b"), negative=("x", "y", "z")).checked(), "one negative prompt per prompt"),
 ])
 def test_bad_settings_say_what_to_change(call, fragment):
     with pytest.raises(InputError, match=fragment):
@@ -149,9 +148,9 @@ def test_bad_settings_say_what_to_change(call, fragment):
 
 
 def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
-    records, _ = sd_run(tiny_sd.components, "DPM-Solver++", guidance=3.0)
+    records, _, _ = sd_run(tiny_sd.components, "DPM-Solver++", guidance=3.0)
     r = records[2]
-    ddim = E.make_scheduler("DDIM", tiny_sd.components["scheduler"].config, clip_sample=False)
+    ddim = make_scheduler("DDIM", tiny_sd.components["scheduler"].config, clip_sample=False)
     ddim.set_timesteps(6)
     expected = ddim.step(r.eps, r.timestep, r.before.x).pred_original_sample  # DDIM reports x̂_0 itself
     assert torch.allclose(r.x0_hat, expected, atol=1e-5)
@@ -162,55 +161,56 @@ def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
 
 
 def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
-    frames = list(D.on_denoise(embedded, D.LDM_FASHION, "Trouser", "", "Euler ancestral", 6, 3.0, 2, "default", True, None, 1.0, progress=None))
-    assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one frame a step, then the final
-    run = frames[-1][6]
-    xt, x0, eps, chans, guidance, *charts = D.on_scrub(embedded, run, 3)
-    t = resolve(run).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
+    request = diffusion_tab.DenoiseRequest(model=diffusion_tab.LDM_FASHION, prompt="Trouser", scheduler="Euler ancestral", steps=6, guidance=3.0, seed=2)
+    frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
+    assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one update a step, then the final
+    handle = frames[-1][6]
+    xt, x0, eps, chans, guidance, *charts = diffusion_tab.on_scrub(embedded, handle, 3)
+    t = resolve(handle).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
     assert len(charts) == 3 and all('class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
-    *_, last = D.on_branch(embedded, run, 3, "Trouser", "", 3.0, -1, progress=None)
+    *_, last = diffusion_tab.on_branch(embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None)
     assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
-    *_, last = D.on_branch(embedded, run, 3, "Sneaker", "", 3.0, -1, progress=None)
+    *_, last = diffusion_tab.on_branch(embedded, diffusion_tab.BranchRequest(step=3, prompt="Sneaker", negative="", guidance=3.0), handle, progress=None)
     assert last[2]["distance"].iloc[-1] > 0 and "Sneaker" in last[1][1][1]
-    grid, gif = D.on_export(embedded, run)
+    grid, gif = diffusion_tab.on_export(embedded, handle)
     assert grid.endswith(".png") and gif.endswith(".gif")
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (("google/ddpm-cifar10-32", "a cat", "", "DDIM", 5, 3.0, 0), "not a class this model knows"),
-    (("google/ddpm-cifar10-32", "Bag", "", "DDIM", 500, 3.0, 0), "steps must be between 1 and 100"),
-    (("google/ddpm-cifar10-32", "Bag", "", "LMS", 5, 3.0, 0), "scheduler must be one of"),
-    (("/etc", "Bag", "", "DDIM", 5, 3.0, 0), "outside the folders"),
+    ({"model": "google/ddpm-cifar10-32", "prompt": "a cat"}, "not a class this model knows"),
+    ({"model": "google/ddpm-cifar10-32", "steps": 500}, "steps must be between 1 and 100"),
+    ({"model": "google/ddpm-cifar10-32", "scheduler": "LMS"}, "scheduler must be one of"),
+    ({"model": "/etc"}, "outside the folders"),
 ])
 def test_denoise_refuses_bad_input_with_a_message(embedded, args, fragment):
     import gradio as gr
 
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
     with pytest.raises(gr.Error, match=fragment):
-        next(D.on_denoise(embedded, *args, "default", True, None, 1.0, progress=None))
+        next(diffusion_tab.on_denoise(embedded, diffusion_tab.DenoiseRequest(**{"prompt": "Bag", "steps": 5, "guidance": 3.0, **args}), progress=None))
 
 
 def test_diffusion_endpoints_over_http_return_native_lossless_pngs(live_app):
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
     client = Client(live_app, verbose=False)
-    noised = client.predict(handle_file(D.FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
+    noised = client.predict(handle_file(diffusion_tab.FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
     served = Image.open(noised)
-    expected = D.forward_api(Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB"), 500, "linear", 0)
-    assert served.format == "PNG" and served.size == expected.size == Image.open(D.FORWARD_EXAMPLES[0]).size  # native, not enlarged
+    expected = diffusion_tab.forward_api(Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).convert("RGB"), 500, "linear", 0)
+    assert served.format == "PNG" and served.size == expected.size == Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).size  # native, not enlarged
     assert np.array_equal(np.asarray(served.convert(expected.mode)), np.asarray(expected))  # lossless: the handler's own pixels
     job = client.submit("google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, "", api_name="/denoise")
     final, outputs = job.result(), job.outputs()
     assert len(outputs) >= 6  # every step streamed, then the final image
     loader = ModelLoader(Settings(offline=True, device="cpu"))
-    own = list(D.denoise_api(loader, "google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, ""))[-1]
+    own = list(diffusion_tab.denoise_api(loader, "google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, ""))[-1]
     img = Image.open(final)
     assert img.format == "PNG" and img.size == own.size  # the model's 28 px, not 256
     assert np.abs(np.asarray(img.convert(own.mode), dtype=int) - np.asarray(own, dtype=int)).max() <= 1
@@ -235,11 +235,8 @@ def test_unconditional_unet_equals_its_pipeline(settings, tiny_root, pipeline_na
     import diffusers
 
     lm = ModelLoader(settings).load(str(tiny_root / "tiny-ddpm"), "diffusion")  # an unconditional UNet2DModel
-    scheduler = E.make_scheduler(scheduler_name, lm.components["scheduler"].config)
-    g = torch.Generator().manual_seed(4)
-    x, first = E.start(scheduler, 10, (1, 1, 8, 8), g, CPU)
-    records = list(E.run(lm.model, scheduler, E.Conditioning("none"), x, g, E.RunSettings(use_clipped_model_output=False), first))
-    pipe = getattr(diffusers, pipeline_name)(unet=lm.model, scheduler=E.make_scheduler(scheduler_name, lm.components["scheduler"].config))
+    records = list(run(lm, DiffusionRequest(scheduler=scheduler_name, steps=10, seed=4, rederive=False)))
+    pipe = getattr(diffusers, pipeline_name)(unet=lm.model, scheduler=make_scheduler(scheduler_name, lm.components["scheduler"].config))
     expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(4), num_inference_steps=10, output_type="np").images
     ours = (records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-6)
@@ -248,16 +245,16 @@ def test_unconditional_unet_equals_its_pipeline(settings, tiny_root, pipeline_na
 def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     from PIL import Image
 
-    from playground.core.diffusion import SCHEDULES
-    from playground.ui import diffusion_tab as D
+    from playground.core.diffusion.schedule import SCHEDULES
+    from playground.ui import diffusion_tab
 
-    grey = Image.open(D.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
-    noised, strip, *charts = D.on_forward(grey, 400, "linear", 0)
+    grey = Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
+    noised, strip, *charts = diffusion_tab.on_forward(grey, 400, "linear", 0)
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
     assert len(charts) == 3 and all(all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts)  # a legend that shows
-    native = D.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
+    native = diffusion_tab.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
     assert native.size == grey.size and noised.resize(native.size, Image.NEAREST).tobytes() == native.tobytes()
 
 
@@ -267,11 +264,12 @@ def test_a_one_step_run_finishes_with_a_valid_scrub_slider(embedded, steps, stre
     minimum: the page showed only errors and the status stuck at "Step 1 of 1"."""
     from PIL import Image
 
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
-    init = Image.open(D.FORWARD_EXAMPLES[0]) if strength < 1 else None
-    frames = list(D.on_denoise(embedded, "google/ddpm-cifar10-32", "Bag", "", "DDIM", steps, 3.0, 0, "default", True, init, strength,
-                               progress=None))
+    init = Image.open(diffusion_tab.FORWARD_EXAMPLES[0]) if strength < 1 else None
+    request = diffusion_tab.DenoiseRequest(model="google/ddpm-cifar10-32", prompt="Bag", steps=steps, guidance=3.0, init_image=init,
+                               strength=strength)
+    frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
     final = frames[-1]
     slider = final[7]
     assert final[4] is not None and "Done" in final[5]
@@ -279,14 +277,14 @@ def test_a_one_step_run_finishes_with_a_valid_scrub_slider(embedded, steps, stre
 
 
 def test_a_denoise_request_is_checked_whole_before_any_model_loads():
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
-    req = D.DenoiseRequest("google/ddpm-cifar10-32", "Bag", "", "DDIM", 5.0, 3, 0).checked()
+    req = diffusion_tab.DenoiseRequest(model="google/ddpm-cifar10-32", prompt="Bag", steps=5.0, guidance=3, seed=0).checked()
     assert (req.steps, req.guidance, req.seed, req.strength) == (5, 3.0, 0, 1.0) and isinstance(req.steps, int)
     with pytest.raises(InputError, match="clipping"):
-        D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, clip="sometimes").checked()
+        diffusion_tab.DenoiseRequest(model="no/such-model", prompt="Bag", clip="sometimes").checked()
     with pytest.raises(InputError, match="strength"):
-        D.DenoiseRequest("no/such-model", "Bag", "", "DDIM", 5, 3.0, 0, init_image=object(), strength=float("nan")).checked()
+        diffusion_tab.DenoiseRequest(model="no/such-model", prompt="Bag", init_image=object(), strength=float("nan")).checked()
 
 
 def test_latent_exports_end_with_the_decoded_image_and_x0_is_decoded_where_cheap(embedded):
@@ -294,16 +292,18 @@ def test_latent_exports_end_with_the_decoded_image_and_x0_is_decoded_where_cheap
     import numpy as np
     from PIL import Image
 
-    from playground.ui import diffusion_tab as D
+    from playground.ui import diffusion_tab
 
-    frames = list(D.on_denoise(embedded, D.LDM_FASHION, "Trouser", "", "DDIM", 5, 3.0, 1, "default", True, None, 1.0, progress=None))
-    run = frames[-1][6]
-    lm = D.load_diffusion(embedded, D.LDM_FASHION)[1]
-    assert M.decode_is_cheap(lm)
-    last = resolve(run).records[-1]
-    assert np.array_equal(np.asarray(Image.open(frames[-1][1])), np.asarray(M.picture(M.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
-    grid, gif = D.on_export(embedded, run)
+    request = diffusion_tab.DenoiseRequest(model=diffusion_tab.LDM_FASHION, prompt="Trouser", steps=5, guidance=3.0, seed=1)
+    frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
+    handle = frames[-1][6]
+    lm = load_diffusion(embedded, diffusion_tab.LDM_FASHION)[1]
+    assert pictures.decode_is_cheap(lm)
+    last = resolve(handle).records[-1]
+    shown = np.asarray(Image.open(frames[-1][1]))
+    assert np.array_equal(shown, np.asarray(pictures.picture(pictures.pixels(lm, last.x0_hat, full=True))))  # x̂_0 decoded
+    grid, gif = diffusion_tab.on_export(embedded, handle)
     movie = Image.open(gif)
     movie.seek(movie.n_frames - 1)
-    decoded = M.picture(M.pixels(lm, last.x, full=True), 256)
+    decoded = pictures.picture(pictures.pixels(lm, last.x, full=True), 256)
     assert np.abs(np.asarray(movie.convert("L"), dtype=int) - np.asarray(decoded.convert("L"), dtype=int)).mean() < 2  # ends decoded

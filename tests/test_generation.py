@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.core.generation import SamplingConfig, logit_lens, processors, step_through
+from playground.core.text.generation import SamplingConfig, logit_lens, processors, step_through
 from playground.errors import InputError
 from playground.models import ModelLoader
 from tests.conftest import has_model

@@ -104,7 +104,7 @@ import json, sys, torch
 from playground.config import Settings
 from playground.models import ModelLoader
 from playground.models.presets import PRESETS
-from playground.core import tokenize, generation, masked, seq2seq, explorer as E
+from playground.core.text import tokenize, generation, masked, seq2seq
 
 loader = ModelLoader(Settings.from_env())
 out = {}
@@ -120,9 +120,10 @@ for p in PRESETS:
     elif p.family.value == "seq2seq":
         row["beams"] = len(seq2seq.text_to_text(lm.model, lm.tokenizer, "translate English to German: hi", 2, 3).sequences)
     else:
-        from playground.ui.diffusion_tab import on_denoise
-        frames = list(on_denoise(loader, p.hub_id, "a red circle" if p.family.value == "latent-diffusion" else "", "",
-                                 "DDIM", 2, 1.0 if p.family.value == "diffusion" else 3.0, 0, "default", True, None, 1.0, None))
+        from playground.ui.diffusion_tab import DenoiseRequest, on_denoise
+        request = DenoiseRequest(model=p.hub_id, prompt="a red circle" if p.family.value == "latent-diffusion" else "", steps=2,
+                                 guidance=1.0 if p.family.value == "diffusion" else 3.0)
+        frames = list(on_denoise(loader, request, None, None))
         row["frames"] = len(frames)
     out[f"{p.family.value}:{p.hub_id}"] = row
 print("RESULT " + json.dumps(out))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from playground.config import Settings
-from playground.core import inside as I
+from playground.core.text import inside
 from playground.models import ModelLoader
 from tests.conftest import PROJECT_ROOT
 from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
@@ -115,7 +115,7 @@ def test_every_vector_recomputed_from_the_layers_own_weights(models, name, stack
     T = hidden[0].shape[1]
     for layer in sorted({0, n_layers - 1}):
         for head, token in ((0, T - 1), (1, T // 2)):
-            r = I.inside(model, tok, text, layer, head, token, stack)
+            r = inside.inside(model, tok, text, layer, head, token, stack)
             assert r.tokens == tok.convert_ids_to_tokens(_ids(tok, text, stack, model)) and r.layer == layer
             h = hidden[layer][0]
             # embeddings
@@ -148,7 +148,7 @@ def test_every_vector_recomputed_from_the_layers_own_weights(models, name, stack
                 mid = _ln(_t(r.hidden_in) + add, blk.attention.output.LayerNorm)
                 assert torch.allclose(_ln(mid + _t(r.mlp_output), blk.output.LayerNorm), _t(r.hidden_out), atol=1e-4)
     # the residual stream: each layer's ‖h‖ before and after, as the model's hidden states say
-    r = I.inside(model, tok, text, 0, 0, T - 1, stack)
+    r = inside.inside(model, tok, text, 0, 0, T - 1, stack)
     assert [round(s.hidden_in_norm, 3) for s in r.residual] == [round(float(hidden[l_][0, T - 1].norm()), 3) for l_ in range(n_layers)]
 
 
@@ -249,7 +249,7 @@ def _check_layer(model, family, stack, layer, head, token, h, r, enc_out):
 @pytest.mark.parametrize("name", ["tiny-gpt", "tiny-bert", "tiny-t5", "gpt2", "bert-base-uncased", "t5-small", "gated-t5"])
 def test_parameter_components_sum_to_the_unique_parameters_and_match_their_formulas(models, name):
     model, _ = models[name]
-    components = I.parameter_components(model)
+    components = inside.parameter_components(model)
     unique = {p.data_ptr(): p.numel() for p in model.parameters()}  # a tied tensor once
     assert sum(c.count for c in components) == sum(unique.values())
     assert "other" not in [c.name for c in components]
@@ -262,7 +262,7 @@ def test_parameter_components_sum_to_the_unique_parameters_and_match_their_formu
 def test_score_logprobs_equal_log_softmax_of_the_models_own_logits(models, name):
     model, tok = models[name]
     text = "ROMEO.\nBut soft, what light through yonder window breaks?"
-    s = I.score_text(model, tok, text)
+    s = inside.score_text(model, tok, text)
     ids = tok(text)["input_ids"]
     with torch.no_grad():
         logp = F.log_softmax(model(torch.tensor([ids])).logits[0], -1)
@@ -275,12 +275,12 @@ def test_score_logprobs_equal_log_softmax_of_the_models_own_logits(models, name)
 
 
 @pytest.mark.parametrize("call, fragment", [
-    (lambda m, t: I.inside(m, t, TEXT, 99, 0, 0), "layer must be"),
-    (lambda m, t: I.inside(m, t, TEXT, 0, 99, 0), "head must be"),
-    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 999), "token must be"),
-    (lambda m, t: I.inside(m, t, "  ", 0, 0, 0), "Enter a text"),
-    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 0, "decoder"), "one stack"),
-    (lambda m, t: I.inside(m, t, TEXT, 0, 0, 0, "sideways"), "stack must be one of"),
+    (lambda m, t: inside.inside(m, t, TEXT, 99, 0, 0), "layer must be"),
+    (lambda m, t: inside.inside(m, t, TEXT, 0, 99, 0), "head must be"),
+    (lambda m, t: inside.inside(m, t, TEXT, 0, 0, 999), "token must be"),
+    (lambda m, t: inside.inside(m, t, "  ", 0, 0, 0), "Enter a text"),
+    (lambda m, t: inside.inside(m, t, TEXT, 0, 0, 0, "decoder"), "one stack"),
+    (lambda m, t: inside.inside(m, t, TEXT, 0, 0, 0, "sideways"), "stack must be one of"),
 ])
 def test_bad_requests_say_what_to_change(models, call, fragment):
     from playground.errors import InputError
@@ -292,7 +292,7 @@ def test_bad_requests_say_what_to_change(models, call, fragment):
 
 def test_t5_relative_bias_table_is_the_models_own(models):
     model, _ = models["t5-small"]
-    r = I.inside(model, models["t5-small"][1], T5_TEXT, 0, 0, 0)
+    r = inside.inside(model, models["t5-small"][1], T5_TEXT, 0, 0, 0)
     sa = model.encoder.block[0].layer[0].SelfAttention
     table = r.relative_bias
     assert len(table["values"]) == model.config.num_heads and len(table["distances"]) == 65
@@ -306,11 +306,11 @@ def test_t5_relative_bias_table_is_the_models_own(models):
 
 @pytest.mark.parametrize("model,text,stack", [("gpt2", TEXT, ""), ("bert-base-uncased", TEXT, ""), ("t5-small", T5_TEXT, "decoder")])
 def test_the_tab_fills_every_view(embedded, model, text, stack):
-    from playground.ui import inside_tab as T
+    from playground.ui import inside_tab
 
-    notice, token, layer, head, emb, one_head, block, residual, params, scale = T.on_run(embedded, model, text, stack, 1, 1, None,
-                                                                                           T.DEFAULT_WORDS, progress=None)
-    r = I.inside(embedded.load(model, {"gpt2": "causal-lm", "bert-base-uncased": "masked-lm", "t5-small": "seq2seq"}[model],
+    notice, token, layer, head, emb, one_head, block, residual, params, scale = inside_tab.on_run(embedded, model, text, stack, 1, 1, None,
+                                                                                           inside_tab.DEFAULT_WORDS, progress=None)
+    r = inside.inside(embedded.load(model, {"gpt2": "causal-lm", "bert-base-uncased": "masked-lm", "t5-small": "seq2seq"}[model],
                                attention=True).model, embedded.load(model, "seq2seq" if "t5" in model else
                                ("causal-lm" if model == "gpt2" else "masked-lm"), attention=True).tokenizer, text, 1, 1, -1, stack)
     assert "embedded" in notice and token["value"] == len(r.tokens) - 1 and len(token["choices"]) == len(r.tokens)
@@ -319,7 +319,7 @@ def test_the_tab_fills_every_view(embedded, model, text, stack):
     assert one_head.count("<tr") == len(r.tokens) + 1 and ("−∞ (masked)" in one_head) == (model != "bert-base-uncased" and r.token < len(r.tokens) - 1)
     assert "MLP output" in block and "most active neurons" in block and 'class="lm-mark"' in residual
     assert sum(int(c.replace(",", "")) for c in params["parameters"]) == r.total_parameters
-    assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(T.PUBLISHED)
+    assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(inside_tab.PUBLISHED)
 
 
 def test_inside_and_score_over_http_match_the_compute(live_app, embedded):
@@ -328,7 +328,7 @@ def test_inside_and_score_over_http_match_the_compute(live_app, embedded):
     client = Client(live_app, verbose=False)
     got = client.predict("gpt2", TEXT, 1, 2, 3, "", api_name="/inside")
     lm = embedded.load("gpt2", "causal-lm", attention=True)
-    want = I.inside(lm.model, lm.tokenizer, TEXT, 1, 2, 3).to_json()
+    want = inside.inside(lm.model, lm.tokenizer, TEXT, 1, 2, 3).to_json()
     for key in ("model", "architecture", "tokens", "embedding", "x", "q", "k", "v", "scores", "scale", "position_bias", "mask", "weights",
                 "head_output", "attention_output", "mlp_output", "hidden_in", "hidden_out", "parameters", "total_parameters"):
         assert key in got, key

@@ -9,8 +9,8 @@ import torch
 from gradio_client import Client
 
 from playground.config import Settings
-from playground.core import masked as M
-from playground.core import seq2seq as S
+from playground.core.text import masked
+from playground.core.text import seq2seq
 from playground.errors import InputError
 from playground.models import ModelLoader
 from playground.ui import bert_tab, gpt_tab, t5_tab
@@ -45,7 +45,7 @@ def test_fill_mask_equals_the_transformers_pipeline(tiny, embedded, which):
 
     lm = tiny["tiny-bert"] if which == "tiny" else bert(embedded)
     text = "Good morrow to you, [MASK] lord. Give me your [MASK]."
-    ours = M.fill_mask(lm.model, lm.tokenizer, text, top_k=5)
+    ours = masked.fill_mask(lm.model, lm.tokenizer, text, top_k=5)
     theirs = pipeline("fill-mask", model=lm.model, tokenizer=lm.tokenizer, device=-1)(text, top_k=5)
     assert len(ours.predictions) == len(theirs) == 2
     for mine, pipe in zip(ours.predictions, theirs):
@@ -56,8 +56,8 @@ def test_fill_mask_equals_the_transformers_pipeline(tiny, embedded, which):
 def test_mask_lens_last_layer_is_fill_masks_answer(embedded):
     lm = bert(embedded)
     text = "The [MASK] is dead; long live the [MASK]."
-    lens = M.mask_lens(lm.model, lm.tokenizer, text, mask=1, k=5)
-    final = M.fill_mask(lm.model, lm.tokenizer, text, 5).predictions[1]
+    lens = masked.mask_lens(lm.model, lm.tokenizer, text, mask=1, k=5)
+    final = masked.fill_mask(lm.model, lm.tokenizer, text, 5).predictions[1]
     assert lens.layers == ["embeddings", "layer 1", "layer 2", "layer 3"]
     assert [p.token_id for p in lens.top[-1]] == [p.token_id for p in final]
     assert [p.prob for p in lens.top[-1]] == pytest.approx([p.prob for p in final], abs=1e-6)
@@ -66,7 +66,7 @@ def test_mask_lens_last_layer_is_fill_masks_answer(embedded):
 def test_embeddings_are_mean_pooled_and_compared_by_cosine(tiny):
     lm = tiny["tiny-bert-base"]  # an encoder with no head works for embeddings
     sentences = ["a cat sat", "a dog sat down today", "stocks fell"]
-    e = M.embed(lm.model, lm.tokenizer, sentences)
+    e = masked.embed(lm.model, lm.tokenizer, sentences)
     with torch.no_grad():
         for i, s in enumerate(sentences):  # each sentence alone: no padding to worry about
             h = lm.model(**lm.tokenizer(s, return_tensors="pt")).last_hidden_state[0].mean(0)
@@ -80,13 +80,13 @@ def test_embeddings_are_mean_pooled_and_compared_by_cosine(tiny):
 def test_fill_mask_refuses_bad_text(embedded, text, fragment):
     lm = bert(embedded)
     with pytest.raises(InputError, match=fragment):
-        M.fill_mask(lm.model, lm.tokenizer, text)
+        masked.fill_mask(lm.model, lm.tokenizer, text)
 
 
 @pytest.mark.parametrize("text, fragment", [("one line", "at least two"), ("\n".join(["s"] * 17), "at most 16")])
 def test_embed_refuses_bad_sentences(text, fragment):
     with pytest.raises(InputError, match=fragment):
-        M.parse_sentences(text)
+        masked.parse_sentences(text)
 
 
 # ---- T5: greedy, beams, lens ------------------------------------------------------------------------
@@ -97,12 +97,12 @@ def test_embed_refuses_bad_sentences(text, fragment):
 def test_beams_and_scores_equal_generates(tiny, embedded, which, beams):
     lm = tiny["tiny-t5"] if which == "tiny" else t5(embedded)
     text = "reverse words: red cat blue dog"
-    ours = S.text_to_text(lm.model, lm.tokenizer, text, num_beams=beams, max_new_tokens=10)
+    ours = seq2seq.text_to_text(lm.model, lm.tokenizer, text, num_beams=beams, max_new_tokens=10)
     enc = lm.tokenizer(text, return_tensors="pt")
     with torch.no_grad():
         theirs = lm.model.generate(**enc, num_beams=beams, num_return_sequences=beams, max_new_tokens=10, do_sample=False,
                                    output_scores=True, return_dict_in_generate=True)
-    expected = [S._strip_pad(tuple(s[1:].tolist()), lm.model.config.pad_token_id, lm.model.config.eos_token_id) for s in theirs.sequences]
+    expected = [seq2seq._strip_pad(tuple(s[1:].tolist()), lm.model.config.pad_token_id, lm.model.config.eos_token_id) for s in theirs.sequences]
     assert ours.sequences == expected
     assert ours.scores == pytest.approx(theirs.sequences_scores.tolist(), abs=1e-6)
     # the recorded steps rebuild the search: a finished beam's summed log-probs / its length is generate's score
@@ -119,7 +119,7 @@ def test_beams_and_scores_equal_generates(tiny, embedded, which, beams):
 def test_greedy_equals_generate_and_its_score_is_the_sum_of_log_probs(embedded):
     lm = t5(embedded)
     text = "add: 47 + 38"
-    ours = S.text_to_text(lm.model, lm.tokenizer, text, num_beams=1, max_new_tokens=8)
+    ours = seq2seq.text_to_text(lm.model, lm.tokenizer, text, num_beams=1, max_new_tokens=8)
     enc = lm.tokenizer(text, return_tensors="pt")
     with torch.no_grad():
         theirs = lm.model.generate(**enc, max_new_tokens=8, do_sample=False)[0, 1:].tolist()
@@ -134,8 +134,8 @@ def test_greedy_equals_generate_and_its_score_is_the_sum_of_log_probs(embedded):
 def test_decoder_lens_last_layer_is_the_models_own(tiny, embedded, which):
     lm = tiny["tiny-t5"] if which == "tiny" else t5(embedded)
     text = "sort numbers: 42 7 19"
-    seq = S.text_to_text(lm.model, lm.tokenizer, text, 1, 6).sequences[0]
-    lens = S.decoder_lens(lm.model, lm.tokenizer, text, seq, position=1, k=5)
+    seq = seq2seq.text_to_text(lm.model, lm.tokenizer, text, 1, 6).sequences[0]
+    lens = seq2seq.decoder_lens(lm.model, lm.tokenizer, text, seq, position=1, k=5)
     with torch.no_grad():
         own = lm.model(**lm.tokenizer(text, return_tensors="pt"), decoder_input_ids=torch.tensor([[0, *seq]])).logits[0, 1].softmax(-1).topk(5)
     assert [t for t, _ in lens.top[-1]] == own.indices.tolist()
@@ -146,7 +146,7 @@ def test_decoder_lens_last_layer_is_the_models_own(tiny, embedded, which):
                                             (("x", 2, 65), "max new tokens must be between 1 and 64")])
 def test_text_to_text_refuses_bad_requests(args, fragment):
     with pytest.raises(InputError, match=fragment):
-        S.check_request(*args)
+        seq2seq.check_request(*args)
 
 
 # ---- the tabs' handlers -----------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_lm_endpoints_over_http(live_app, embedded):
 
 
 def test_gpt_logit_lens_last_layer_is_the_embedded_models_own(embedded):
-    from playground.core.generation import logit_lens
+    from playground.core.text.generation import logit_lens
 
     lm = embedded.load("gpt2", "causal-lm")
     ids = lm.tokenizer("ROMEO.\nBut soft, what light", return_tensors="pt").input_ids
@@ -240,7 +240,7 @@ def test_mask_lens_last_layer_is_the_tiny_models_own(tiny):
     lm = tiny["tiny-bert"]
     enc = lm.tokenizer("hello [MASK] world", return_tensors="pt")
     where = (enc.input_ids[0] == lm.tokenizer.mask_token_id).nonzero()[0, 0]
-    lens = M.mask_lens(lm.model, lm.tokenizer, "hello [MASK] world", 0, 5)
+    lens = masked.mask_lens(lm.model, lm.tokenizer, "hello [MASK] world", 0, 5)
     with torch.no_grad():
         own = lm.model(**enc).logits[0, where].softmax(-1).topk(5)
     assert [p.token_id for p in lens.top[-1]] == own.indices.tolist()
@@ -257,7 +257,7 @@ def test_gpt_beam_search_keeps_the_step_slider_valid(embedded):
 
 
 def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
-    from playground.core.generation import SamplingConfig, step_through
+    from playground.core.text.generation import SamplingConfig, step_through
 
     lm = embedded.load("gpt2", "causal-lm")
     ids = torch.tensor([lm.tokenizer("ROMEO.\n")["input_ids"]])
@@ -277,13 +277,13 @@ def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption)
 
 def test_lowercase_mask_is_the_mask_too(embedded):
     lm = embedded.load("bert-base-uncased", "masked-lm")
-    upper = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [MASK] Romeo?", 3)
-    lower = M.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [mask] Romeo?", 3)
+    upper = masked.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [MASK] Romeo?", 3)
+    lower = masked.fill_mask(lm.model, lm.tokenizer, "O Romeo, Romeo! wherefore art [mask] Romeo?", 3)
     assert [p.token_id for p in lower.predictions[0]] == [p.token_id for p in upper.predictions[0]]
 
 
 def test_projection_labels_say_when_they_are_cut():
-    from playground.core.render_lm import projection_svg
+    from playground.core.render.lm import projection_svg
 
     svg = projection_svg(["Bring me a cup of sack, and be quick about it.", "Short."], np.array([[0.0, 1.0], [1.0, 0.0]]))
     assert "Bring me a cup of sack,…" in svg and "<title>Bring me a cup of sack, and be quick about it.</title>" in svg
@@ -294,7 +294,7 @@ def test_projection_labels_both_axes():
     """Issue 16, item 17: the projection's vertical axis had no label."""
     import re
 
-    from playground.core.render_lm import projection_svg
+    from playground.core.render.lm import projection_svg
 
     svg = projection_svg(["a", "b"], np.array([[0.0, 1.0], [1.0, 0.0]]))
     assert ">principal component 1</text>" in svg

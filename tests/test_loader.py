@@ -295,8 +295,8 @@ def test_tokenizers_count_against_the_budget(settings):
 
 @pytest.mark.slow
 def test_evicted_tokenizer_releases_its_caches(settings):
-    from playground.core import tokenize as tokenize_module
-    from playground.core import word_split
+    from playground.core.text import tokenize as tokenize_module
+    from playground.core.text import word_split
 
     probe = ModelLoader(settings)
     gpt2_bytes = probe.load("gpt2", "tokenizer").memory_bytes

@@ -78,16 +78,18 @@ def _pictures(values) -> list:
 
 def test_the_tabs_send_pictures_as_files_not_pil_images(embedded):
     """Every picture a page handler returns is a finished file (a PIL image would be re-saved by Gradio)."""
-    from playground.ui import attention_tab as A
-    from playground.ui import diffusion_tab as D
+    from playground.ui import attention_tab
+    from playground.ui import diffusion_tab
 
-    frames = list(D.on_denoise(embedded, "google/ddpm-cifar10-32", "Bag", "", "DDIM", 3, 3.0, 0, "default", True, None, 1.0, progress=None))
-    run = frames[-1][6]
-    sent = [v for f in frames for v in f[:5]] + list(D.on_scrub(embedded, run, 2))
-    sent += [v for f in D.on_branch(embedded, run, 2, "Bag", "", 1.0, -1, progress=None) for v in f[:2]]
-    sent += list(D.on_forward(Image.new("L", (32, 32)), 100, "linear", 0)[:2])
-    handle = A.on_run(embedded, "gpt2", "The cat sat on the mat.", "", 32, progress=None)[0]
-    sent += list(A.on_view(handle, "head", "decoder", 1, 1, False, "", False, False, 3))
+    request = diffusion_tab.DenoiseRequest(model="google/ddpm-cifar10-32", prompt="Bag", steps=3, guidance=3.0)
+    frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
+    handle = frames[-1][6]
+    sent = [v for f in frames for v in f[:5]] + list(diffusion_tab.on_scrub(embedded, handle, 2))
+    branch = diffusion_tab.BranchRequest(step=2, prompt="Bag", negative="", guidance=1.0)
+    sent += [v for f in diffusion_tab.on_branch(embedded, branch, handle, progress=None) for v in f[:2]]
+    sent += list(diffusion_tab.on_forward(Image.new("L", (32, 32)), 100, "linear", 0)[:2])
+    handle = attention_tab.on_run(embedded, "gpt2", "The cat sat on the mat.", "", 32, progress=None)[0]
+    sent += list(attention_tab.on_view(handle, "head", "decoder", 1, 1, False, "", False, False, 3))
     pictures = _pictures(sent)
     assert len(pictures) > 20
     assert not [p for p in pictures if isinstance(p, Image.Image)]

@@ -3,6 +3,8 @@ diffusers' own StableDiffusionPipeline, and where its words land; a real browser
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import base64
 import io
 
@@ -12,9 +14,10 @@ import torch
 from PIL import Image
 
 from playground.config import Settings
-from playground.core import explorer as E
+from playground.core.diffusion.pictures import decode
+from playground.core.diffusion.run import DiffusionRequest, final_sample
 from playground.models import ModelLoader
-from playground.ui import text_to_image_tab as T
+from playground.ui import text_to_image_tab
 from tests.conftest import MODELS, has_model
 from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
 
@@ -33,24 +36,25 @@ def embedded() -> ModelLoader:
 
 def test_the_api_returns_tokens_maps_that_sum_to_one_and_the_image(tiny):
     loader, folder = tiny
-    out = T.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)
+    out = text_to_image_tab.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)
     # the tiny tokenizer has no merges: one token a letter (the embedded model's merges make each word one token)
     assert set(out) >= {"tokens", "maps", "image"} and out["tokens"] == list("aredcat")
     image = Image.open(io.BytesIO(base64.b64decode(out["image"])))
     maps = np.array(out["maps"])
     assert image.format == "PNG" and maps.shape == (7, image.height, image.width)
     assert np.allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-6) and (maps >= 0).all()
-    again = T.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)  # the same seed, the same answer
+    again = text_to_image_tab.cross_attention_api(loader, folder, "a red cat", 3, 4, 3.0)  # the same seed, the same answer
     assert again["maps"] == out["maps"] and again["image"] == out["image"]
 
 
 def test_the_tab_shows_the_image_a_picture_per_word_and_downloads(tiny):
     loader, folder = tiny
-    status, image, words, files = T.on_generate(loader, folder, "a red cat", "blue", 1, 4, 3.0, 0, progress=None)
+    request = text_to_image_tab.WordMapsRequest(model=folder, prompt="a red cat", negative="blue", seed=1, steps=4, guidance=3.0, step=0)
+    status, image, words, files = text_to_image_tab.on_generate(loader, request, progress=None)
     assert "sums to 1" in status and Image.open(image).size[0] >= 128
     assert [caption for _, caption in words] == list("aredcat")
     assert files[0].endswith(".png") and files[1].endswith(".json")
-    one_step = T.on_generate(loader, folder, "a red cat", "blue", 1, 4, 3.0, 2, progress=None)[0]
+    one_step = text_to_image_tab.on_generate(loader, replace(request, step=2), progress=None)[0]
     assert "step 2 of 4" in one_step
 
 
@@ -61,14 +65,14 @@ def test_the_tab_shows_the_image_a_picture_per_word_and_downloads(tiny):
 def test_bad_requests_are_refused_with_what_to_change(tiny, args, fragment):
     loader, folder = tiny
     with pytest.raises(Exception, match=fragment):
-        T.cross_attention_api(loader, folder, *args)
+        text_to_image_tab.cross_attention_api(loader, folder, *args)
 
 
 def test_a_class_conditional_model_is_told_it_needs_a_text_to_image_one(embedded):
     if not has_model("ldm-fashion"):
         pytest.skip("ldm-fashion is not built")
     with pytest.raises(Exception, match="text-to-image model"):
-        T.cross_attention_api(embedded, "assets/models/ldm-fashion", "Trouser", 0, 3, 3.0)
+        text_to_image_tab.cross_attention_api(embedded, "assets/models/ldm-fashion", "Trouser", 0, 3, 3.0)
 
 
 @needs_shapes
@@ -78,41 +82,36 @@ def test_stable_diffusion_pipeline_runs_the_shapes_folder_and_equals_the_explore
     pipe = StableDiffusionPipeline.from_pretrained(MODELS / "sd-shapes").to(dtype=torch.float32)
     expected = pipe("a red circle left of a blue square", negative_prompt="green", guidance_scale=5.0, num_inference_steps=20,
                     generator=torch.Generator().manual_seed(4), output_type="np").images
-    comps = embedded.load("segmind/tiny-sd", "latent-diffusion").components
-    cond = E.text_conditioning(comps, "a red circle left of a blue square", "green", True)
-    sched = E.make_scheduler("DDIM", comps["scheduler"].config)
-    g = torch.Generator().manual_seed(4)
-    x, first = E.start(sched, 20, (1, 4, 16, 16), g, torch.device("cpu"))
-    for record in E.run(comps["unet"], sched, cond, x, g, E.RunSettings(guidance=5.0), first):
-        x = record.x
-    ours = (E.decode(x, comps["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    lm = embedded.load("segmind/tiny-sd", "latent-diffusion")
+    x = final_sample(lm, DiffusionRequest(prompt="a red circle left of a blue square", negative="green", steps=20, guidance=5.0, seed=4))
+    ours = (decode(x, lm.components["vae"]) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     assert expected.shape == (1, 32, 32, 3)
     np.testing.assert_allclose(ours, expected, atol=2e-3)  # float16 weights upcast, in another order of batching
 
 
 @needs_shapes
 def test_colour_and_shape_words_land_on_the_drawn_object(embedded):
-    from playground.train import shapes_eval as SE
+    from playground.train import shapes_eval
 
     comps = embedded.load("segmind/tiny-sd", "latent-diffusion").components
     ratios = {"colour": [], "shape": []}  # the share of a word's map inside the object / the object's share of the image
     for k, prompt in enumerate(["a large red circle", "a small blue square on the left", "a yellow triangle at the top", "a large green square",
                                 "a purple circle on the right", "a small white triangle", "a blue circle at the bottom", "a large red triangle"]):
-        on = SE.words_on_object(comps, prompt, seed=k, steps=25, guidance=5.0)
+        on = shapes_eval.words_on_object(comps, prompt, seed=k, steps=25, guidance=5.0)
         assert on is not None, f"nothing drawn for {prompt!r}"
         for kind, found in ratios.items():
             found.append(getattr(on, kind) / on.area)
     # on average each kind of word favours the object by at least the card's bar (1.2x, shapes_eval.MAPS_BAR):
     # the shipped model gives about 1.27x (colour) and 1.37x (shape) here; one whose cross-attention sat at 4x4, 1.05x
-    assert SE.MAPS_BAR == 1.2 and all(np.mean(found) > SE.MAPS_BAR for found in ratios.values()), ratios
+    assert shapes_eval.MAPS_BAR == 1.2 and all(np.mean(found) > shapes_eval.MAPS_BAR for found in ratios.values()), ratios
 
 
 @needs_shapes
 def test_the_card_reports_the_checkers_figures_and_the_held_out_pairs():
-    from playground.train import shapes_data as W
+    from playground.train import shapes_data
 
     card = (MODELS / "sd-shapes" / "README.md").read_text()
-    assert all(" ".join(p) in card for p in W.HELDOUT_PAIRS) and "python -m playground.train.shapes" in card
+    assert all(" ".join(p) in card for p in shapes_data.HELDOUT_PAIRS) and "python -m playground.train.shapes" in card
     assert "StableDiffusionPipeline.from_pretrained" in card and "](samples.png)" in card
 
 
@@ -134,28 +133,28 @@ def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
 
 
 def test_twin_pictures_swap_the_shapes_and_the_checker_reads_the_inverse_relation():
-    from playground.train import shapes_check as C
-    from playground.train import shapes_data as W
+    from playground.train import shapes_check
+    from playground.train import shapes_data
 
-    images, captions, twin = W.twin_dataset(60, 3, two_share=0.5)
+    images, captions, twin = shapes_data.twin_dataset(60, 3, two_share=0.5)
     pairs = [(i, int(j)) for i, j in enumerate(twin) if j > i]
     assert pairs and all(twin[j] == i for i, j in pairs) and (twin == -1).any()
     for i, j in pairs:
-        a, b = W.parse(captions[i]), W.parse(captions[j])
-        assert a.objects == b.objects and W.INVERSE[a.relation] == b.relation
+        a, b = shapes_data.parse(captions[i]), shapes_data.parse(captions[j])
+        assert a.objects == b.objects and shapes_data.INVERSE[a.relation] == b.relation
         assert abs((images[i] > 0).sum() - (images[j] > 0).sum()) < 0.1 * (images[i] > 0).sum()  # the same shapes, moved
         assert not np.array_equal(images[i], images[j])
-        assert C.judge(images[i], a).both and C.judge(images[j], b).both and not C.judge(images[j], a).both
+        assert shapes_check.judge(images[i], a).both and shapes_check.judge(images[j], b).both and not shapes_check.judge(images[j], a).both
 
 
 @pytest.mark.parametrize("paired", [False, True])
 def test_paired_batches_give_each_twin_the_same_noise_and_step(paired):
-    from playground.train import shapes as S
+    from playground.train import shapes
 
-    cfg = S.ShapesTrainConfig(batch_size=8)
+    cfg = shapes.ShapesTrainConfig(batch_size=8)
     latents = torch.zeros(6, 4, 8, 8)
     twin = torch.tensor([1, 0, 3, 2, -1, -1]) if paired else None
-    idx, drop, noise, t = S.batch(latents, twin, cfg, torch.Generator().manual_seed(0))
+    idx, drop, noise, t = shapes.batch(latents, twin, cfg, torch.Generator().manual_seed(0))
     assert idx.shape == t.shape == (8,) and noise.shape == (8, 4, 8, 8)
     if not paired:
         assert not torch.equal(noise[:4], noise[4:])
@@ -167,40 +166,40 @@ def test_paired_batches_give_each_twin_the_same_noise_and_step(paired):
 
 
 def test_role_targets_name_the_left_or_top_object_the_checker_finds_in_the_drawn_picture():
-    from playground.train import shapes as S
-    from playground.train import shapes_check as C
-    from playground.train import shapes_data as W
+    from playground.train import shapes
+    from playground.train import shapes_check
+    from playground.train import shapes_data
 
-    images, captions = W.dataset(80, 5, two_share=0.5)
-    targets = S.role_targets(captions)
+    images, captions = shapes_data.dataset(80, 5, two_share=0.5)
+    targets = shapes.role_targets(captions)
     assert (targets[:, 0] == -1).any() and (targets[:, 0] >= 0).any()
     for img, caption, target in zip(images, captions, targets.tolist()):
         if target[0] < 0:
-            assert len(W.parse(caption).objects) == 1
+            assert len(shapes_data.parse(caption).objects) == 1
             continue
-        first, second = sorted(C.read(img), key=lambda f: f.cx + f.cy)  # left/top has the smaller x + y on either axis
-        named = [(list(W.COLOURS).index(f.colour), W.SHAPES.index(f.shape)) for f in (first, second)]
+        first, second = sorted(shapes_check.read(img), key=lambda f: f.cx + f.cy)  # left/top has the smaller x + y on either axis
+        named = [(list(shapes_data.COLOURS).index(f.colour), shapes_data.SHAPES.index(f.shape)) for f in (first, second)]
         assert named == [tuple(target[:2]), tuple(target[2:])], caption
 
 
 def test_role_loss_reads_only_the_role_slots_and_skips_captions_without_roles():
-    from playground.train import shapes as S
-    from playground.train import shapes_data as W
+    from playground.train import shapes
+    from playground.train import shapes_data
 
     torch.manual_seed(0)
-    head = torch.nn.Linear(8, len(W.COLOURS) + len(W.SHAPES))
-    c = torch.randn(3, S.MAX_TOKENS, 8)
+    head = torch.nn.Linear(8, len(shapes_data.COLOURS) + len(shapes_data.SHAPES))
+    c = torch.randn(3, shapes.MAX_TOKENS, 8)
     targets = torch.tensor([[0, 1, 2, 0], [-1, -1, -1, -1], [5, 2, 4, 1]])
-    loss = S.role_loss(head, c, targets)
-    n = len(W.COLOURS)
+    loss = shapes.role_loss(head, c, targets)
+    n = len(shapes_data.COLOURS)
     want = 0.0
-    for k, slot in enumerate(S.ROLE_SLOTS):
+    for k, slot in enumerate(shapes.ROLE_SLOTS):
         logits = head(c[[0, 2], slot])
         want += torch.nn.functional.cross_entropy(logits[:, :n], targets[[0, 2], 2 * k])
         want += torch.nn.functional.cross_entropy(logits[:, n:], targets[[0, 2], 2 * k + 1])
     torch.testing.assert_close(loss, want / 2)
     other = c.clone()
-    other[:, :S.ROLE_SLOTS[0]] = 0.0  # the caption's own states: not read
+    other[:, :shapes.ROLE_SLOTS[0]] = 0.0  # the caption's own states: not read
     other[1] = 0.0  # the row without roles: not read
-    torch.testing.assert_close(S.role_loss(head, other, targets), loss)
-    assert S.role_loss(head, c, torch.full((3, 4), -1)).item() == 0.0
+    torch.testing.assert_close(shapes.role_loss(head, other, targets), loss)
+    assert shapes.role_loss(head, c, torch.full((3, 4), -1)).item() == 0.0

@@ -9,9 +9,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from playground.config import ASSETS_DIR
-from playground.core.render_tokens import MAX_CHIPS, render_chips, render_panels, render_word_split
-from playground.core.tokenize import MAX_CHARS, tokenize, words_of
-from playground.core.word_split import explain_word
+from playground.core.render.tokens import MAX_CHIPS, render_chips, render_panels, render_word_split
+from playground.core.text.tokenize import MAX_CHARS, tokenize, words_of
+from playground.core.text.word_split import explain_word
 
 REAL = ("gpt2", "bert-base-uncased", "t5-small")
 TEXTS = [
@@ -197,7 +197,7 @@ def test_long_texts_are_judged_lossless_exactly(name, text, lossless):
 
 def test_chars_per_token_agrees_with_the_counts_shown():
     """BERT's 12 tokens for 44 characters used to show 4.4 chars/token (its [CLS] and [SEP] silently left out)."""
-    from playground.core.render_tokens import render_panel
+    from playground.core.render.tokens import render_panel
 
     t = tokenize(real("bert-base-uncased"), "The quick brown fox jumps over the lazy dog.")
     assert t.counts.tokens == t.counts.text_tokens + 2

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from playground.config import Settings
-from playground.core.tokenize import MAX_CHARS
+from playground.core.text.tokenize import MAX_CHARS
 from playground.models import ModelLoader
 from playground.ui.tokenizer_tab import MAX_TOKENIZERS, on_explain, on_split_tokenizer, on_tokenize, tokenize_api
 
@@ -85,8 +85,8 @@ def test_an_internal_error_is_reported_as_such_not_as_the_users(loader, monkeypa
 
 def test_word_split_odds_are_a_plain_number():
     """The unigram explainer said "e^2.00 times as likely"; a learner reads "7.4x as likely"."""
-    from playground.core.render_tokens import render_word_split
-    from playground.core.word_split import explain_word
+    from playground.core.render.tokens import render_word_split
+    from playground.core.text.word_split import explain_word
     from transformers import AutoTokenizer
 
     from playground.config import ASSETS_DIR

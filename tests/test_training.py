@@ -9,22 +9,22 @@ import pytest
 import torch
 
 from playground.config import Settings
-from playground.core import toy_diffusion as TD
-from playground.core import toy_gpt as TG
+from playground.core.training import toy_diffusion
+from playground.core.training import toy_gpt
 from playground.models import ModelLoader
 from playground.models.results import resolve
-from playground.ui import training_tab as T
+from playground.ui import training_tab
 from tests.test_browser import page as _page  # noqa: F401  (the real-browser fixture: Debian's chromium, offline)
 
-TEXT = T.CORPUS.read_text(encoding="utf-8")
+TEXT = training_tab.CORPUS.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def moons_model():
     """Two moons, trained with the tab's defaults."""
-    cfg = TD.ToyConfig(max_seconds=TD.MAX_SECONDS)  # the defaults, with the longest time cap
-    data = TD.make_dataset("moons", cfg.n_points, cfg.seed)
-    *_, (model, progress) = TD.train_toy(data, cfg, stream=False)
+    cfg = toy_diffusion.ToyConfig(max_seconds=toy_diffusion.MAX_SECONDS)  # the defaults, with the longest time cap
+    data = toy_diffusion.make_dataset("moons", cfg.n_points, cfg.seed)
+    *_, (model, progress) = toy_diffusion.train_toy(data, cfg, stream=False)
     assert not progress.stopped_early, f"the machine was too busy: the run reached the time cap at step {progress.step}"
     return model, data, progress
 
@@ -33,29 +33,29 @@ def test_toy_loss_falls_and_samples_lie_on_both_moons(moons_model):
     model, data, progress = moons_model
     losses = progress.losses
     assert sum(losses[-200:]) / 200 < 0.8 * sum(losses[:200]) / 200
-    heldout = TD.make_dataset("moons", len(data), seed=99)  # fresh points from the same distribution
-    baseline = TD.nearest_distance(heldout, data)
+    heldout = toy_diffusion.make_dataset("moons", len(data), seed=99)  # fresh points from the same distribution
+    baseline = toy_diffusion.nearest_distance(heldout, data)
     samples = progress.samples
     assert len(samples) == len(data)
-    assert TD.nearest_distance(samples, data) < 2 * baseline, (TD.nearest_distance(samples, data), baseline)
-    assert TD.nearest_distance(data, samples) < 2 * baseline  # every part of the data has samples near it
+    assert toy_diffusion.nearest_distance(samples, data) < 2 * baseline, (toy_diffusion.nearest_distance(samples, data), baseline)
+    assert toy_diffusion.nearest_distance(data, samples) < 2 * baseline  # every part of the data has samples near it
     # both moons: make_dataset puts even-indexed points on the upper moon
     nearest = torch.cdist(samples, data).argmin(1)
     upper = float((nearest % 2 == 0).float().mean())
     assert 0.35 < upper < 0.65, f"share of samples on the upper moon: {upper:.2f}"
-    untrained = TD.sample(TD.new_model(TD.ToyConfig()), len(data), seed=3)
-    assert TD.nearest_distance(untrained, data) > 5 * baseline  # an untrained model does not
+    untrained = toy_diffusion.sample(toy_diffusion.new_model(toy_diffusion.ToyConfig()), len(data), seed=3)
+    assert toy_diffusion.nearest_distance(untrained, data) > 5 * baseline  # an untrained model does not
 
 
 def test_the_same_seed_gives_the_same_losses():
-    cfg = TD.ToyConfig(steps=40, sample_every=40)
-    data = TD.make_dataset("spiral", 300, 1)
-    a = [p.losses for _, p in TD.train_toy(data, cfg)][-1]
-    b = [p.losses for _, p in TD.train_toy(data, cfg)][-1]
-    c = [p.losses for _, p in TD.train_toy(data, TD.ToyConfig(steps=40, sample_every=40, seed=1))][-1]
+    cfg = toy_diffusion.ToyConfig(steps=40, sample_every=40)
+    data = toy_diffusion.make_dataset("spiral", 300, 1)
+    a = [p.losses for _, p in toy_diffusion.train_toy(data, cfg)][-1]
+    b = [p.losses for _, p in toy_diffusion.train_toy(data, cfg)][-1]
+    c = [p.losses for _, p in toy_diffusion.train_toy(data, toy_diffusion.ToyConfig(steps=40, sample_every=40, seed=1))][-1]
     assert a == b and a != c
     before = torch.random.get_rng_state()
-    list(TD.train_toy(data, cfg))
+    list(toy_diffusion.train_toy(data, cfg))
     assert torch.equal(before, torch.random.get_rng_state())  # the global generator is untouched
 
 
@@ -65,8 +65,8 @@ def test_samplers_equal_diffusers_own_steps(moons_model, method):
 
     model = moons_model[0]
     T_ = model.timesteps
-    ours = TD.sample(model, 64, seed=5, method=method)
-    common = {"num_train_timesteps": T_, "beta_schedule": TD.ToyConfig.schedule, "clip_sample": False}
+    ours = toy_diffusion.sample(model, 64, seed=5, method=method)
+    common = {"num_train_timesteps": T_, "beta_schedule": toy_diffusion.ToyConfig.schedule, "clip_sample": False}
     scheduler = DDPMScheduler(**common, variance_type="fixed_small") if method == "ddpm" else DDIMScheduler(**common, set_alpha_to_one=True)
     scheduler.set_timesteps(T_)
     g = torch.Generator().manual_seed(5)
@@ -83,12 +83,12 @@ def test_drawn_points_come_from_the_strokes():
 
     sketch = np.zeros((100, 200, 4), dtype=np.uint8)
     sketch[45:55, 20:180, 3] = 255  # a horizontal bar, transparent elsewhere
-    pts = TD.points_from_sketch(sketch, 500, 0)
+    pts = toy_diffusion.points_from_sketch(sketch, 500, 0)
     assert pts.shape == (500, 2) and float(pts[:, 1].abs().max()) < 0.1 and float(pts[:, 0].min()) < -0.7 < 0.7 < float(pts[:, 0].max())
 
 
 def test_char_tokenizer_round_trips_every_character():
-    tok = TG.char_tokenizer("To be, or not\tto be:\n  that")
+    tok = toy_gpt.char_tokenizer("To be, or not\tto be:\n  that")
     text = "not to be,\n\tthat"
     ids = tok(text)["input_ids"]
     assert len(ids) == len(text) and tok.decode(ids) == text
@@ -96,13 +96,13 @@ def test_char_tokenizer_round_trips_every_character():
 
 @pytest.mark.slow  # the defaults: about 15 s on 2 cores
 def test_tiny_gpt_beats_a_unigram_model_within_the_default_steps_and_is_reproducible():
-    cfg = TG.GPTTrainConfig(max_seconds=TG.MAX_SECONDS)  # the defaults, with the longest time cap
-    *_, (trained, p) = TG.train_gpt(TEXT, cfg)
+    cfg = toy_gpt.GPTTrainConfig(max_seconds=toy_gpt.MAX_SECONDS)  # the defaults, with the longest time cap
+    *_, (trained, p) = toy_gpt.train_gpt(TEXT, cfg)
     assert p.step == cfg.steps and p.heldout_bpc[-1] < trained.unigram_bpc, (p.heldout_bpc, trained.unigram_bpc)
     assert p.heldout_bpc[-1] < p.heldout_bpc[0] and 100_000 < trained.parameters < 1_000_000
-    short = TG.GPTTrainConfig(steps=6, eval_every=3)
-    first = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
-    again = [q.losses for _, q in TG.train_gpt(TEXT, short)][-1]
+    short = toy_gpt.GPTTrainConfig(steps=6, eval_every=3)
+    first = [q.losses for _, q in toy_gpt.train_gpt(TEXT, short)][-1]
+    again = [q.losses for _, q in toy_gpt.train_gpt(TEXT, short)][-1]
     assert first == again
 
 
@@ -118,12 +118,12 @@ def _sample_without_cache(model, tok, prompt, n, seed, temperature=0.8):
 
 
 def test_cached_sampling_equals_the_plain_loop_inside_the_window_and_runs_past_it():
-    *_, (trained, _) = TG.train_gpt(TEXT, TG.GPTTrainConfig(steps=30, block_size=16, eval_every=30))
+    *_, (trained, _) = toy_gpt.train_gpt(TEXT, toy_gpt.GPTTrainConfig(steps=30, block_size=16, eval_every=30))
     block = trained.model.config.n_positions
     for prompt in ("R", "ROMEO. "):
         n = block - len(prompt)  # every character still sees the whole context
-        assert TG.generate(trained.model, trained.tokenizer, prompt, n, seed=5) == _sample_without_cache(trained.model, trained.tokenizer, prompt, n, 5)
-    long = TG.generate(trained.model, trained.tokenizer, "R", 5 * block, seed=5)  # the cache restarts from half a window
+        assert toy_gpt.generate(trained.model, trained.tokenizer, prompt, n, seed=5) == _sample_without_cache(trained.model, trained.tokenizer, prompt, n, 5)
+    long = toy_gpt.generate(trained.model, trained.tokenizer, "R", 5 * block, seed=5)  # the cache restarts from half a window
     assert len(long) == 5 * block and set(long) <= set(TEXT)
 
 
@@ -131,11 +131,11 @@ def test_short_text_and_bad_settings_say_what_to_change():
     from playground.errors import InputError
 
     with pytest.raises(InputError, match="at least 2,000 characters"):
-        list(TG.train_gpt("too short", TG.GPTTrainConfig()))
+        list(toy_gpt.train_gpt("too short", toy_gpt.GPTTrainConfig()))
     with pytest.raises(InputError, match="dataset must be one of"):
-        TD.make_dataset("squares", 10, 0)
+        toy_diffusion.make_dataset("squares", 10, 0)
     with pytest.raises(Exception, match="steps must be between"):  # the endpoint's message (a gr.Error)
-        T.train_toy_api("moons", 10**9, 0)
+        training_tab.train_toy_api("moons", 10**9, 0)
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +144,13 @@ def loader() -> ModelLoader:
 
 
 def test_the_tab_streams_training_and_keeps_the_model_in_the_session(loader):
-    outs = list(T.on_train_toy(loader, "rings", None, 600, 0.01, "squaredcos_cap_v2", 50, 0))
+    outs = list(training_tab.on_train_toy(loader, "rings", None, 600, 0.01, "squaredcos_cap_v2", 50, 0))
     assert len(outs) >= 6 and all("<svg" in o[1] and "samples at step" in o[2] for o in outs)  # the curve and samples stream
     handle = outs[-1][3]
     assert "Done" in outs[-1][0] and loader.memory_used() > 0
-    forward, field, paths = T.on_explore_toy(handle, 10, 0)
+    forward, field, paths = training_tab.on_explore_toy(handle, 10, 0)
     assert "x_t at t = 10" in forward and "marker-end" in field and "DDIM (deterministic)" in paths
-    gpt = list(T.on_train_gpt(loader, TEXT, 12, 0, 60))
+    gpt = list(training_tab.on_train_gpt(loader, TEXT, 12, 0, 60))
     assert len(gpt) >= 6 and "held-out" in gpt[-1][1] and len(gpt[-1][2]) == len(gpt) and gpt[-1][3] is not None
 
 
@@ -160,7 +160,7 @@ def test_the_trained_gpt_is_the_sessions_own_model_in_the_gpt_and_inside_tabs(lo
     from playground.ui import gpt_tab, inside_tab
     from playground.ui.common import SESSION_GPT
 
-    *_, last = T.on_train_gpt(loader, TEXT, 6, 0, 60)
+    *_, last = training_tab.on_train_gpt(loader, TEXT, 6, 0, 60)
     handle = last[3]
     outs = list(gpt_tab.on_generate(loader, SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2, handle, progress=None))
     assert "your tiny GPT" in outs[-1][3] and len(outs) == 5
@@ -185,7 +185,7 @@ def test_one_training_at_a_time_on_the_machine():
 
 
 def test_the_gpt_trainer_stops_at_its_time_cap():
-    *_, (trained, p) = TG.train_gpt(TEXT, TG.GPTTrainConfig(steps=5000, max_seconds=2))
+    *_, (trained, p) = toy_gpt.train_gpt(TEXT, toy_gpt.GPTTrainConfig(steps=5000, max_seconds=2))
     assert p.done and p.stopped_early and p.step < 5000 and p.heldout_bpc  # ended by the cap, with a last evaluation
 
 
@@ -194,7 +194,7 @@ def test_training_endpoints_over_http(live_app):
 
     client = Client(live_app, verbose=False)
     toy = client.predict("moons", 300, 0, api_name="/train_toy")
-    assert len(toy["data"]) == len(toy["samples"]) == TD.ToyConfig.n_points and len(toy["loss"]) == 300
+    assert len(toy["data"]) == len(toy["samples"]) == toy_diffusion.ToyConfig.n_points and len(toy["loss"]) == 300
     gpt = client.predict(TEXT[:20_000], 20, 0, api_name="/train_gpt")
     assert len(gpt["loss"]) == 20 and gpt["heldout_bpc"] and gpt["samples"] and gpt["parameters"] > 100_000
 

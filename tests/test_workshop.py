@@ -9,9 +9,9 @@ from playground.config import Settings
 from playground.ui import build_app
 from playground.ui.links import view_link
 from playground.ui.shell import TABS
-from playground.workshop import game as G
-from playground.workshop import links as L
-from playground.workshop.lessons import LESSONS, grade, lesson_by_id
+from playground.lessons import game
+from playground.lessons import links as lesson_links
+from playground.lessons.path import LESSONS, grade, lesson_by_id
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,14 @@ def test_every_tab_takes_links_and_the_lessons_cover_every_tab(specs):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda le: le.id)
 def test_every_lesson_link_reads_back_against_the_page_limits(lesson, specs):
-    link = L.parse(lesson.query(specs), specs)
+    link = lesson_links.parse(lesson.query(specs), specs)
     assert link.tab == lesson.tab and link.values == lesson.link
 
 
 def test_the_issue_example_link_opens(specs):
-    link = L.parse("?tab=attention&model=gpt2&text=The%20cat%20sat&layer=3&head=5", specs)
-    assert link == L.Link("attention", {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 5})
-    assert L.parse("", specs) is None  # no query: nothing to open
+    link = lesson_links.parse("?tab=attention&model=gpt2&text=The%20cat%20sat&layer=3&head=5", specs)
+    assert link == lesson_links.Link("attention", {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 5})
+    assert lesson_links.parse("", specs) is None  # no query: nothing to open
 
 
 @pytest.mark.parametrize("query, says", [
@@ -56,15 +56,15 @@ def test_the_issue_example_link_opens(specs):
     ("?tab=t5&text=%00%01", "control characters"),
 ])
 def test_hostile_links_are_refused_with_what_is_wrong(query, says, specs):
-    with pytest.raises(L.LinkError, match="This link cannot be opened") as err:
-        L.parse(query, specs)
+    with pytest.raises(lesson_links.LinkError, match="This link cannot be opened") as err:
+        lesson_links.parse(query, specs)
     assert says in str(err.value)
 
 
 def test_link_to_this_view_writes_what_is_on_screen_and_leaves_out_what_a_link_cannot_carry(specs):
     names = ["model", "text", "target", "layer", "head"]
     query = view_link("attention", names, specs, "gpt2", "The cat sat", "", 3.0, 2.0)
-    assert L.parse(query, specs).values == {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 2}
+    assert lesson_links.parse(query, specs).values == {"model": "gpt2", "text": "The cat sat", "layer": 3, "head": 2}
     custom = view_link("attention", names, specs, "someone/custom-model", "Hi", "", 1, 1)
     assert "model=" not in custom.splitlines()[0] and "left out" in custom and "model" in custom.splitlines()[1]
 
@@ -87,7 +87,7 @@ def test_an_answer_is_required_before_the_reveal(answer, says):
 
 
 def test_live_reveals_compute_on_the_page_models(shared_loader):
-    from playground.core.diffusion import noise_schedule
+    from playground.core.diffusion.schedule import noise_schedule
 
     signal = grade(lesson_by_id("noising"), "about 0.3", shared_loader)
     assert signal.correct is True and f"{float(noise_schedule('linear').alphas_cumprod[500]) ** 0.5:.3f}" in signal.text
@@ -109,31 +109,31 @@ def test_the_game_ranks_a_guess_as_the_model_own_logits_do(gpt):
     import torch
 
     model, tok = gpt
-    context = G.PASSAGES[0].text[:40]
+    context = game.PASSAGES[0].text[:40]
     ids = tok(context)["input_ids"]
     with torch.no_grad():
         probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1], -1)
     order = probs.argsort(descending=True)
     third = tok.decode([int(order[2])])
-    g = G.next_token_guess(model, tok, context, third)
+    g = game.next_token_guess(model, tok, context, third)
     assert [t for t, _ in g.top[:3]] == [tok.decode([int(i)]) for i in order[:3]]
     assert g.rank <= 3 and g.probability >= float(probs[order[2]]) * (1 - 1e-5)  # its own id, or a case variant ranked higher
-    assert G.next_token_guess(model, tok, context, "zzzzqqqq").rank is None
+    assert game.next_token_guess(model, tok, context, "zzzzqqqq").rank is None
 
 
 def test_a_game_scores_the_learner_and_the_model_on_the_real_next_token(gpt):
     model, tok = gpt
-    score = G.new_game(1)
-    ids = tok(G.PASSAGES[1].text, add_special_tokens=False)["input_ids"]
+    score = game.new_game(1)
+    ids = tok(game.PASSAGES[1].text, add_special_tokens=False)["input_ids"]
     actual = tok.decode([ids[score.position]])
-    r = G.play(model, tok, score, actual)  # the learner types the real token
+    r = game.play(model, tok, score, actual)  # the learner types the real token
     assert r.you_right and r.score.you == 1 and r.score.rounds == 1 and r.score.position == score.position + 1
-    assert r.model_right == (G.normalize(r.guess.top[0][0]) == G.normalize(actual)) and r.score.model == int(r.model_right)
-    wrong = G.play(model, tok, r.score, "xylophone")
+    assert r.model_right == (game.normalize(r.guess.top[0][0]) == game.normalize(actual)) and r.score.model == int(r.model_right)
+    wrong = game.play(model, tok, r.score, "xylophone")
     assert not wrong.you_right and wrong.score.you == 1 and wrong.score.rounds == 2
     with pytest.raises(Exception, match="passage must be"):
-        G.new_game(99)
-    assert "2212.11281" in G.STUDY
+        game.new_game(99)
+    assert "2212.11281" in game.STUDY
 
 
 def test_game_handlers_keep_score_in_the_session(shared_loader):
@@ -181,31 +181,31 @@ def test_the_readme_lessons_table_is_current(specs):
 
 
 def test_the_start_tab_records_the_answer_then_reveals_and_remembers_it(shared_loader):
-    from playground.ui import start_tab as S
+    from playground.ui import start_tab
 
-    concept, question, choice, guess, reveal, line = S.on_lesson("causal", {"answers": {}})
+    concept, question, choice, guess, reveal, line = start_tab.on_lesson("causal", {"answers": {}})
     assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and "0 of 16" in line
     assert choice["visible"] is True and guess["visible"] is False
-    shown, progress, line = S.on_reveal(shared_loader, "causal", "No", "", {"answers": {}})
+    shown, progress, line = start_tab.on_reveal(shared_loader, "causal", "No", "", {"answers": {}})
     assert progress["answers"]["causal"]["answer"] == "No" and progress["answers"]["causal"]["correct"] is True
     assert "✅" in shown and "1 of 16 lessons answered, 1 predicted right" in line
-    again = S.on_lesson("causal", progress)  # back to it later: the recorded answer and its reveal, no new prediction asked
+    again = start_tab.on_lesson("causal", progress)  # back to it later: the recorded answer and its reveal, no new prediction asked
     assert again[2]["value"] == "No" and "**Your answer:** No" in again[4]
-    typed = S.on_lesson("decoder", progress)
+    typed = start_tab.on_lesson("decoder", progress)
     assert typed[2]["visible"] is False and typed[3]["visible"] is True
-    assert S.on_next("causal") == "cross-attention" and S.on_next(LESSONS[-1].id) == LESSONS[-1].id
+    assert start_tab.on_next("causal") == "cross-attention" and start_tab.on_next(LESSONS[-1].id) == LESSONS[-1].id
     with pytest.raises(Exception, match="Make your prediction first"):
-        S.on_reveal(shared_loader, "causal", None, "", progress)
+        start_tab.on_reveal(shared_loader, "causal", None, "", progress)
 
 
 def test_a_lesson_drawn_again_by_its_link_keeps_the_answer_picked_in_between():
     import gradio as gr
 
-    from playground.ui import start_tab as S
+    from playground.ui import start_tab
 
-    first = S.on_lesson_shown("causal", {"answers": {}}, None)  # the page load draws the link's lesson
+    first = start_tab.on_lesson_shown("causal", {"answers": {}}, None)  # the page load draws the link's lesson
     assert "4. Causal" in first[0] and first[-1] == "causal"
-    again = S.on_lesson_shown("causal", {"answers": {}}, "causal")  # then the picker the link set: nothing redrawn
+    again = start_tab.on_lesson_shown("causal", {"answers": {}}, "causal")  # then the picker the link set: nothing redrawn
     assert len(again) == len(first) and all(x == gr.skip() for x in again)  # an update that changes nothing
-    other = S.on_lesson_shown("decoder", {"answers": {}}, "causal")
+    other = start_tab.on_lesson_shown("decoder", {"answers": {}}, "causal")
     assert other[-1] == "decoder" and other[2]["choices"] == []

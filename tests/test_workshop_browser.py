@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.workshop.lessons import LESSONS
+from playground.lessons.path import LESSONS
 from tests.conftest import ARTIFACTS
 from tests.test_browser import page as _page  # noqa: F401  (the fixture's browser setup)
 

@@ -44,7 +44,10 @@ class GpuBudget:
             units = 0.0
             if self.param is not None:
                 try:
-                    value = signature.bind_partial(*args, **kwargs).arguments.get(self.param, 0)
+                    bound = signature.bind_partial(*args, **kwargs).arguments
+                    # the count is a parameter of its own, or a field of the request dataclass a tab's handler takes
+                    value = bound.get(self.param, next((getattr(a, self.param) for a in bound.values()
+                                                        if hasattr(a, "__dataclass_fields__") and hasattr(a, self.param)), 0))
                     units = float(value) if not isinstance(value, bool) else 0.0
                 except (TypeError, ValueError):
                     units = 0.0  # a malformed request: the handler refuses it in a moment

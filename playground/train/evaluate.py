@@ -84,13 +84,11 @@ def eval_t5(loader: ModelLoader) -> dict:
 def draw(lm, labels: torch.Tensor, guidance: float, seed: int, num_steps: int = DDIM_STEPS,
          use_clipped_model_output: bool = True) -> torch.Tensor:
     """DDIM samples of `labels` in pixel space, unclamped (a latent model's are decoded once, at the end)."""
-    from diffusers import DDIMScheduler
+    from playground.core.diffusion.run import DiffusionRequest, final_sample
 
-    from playground.core.diffusion import sample
-
-    scheduler = DDIMScheduler.from_config(lm.components["scheduler"].config)
-    x = sample(lm.model, scheduler, labels, null_class=lm.pipeline.null_class, guidance=guidance, num_steps=num_steps,
-               generator=torch.Generator().manual_seed(seed), use_clipped_model_output=use_clipped_model_output)
+    request = DiffusionRequest(prompt=tuple(lm.pipeline.id2label[int(c)] for c in labels), scheduler="DDIM", steps=num_steps,
+                               guidance=guidance, seed=seed, rederive=use_clipped_model_output)
+    x = final_sample(lm, request)
     vae = lm.components.get("vae")
     if vae is not None:  # latent diffusion: decode z / s
         x = vae.decode(x / vae.config.scaling_factor).sample
@@ -110,7 +108,7 @@ def class_accuracy(lm, guidance: float, per_class: int, seed: int = 0, use_clipp
 
 def sample_grid(lm, guidance: float = 3.0, per_class: int = 8, seed: int = 1):
     """A row of `per_class` samples for every class (the card's picture)."""
-    from playground.core.diffusion import image_grid
+    from playground.core.diffusion.pictures import image_grid
 
     labels = torch.arange(len(FASHION_CLASSES)).repeat_interleave(per_class)
     return image_grid(draw(lm, labels, guidance, seed), rows=len(FASHION_CLASSES))

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from playground.train import common
-from playground.train import shapes_data as W
+from playground.train import shapes_data
 from playground.train.ldm import encode_all, train_autoencoder  # the same autoencoder training as the Fashion-MNIST latent model
 
 MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
@@ -138,7 +138,7 @@ def build_autoencoder(cfg: ShapesTrainConfig):
     return AutoencoderKL(
         in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
         block_out_channels=cfg.ae_channels, layers_per_block=1, latent_channels=cfg.latent_channels, norm_num_groups=16,
-        sample_size=W.SIZE,
+        sample_size=shapes_data.SIZE,
     )
 
 
@@ -181,7 +181,7 @@ def batch(latents: torch.Tensor, twin: torch.Tensor | None, cfg: ShapesTrainConf
 def role_targets(captions: list[str]) -> torch.Tensor:
     """int64 [n, 4]: `shapes_data.roles` of each caption (left/top colour and shape, right/bottom colour and shape),
     -1 for a one-object caption (no role loss)."""
-    return torch.tensor([W.roles(W.parse(c)) or (-1, -1, -1, -1) for c in captions])
+    return torch.tensor([shapes_data.roles(shapes_data.parse(c)) or (-1, -1, -1, -1) for c in captions])
 
 
 def role_loss(head: torch.nn.Linear, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -190,7 +190,7 @@ def role_loss(head: torch.nn.Linear, c: torch.Tensor, targets: torch.Tensor) -> 
     keep = targets[:, 0] >= 0
     if not keep.any():
         return c.new_zeros(())
-    n_colours = len(W.COLOURS)
+    n_colours = len(shapes_data.COLOURS)
     loss = c.new_zeros(())
     for k, slot in enumerate(ROLE_SLOTS):
         logits = head(c[keep, slot])
@@ -223,7 +223,7 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
         weight = snr.clamp(max=cfg.snr_gamma) / snr
     ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
     ema_text = copy.deepcopy(text_encoder).eval().requires_grad_(False)
-    head = torch.nn.Linear(text_encoder.config.hidden_size, len(W.COLOURS) + len(W.SHAPES))  # training only
+    head = torch.nn.Linear(text_encoder.config.hidden_size, len(shapes_data.COLOURS) + len(shapes_data.SHAPES))  # training only
     use_roles = roles is not None and cfg.role_weight > 0
     params = [*unet.parameters(), *text_encoder.parameters(), *(head.parameters() if use_roles else ())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -283,9 +283,9 @@ def save(out: Path, *, vae, text_encoder, tokenizer, unet, scheduler) -> None:
 def pictures(cfg: ShapesTrainConfig) -> tuple[np.ndarray, list[str], torch.Tensor | None]:
     """The training pictures, their captions and (with `cfg.twins`) each one's minimal-pair index."""
     if cfg.twins:
-        images, captions, twin = W.twin_dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share)
+        images, captions, twin = shapes_data.twin_dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share)
         return images, captions, torch.from_numpy(twin)
-    return *W.dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share), None
+    return *shapes_data.dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share), None
 
 
 def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,12 +328,12 @@ def main(argv: list[str] | None = None) -> None:
     clock = common.Clock()
     images, captions, twin = pictures(cfg)
     data = pictures_tensor(images)
-    tokenizer = build_tokenizer(W.WORDS)
+    tokenizer = build_tokenizer(shapes_data.WORDS)
     ids, empty = caption_ids(tokenizer, captions)
     print(f"{len(captions):,} pictures; vocabulary {len(tokenizer)} tokens; e.g. {captions[:3]}", flush=True)
 
     vae = train_autoencoder(build_autoencoder(cfg), data, cfg, gen, clock)
-    test = pictures_tensor(W.dataset(1000, cfg.seed + 1)[0])
+    test = pictures_tensor(shapes_data.dataset(1000, cfg.seed + 1)[0])
     with torch.no_grad():
         mse = torch.nn.functional.mse_loss(vae.decode(vae.encode(test).latent_dist.mode()).sample, test).item()
     latents = encode_all(vae, data)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(),
         "parameters": {"unet": sum(p.numel() for p in unet.parameters()), "text_encoder": sum(p.numel() for p in text_encoder.parameters()),
                        "vae": sum(p.numel() for p in vae.parameters())},
-        "heldout_pairs": [" ".join(p) for p in W.HELDOUT_PAIRS], "pictures": len(captions), "config": asdict(cfg),
+        "heldout_pairs": [" ".join(p) for p in shapes_data.HELDOUT_PAIRS], "pictures": len(captions), "config": asdict(cfg),
     })
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only shapes", flush=True)
 

@@ -4,8 +4,8 @@ their bounding box they fill, places by their centroid.
 A circle fills π/4 ≈ 0.79 of its box, a square all of it, an upward triangle half:
 
 >>> import numpy as np
->>> from playground.train import shapes_data as W
->>> img = W.draw(W.parse("a large red circle on the left"), np.random.default_rng(0))
+>>> from playground.train import shapes_data
+>>> img = shapes_data.draw(shapes_data.parse("a large red circle on the left"), np.random.default_rng(0))
 >>> [(o.colour, o.shape, o.place) for o in read(img)]
 [('red', 'circle', 'left')]
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.train import shapes_data as W
+from playground.train import shapes_data
 
 MIN_PIXELS = 6  # smaller blobs are noise
 BRIGHT = 90  # a pixel whose brightest channel is under this is background
@@ -35,7 +35,7 @@ class Found:
 
 def colour_map(img: np.ndarray) -> np.ndarray:
     """int [H, W]: the index of each pixel's nearest colour in COLOURS, or -1 for background."""
-    palette = np.array(list(W.COLOURS.values()), dtype=float)
+    palette = np.array(list(shapes_data.COLOURS.values()), dtype=float)
     px = img.astype(float)
     nearest = ((px[:, :, None, :] - palette[None, None]) ** 2).sum(-1).argmin(-1)
     return np.where(px.max(-1) >= BRIGHT, nearest, -1)
@@ -69,13 +69,13 @@ def shape_of(mask: np.ndarray) -> str:
 
 
 def place_of(cx: float, cy: float) -> str:
-    return min(W.PLACES.values(), key=lambda p: (p[1] - cx) ** 2 + (p[2] - cy) ** 2)[0]
+    return min(shapes_data.PLACES.values(), key=lambda p: (p[1] - cx) ** 2 + (p[2] - cy) ** 2)[0]
 
 
 def read(img: np.ndarray) -> list[Found]:
     """The blobs of one colour each in an RGB uint8 picture, largest first."""
     cmap = colour_map(img)
-    names = list(W.COLOURS)
+    names = list(shapes_data.COLOURS)
     found = []
     for k in range(len(names)):
         for comp in _components(cmap == k):
@@ -102,7 +102,7 @@ class Verdict:
     both: bool | None  # two objects: both right in colour and shape, and the relation holds (None: one object)
 
 
-def judge(img: np.ndarray, scene: W.Scene) -> Verdict:
+def judge(img: np.ndarray, scene: shapes_data.Scene) -> Verdict:
     """How far a picture matches its caption's scene."""
     blobs = read(img)
     if len(scene.objects) == 1:
@@ -114,7 +114,7 @@ def judge(img: np.ndarray, scene: W.Scene) -> Verdict:
                        main.place == want.place if want.place else None, None)
     a, b = scene.objects
 
-    def match(obj: W.Shape, exclude: Found | None = None) -> Found | None:
+    def match(obj: shapes_data.Shape, exclude: Found | None = None) -> Found | None:
         return next((f for f in blobs if f is not exclude and f.colour == obj.colour and f.shape == obj.shape), None)
 
     fa = match(a)

@@ -2,7 +2,7 @@
 
     python -m playground.train.evaluate --only shapes
 
-Every sample is drawn by `core.explorer.run` (the loop the tabs and the API run) with DDIM and classifier-free
+Every sample is drawn by `core.diffusion.run` (the run the tabs and the API use) with DDIM and classifier-free
 guidance, decoded by the model's autoencoder, and read back by the checker: colour (nearest palette colour),
 shape (fill ratio of the bounding box) and place (centroid).
 """
@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.core import cross_attention as X
-from playground.core import explorer as E
+from playground.core.diffusion import cross_attention
+from playground.core.diffusion.pictures import decode
+from playground.core.diffusion.run import DiffusionRequest, Parts, final_sample
 from playground.train import common
-from playground.train import shapes_check as C
-from playground.train import shapes_data as W
+from playground.train import shapes_check
+from playground.train import shapes_data
 
 GUIDANCE = 5.0  # the card's default guidance scale
 STEPS = 50  # DDIM steps
@@ -37,24 +38,18 @@ def draw(components: dict, prompts: list[str], seed: int, *, guidance: float = G
     for start in range(0, len(prompts), BATCH):
         chunk = prompts[start:start + BATCH]
         neg = (negatives or [""] * len(prompts))[start:start + BATCH]
-        cond = E.text_conditioning(components, chunk, neg, guidance > 1)
-        unet = components["unet"]
-        sched = E.make_scheduler("DDIM", components["scheduler"].config)
-        g = torch.Generator().manual_seed(seed + start)
-        side = unet.config.sample_size
-        x, first = E.start(sched, steps, (len(chunk), unet.config.in_channels, side, side), g, torch.device("cpu"))
-        for record in E.run(unet, sched, cond, x, g, E.RunSettings(guidance=guidance), first, snapshots=False):
-            x = record.x
-        img = E.decode(x, components["vae"]).clamp(-1, 1)
+        request = DiffusionRequest(prompt=tuple(chunk), negative=tuple(neg), scheduler="DDIM", steps=steps, guidance=guidance,
+                                   seed=seed + start)
+        img = decode(final_sample(Parts.of(components), request), components["vae"]).clamp(-1, 1)
         out.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
 
 
-def _scenes(n: int, seed: int, *, two: bool, heldout: bool = False, coloured: bool = True) -> list[W.Scene]:
+def _scenes(n: int, seed: int, *, two: bool, heldout: bool = False, coloured: bool = True) -> list[shapes_data.Scene]:
     rng = np.random.default_rng(seed)
     scenes = []
     while len(scenes) < n:
-        s = W.random_scene(rng, heldout=heldout, two_share=1.0 if two else 0.0)
+        s = shapes_data.random_scene(rng, heldout=heldout, two_share=1.0 if two else 0.0)
         if coloured == all(o.colour for o in s.objects):
             scenes.append(s)
     return scenes
@@ -68,8 +63,8 @@ def _share(values: list[bool | None]) -> float:
 def one_and_two_objects(components: dict, n: int, seed: int, *, heldout: bool = False, guidance: float = GUIDANCE) -> dict:
     """Colour, shape and place accuracy on n one-object prompts; both objects and the relation on n two-object ones."""
     ones, twos = _scenes(n, seed, two=False, heldout=heldout), _scenes(n, seed + 1, two=True, heldout=heldout)
-    v1 = [C.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in ones], seed, guidance=guidance), ones)]
-    v2 = [C.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in twos], seed + 1, guidance=guidance), twos)]
+    v1 = [shapes_check.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in ones], seed, guidance=guidance), ones)]
+    v2 = [shapes_check.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in twos], seed + 1, guidance=guidance), twos)]
     return {"colour": _share([v.colour for v in v1]), "shape": _share([v.shape for v in v1]), "place": _share([v.place for v in v1]),
             "two_objects": _share([v.both for v in v2]), "prompts": n}
 
@@ -80,11 +75,11 @@ def negative_removes_colour(components: dict, n: int, seed: int, guidance: float
     scenes = _scenes(n, seed, two=False, coloured=False)
     prompts = [s.caption() for s in scenes]
     first = draw(components, prompts, seed, guidance=guidance)
-    drawn = [next((f.colour for f in C.read(img)), None) for img in first]
+    drawn = [next((f.colour for f in shapes_check.read(img)), None) for img in first]
     again = draw(components, prompts, seed, guidance=guidance, negatives=[c or "" for c in drawn])  # the same rows, the same noise
     keep = [i for i, c in enumerate(drawn) if c is not None]
     again = again[keep]
-    gone = [not C.has_colour(img, drawn[i]) for img, i in zip(again, keep)]
+    gone = [not shapes_check.has_colour(img, drawn[i]) for img, i in zip(again, keep)]
     return {"share": _share(gone), "prompts": len(keep)}
 
 
@@ -100,15 +95,15 @@ class OnObject:
 def words_on_object(components: dict, caption: str, seed: int, steps: int = STEPS, guidance: float = GUIDANCE) -> OnObject | None:
     """Run a one-object grammar caption with its word maps and measure them on the object the checker finds (its
     largest blob); None when nothing was drawn."""
-    wm = X.word_maps(components, caption, seed=seed, steps=steps, guidance=guidance)
+    wm = cross_attention.word_maps(Parts.of(components), DiffusionRequest(prompt=caption, seed=seed, steps=steps, guidance=guidance))
     img = ((wm.image[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    blobs = C.read(img)
+    blobs = shapes_check.read(img)
     if not blobs:
         return None
     mask = torch.from_numpy(blobs[0].mask)
-    obj = W.parse(caption).objects[0]
-    return OnObject(colour=X.mass_inside(wm.maps[wm.tokens.index(obj.colour)], mask),
-                    shape=X.mass_inside(wm.maps[wm.tokens.index(obj.shape)], mask), area=float(mask.float().mean()))
+    obj = shapes_data.parse(caption).objects[0]
+    return OnObject(colour=cross_attention.mass_inside(wm.maps[wm.tokens.index(obj.colour)], mask),
+                    shape=cross_attention.mass_inside(wm.maps[wm.tokens.index(obj.shape)], mask), area=float(mask.float().mean()))
 
 
 def word_map_mass(components: dict, n: int, seed: int, guidance: float = GUIDANCE) -> dict:
@@ -126,7 +121,7 @@ SAMPLE_PROMPTS = ("a large red circle", "a small blue square on the left", "a ye
 
 
 def sample_grid(components: dict, folder: Path, per_prompt: int = 6, seed: int = 7) -> None:
-    from playground.core.diffusion import image_grid
+    from playground.core.diffusion.pictures import image_grid
 
     prompts = [p for p in SAMPLE_PROMPTS for _ in range(per_prompt)]
     imgs = torch.from_numpy(draw(components, prompts, seed)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -170,12 +165,12 @@ def _flags(r: dict) -> str:
     >>> _flags({"two_share": 0.5, "twins": True, "role_weight": 0.1}), _flags({})
     ('', ' --two-share 0.4 --no-twins --role-weight 0')
     """
-    from playground.train.shapes import ShapesTrainConfig as D
+    from playground.train.shapes import ShapesTrainConfig
 
     r = {**BEFORE_FLAGS, **r}
-    return ((f" --two-share {r['two_share']:g}" if r["two_share"] != D.two_share else "")
-            + ((" --twins" if r["twins"] else " --no-twins") if r["twins"] != D.twins else "")
-            + (f" --role-weight {r['role_weight']:g}" if r["role_weight"] != D.role_weight else ""))
+    return ((f" --two-share {r['two_share']:g}" if r["two_share"] != ShapesTrainConfig.two_share else "")
+            + ((" --twins" if r["twins"] else " --no-twins") if r["twins"] != ShapesTrainConfig.twins else "")
+            + (f" --role-weight {r['role_weight']:g}" if r["role_weight"] != ShapesTrainConfig.role_weight else ""))
 
 
 def _runs_note(m: dict) -> str:
@@ -258,12 +253,12 @@ def write_card(folder: Path, m: dict) -> None:
 | data | {_data(m)}, drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
 | training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {_unet_steps(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), {_objective(cfg)}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads{_runs_note(m)} |
 
-Vocabulary: colours {", ".join(W.COLOURS)}; shapes {", ".join(W.SHAPES)} (the triangle points up); sizes small, large;
-places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(W.RELATIONS)}.
+Vocabulary: colours {", ".join(shapes_data.COLOURS)}; shapes {", ".join(shapes_data.SHAPES)} (the triangle points up); sizes small, large;
+places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(shapes_data.RELATIONS)}.
 Captions: "a large red circle", "a small blue square on the left", "a red circle left of a blue square"; one in ten
 one-object captions leaves the colour unsaid ("a large circle").
 
-**Never drawn in training** (held out, to test composition): {", ".join(" ".join(p) for p in W.HELDOUT_PAIRS)}.
+**Never drawn in training** (held out, to test composition): {", ".join(" ".join(p) for p in shapes_data.HELDOUT_PAIRS)}.
 
 ## Figures
 

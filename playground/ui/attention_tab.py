@@ -9,8 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from playground.core import attention as A
-from playground.core import render_attention as R
+from playground.core.text import attention
+from playground.core.render import attention as attention_views
 from playground.core.inputs import require_choice
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
@@ -61,12 +61,12 @@ def _load(loader: ModelLoader, model: Any, progress=None):
                             f"a transformer such as {', '.join(MODEL_CHOICES)}", attention=True, progress=progress)
 
 
-def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> A.AttentionResult:
+def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> attention.AttentionResult:
     """Load `model` with eager attention and run one forward pass (see `core.attention.run_attention`)."""
     max_tokens = max_tokens or loader.settings.attention_max_tokens
-    A.check_request(text, target_text, max_tokens)  # before loading: a bad request should not cost a model load
+    attention.check_request(text, target_text, max_tokens)  # before loading: a bad request should not cost a model load
     name, lm = _load(loader, model, progress)
-    result = A.run_attention(lm.model, lm.tokenizer, text, target_text, max_tokens=max_tokens, name=name)
+    result = attention.run_attention(lm.model, lm.tokenizer, text, target_text, max_tokens=max_tokens, name=name)
     result.notes.insert(0, f"Running {lm.source.describe()}.")
     depth = lm.depth_note(len(result.tokens))
     if depth:
@@ -87,7 +87,7 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
     {"layer", "head"} (from 1), shown instead of the defaults when this model has them."""
     result = compute(loader, model, text, target_text, max_tokens, progress)
     handle = loader.keep_result(result, result.nbytes, "attention run", replaces=previous)
-    kinds = R.kinds_of(result)
+    kinds = attention_views.kinds_of(result)
     layers, heads = result.attentions[kinds[0]].shape[:2]
     layer, head = min(layers, max(1, layers // 2)), 1
     wanted = wanted if isinstance(wanted, dict) else {}
@@ -104,32 +104,32 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
         gr.update(choices=kinds, value=kinds[0]),
         gr.update(maximum=layers, value=layer),
         gr.update(maximum=heads, value=head),
-        gr.update(choices=[("(none)", "")] + R.focus_choices(result), value=""),
+        gr.update(choices=[("(none)", "")] + attention_views.focus_choices(result), value=""),
         None,
-        gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in R.views_of(result)], value="head"),
+        gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in attention_views.views_of(result)], value="head"),
     )
 
 
-def _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k) -> R.ViewRequest:
-    return R.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
+def _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k) -> attention_views.ViewRequest:
+    return attention_views.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
                          focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=top_k)
 
 
 @user_errors
-def on_view(result: A.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
+def on_view(result: attention.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
             hide_special: bool, pool_words: bool, top_k: float):
     """The chosen view as HTML and the model-view mosaic of its kind."""
     if result is None:
         raise InputError("Run a text first.")
     result = resolve(result)
     req = _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k)
-    v = R.build_view(result, req)
-    m = R.mosaic(result.attentions[req.kind], R.sinks_of(result, req.kind))
-    return R.render_html(v), png_file(m.image)
+    v = attention_views.build_view(result, req)
+    m = attention_views.mosaic(result.attentions[req.kind], attention_views.sinks_of(result, req.kind))
+    return attention_views.render_html(v), png_file(m.image)
 
 
 @user_errors
-def on_export(result: A.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
+def on_export(result: attention.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
               hide_special: bool, pool_words: bool, top_k: float) -> list[str]:
     """Files to download: a PNG of the current view, and every weight as JSON and .npz (made on demand:
     the JSON of a 12x12-head model at 128 tokens holds 2.4 million numbers)."""
@@ -137,19 +137,19 @@ def on_export(result: A.AttentionResult | None, view: str, kind: str, layer: flo
         raise InputError("Run a text first.")
     result = resolve(result)
     png = _file(result, "view", ".png")
-    R.render_png(R.build_view(result, _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k))).save(png)
+    attention_views.render_png(attention_views.build_view(result, _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k))).save(png)
     json_path, npz_path = _data_files(result)
     return [str(png), str(json_path), str(npz_path)]
 
 
 @user_errors
-def on_pick_head(result: A.AttentionResult | None, kind: str, evt: gr.SelectData):
+def on_pick_head(result: attention.AttentionResult | None, kind: str, evt: gr.SelectData):
     """A click on the model view opens that layer and head in the one-head view."""
     if result is None:
         raise InputError("Run a text first.")
     result = resolve(result)
     x, y = evt.index
-    m = R.mosaic(result.attentions[require_choice(kind, "attention kind", R.kinds_of(result))], R.sinks_of(result, kind))
+    m = attention_views.mosaic(result.attentions[require_choice(kind, "attention kind", attention_views.kinds_of(result))], attention_views.sinks_of(result, kind))
     hit = m.locate(x, y)
     if hit is None:
         return gr.update(), gr.update(), gr.update()
@@ -162,12 +162,12 @@ def on_compare(loader: ModelLoader, encoder: str, decoder: str, text: str, max_t
     panels, notes = [], []
     for name in (encoder, decoder):
         result = compute(loader, name, text, "", max_tokens, progress)
-        kind = R.kinds_of(result)[0]
-        view = R.build_view(result, R.ViewRequest(view="mean", kind=kind, layer=result.attentions[kind].shape[0] - 1))
+        kind = attention_views.kinds_of(result)[0]
+        view = attention_views.build_view(result, attention_views.ViewRequest(view="mean", kind=kind, layer=result.attentions[kind].shape[0] - 1))
         view.panels[0].title = f"{name} ({result.architecture}): {view.panels[0].title}"
         panels.extend(view.panels)
         notes.extend(result.notes)
-    return R.render_html(R.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
+    return attention_views.render_html(attention_views.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
 
 
 @user_errors
@@ -186,13 +186,13 @@ def _index(value: Any, name: str) -> int:
     return int(value) - 1
 
 
-def _file(result: A.AttentionResult, stem: str, suffix: str) -> Path:
+def _file(result: attention.AttentionResult, stem: str, suffix: str) -> Path:
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in result.model)[-40:] or "model"
     return Path(tempfile.mkstemp(prefix=f"attention-{safe}-{stem}-", suffix=suffix, dir=_DOWNLOADS)[1])
 
 
-def _data_files(result: A.AttentionResult) -> tuple[Path, Path]:
+def _data_files(result: attention.AttentionResult) -> tuple[Path, Path]:
     json_path, npz_path = _file(result, "weights", ".json"), _file(result, "weights", ".npz")
     json_path.write_text(json.dumps(result.to_json()))
     result.to_npz(npz_path)
@@ -213,20 +213,20 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
                                 label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
-            max_tokens = gr.Slider(2, A.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
-        text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=A.MAX_TEXT_CHARS, elem_id="att-text")
-        target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=A.MAX_TEXT_CHARS)
+            max_tokens = gr.Slider(2, attention.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
+        text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=attention.MAX_TEXT_CHARS, elem_id="att-text")
+        target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=attention.MAX_TEXT_CHARS)
         examples(EXAMPLES, [model, text, target], text=1, label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)")
         examples(HUB_EXAMPLES, [model, text, target], text=1, label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)")
         run = gr.Button("Show attention", variant="primary", elem_id="att-run")
         notice = gr.Markdown(elem_id="att-notice")
         with gr.Row():
             view = gr.Radio(VIEW_CHOICES, value="head", label="View", elem_id="att-view-choice")
-            kind = gr.Dropdown([A.ENCODER], value=A.ENCODER, label="Attention kind", elem_id="att-kind")
+            kind = gr.Dropdown([attention.ENCODER], value=attention.ENCODER, label="Attention kind", elem_id="att-kind")
         with gr.Row():
             layer = gr.Slider(1, 12, value=1, step=1, label="Layer", elem_id="att-layer")
             head = gr.Slider(1, 12, value=1, step=1, label="Head", elem_id="att-head")
-            top_k = gr.Slider(1, R.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
+            top_k = gr.Slider(1, attention_views.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
         with gr.Row():
             focus = gr.Dropdown([("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus")
         with gr.Row(elem_classes=["option-row"]):  # each option keeps 240 px (style.css; Gradio's form ignores min_width): a phone stacks them

@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
-from playground.core.render_lm import projection_svg, similarity_heatmap
+from playground.core.text.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
+from playground.core.render.lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import TabView, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors

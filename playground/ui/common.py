@@ -1,9 +1,11 @@
 """Helpers every tab shares: errors that teach, progress, and binding handlers to the loader.
 
-The shape every tab follows (see `tokenizer_tab.py`):
-- event handlers are module-level functions `on_*(loader, ...plain values)` returning plain values
-  in the order of the event's outputs, so tests call them directly with a tiny loader;
-- `build_*_tab(loader)` only lays out widgets and wires events to `bind(on_*, loader)`;
+The shape every tab follows (see `diffusion_tab.py`):
+- a handler is a module-level function `on_*(loader, request, ...)`: `request` is one dataclass of what the page
+  asked, built from the widgets by field name (`form_event`); it returns a result dataclass whose `outputs()`
+  orders the widget values (or plain values, for a handler with one or two outputs), so tests build requests and
+  read results by name with a tiny loader;
+- `build_*_tab(loader)` only lays out widgets and wires events (`form_event`, or `bind(on_*, loader)`);
 - limits are imported from the compute module that enforces them, never written again here.
 """
 
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from playground.config import ASSETS_DIR
 from playground.core.inputs import require_text
 from playground.errors import InputError, UserError
 from playground.models import Family, ModelLoader
@@ -93,12 +96,22 @@ def on_page_load(fn: Callable[..., Any], inputs: Any, outputs: Any, **kwargs: An
 def launch_alone(build: Callable[[ModelLoader], Any]) -> None:
     """Serve one tab on its own (`python -m playground.ui.gpt_tab`), with the app's offline theme and styles."""
     from playground.config import Settings
-    from playground.ui.shell import launch_options
 
     loader = ModelLoader(Settings.from_env())
     with gr.Blocks() as demo:
         build(loader)
     demo.queue().launch(**launch_options())
+
+
+def launch_options() -> dict[str, Any]:
+    """What `launch()` needs so the page works offline: a theme with system fonts (no Google
+    Fonts CDN) and the local stylesheet."""
+    system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return {
+        "theme": gr.themes.Soft(font=system, font_mono=mono),
+        "css_paths": [Path(ASSETS_DIR / "style.css")],
+    }
 
 
 def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
@@ -112,6 +125,41 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     partial.__module__ = handler.__module__
     partial.__doc__ = handler.__doc__
     return partial
+
+
+def form_event(handler: Callable[..., Any], request_type: Callable[..., Any], widgets: dict[str, Any],
+               *extra: Any) -> tuple[Callable[..., Any], set]:
+    """(the event function, its inputs) for `handler(request, *extra values)`, a handler with its loader bound
+    (`bind(on_*, loader)`, wrapped by `gpu_task` where it runs a model).
+
+    Gradio hands an event whose inputs are a set one dict of {component: value}; the event function builds
+    `request_type(**{field: value})` from `widgets` (request field name -> component) and calls the handler with it,
+    then with the values of `extra` (gr.State and the like), in order. A handler with a `progress` parameter gets
+    Gradio's progress tracker; a generator handler streams."""
+    fields = list(widgets.items())
+    wants_progress = "progress" in inspect.signature(handler).parameters
+    streams = inspect.isgeneratorfunction(inspect.unwrap(handler))
+
+    def arguments(values: dict) -> tuple:
+        request = request_type(**{name: values[component] for name, component in fields})
+        return (request, *(values[component] for component in extra))
+
+    if streams and wants_progress:
+        def event(values: dict, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom: a default it replaces per call)
+            yield from handler(*arguments(values), progress=progress)
+    elif streams:
+        def event(values: dict):
+            yield from handler(*arguments(values))
+    elif wants_progress:
+        def event(values: dict, progress=gr.Progress()):  # noqa: B008
+            return handler(*arguments(values), progress=progress)
+    else:
+        def event(values: dict):
+            return handler(*arguments(values))
+
+    event.__name__ = getattr(handler, "__name__", "event")
+    event.__doc__ = handler.__doc__
+    return event, {*widgets.values(), *extra}
 
 
 def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True, budget: Any = None,
@@ -159,6 +207,18 @@ def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...]
     if family not in accept:
         raise InputError(f"{name!r} is a {family.value} model; this needs {need}.")
     return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
+
+
+def load_diffusion(loader: ModelLoader, model: Any, progress=None):
+    """(name, LoadedModel) of a diffusion pipeline: a diffusion or latent-diffusion preset, a Hub id or an allowed folder."""
+    from playground.models import find_preset
+
+    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
+    if not name:
+        raise InputError("Choose a model: a preset (google/ddpm-cifar10-32, segmind/tiny-sd), a Hub id or an allowed folder of a "
+                         "diffusers pipeline.")
+    family = next((f for f in (Family.DIFFUSION, Family.LATENT_DIFFUSION) if find_preset(f, name)), Family.DIFFUSION)
+    return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
 
 
 def examples(rows: list[list[Any]], inputs: list[gr.components.Component], label: str, *, text: int = -1,

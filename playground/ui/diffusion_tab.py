@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,19 @@ import gradio as gr
 import pandas as pd
 
 from playground.config import ASSETS_DIR
-from playground.core import explorer as E
-from playground.core import diffusion_model as M
-from playground.core.diffusion import SCHEDULES, noise_schedule
-from playground.core.inputs import require_choice, require_float, require_int, require_text
-from playground.core.render_lm import line_chart_svg
+from playground.core.diffusion import pictures
+from playground.core.diffusion.loop import Record
+from playground.core.diffusion.run import CLIPPING, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, DiffusionRequest, Run, branch_from, run, \
+    steps_grid_and_frames
+from playground.core.diffusion.schedule import SCHEDULERS, SCHEDULES, noise_schedule
+from playground.core.inputs import require_choice, require_int
+from playground.core.render.lm import line_chart_svg
 from playground.errors import InputError
-from playground.models import Family, ModelLoader, find_preset
-from playground.models.sources import MAX_SOURCE_LEN
+from playground.models import ModelLoader
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, clear_first, figure, png_file, on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import TabView, bind, clear_first, figure, form_event, launch_alone, load_diffusion, on_page_load, png_file, \
+    user_errors
 
 EXPLAINER = """
 ### Diffusion: learn to undo noise, then run it backwards
@@ -44,49 +47,86 @@ LDM_FASHION = "assets/models/ldm-fashion"  # the class-conditional latent model:
 MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION]
 FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
 STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
-CLIP_CHOICES = [("model's setting", "default"), ("clip x̂_0 to [-1, 1]", "clip"), ("do not clip", "none")]
+CLIP_CHOICES = list(zip(["model's setting", "clip x̂_0 to [-1, 1]", "do not clip"], CLIPPING, strict=True))
+FRAME_INTERVAL_S = 0.1  # while streaming, pictures go out at most this often (the status line at every step): a browser
+# cannot show 100 frames a second, and drawing x̂_0 for every step of a fast model cost more than the steps themselves
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-diffusion"
-
-
-@dataclass
-class DiffusionRun:
-    """One user's run (kept in gr.State): what was asked, every step, and a branch if one was taken."""
-
-    model: str
-    scheduler: str
-    steps: int
-    settings: E.RunSettings
-    cond: E.Conditioning
-    label: str  # the class or prompt, for captions
-    records: list[E.Record]
-    branch: list[E.Record] = field(default_factory=list)
-    branch_label: str = ""
-
-
-# ---- models and conditioning --------------------------------------------------------------------------
-
-
-def load_diffusion(loader: ModelLoader, model: Any, progress=None):
-    name = require_text(model, "model", max_chars=MAX_SOURCE_LEN).strip()
-    if not name:
-        raise InputError(f"Choose a model: {', '.join(MODEL_CHOICES)}, a Hub id or an allowed folder of a diffusers pipeline.")
-    family = next((f for f in (Family.DIFFUSION, Family.LATENT_DIFFUSION) if find_preset(f, name)), Family.DIFFUSION)
-    lm = loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
-    return name, lm
-
-
-# ---- what a step shows --------------------------------------------------------------------------
-
 
 # ZeroGPU: loading and encoding, then a second a step (Stable-Diffusion-class models take ~0.1-0.3 s a guided step)
 STEPS_BUDGET = GpuBudget(30, 1.0, "steps")
-picture, noise_picture, channels_picture, pixels, NATIVE = M.picture, M.noise_picture, M.channels_picture, M.pixels, M.NATIVE
+picture, noise_picture, channels_picture, pixels, NATIVE = (pictures.picture, pictures.noise_picture, pictures.channels_picture,
+                                                             pictures.pixels, pictures.NATIVE)
 
 
-def _frame(lm, record: E.Record, final: bool = False):
-    latent = "vae" in lm.components
-    return (picture(pixels(lm, record.x, full=final)), picture(pixels(lm, record.x0_hat, full=M.decode_is_cheap(lm))), noise_picture(record.eps),
-            channels_picture(record.x) if latent else None)
+@dataclass(frozen=True)
+class DenoiseRequest(DiffusionRequest):
+    """The page's reverse run: the model as asked, and the run's fields (checked by `run`, as every caller's are)."""
+
+    model: str = ""  # a preset's Hub id, a Hub id or an allowed folder
+
+
+@dataclass(frozen=True)
+class BranchRequest:
+    """A branch from the scrubbed step of the session's run: what changes."""
+
+    step: int  # the 1-based step to take again
+    prompt: str  # the class or prompt from there on
+    negative: str  # the negative prompt (text-to-image)
+    guidance: float  # w from there on
+    seed: Any = -1  # a new noise seed, or -1 / empty to keep the original noise
+
+
+def _frame(model, record: Record, final: bool = False):
+    """(x_t, x̂_0, ε̂, the latent channels) of a step, as pictures."""
+    latent = "vae" in model.components
+    return (picture(pixels(model, record.x, full=final)), picture(pixels(model, record.x0_hat, full=pictures.decode_is_cheap(model))),
+            noise_picture(record.eps), channels_picture(record.x) if latent else None)
+
+
+@dataclass(frozen=True)
+class DenoiseFrame:
+    """What one streamed update of the run shows, in the order of the event's outputs (`outputs()`)."""
+
+    x_t: Any  # the sample (latent models: the cheap preview); gr.update() between the frames that are drawn
+    x0: Any  # x̂_0, the model's guess of the end
+    eps: Any  # ε̂, the noise the step removed
+    channels: Any  # the latent channels (latent models), else None
+    final: Any  # the fully decoded final image (last frame only)
+    status: str  # the status line
+    run: Any  # the session's run handle (last frame only)
+    scrub: Any  # the scrub slider's update
+
+    def outputs(self) -> tuple:
+        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.final)), self.status, self.run, self.scrub)
+
+
+@dataclass(frozen=True)
+class ScrubView:
+    """A finished run's step, in the order of the scrub event's outputs."""
+
+    x_t: Any
+    x0: Any
+    eps: Any
+    channels: Any
+    guidance: list  # (picture, caption) for ε_u, ε_c and their combination; [] without guidance
+    charts: tuple[str, str, str]  # β_t, ᾱ_t, log10 SNR with the step's timestep marked
+
+    def outputs(self) -> tuple:
+        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.guidance)), *self.charts)
+
+
+@dataclass(frozen=True)
+class BranchFrame:
+    """One streamed update of a branch, in the order of the branch event's outputs."""
+
+    x_t: Any  # the branch's sample
+    both: Any  # the original's and the branch's final images (last frame only)
+    distance: Any  # ‖x_branch − x_original‖ per step (last frame only)
+    status: str
+    run: Any  # the session's run handle
+
+    def outputs(self) -> tuple:
+        return (*png_file((self.x_t, self.both)), self.distance, self.status, self.run)
 
 
 # ---- event handlers -----------------------------------------------------------------------------------
@@ -94,24 +134,25 @@ def _frame(lm, record: E.Record, final: bool = False):
 
 def _forward_request(image: Any, t: Any, schedule: Any, seed: Any):
     """(x_0, t, the schedule, seed), checked."""
-    x0 = M.image_tensor(image)
+    x0 = pictures.image_tensor(image)
     t = require_int(t, "t", low=0, high=999)
     s = noise_schedule(require_choice(schedule, "schedule", SCHEDULES))
-    return x0, t, s, require_int(seed, "seed", low=0, high=2**63 - 1)
+    return x0, t, s, require_int(seed, "seed", low=0, high=MAX_SEED)
 
 
 @user_errors
 def on_forward(image: Any, t: float, schedule: str, seed: float):
     """(x_t at step t, a strip of x_t across t, the schedules' curves: β, ᾱ, log10 SNR)."""
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
-    return png_file(picture(M.noised(x0, t, s, seed), 256)), png_file(M.noising_strip(x0, STRIP_STEPS, s, seed)), *schedule_curves(t)
+    return (png_file(picture(pictures.noised(x0, t, s, seed), 256)), png_file(pictures.noising_strip(x0, STRIP_STEPS, s, seed)),
+            *schedule_curves(t))
 
 
 @user_errors
 def forward_api(image: Any, t: float, schedule: str, seed: float):
     """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
     x0, t, s, seed = _forward_request(image, t, schedule, seed)
-    return picture(M.noised(x0, t, s, seed), NATIVE)  # native size: the API gets exact pixels
+    return picture(pictures.noised(x0, t, s, seed), NATIVE)  # native size: the API gets exact pixels
 
 
 @functools.lru_cache(maxsize=1)  # depends on no input: computed once, on first use
@@ -132,145 +173,93 @@ def schedule_curves(t: int | None = None, mark: str = "") -> tuple[str, str, str
                               width=360, mark=at)
 
     return (chart(lambda s: s.betas, "β_t (noise added at step t)"), chart(lambda s: s.alphas_cumprod, "ᾱ_t (signal left)"),
-            chart(lambda s: M.log10(s.snr), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
+            chart(lambda s: s.snr.log10(), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))
 
 
-@dataclass(frozen=True)
-class DenoiseRequest:
-    """One reverse run, as asked (from the page or the API), every field checked by `checked()`."""
-
-    model: str  # a preset's Hub id, a Hub id or an allowed folder
-    prompt: str  # a class name (class-conditional models) or a text (text-to-image)
-    negative: str  # the negative prompt (text-to-image), "" for none
-    scheduler: str  # one of E.SCHEDULERS
-    steps: int  # 1 to E.MAX_STEPS
-    guidance: float  # w, 0 to E.MAX_GUIDANCE
-    seed: int  # the noise x_T and every random draw
-    clip: str = "default"  # x̂_0 clipping: "default" (the model's), "clip" or "none"
-    rederive: bool = True  # re-derive ε̂ from the clipped x̂_0 (DDIM)
-    init_image: Any = None  # image-to-image: the start image, or None
-    strength: float = 1.0  # image-to-image: the share of the steps re-run (1: from pure noise)
-
-    def checked(self) -> DenoiseRequest:
-        """The request with numbers as their types, or an InputError that says what to change."""
-        require_choice(self.scheduler, "scheduler", E.SCHEDULERS)
-        steps, guidance = E.check_settings(self.steps, self.guidance)
-        require_choice(self.clip, "clipping", [c for _, c in CLIP_CHOICES])
-        strength = 1.0 if self.init_image is None else require_float(self.strength, "strength", low=0.0, high=1.0)
-        return replace(self, steps=steps, guidance=guidance, seed=require_int(self.seed, "seed", low=0, high=2**63 - 1),
-                       rederive=bool(self.rederive), strength=strength)
-
-
-@dataclass(frozen=True)
-class DenoiseFrame:
-    """What one streamed update of the run shows, in the order of the event's outputs (`outputs()`)."""
-
-    x_t: Any  # the sample (latent models: the cheap preview)
-    x0: Any  # x̂_0, the model's guess of the end
-    eps: Any  # ε̂, the noise the step removed
-    channels: Any  # the latent channels (latent models), else None
-    final: Any  # the fully decoded final image (last frame only)
-    status: str  # the status line
-    run: Any  # the session's run handle (last frame only)
-    scrub: Any  # the scrub slider's update
-
-    def outputs(self) -> tuple:
-        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.final)), self.status, self.run, self.scrub)
+def _start(loader: ModelLoader, request: DenoiseRequest, progress=None) -> tuple[Any, Run, str]:
+    """(the loaded model, its run, the status line's start); the request is checked before any model loads."""
+    request = request.checked()
+    name, model = load_diffusion(loader, request.model, progress)
+    diffusion_run = run(model, request, model_name=name)
+    status = (f"Running {model.source.describe()}: {diffusion_run.label}, {request.scheduler}, {request.steps} steps, guidance "
+              f"{request.guidance:g}, seed {request.seed}" + (f", image-to-image at strength {request.strength:g}"
+                                                            if request.init_image is not None and request.strength < 1 else "") + ".")
+    return model, diffusion_run, status
 
 
 @user_errors
-def on_denoise(loader: ModelLoader, model: str, prompt: str, negative: str, scheduler: str, steps: float, guidance: float, seed: float,
-               clip: str, rederive: bool, init_image: Any, strength: float, previous: Any = None, progress=gr.Progress()):
-    """Stream the run: yields a DenoiseFrame's outputs per step, then the final one with the run's handle (the run
-    the server keeps for this session, in its memory budget; `previous`, the session's last one, is released)."""
-    req = DenoiseRequest(model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength)
-    for lm, run, record, status in _denoise_stream(loader, req, progress):
-        yield DenoiseFrame(*_frame(lm, record), None, f"{status} Step {record.index + 1} of {run.steps} (t = {record.timestep}).",
-                           None, gr.update()).outputs()
-    final = picture(pixels(lm, run.records[-1].x, full=True), 256)
-    handle = loader.keep_result(run, run_bytes(run), "diffusion run", replaces=previous)
-    first, last = run.records[0].index + 1, run.records[-1].index + 1
+def on_denoise(loader: ModelLoader, request: DenoiseRequest, previous: ResultHandle | None = None, progress=gr.Progress()):
+    """Stream the run: a DenoiseFrame's outputs per step (pictures at most every FRAME_INTERVAL_S), then the final one
+    with the run's handle (the run the server keeps for this session, in its memory budget; `previous`, the session's
+    last one, is released)."""
+    model, diffusion_run, status = _start(loader, request, progress)
+    shown = 0.0
+    for record in diffusion_run:
+        line = f"{status} Step {record.index + 1} of {diffusion_run.request.steps} (t = {record.timestep})."
+        if time.monotonic() - shown >= FRAME_INTERVAL_S:
+            yield DenoiseFrame(*_frame(model, record), None, line, None, gr.update()).outputs()
+            shown = time.monotonic()
+        else:  # the status line only: the pictures of a step nobody would see are never drawn
+            yield DenoiseFrame(gr.update(), gr.update(), gr.update(), gr.update(), None, line, None, gr.update()).outputs()
+    records = diffusion_run.records
+    final = picture(pixels(model, records[-1].x, full=True), 256)
+    handle = loader.keep_result(diffusion_run, diffusion_run.nbytes(), "diffusion run", replaces=previous)
+    first, last = records[0].index + 1, records[-1].index + 1
     # a slider's maximum must exceed its minimum: a one-step run (steps = 1, or image-to-image at a low strength) has one step
-    yield DenoiseFrame(*_frame(lm, run.records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.",
+    yield DenoiseFrame(*_frame(model, records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.",
                        handle, gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first)).outputs()
 
 
-def _denoise_stream(loader: ModelLoader, req: DenoiseRequest, progress=None):
-    """Check the request, load the model, then yield (lm, run, record, status line) for every step."""
-    req = req.checked()
-    settings = E.RunSettings(guidance=req.guidance, use_clipped_model_output=req.rederive)
-    name, lm = load_diffusion(loader, req.model, progress)
-    cond, label = M.conditioning(lm, req.prompt, req.negative, req.guidance)
-    sched, g, x, first = M.start_run(lm, req.scheduler, req.steps, req.seed, req.clip, req.init_image, req.strength)
-    run = DiffusionRun(name, req.scheduler, req.steps, settings, cond, label, [])
-    status = (f"Running {lm.source.describe()}: {label}, {req.scheduler}, {req.steps} steps, guidance {req.guidance:g}, "
-              f"seed {req.seed}.")
-    for record in E.run(lm.model, sched, cond, x, g, settings, first):
-        run.records.append(record)
-        yield lm, run, record, status
-
-
-def run_bytes(run: DiffusionRun) -> int:
-    """Bytes of a run's tensors (every step, its snapshot, and the branch): what the session's result counts."""
-    return M.run_bytes([*run.records, *run.branch])
-
-
-def _record(run: DiffusionRun | None, step: Any) -> E.Record:
-    if run is None or not run.records:
+def _session_run(handle: ResultHandle | None) -> Run:
+    diffusion_run = resolve(handle)
+    if not isinstance(diffusion_run, Run) or not diffusion_run.records:
         raise InputError("Run the model first.")
-    first = run.records[0].index
-    k = require_int(step, "step", low=first + 1, high=run.records[-1].index + 1) - 1
-    return run.records[k - first]
+    return diffusion_run
 
 
 @user_errors
-def on_scrub(loader: ModelLoader, run: DiffusionRun | None, step: float):
+def on_scrub(loader: ModelLoader, handle: ResultHandle | None, step: float):
     """A finished run's step: x_t, x̂_0, ε̂, latent channels, the guidance view (ε_u, ε_c, combined), and the
     schedule charts with the step's timestep marked."""
-    run = resolve(run)
-    record = _record(run, step)
-    _, lm = load_diffusion(loader, run.model)
+    diffusion_run = _session_run(handle)
+    record = diffusion_run.record(step)
+    _, model = load_diffusion(loader, diffusion_run.model_name)
     guidance = []
     if record.eps_uncond is not None:
-        w = run.settings.guidance
+        w = diffusion_run.settings.guidance
         guidance = [(noise_picture(record.eps_uncond), "ε_u: without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
                     (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂")]
     curves = schedule_curves(int(record.timestep), f"step {record.index + 1}: t = {int(record.timestep)}")
-    return (*png_file((*_frame(lm, record), guidance)), *curves)
+    return ScrubView(*_frame(model, record), guidance, curves).outputs()
 
 
 @user_errors
-def on_branch(loader: ModelLoader, run: DiffusionRun | None, step: float, prompt: str, negative: str, guidance: float, seed: Any,
-              progress=gr.Progress()):
+def on_branch(loader: ModelLoader, request: BranchRequest, handle: ResultHandle | None, progress=gr.Progress()):
     """Continue from a stored step with another guidance, class or prompt (or noise seed): streams the branch,
     then shows both finals and the per-step distance between the runs."""
-    handle, run = run, resolve(run)
-    record = _record(run, step)
-    _, lm = load_diffusion(loader, run.model, progress)
-    guidance = E.check_settings(run.steps, guidance)[1]
-    cond, label = M.conditioning(lm, prompt, negative, guidance)
-    new_seed = None if seed in (None, "", -1) else require_int(seed, "branch seed", low=0, high=2**63 - 1)
-    settings = E.RunSettings(guidance=guidance, use_clipped_model_output=run.settings.use_clipped_model_output)
-    run.branch, run.branch_label = [], f"{label}, guidance {guidance:g}" + (f", seed {new_seed}" if new_seed is not None else "")
-    for r in E.branch(lm.model, record, cond, settings, M.new_generator(), seed=new_seed):
-        run.branch.append(r)
-        yield png_file(picture(pixels(lm, r.x))), None, None, f"Branch from step {record.index + 1}: step {r.index + 1}.", handle
-    distance = pd.DataFrame(M.branch_distances(run.records, run.branch), columns=["step", "distance"])
-    both = [(picture(pixels(lm, run.records[-1].x, full=True), 256), f"original: {run.label}, guidance {run.settings.guidance:g}"),
-            (picture(pixels(lm, run.branch[-1].x, full=True), 256), f"branch from step {record.index + 1}: {run.branch_label}")]
+    diffusion_run = _session_run(handle)
+    _, model = load_diffusion(loader, diffusion_run.model_name, progress)
+    seed = None if request.seed in (None, "", -1) else request.seed
+    step = diffusion_run.record(request.step).index + 1
+    for r in branch_from(model, diffusion_run, step, prompt=request.prompt, negative=request.negative, guidance=request.guidance,
+                         seed=seed):
+        yield BranchFrame(picture(pixels(model, r.x)), None, None, f"Branch from step {step}: step {r.index + 1}.", handle).outputs()
+    distance = pd.DataFrame(diffusion_run.branch_distances(), columns=["step", "distance"])
+    original = diffusion_run.request
+    both = [(picture(pixels(model, diffusion_run.records[-1].x, full=True), 256),
+             f"original: {diffusion_run.label}, guidance {original.guidance:g}"),
+            (picture(pixels(model, diffusion_run.branch[-1].x, full=True), 256), f"branch from step {step}: {diffusion_run.branch_label}")]
     if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
-        loader.results.recount(handle, run_bytes(run))
-    yield png_file(picture(pixels(lm, run.branch[-1].x))), png_file(both), distance, f"Branch from step {record.index + 1} done.", handle
+        loader.results.recount(handle, diffusion_run.nbytes())
+    yield BranchFrame(picture(pixels(model, diffusion_run.branch[-1].x)), both, distance, f"Branch from step {step} done.", handle).outputs()
 
 
 @user_errors
-def on_export(loader: ModelLoader, run: DiffusionRun | None) -> list[str]:
+def on_export(loader: ModelLoader, handle: ResultHandle | None) -> list[str]:
     """A grid of every step (x_t over x̂_0) as PNG, and an animated GIF of x_t."""
-    run = resolve(run)
-    if run is None or not run.records:
-        raise InputError("Run the model first.")
-    _, lm = load_diffusion(loader, run.model)
-    steps_grid, frames = M.steps_grid_and_frames(lm, run.records)
+    diffusion_run = _session_run(handle)
+    _, model = load_diffusion(loader, diffusion_run.model_name)
+    steps_grid, frames = steps_grid_and_frames(model, diffusion_run.records)
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     grid = Path(tempfile.mkstemp(prefix="diffusion-steps-", suffix=".png", dir=_DOWNLOADS)[1])
     steps_grid.save(grid)
@@ -284,11 +273,12 @@ def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, st
                 negative_prompt: str = ""):
     """Stream every step's x_t (latent models: the cheap preview), then the final image (full decode), each as a
     lossless PNG at the model's native size."""
-    lm = run = None
-    req = DenoiseRequest(model, prompt, negative_prompt, scheduler, steps, guidance_scale, seed)
-    for lm, run, record, _ in _denoise_stream(loader, req):
-        yield picture(pixels(lm, record.x), NATIVE)
-    yield picture(pixels(lm, run.records[-1].x, full=True), NATIVE)
+    request = DenoiseRequest(model=model, prompt=prompt, negative=negative_prompt, scheduler=scheduler, steps=steps,
+                             guidance=guidance_scale, seed=seed, snapshots=False)
+    loaded, diffusion_run, _ = _start(loader, request)
+    for record in diffusion_run:
+        yield picture(pixels(loaded, record.x), NATIVE)
+    yield picture(pixels(loaded, diffusion_run.records[-1].x, full=True), NATIVE)
 
 
 # ---- layout and wiring ----------------------------------------------------------------------------------
@@ -319,12 +309,12 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="dif-model",
                                 label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; the folder: a latent model on Fashion-MNIST)")
-            scheduler = gr.Dropdown(list(E.SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
-            steps = gr.Slider(1, E.MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
+            scheduler = gr.Dropdown(list(SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
+            steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
         with gr.Row():
             prompt = gr.Textbox(value="Ankle boot", label="Class (Fashion-MNIST models) or prompt (text-to-image)", scale=2, elem_id="dif-prompt")
             negative = gr.Textbox(value="", label="Negative prompt (text-to-image)", scale=2)
-            guidance = gr.Slider(0, E.MAX_GUIDANCE, value=3.0, step=0.5, label="Guidance scale w", elem_id="dif-guidance")
+            guidance = gr.Slider(0, MAX_GUIDANCE, value=3.0, step=0.5, label="Guidance scale w", elem_id="dif-guidance")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
         with gr.Row():
             clip = gr.Dropdown(CLIP_CHOICES, value="default", label="x̂_0 clipping")
@@ -377,12 +367,17 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change, fwd_show.click):
             trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
         on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        clear_first(run_btn.click, [status]).then(gpu_task(bind(on_denoise, loader), STEPS_BUDGET), [model, prompt, negative, scheduler, steps, guidance, seed, clip, rederive, init_image, strength, state],
-                      frames + [final, status, state, scrub], api_visibility="private")
+        denoise_event, denoise_inputs = form_event(
+            gpu_task(bind(on_denoise, loader), STEPS_BUDGET), DenoiseRequest,
+            {"model": model, "prompt": prompt, "negative": negative, "scheduler": scheduler, "steps": steps, "guidance": guidance,
+             "seed": seed, "clip": clip, "rederive": rederive, "init_image": init_image, "strength": strength}, state)
+        clear_first(run_btn.click, [status]).then(denoise_event, denoise_inputs, [*frames, final, status, state, scrub], api_visibility="private")
         scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view, betas, alphas, snr], api_visibility="private",
                      trigger_mode="always_last")
-        clear_first(branch_btn.click, [status]).then(gpu_task(bind(on_branch, loader), GpuBudget(30 + E.MAX_STEPS * STEPS_BUDGET.per_unit_s)), [state, scrub, prompt, negative, guidance, branch_seed],
-                         [x_t, both, distance, status, state], api_visibility="private")
+        branch_event, branch_inputs = form_event(
+            gpu_task(bind(on_branch, loader), GpuBudget(30 + MAX_STEPS * STEPS_BUDGET.per_unit_s)), BranchRequest,
+            {"step": scrub, "prompt": prompt, "negative": negative, "guidance": guidance, "seed": branch_seed}, state)
+        clear_first(branch_btn.click, [status]).then(branch_event, branch_inputs, [x_t, both, distance, status, state], api_visibility="private")
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
         api_denoise.click(gpu_task(bind(denoise_api, loader), STEPS_BUDGET), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],

@@ -10,17 +10,17 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
+from playground.core.text.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
 from playground.core.inputs import require_choice, require_int, require_text
-from playground.core.render_lm import chips, step_bars, surprisal_html
-from playground.core.tokenize import visible
+from playground.core.render.lm import chips, step_bars, surprisal_html
+from playground.core.text.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import TabView, SESSION_GPT, session_gpt, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
-from playground.workshop import game as G
+from playground.lessons import game
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -207,7 +207,7 @@ def on_branch(loader: ModelLoader, session: GenSession | None, step: float, toke
 
 
 def _scored(lm, text: Any):
-    from playground.core.inside import score_text
+    from playground.core.text.inside import score_text
 
     with shared_lock(lm.tokenizer):  # score_text locks it too (re-entrant); faces are decoded under the same lock
         score = score_text(lm.model, lm.tokenizer, text)
@@ -264,26 +264,26 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
 
 # ---- guess the next token: the learner against the model ---------------------------------------------------
 
-def _game_score(score: "G.Score") -> str:
+def _game_score(score: "game.Score") -> str:
     if not score.rounds:
-        return f"**Score:** no guesses yet. {G.STUDY}"
+        return f"**Score:** no guesses yet. {game.STUDY}"
     you, model = score.you / score.rounds, score.model / score.rounds
     return (f"**Score after {score.rounds} token{'s' if score.rounds != 1 else ''}:** you {score.you} ({you:.0%}), the model's top-1 "
-            f"{score.model} ({model:.0%}). {G.STUDY}")
+            f"{score.model} ({model:.0%}). {game.STUDY}")
 
 
-def _game_context(tokenizer: Any, score: "G.Score") -> str:
-    passage = G.PASSAGES[score.passage]
+def _game_context(tokenizer: Any, score: "game.Score") -> str:
+    passage = game.PASSAGES[score.passage]
     return (f'<div class="lm-prompt game-context"><em>{html.escape(passage.source)}</em><br>'
-            f"{html.escape(G.prompt_of(tokenizer, score))} <strong>…?</strong></div>")
+            f"{html.escape(game.prompt_of(tokenizer, score))} <strong>…?</strong></div>")
 
 
 @user_errors
 def on_game_new(loader: ModelLoader, model: str, passage: Any, trained: Any = None):
     """A new game on one passage: (game state, the passage so far, the last round (emptied), the score line)."""
-    passage = require_int(passage, "passage", low=0, high=len(G.PASSAGES) - 1)
+    passage = require_int(passage, "passage", low=0, high=len(game.PASSAGES) - 1)
     _, lm = load_causal(loader, model, trained=trained)
-    score = G.new_game(passage)
+    score = game.new_game(passage)
     return score.to_dict(), _game_context(lm.tokenizer, score), "", _game_score(score)
 
 
@@ -294,12 +294,12 @@ def on_game_guess(loader: ModelLoader, model: str, state: Any, guess: str, train
     if not isinstance(state, dict):
         raise InputError("Press *New game* first: it picks the passage.")
     _, lm = load_causal(loader, model, trained=trained)
-    score = G.Score(**state)
-    r = G.play(lm.model, lm.tokenizer, score, require_text(guess, "guess", max_chars=G.MAX_GUESS_CHARS))
+    score = game.Score(**state)
+    r = game.play(lm.model, lm.tokenizer, score, require_text(guess, "guess", max_chars=game.MAX_GUESS_CHARS))
     rank = (f"your guess is its #{r.guess.rank:,} choice ({r.guess.probability:.2%})" if r.guess.rank
             else "your guess is not one token of its vocabulary")
     verdict = f"The next token was **`{visible(r.actual)}`**. You: {'✅' if r.you_right else '❌'}; the model's top-1 `{visible(r.guess.top[0][0])}`: {'✅' if r.model_right else '❌'}."
-    report = f"{verdict} The model: {rank}.\n\n{G.top_table(r.guess.top)}"
+    report = f"{verdict} The model: {rank}.\n\n{game.top_table(r.guess.top)}"
     if r.finished:
         report += "\n\n**Passage finished.** Pick another and press *New game*."
     return r.score.to_dict(), _game_context(lm.tokenizer, r.score), report, _game_score(r.score), ""
@@ -367,18 +367,18 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
                         "model predicts too. A guess counts when it is the real next token, ignoring case and spaces. The "
                         "passages are from plays the offline GPT never read.")
             with gr.Row():
-                passage = gr.Dropdown([(p.source, i) for i, p in enumerate(G.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage")
+                passage = gr.Dropdown([(p.source, i) for i, p in enumerate(game.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage")
                 new_game = gr.Button("New game", elem_id="gpt-game-new")
-            game = gr.State(None)
+            game_state = gr.State(None)
             context = gr.HTML(elem_id="gpt-game-context")
             with gr.Row():
-                guess = gr.Textbox(label="Your guess of the next token", max_length=G.MAX_GUESS_CHARS, scale=3, elem_id="gpt-game-guess")
+                guess = gr.Textbox(label="Your guess of the next token", max_length=game.MAX_GUESS_CHARS, scale=3, elem_id="gpt-game-guess")
                 guess_btn = gr.Button("Guess", variant="primary", scale=1, elem_id="gpt-game-go")
             round_md = gr.Markdown(elem_id="gpt-game-round")
             score_md = gr.Markdown(elem_id="gpt-game-score")
-        new_game.click(bind(on_game_new, loader), [model, passage] + mine, [game, context, round_md, score_md], api_visibility="private")
+        new_game.click(bind(on_game_new, loader), [model, passage] + mine, [game_state, context, round_md, score_md], api_visibility="private")
         for trigger in (guess_btn.click, guess.submit):
-            trigger(gpu_task(bind(on_game_guess, loader), GpuBudget(30)), [model, game, guess] + mine, [game, context, round_md, score_md, guess],
+            trigger(gpu_task(bind(on_game_guess, loader), GpuBudget(30)), [model, game_state, guess] + mine, [game_state, context, round_md, score_md, guess],
                     api_visibility="private")
 
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)

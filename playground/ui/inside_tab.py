@@ -7,8 +7,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core import inside as I
-from playground.core import render_inside as R
+from playground.core.text import inside
+from playground.core.render import inside as inside_views
 from playground.core.inputs import require_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
@@ -58,9 +58,9 @@ def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, t
             trained: Any = None):
     """Check the request before any model loads, then run it."""
     stack = _stack(stack)
-    I.check_request(text, layer, head, token, stack)
+    inside.check_request(text, layer, head, token, stack)
     name, lm = _load(loader, model, progress, trained)
-    return lm, I.inside(lm.model, lm.tokenizer, text, layer, head, token, stack, name=name)
+    return lm, inside.inside(lm.model, lm.tokenizer, text, layer, head, token, stack, name=name)
 
 
 def model_is_yours(lm: Any) -> bool:
@@ -90,17 +90,17 @@ def on_run(loader: ModelLoader, model: str, text: str, stack: str, layer: float,
     """(notice, token picker, layer and head sliders, embeddings HTML, head HTML, block HTML, residual chart,
     parameters table, parameters vs training tokens table)."""
     lm, r = compute(loader, model, text, int(layer), int(head), -1 if token in (None, "") else token, stack, progress, trained)
-    neighbours = I.nearest_tokens(lm.model, lm.tokenizer, r.token_ids[r.token])
+    neighbours = inside.nearest_tokens(lm.model, lm.tokenizer, r.token_ids[r.token])
     listed = [w for w in require_text(words or "", "words", max_chars=2000).replace(",", " ").split()]
-    points = I.word_points(lm.model, lm.tokenizer, listed) if len(listed) >= 3 else None
-    n_layers, n_heads = I.layers_and_heads(lm.model, r.stack)
+    points = inside.word_points(lm.model, lm.tokenizer, listed) if len(listed) >= 3 else None
+    n_layers, n_heads = inside.layers_and_heads(lm.model, r.stack)
     notice = " ".join([f"Running {lm.source.describe()}.", lm.depth_note(len(r.tokens)) or "", *r.notes]).strip()
     params = pd.DataFrame([[c.name, f"{c.count:,}", f"{c.count / r.total_parameters:.1%}", c.formula] for c in r.components],
                           columns=["component", "parameters", "share", "formula"])
     scale = pd.DataFrame(training_rows(lm, r.total_parameters), columns=["model", "parameters", "training tokens", "tokens per parameter"])
     return (notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.tokens)], value=r.token),
             gr.update(maximum=n_layers - 1, value=r.layer), gr.update(maximum=n_heads - 1, value=r.head),
-            R.embeddings_view(r, neighbours, points), R.head_view(r), R.block_view(r), R.residual_chart(r), params, scale)
+            inside_views.embeddings_view(r, neighbours, points), inside_views.head_view(r), inside_views.block_view(r), inside_views.residual_chart(r), params, scale)
 
 
 @user_errors
@@ -128,7 +128,7 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
             model = gr.Dropdown(MODEL_CHOICES + [SESSION_GPT], value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
                                 label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder")
             stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
-        text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=I.MAX_TEXT_CHARS, elem_id="ins-text")
+        text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=inside.MAX_TEXT_CHARS, elem_id="ins-text")
         examples(EXAMPLES, [model, text], "Examples (offline: the embedded models)")
         with gr.Row():
             layer = gr.Slider(0, 3, value=0, step=1, label="Layer (from 0)", elem_id="ins-layer")

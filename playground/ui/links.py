@@ -3,7 +3,7 @@ and every tab has a "link to this view" that writes the URL of what is on screen
 
 Each tab's `TabView` names the components a link fills; the limits a link's values are checked against are
 those components' own (a slider's range, a dropdown's choices, a text box's length), read here, so a link can
-never ask for what the page itself would not offer. Parsing and checking are `playground.workshop.links`.
+never ask for what the page itself would not offer. Parsing and checking are `playground.lessons.links`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import gradio as gr
 
 from playground.errors import UserError
 from playground.ui.common import TabView
-from playground.workshop import links as L
-from playground.workshop.lessons import lesson_by_id
+from playground.lessons import links as lesson_links
+from playground.lessons.path import lesson_by_id
 
 log = logging.getLogger(__name__)
 INT_LIMIT = 2**31 - 1  # a Number without a maximum (seeds) takes at most this
@@ -35,25 +35,25 @@ def _values(choices: Any) -> tuple[str, ...]:
     return tuple(str(c[1] if isinstance(c, (tuple, list)) else c) for c in (choices or []))
 
 
-def param_of(name: str, component: Any) -> L.Param:
+def param_of(name: str, component: Any) -> lesson_links.Param:
     """The link parameter a component accepts, with the component's own limits."""
     if isinstance(component, gr.CheckboxGroup):
-        return L.Param(name, "choices", choices=_values(component.choices))
+        return lesson_links.Param(name, "choices", choices=_values(component.choices))
     if isinstance(component, (gr.Dropdown, gr.Radio)):
-        return L.Param(name, "choice", choices=_values(component.choices))
+        return lesson_links.Param(name, "choice", choices=_values(component.choices))
     if isinstance(component, gr.Slider):
         whole = float(component.step).is_integer() and float(component.minimum).is_integer()
-        return L.Param(name, "int" if whole else "float", lo=component.minimum, hi=component.maximum)
+        return lesson_links.Param(name, "int" if whole else "float", lo=component.minimum, hi=component.maximum)
     if isinstance(component, gr.Number):
         lo = component.minimum if component.minimum is not None else -INT_LIMIT
         hi = component.maximum if component.maximum is not None else INT_LIMIT
-        return L.Param(name, "int" if component.precision == 0 else "float", lo=lo, hi=hi)
+        return lesson_links.Param(name, "int" if component.precision == 0 else "float", lo=lo, hi=hi)
     if isinstance(component, gr.Textbox):
-        return L.Param(name, "text", max_chars=min(component.max_length or L.MAX_TEXT_CHARS, L.MAX_TEXT_CHARS))
+        return lesson_links.Param(name, "text", max_chars=min(component.max_length or lesson_links.MAX_TEXT_CHARS, lesson_links.MAX_TEXT_CHARS))
     raise TypeError(f"{type(component).__name__} cannot be filled by a link")
 
 
-def specs_of(views: dict[str, TabView]) -> dict[str, dict[str, L.Param]]:
+def specs_of(views: dict[str, TabView]) -> dict[str, dict[str, lesson_links.Param]]:
     return {tab: {name: param_of(name, c) for name, c in view.inputs.items()} for tab, view in views.items()}
 
 
@@ -73,7 +73,7 @@ class LinkWiring:
     def outputs(self) -> list[Any]:
         return [self.tabs, self.notice, self.target, *(c for _, _, c in self.slots)]
 
-    def updates(self, link: L.Link | None, message: str = "") -> list[Any]:
+    def updates(self, link: lesson_links.Link | None, message: str = "") -> list[Any]:
         """Select the link's tab, fill its inputs, name its run buttons; leave every other component as it is."""
         if link is None:
             return [gr.skip(), message or gr.skip(), "", *(gr.skip() for _ in self.slots)]
@@ -93,14 +93,14 @@ class LinkWiring:
         pairs = list(request.query_params.multi_items()) if request is not None else []
         pairs = [(k, v) for k, v in pairs if not k.startswith("__")]  # Gradio's own parameters (e.g. __theme)
         try:
-            link = L.parse(pairs, self.specs)
+            link = lesson_links.parse(pairs, self.specs)
         except UserError as exc:
             log.info("refused a link: %s", exc)
             return self.updates(None, f"⚠️ {exc}")
         return self.updates(link, "" if link is None else f"Opened a lesson link: the **{link.tab}** tab, inputs filled.")
 
     def open_lesson(self, lesson_id: str) -> list[Any]:
-        return self.updates(L.parse(lesson_by_id(lesson_id).query(self.specs), self.specs))
+        return self.updates(lesson_links.parse(lesson_by_id(lesson_id).query(self.specs), self.specs))
 
     def wire(self, demo: gr.Blocks) -> None:
         demo.load(self.open_query, None, self.outputs, api_visibility="private", queue=False).then(
@@ -112,7 +112,7 @@ class LinkWiring:
                     None, [self.target], None, js=CLICK_JS, api_visibility="private")
 
 
-def view_link(tab: str, names: list[str], specs: dict[str, dict[str, L.Param]], *values: Any) -> str:
+def view_link(tab: str, names: list[str], specs: dict[str, dict[str, lesson_links.Param]], *values: Any) -> str:
     """The query string of what a tab shows now. Values a link cannot carry (a model that is not one of the listed
     choices, a text over a link's length) are left out, and the line after the link says which."""
     kept, left = {}, []
@@ -124,11 +124,11 @@ def view_link(tab: str, names: list[str], specs: dict[str, dict[str, L.Param]], 
             kept[name] = param.read(param.write(value if param.kind != "int" else int(value)))
         except (UserError, ValueError, TypeError):
             left.append(name)
-    query = L.to_query(L.Link(tab, kept), specs)
+    query = lesson_links.to_query(lesson_links.Link(tab, kept), specs)
     return query if not left else f"{query}\n(left out, a link cannot carry them: {', '.join(left)})"
 
 
-def link_row(tab: str, view: TabView, specs: dict[str, dict[str, L.Param]]) -> None:
+def link_row(tab: str, view: TabView, specs: dict[str, dict[str, lesson_links.Param]]) -> None:
     """A "link to this view" button and the box it writes the URL into, at the foot of a tab."""
     names = list(view.inputs)
     with gr.Row(elem_classes=["view-link"]):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from playground.config import ASSETS_DIR, Settings
+from playground.config import Settings
 from playground.models import ModelLoader
 from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.inside_tab import build_inside_tab
+from playground.ui.common import launch_options
 from playground.ui.links import LinkWiring, link_row, specs_of
 from playground.ui.models_tab import build_models_tab
 from playground.ui.start_tab import build_start_tab
@@ -81,14 +81,3 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
     return demo
-
-
-def launch_options() -> dict[str, Any]:
-    """What `launch()` needs so the page works offline: a theme with system fonts (no Google
-    Fonts CDN) and the local stylesheet."""
-    system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
-    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-    return {
-        "theme": gr.themes.Soft(font=system, font_mono=mono),
-        "css_paths": [Path(ASSETS_DIR / "style.css")],
-    }

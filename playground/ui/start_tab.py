@@ -2,7 +2,7 @@
 the answer and why; "Try it" opens the tab that shows it with the inputs filled (the lesson's link).
 
 Progress (each lesson's answer and reveal) is kept in the learner's browser (`gr.BrowserState`), never on the
-server; "Reset my progress" empties it. The lessons themselves are `playground.workshop.lessons`.
+server; "Reset my progress" empties it. The lessons themselves are `playground.lessons.path`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import gradio as gr
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import TabView, bind, launch_alone, on_page_load, user_errors
-from playground.workshop.lessons import LESSONS, grade, lesson_by_id
+from playground.lessons.path import LESSONS, grade, lesson_by_id
 
 EXPLAINER = """
 ### Start here: a guided path through the playground

@@ -8,8 +8,8 @@ import gradio as gr
 import pandas as pd
 
 from playground.core.inputs import require_int
-from playground.core.render_lm import beam_steps, chips
-from playground.core.seq2seq import MAX_BEAMS, check_request, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
+from playground.core.render.lm import beam_steps, chips
+from playground.core.text.seq2seq import MAX_BEAMS, check_request, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from playground.core import cross_attention as X
-from playground.core import explorer as E
-from playground.core import render_word_maps as R
-from playground.core.diffusion_model import picture
+from playground.core.diffusion import cross_attention
+from playground.core.diffusion.pictures import picture
+from playground.core.diffusion.run import MAX_GUIDANCE, MAX_STEPS, DiffusionRequest
 from playground.core.inputs import require_int
-from playground.errors import InputError
+from playground.core.render import word_maps as word_map_views
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, figure, launch_alone, png_file, user_errors
-from playground.ui.diffusion_tab import load_diffusion
+from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, figure, form_event, launch_alone, load_diffusion, \
+    png_file, user_errors
 
 EXPLAINER = """
 ### Text-to-image: how a prompt steers latent diffusion
@@ -45,31 +45,59 @@ BUDGET = GpuBudget(30, 1.0, "steps")
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-word-maps"
 
 
-def compute(loader: ModelLoader, model: Any, prompt: Any, negative: Any, seed: Any, steps: Any, guidance: Any, step: Any = 0, progress=None):
+@dataclass(frozen=True)
+class WordMapsRequest:
+    """One text-to-image run whose words are mapped, as the page (or /cross_attention) asked it."""
+
+    model: str  # a Stable-Diffusion-shaped preset, Hub id or folder
+    prompt: str  # what to draw
+    negative: str  # what to push away from ("" for none)
+    seed: Any  # x_T's seed
+    steps: Any  # DDIM steps
+    guidance: Any  # w
+    step: Any = 0  # average the maps of this 1-based step only (0: every step)
+
+    def diffusion(self) -> DiffusionRequest:
+        """The run, checked (before any model loads), as every diffusion caller's is."""
+        return DiffusionRequest(prompt=self.prompt, negative=self.negative or "", seed=self.seed, steps=self.steps,
+                                guidance=self.guidance, snapshots=False).checked()
+
+
+@dataclass(frozen=True)
+class WordMapsView:
+    """What the page shows of a run, in the order of the event's outputs."""
+
+    status: str  # what the maps are
+    image: Any  # the final image, enlarged
+    words: Any  # (overlay, token) per prompt token
+    files: list[str]  # the image (PNG) and the maps (JSON)
+
+    def outputs(self) -> tuple:
+        return self.status, png_file(self.image), png_file(self.words), self.files
+
+
+def compute(loader: ModelLoader, request: WordMapsRequest, progress=None) -> cross_attention.WordMaps:
     """Check the request before any model loads, then run it: the WordMaps."""
-    steps, guidance = E.check_settings(steps, guidance)
-    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
-    step = require_int(step if step not in (None, "") else 0, "maps from step", low=0, high=steps)
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
-    _, lm = load_diffusion(loader, model, progress)
-    return X.word_maps(lm.components, prompt, negative=negative or "", seed=seed, steps=steps, guidance=guidance, step=step or None)
+    diffusion = request.diffusion()
+    step = require_int(request.step if request.step not in (None, "") else 0, "maps from step", low=0, high=diffusion.steps)
+    _, model = load_diffusion(loader, request.model, progress)
+    return cross_attention.word_maps(model, diffusion, step=step or None)
 
 
 @user_errors
-def on_generate(loader: ModelLoader, model: str, prompt: str, negative: str, seed: float, steps: float, guidance: float, step: float,
-                progress=gr.Progress()):
+def on_generate(loader: ModelLoader, request: WordMapsRequest, progress=gr.Progress()) -> tuple:
     """(status, the final image, the word overlays, downloads: the image PNG and the maps JSON)."""
-    wm = compute(loader, model, prompt, negative, seed, steps, guidance, step, progress)
+    wm = compute(loader, request, progress)
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     image_file = Path(tempfile.mkstemp(prefix="text-to-image-", suffix=".png", dir=_DOWNLOADS)[1])
     picture(wm.image, 0).save(image_file)
     data_file = Path(tempfile.mkstemp(prefix="word-maps-", suffix=".json", dir=_DOWNLOADS)[1])
-    data_file.write_text(json.dumps(R.to_json(wm)))
+    data_file.write_text(json.dumps(word_map_views.to_json(wm)))
     which = "every step" if wm.step is None else f"step {wm.step + 1} of {wm.steps}"
-    status = (f"{wm.steps} steps, guidance {float(guidance):g}, seed {int(seed)}: each map is token j's cross-attention, averaged over "
+    asked = request.diffusion()
+    status = (f"{wm.steps} steps, guidance {asked.guidance:g}, seed {asked.seed}: each map is token j's cross-attention, averaged over "
               f"heads, layers and {which}, and sums to 1. Bright: where the image read that word.")
-    return status, png_file(picture(wm.image, 256)), png_file(R.word_gallery(wm)), [str(image_file), str(data_file)]
+    return WordMapsView(status, picture(wm.image, 256), word_map_views.word_gallery(wm), [str(image_file), str(data_file)]).outputs()
 
 
 @user_errors
@@ -79,7 +107,8 @@ def cross_attention_api(loader: ModelLoader, model: str, prompt: str, seed: int,
     Returns {"tokens": [str], "maps": [token][H][W] (at the image's size, each summing to 1: the token's cross-attention
     averaged over heads, layers and steps), "image": base64 PNG of the final image at native size, "steps", "step": null}.
     """
-    return R.to_json(compute(loader, model, prompt, "", seed, steps, guidance_scale))
+    request = WordMapsRequest(model=model, prompt=prompt, negative="", seed=seed, steps=steps, guidance=guidance_scale)
+    return word_map_views.to_json(compute(loader, request))
 
 
 def build_text_to_image_tab(loader: ModelLoader) -> TabView:
@@ -96,9 +125,9 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
         examples(EXAMPLES, [prompt, negative], "Examples (the embedded model's grammar; 'a purple triangle' was never drawn in training)",
                  labels=[p + (f" (negative prompt: {n})" if n else "") for p, n in EXAMPLES])
         with gr.Row(elem_classes=["option-row"]):
-            guidance = gr.Slider(0, E.MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale w", elem_id="t2i-guidance")
-            steps = gr.Slider(1, E.MAX_STEPS, value=50, step=1, label="DDIM steps", elem_id="t2i-steps")
-            step = gr.Slider(0, E.MAX_STEPS, value=0, step=1, label="Maps from one step (0: all steps)", elem_id="t2i-step")
+            guidance = gr.Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale w", elem_id="t2i-guidance")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="DDIM steps", elem_id="t2i-steps")
+            step = gr.Slider(0, MAX_STEPS, value=0, step=1, label="Maps from one step (0: all steps)", elem_id="t2i-step")
         run = gr.Button("Generate and map the words", variant="primary", elem_id="t2i-run")
         status = gr.Markdown(elem_id="t2i-status")
         with gr.Row():
@@ -108,8 +137,10 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
                 words = gr.Gallery(label="Where each word lands", show_label=False, columns=4, height="auto", object_fit="contain",
                                    elem_id="t2i-words")
         files = gr.File(label="Downloads: the image (PNG) and the maps (JSON)", file_count="multiple", elem_id="t2i-files")
-        clear_first(run.click, [status]).then(gpu_task(bind(on_generate, loader), BUDGET), [model, prompt, negative, seed, steps, guidance, step],
-                                              [status, image, words, files], api_visibility="private")
+        generate_event, generate_inputs = form_event(gpu_task(bind(on_generate, loader), BUDGET), WordMapsRequest,
+                                                     {"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps,
+                                                      "guidance": guidance, "step": step})
+        clear_first(run.click, [status]).then(generate_event, generate_inputs, [status, image, words, files], api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
     return TabView(inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance}, run=("t2i-run",))
 

@@ -9,9 +9,9 @@ import pandas as pd
 
 from playground.config import ASSETS_DIR
 from playground.core.inputs import require_text
-from playground.core.render_tokens import render_panels, render_word_split
-from playground.core.tokenize import MAX_CHARS, check_text, tokenize, visible, words_of
-from playground.core.word_split import MAX_WORD_CHARS, explain_word
+from playground.core.render.tokens import render_panels, render_word_split
+from playground.core.text.tokenize import MAX_CHARS, check_text, tokenize, visible, words_of
+from playground.core.text.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN

@@ -9,12 +9,12 @@ import gradio as gr
 import pandas as pd
 
 from playground.config import ASSETS_DIR
-from playground.core import toy_diffusion as TD
-from playground.core import toy_gpt as TG
-from playground.core.diffusion import SCHEDULES
+from playground.core.training import toy_diffusion
+from playground.core.training import toy_gpt
+from playground.core.diffusion.schedule import SCHEDULES
 from playground.core.inputs import require_choice, require_int
-from playground.core.render_lm import line_chart_svg
-from playground.core.render_training import arrows_svg, scatter_svg, trajectories_svg
+from playground.core.render.lm import line_chart_svg
+from playground.core.render.training import arrows_svg, scatter_svg, trajectories_svg
 from playground.errors import InputError
 from playground.lazy import torch
 from playground.models import ModelLoader
@@ -48,29 +48,29 @@ TRAINING = {"concurrency_limit": 1, "concurrency_id": "training"}  # one trainin
 @dataclass
 class ToyRun:
     """A session's trained 2-D model, its data and how it was trained."""
-    model: TD.ToyModel
+    model: toy_diffusion.ToyModel
     data: Any  # [n, 2]
-    cfg: TD.ToyConfig
+    cfg: toy_diffusion.ToyConfig
 
     @property
     def nbytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.model.net.parameters()) + self.data.numel() * 4
 
 
-def _toy_config(dataset: Any, steps: Any, lr: Any, schedule: Any, timesteps: Any, seed: Any) -> TD.ToyConfig:
-    steps = require_int(steps, "steps", low=1, high=TD.MAX_STEPS)
-    return TD.ToyConfig(dataset=dataset, steps=steps, lr=lr, schedule=schedule,
-                        timesteps=require_int(timesteps, "diffusion steps", low=2, high=TD.MAX_TIMESTEPS),
+def _toy_config(dataset: Any, steps: Any, lr: Any, schedule: Any, timesteps: Any, seed: Any) -> toy_diffusion.ToyConfig:
+    steps = require_int(steps, "steps", low=1, high=toy_diffusion.MAX_STEPS)
+    return toy_diffusion.ToyConfig(dataset=dataset, steps=steps, lr=lr, schedule=schedule,
+                        timesteps=require_int(timesteps, "diffusion steps", low=2, high=toy_diffusion.MAX_TIMESTEPS),
                         seed=require_int(seed, "seed", low=0, high=2**31 - 1), sample_every=max(1, steps // 6)).checked()
 
 
-def _data(cfg: TD.ToyConfig, sketch: Any) -> Any:
+def _data(cfg: toy_diffusion.ToyConfig, sketch: Any) -> Any:
     if cfg.dataset == "drawn":
         image = sketch.get("composite") if isinstance(sketch, dict) else sketch
         if image is None:
             raise InputError("Draw on the sketch pad first, then train.")
-        return TD.points_from_sketch(image, cfg.n_points, cfg.seed)
-    return TD.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
+        return toy_diffusion.points_from_sketch(image, cfg.n_points, cfg.seed)
+    return toy_diffusion.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
 
 
 def _curve(losses: list[float], back: int) -> tuple[list[int], list[float]]:
@@ -91,12 +91,12 @@ def _loss_chart(losses: list[float], label: str = "training loss ‖ε − ε_θ
 def on_train_toy(loader: ModelLoader, dataset: str, sketch: Any, steps: float, lr: float, schedule: str, timesteps: float, seed: float,
                  previous: Any = None):
     """Stream the training: (status, loss chart, samples vs data, the session's run handle)."""
-    choices = [*TD.DATASETS, "drawn"]
+    choices = [*toy_diffusion.DATASETS, "drawn"]
     require_choice(dataset, "dataset", choices)
     cfg = _toy_config(dataset, steps, lr, schedule, timesteps, seed)
     data = _data(cfg, sketch)
     cfg = replace(cfg, n_points=len(data))
-    for model, p in TD.train_toy(data, cfg):
+    for model, p in toy_diffusion.train_toy(data, cfg):
         status = f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s); loss {sum(p.losses[-50:]) / len(p.losses[-50:]):.4f}."
         handle = None
         if p.done:
@@ -115,11 +115,11 @@ def on_explore_toy(run: Any, t: float, seed: float):
         raise InputError("Train a model first.")
     t = require_int(t, "t", low=0, high=run.model.timesteps - 1)
     seed = require_int(seed, "seed", low=0, high=2**31 - 1)
-    noised = TD.forward_points(run.model, run.data, t, seed)
-    grid, field = TD.noise_field(run.model, t)
+    noised = toy_diffusion.forward_points(run.model, run.data, t, seed)
+    grid, field = toy_diffusion.noise_field(run.model, t)
     noise = torch.randn(TRAJECTORIES, 2, generator=torch.Generator().manual_seed(seed + 7))  # both samplers start from this x_T
-    _, ddpm = TD.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddpm", keep=TRAJECTORIES, start=noise)
-    _, ddim = TD.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddim", keep=TRAJECTORIES, start=noise)
+    _, ddpm = toy_diffusion.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddpm", keep=TRAJECTORIES, start=noise)
+    _, ddim = toy_diffusion.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddim", keep=TRAJECTORIES, start=noise)
     return (scatter_svg({"data": run.data.tolist(), f"x_t at t = {t}": noised.tolist()}, f"Forward process at t = {t} of {run.model.timesteps}"),
             arrows_svg(grid.tolist(), field.tolist(), run.data.tolist(), f"Learned score field at t = {t}"),
             trajectories_svg({"DDPM (stochastic)": ddpm.tolist(), "DDIM (deterministic)": ddim.tolist()}, run.data.tolist(),
@@ -133,38 +133,38 @@ def train_toy_api(dataset: str, steps: int, seed: int) -> dict:
     Returns {"data": [[x, y]], "samples": [[x, y]] (as many as the data, drawn by DDPM from the trained model),
     "loss": [float] (every step's training loss)}.
     """
-    require_choice(dataset, "dataset", list(TD.DATASETS))
-    cfg = replace(_toy_config(dataset, steps, TD.ToyConfig.lr, TD.ToyConfig.schedule, TD.ToyConfig.timesteps, seed), sample_every=TD.MAX_STEPS)
-    data = TD.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
-    *_, (model, progress) = TD.train_toy(data, cfg, stream=False)
+    require_choice(dataset, "dataset", list(toy_diffusion.DATASETS))
+    cfg = replace(_toy_config(dataset, steps, toy_diffusion.ToyConfig.lr, toy_diffusion.ToyConfig.schedule, toy_diffusion.ToyConfig.timesteps, seed), sample_every=toy_diffusion.MAX_STEPS)
+    data = toy_diffusion.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
+    *_, (model, progress) = toy_diffusion.train_toy(data, cfg, stream=False)
     return {"data": data.tolist(), "samples": progress.samples.tolist(), "loss": progress.losses}
 
 
 # ---- tiny GPT handlers -----------------------------------------------------------------------------------------
 
 
-def _gpt_config(steps: Any, seed: Any, seconds: Any = TG.GPTTrainConfig.max_seconds) -> TG.GPTTrainConfig:
-    steps = require_int(steps, "steps", low=1, high=TG.MAX_STEPS)
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= TG.MAX_SECONDS:
-        raise InputError(f"The time cap must be from 1 to {TG.MAX_SECONDS:g} seconds, got {seconds!r}.")
-    return TG.GPTTrainConfig(steps=steps, seed=require_int(seed, "seed", low=0, high=2**31 - 1), eval_every=max(1, steps // 6),
+def _gpt_config(steps: Any, seed: Any, seconds: Any = toy_gpt.GPTTrainConfig.max_seconds) -> toy_gpt.GPTTrainConfig:
+    steps = require_int(steps, "steps", low=1, high=toy_gpt.MAX_STEPS)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= toy_gpt.MAX_SECONDS:
+        raise InputError(f"The time cap must be from 1 to {toy_gpt.MAX_SECONDS:g} seconds, got {seconds!r}.")
+    return toy_gpt.GPTTrainConfig(steps=steps, seed=require_int(seed, "seed", low=0, high=2**31 - 1), eval_every=max(1, steps // 6),
                              max_seconds=float(seconds)).checked()
 
 
-def _gpt_chart(p: TG.GPTProgress, unigram: float) -> str:
+def _gpt_chart(p: toy_gpt.GPTProgress, unigram: float) -> str:
     series = {"training (mean of 10 steps)": _curve(p.losses, 10), "held-out": (p.heldout_steps, p.heldout_bpc),
               "unigram baseline (held-out)": ([1, max(2, p.step)], [unigram, unigram])}
     return line_chart_svg(series, "step", "bits per character", width=460, height=260)
 
 
 @user_errors
-def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, seconds: float = TG.GPTTrainConfig.max_seconds,
+def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, seconds: float = toy_gpt.GPTTrainConfig.max_seconds,
                  previous: Any = None):
     """Stream the training, for `steps` steps or `seconds`, whichever ends first: (status, bits-per-character chart,
     samples table, the session's model handle)."""
     cfg = _gpt_config(steps, seed, seconds)
-    TG.check_text(text)
-    for trained, p in TG.train_gpt(text, cfg):
+    toy_gpt.check_text(text)
+    for trained, p in toy_gpt.train_gpt(text, cfg):
         status = (f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s): {trained.parameters:,} parameters, {trained.tokens_seen:,} "
                   f"characters seen; held-out {p.heldout_bpc[-1]:.3f} bits per character (unigram: {trained.unigram_bpc:.3f}).")
         handle = gr.update()
@@ -184,7 +184,7 @@ def train_gpt_api(text: str, steps: int, seed: int) -> dict:
     "samples": [str] (generated at each evaluation), "parameters": int, "unigram_bpc": float, "steps_evaluated": [int]}.
     """
     cfg = _gpt_config(steps, seed)
-    *_, (trained, p) = TG.train_gpt(text, cfg)
+    *_, (trained, p) = toy_gpt.train_gpt(text, cfg)
     return {"loss": p.losses, "heldout_bpc": p.heldout_bpc, "samples": p.samples, "parameters": trained.parameters,
             "unigram_bpc": trained.unigram_bpc, "steps_evaluated": p.heldout_steps}
 
@@ -204,10 +204,10 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
                                 ("My drawing", "drawn")], value="moons", label="Data", elem_id="trn-dataset")
             sketch = gr.Sketchpad(label="Draw your own data (pick 'My drawing')", height=240, width=240, elem_id="trn-sketch")
         with gr.Row():
-            toy_steps = gr.Slider(100, 10_000, value=TD.ToyConfig.steps, step=100, label="Training steps", elem_id="trn-toy-steps")
-            toy_lr = gr.Slider(0.0005, 0.03, value=TD.ToyConfig.lr, step=0.0005, label="Learning rate")
-            toy_schedule = gr.Dropdown(list(SCHEDULES), value=TD.ToyConfig.schedule, label="Noise schedule")
-            toy_T = gr.Slider(10, 1000, value=TD.ToyConfig.timesteps, step=10, label="Diffusion steps T")
+            toy_steps = gr.Slider(100, 10_000, value=toy_diffusion.ToyConfig.steps, step=100, label="Training steps", elem_id="trn-toy-steps")
+            toy_lr = gr.Slider(0.0005, 0.03, value=toy_diffusion.ToyConfig.lr, step=0.0005, label="Learning rate")
+            toy_schedule = gr.Dropdown(list(SCHEDULES), value=toy_diffusion.ToyConfig.schedule, label="Noise schedule")
+            toy_T = gr.Slider(10, 1000, value=toy_diffusion.ToyConfig.timesteps, step=10, label="Diffusion steps T")
             toy_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
         with gr.Row():
             toy_train = gr.Button("Train the diffusion model", variant="primary", elem_id="trn-toy-train")
@@ -227,11 +227,11 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
 
         gr.Markdown("#### A tiny GPT on your text")
         gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
-        text = gr.Textbox(label=f"Text to learn (at least {TG.MIN_CHARS:,} characters; the last tenth is held out)", lines=6,
-                          value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "", max_length=TG.MAX_CHARS, elem_id="trn-text")
+        text = gr.Textbox(label=f"Text to learn (at least {toy_gpt.MIN_CHARS:,} characters; the last tenth is held out)", lines=6,
+                          value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "", max_length=toy_gpt.MAX_CHARS, elem_id="trn-text")
         with gr.Row():
-            gpt_steps = gr.Slider(50, 3000, value=TG.GPTTrainConfig.steps, step=50, label="Training steps", elem_id="trn-gpt-steps")
-            gpt_seconds = gr.Slider(5, TG.MAX_SECONDS, value=TG.GPTTrainConfig.max_seconds, step=5, label="Or stop after (seconds)",
+            gpt_steps = gr.Slider(50, 3000, value=toy_gpt.GPTTrainConfig.steps, step=50, label="Training steps", elem_id="trn-gpt-steps")
+            gpt_seconds = gr.Slider(5, toy_gpt.MAX_SECONDS, value=toy_gpt.GPTTrainConfig.max_seconds, step=5, label="Or stop after (seconds)",
                                     elem_id="trn-gpt-seconds")
             gpt_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             gpt_train = gr.Button("Train the tiny GPT", variant="primary", elem_id="trn-gpt-train")

@@ -1,3 +1,4 @@
-"""The workshop: a guided path of lessons with predict-then-reveal questions, lesson links that open a tab
-with its inputs filled, the guess-the-next-token game, and an instructor's offline check
-(`python -m playground.workshop check`). Compute and data only: the Start tab (`ui/start_tab.py`) shows it."""
+"""The instructor's side of the workshop: `python -m playground.workshop check` (does every preset resolve and every
+lesson link open and run here, offline?) and `lessons --write` (the README's table of lessons). It sits above the UI:
+it builds the app to read each tab's inputs and runs each lesson through the tab's own request and handler. The
+lessons themselves are `playground.lessons`."""

@@ -92,8 +92,8 @@ def _runners() -> dict[str, Callable[[Any, dict], Any]]:
 
 
 def check_lessons(loader: Any, specs: dict) -> list[Check]:
-    from playground.workshop import links as L
-    from playground.workshop.lessons import LESSONS, grade
+    from playground.lessons import links as lesson_links
+    from playground.lessons.path import LESSONS, grade
 
     runners = _runners()
     out = []
@@ -101,7 +101,7 @@ def check_lessons(loader: Any, specs: dict) -> list[Check]:
         start = time.perf_counter()
         try:
             query = lesson.query(specs)
-            link = L.parse(query, specs)
+            link = lesson_links.parse(query, specs)
             runners[link.tab](loader, link.values)
             q = lesson.question
             grade(lesson, q.answer or (q.choices[0] if q.choices else "the"), loader)
@@ -143,7 +143,7 @@ def run_check(settings: Settings, *, lessons: bool = True, out: Any = None) -> b
 
 def lessons_table(specs: dict) -> str:
     """The path as a markdown table: lesson, tab, the prediction asked, the lesson link (append it to the app's address)."""
-    from playground.workshop.lessons import LESSONS
+    from playground.lessons.path import LESSONS
 
     rows = ["| lesson | opens | predict | link |", "|---|---|---|---|"]
     for le in LESSONS:

@@ -50,7 +50,7 @@ class Lesson:
 
     def query(self, specs: Any) -> str:
         """The lesson link's query string, checked against the page's inputs (`specs`: tab -> its link inputs)."""
-        from playground.workshop.links import Link, to_query
+        from playground.lessons.links import Link, to_query
 
         return to_query(Link(self.tab, dict(self.link)), specs)
 
@@ -63,7 +63,7 @@ PASSAGE = "Friends, Romans, countrymen, lend me your"  # Julius Caesar, a play t
 
 
 def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
-    from playground.core.tokenize import tokenize
+    from playground.core.text.tokenize import tokenize
     from playground.models import Family
 
     counts = {}
@@ -82,7 +82,7 @@ def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
 
 def _next_token(loader: Any, answer: str) -> Reveal:
     from playground.models import Family
-    from playground.workshop.game import next_token_guess, top_table
+    from playground.lessons.game import next_token_guess, top_table
 
     lm = loader.load("gpt2", Family.CAUSAL_LM)
     g = next_token_guess(lm.model, lm.tokenizer, PASSAGE, answer)
@@ -95,7 +95,7 @@ def _next_token(loader: Any, answer: str) -> Reveal:
 
 
 def _signal_left(loader: Any, answer: str) -> Reveal:
-    from playground.core.diffusion import noise_schedule
+    from playground.core.diffusion.schedule import noise_schedule
 
     a = float(noise_schedule("linear").alphas_cumprod[500]) ** 0.5
     options = {"about 0.9": 0.9, "about 0.3": 0.3, "about 0.01": 0.01}

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from playground.core.cache import shared_lock
-from playground.core.tokenize import visible
+from playground.core.text.tokenize import visible
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 

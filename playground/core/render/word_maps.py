@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from playground.core.cross_attention import WordMaps
-from playground.core.diffusion_model import picture
+from playground.core.diffusion.cross_attention import WordMaps
+from playground.core.diffusion.pictures import picture
 from playground.lazy import torch
 
 OVERLAY_PX = 160  # each word's picture, per side

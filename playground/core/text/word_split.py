@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playground.core.cache import per_object
-from playground.core.tokenize import TokenizerSpec, _backend, tokenizer_spec
+from playground.core.text.tokenize import TokenizerSpec, _backend, tokenizer_spec
 from playground.errors import InputError
 
 K_UNK_PENALTY = 10.0  # Unigram: an unknown character scores (lowest piece score - 10), as in HF tokenizers

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from playground.core import attention as A
+from playground.core.text import attention
 from playground.core.inputs import require_choice, require_int
 from playground.errors import InputError
 
@@ -52,7 +52,7 @@ FOCUS = "#b3361a"  # the focused token's outline and label: a dark orange that r
 @dataclass(frozen=True)
 class ViewRequest:
     view: str = "head"  # one of VIEWS
-    kind: str = A.ENCODER  # which attention: "encoder", "decoder" or "cross"
+    kind: str = attention.ENCODER  # which attention: "encoder", "decoder" or "cross"
     layer: int = 0  # 0-based
     head: int = 0  # 0-based; ignored by mean, rollout and lines with all_heads
     all_heads: bool = False  # lines view: every head of the layer, each in its own colour
@@ -89,16 +89,16 @@ class View:
 # ---- from a result to panels --------------------------------------------------------------------
 
 
-def kinds_of(result: A.AttentionResult) -> list[str]:
+def kinds_of(result: attention.AttentionResult) -> list[str]:
     return list(result.attentions)
 
 
-def views_of(result: A.AttentionResult) -> list[str]:
+def views_of(result: attention.AttentionResult) -> list[str]:
     """The views that apply to `result`: the three kinds side by side need an encoder-decoder, and
     value-weighted attention needs the value vectors of a supported family.
 
     >>> import numpy as np
-    >>> r = A.AttentionResult("m", "encoder", ["a"], [], {"encoder": np.ones((1, 1, 1, 1))}, None, [False], [], [0], [], False, 1)
+    >>> r = attention.AttentionResult("m", "encoder", ["a"], [], {"encoder": np.ones((1, 1, 1, 1))}, None, [False], [], [0], [], False, 1)
     >>> views_of(r)
     ['head', 'lines', 'mean', 'rollout']
     """
@@ -106,7 +106,7 @@ def views_of(result: A.AttentionResult) -> list[str]:
             and not (v == "value" and not result.value_norms)]
 
 
-def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
+def check_view(result: attention.AttentionResult, req: ViewRequest) -> ViewRequest:
     """`req` validated against what `result` holds (the API and stale pages can send anything), with
     whole numbers as ints (sliders send 3.0)."""
     require_choice(req.view, "view", VIEWS)
@@ -116,7 +116,7 @@ def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
                   top_k=require_int(req.top_k, "top k", low=1, high=MAX_TOP_K))
     if req.view == "kinds" and result.architecture != "encoder-decoder":
         raise InputError("The three kinds side by side need an encoder-decoder model (T5); pick another view.")
-    if req.view == "rollout" and req.kind == A.CROSS:
+    if req.view == "rollout" and req.kind == attention.CROSS:
         raise InputError("Rollout follows self-attention through the layers; pick the encoder or decoder kind.")
     if req.view == "value" and not (result.value_norms and req.kind in result.value_norms):
         raise InputError("Value-weighted attention needs the layers' value vectors, read for BERT-, GPT-2- and T5-family models; "
@@ -124,7 +124,7 @@ def check_view(result: A.AttentionResult, req: ViewRequest) -> ViewRequest:
     return req
 
 
-def build_view(result: A.AttentionResult, req: ViewRequest) -> View:
+def build_view(result: attention.AttentionResult, req: ViewRequest) -> View:
     """The panels `req` asks for, with special tokens hidden and words pooled as asked."""
     req = check_view(result, req)
     att = result.attentions
@@ -133,38 +133,38 @@ def build_view(result: A.AttentionResult, req: ViewRequest) -> View:
     def panel(kind: str, matrix: np.ndarray, title: str, probabilities: bool = True, lines=None, line_labels=()) -> Panel:
         return _shape_panel(result, kind, matrix, title, req, probabilities, lines, list(line_labels))
 
-    kind_name = {A.ENCODER: "encoder self-attention", A.DECODER: "decoder self-attention (causal)", A.CROSS: "cross-attention"}
+    kind_name = {attention.ENCODER: "encoder self-attention", attention.DECODER: "decoder self-attention (causal)", attention.CROSS: "cross-attention"}
     where = f"layer {L + 1}, head {H + 1}"
     if req.view == "head":
         panels = [panel(req.kind, att[req.kind][L, H], f"{kind_name[req.kind]}, {where}")]
         caption = "Row i: how query token i spreads its attention over the keys (each row sums to 1)."
     elif req.view == "mean":
-        panels = [panel(req.kind, A.mean_heads(att[req.kind])[L], f"{kind_name[req.kind]}, layer {L + 1}, mean over heads")]
+        panels = [panel(req.kind, attention.mean_heads(att[req.kind])[L], f"{kind_name[req.kind]}, layer {L + 1}, mean over heads")]
         caption = "The average of the layer's heads."
     elif req.view == "rollout":
-        panels = [panel(req.kind, A.rollout(att[req.kind])[L], f"rollout of {kind_name[req.kind]} through layer {L + 1}")]
+        panels = [panel(req.kind, attention.rollout(att[req.kind])[L], f"rollout of {kind_name[req.kind]} through layer {L + 1}")]
         caption = "Attention rollout (Abnar & Zuidema 2020): half residual, half mean attention, multiplied through the layers."
     elif req.view == "value":
-        weighted = A.value_weighted(att[req.kind], result.value_norms[req.kind])[L, H]
+        weighted = attention.value_weighted(att[req.kind], result.value_norms[req.kind])[L, H]
         panels = [panel(req.kind, att[req.kind][L, H], f"α_ij, {where}"),
                   panel(req.kind, weighted, f"‖α_ij f(x_j)‖, {where}", probabilities=False)]
         caption = "Left: the weights. Right: what each key token actually sends (weight x the norm of its projected value vector)."
     elif req.view == "kinds":
-        panels = [panel(k, att[k][L, H], f"{kind_name[k]}, {where}") for k in (A.ENCODER, A.DECODER, A.CROSS)]
+        panels = [panel(k, att[k][L, H], f"{kind_name[k]}, {where}") for k in (attention.ENCODER, attention.DECODER, attention.CROSS)]
         caption = "Encoder tokens attend both ways; decoder tokens only back; cross-attention rows are output tokens, columns input tokens."
     else:  # lines
         heads = range(att[req.kind].shape[1]) if req.all_heads else [H]
         mats = [att[req.kind][L, h] for h in heads]
-        panels = [panel(req.kind, att[req.kind][L, H] if not req.all_heads else A.mean_heads(att[req.kind])[L],
+        panels = [panel(req.kind, att[req.kind][L, H] if not req.all_heads else attention.mean_heads(att[req.kind])[L],
                         f"{kind_name[req.kind]}, layer {L + 1}, {'all heads' if req.all_heads else f'head {H + 1}'}",
                         lines=mats, line_labels=[f"head {h + 1}" for h in heads])]
         caption = f"Each query token (left) to the {req.top_k} key token(s) (right) it attends to most; line weight = attention."
     return View(panels, caption, _parse_focus(req.focus), req.top_k)  # the result's notes are shown once, by the caller
 
 
-def _side_tokens(result: A.AttentionResult, kind: str) -> tuple[str, str]:
-    rows = "out" if result.architecture == "encoder-decoder" and kind in (A.DECODER, A.CROSS) else "in"
-    cols = "out" if result.architecture == "encoder-decoder" and kind == A.DECODER else "in"
+def _side_tokens(result: attention.AttentionResult, kind: str) -> tuple[str, str]:
+    rows = "out" if result.architecture == "encoder-decoder" and kind in (attention.DECODER, attention.CROSS) else "in"
+    cols = "out" if result.architecture == "encoder-decoder" and kind == attention.DECODER else "in"
     return rows, cols
 
 
@@ -177,13 +177,13 @@ def _shape_panel(result, kind, matrix, title, req, probabilities, lines, line_la
     if not rkeep or not ckeep:
         raise InputError("Hiding special tokens leaves nothing to show; untick 'hide special tokens'.")
     renorm = req.hide_special and probabilities
-    matrix = A.select(matrix, rkeep, ckeep, renorm)
-    lines = [A.select(m, rkeep, ckeep, renorm) for m in lines] if lines else None
+    matrix = attention.select(matrix, rkeep, ckeep, renorm)
+    lines = [attention.select(m, rkeep, ckeep, renorm) for m in lines] if lines else None
     if req.pool_words:
-        rg, cg = A.groups([rwords[i] for i in rkeep], list(range(len(rkeep)))), A.groups([cwords[i] for i in ckeep], list(range(len(ckeep))))
-        matrix = A.pool(matrix, rg, cg)
-        lines = [A.pool(m, rg, cg) for m in lines] if lines else None
-        rows, cols = A.label_groups([rtok[i] for i in rkeep], rg), A.label_groups([ctok[i] for i in ckeep], cg)
+        rg, cg = attention.groups([rwords[i] for i in rkeep], list(range(len(rkeep)))), attention.groups([cwords[i] for i in ckeep], list(range(len(ckeep))))
+        matrix = attention.pool(matrix, rg, cg)
+        lines = [attention.pool(m, rg, cg) for m in lines] if lines else None
+        rows, cols = attention.label_groups([rtok[i] for i in rkeep], rg), attention.label_groups([ctok[i] for i in ckeep], cg)
         row_pos, col_pos = [[rkeep[i] for i in g] for g in rg], [[ckeep[i] for i in g] for g in cg]
     else:
         rows, cols = [rtok[i] for i in rkeep], [ctok[i] for i in ckeep]
@@ -200,7 +200,7 @@ def _parse_focus(focus: str | None) -> tuple[str, int] | None:
     return side, int(index)
 
 
-def focus_choices(result: A.AttentionResult) -> list[tuple[str, str]]:
+def focus_choices(result: attention.AttentionResult) -> list[tuple[str, str]]:
     """(label, value) for the focus picker: input tokens, then an encoder-decoder's output tokens."""
     out = [(f"{i}: {t}", f"in:{i}") for i, t in enumerate(result.tokens)]
     out += [(f"out {i}: {t}", f"out:{i}") for i, t in enumerate(result.target_tokens)]
@@ -301,7 +301,7 @@ def _lines_svg(p: Panel, view: View) -> str:
         out.append(f'<text x="{x2 + 6}" y="{20 + j * row_h}" fill="{colour}">{html.escape(_short(label))}</text>')
     for n, m in enumerate(p.lines or []):
         colour = HEAD_COLOURS[n % len(HEAD_COLOURS)] if len(p.lines) > 1 else "#1f4e9c"
-        for q, k, v in A.top_edges(m, view.top_k):
+        for q, k, v in attention.top_edges(m, view.top_k):
             if fr is not None and q != fr and (fc is None or k != fc):
                 continue  # focus: only the focused token's edges
             out.append(f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" stroke="{colour}"{head_dash(n) if len(p.lines) > 1 else ""} '
@@ -415,7 +415,7 @@ def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
     bar, gap = 4, 6
     left, top = 34, 40  # room above for the head labels (the image's own label overlays the top-left)
     pitch, pitch_y = tile + gap, tile + bar + 2 + gap
-    share = A.sink_share(att, sinks)
+    share = attention.sink_share(att, sinks)
     # every tile at once: area-average each [Q, K] map to tile x tile, scaled by its own maximum
     import torch
 
@@ -442,7 +442,7 @@ def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
     return Mosaic(img, layers, n_heads, left, top, tile, pitch, pitch_y)
 
 
-def sinks_of(result: A.AttentionResult, kind: str) -> list[int]:
+def sinks_of(result: attention.AttentionResult, kind: str) -> list[int]:
     """Key positions that heads use as a no-op "sink": the first token and separators ([SEP], </s>)."""
     _, col_side = _side_tokens(result, kind)
     special = result.special if col_side == "in" else result.target_special

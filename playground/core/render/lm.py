@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from playground.core.generation import GenStep
-from playground.core.seq2seq import BeamStep
+from playground.core.text.generation import GenStep
+from playground.core.text.seq2seq import BeamStep
 
 
 def _e(text: str) -> str:

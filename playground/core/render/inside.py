@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from playground.core.inside import Inside, Neighbour
-from playground.core.render_lm import line_chart_svg, projection_svg
+from playground.core.text.inside import Inside, Neighbour
+from playground.core.render.lm import line_chart_svg, projection_svg
 
 NEG, POS = (33, 102, 172), (179, 88, 6)  # blue for negative, orange for positive
 

@@ -14,7 +14,7 @@ Link(tab='attention', values={'model': 'gpt2', 'layer': 3})
 >>> parse([("tab", "attention"), ("model", "../../etc/passwd")], specs)
 Traceback (most recent call last):
 ...
-playground.workshop.links.LinkError: This link cannot be opened: model must be one of gpt2, bert-base-uncased (got '../../etc/passwd').
+playground.lessons.links.LinkError: This link cannot be opened: model must be one of gpt2, bert-base-uncased (got '../../etc/passwd').
 """
 
 from __future__ import annotations

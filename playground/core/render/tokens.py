@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from playground.core.tokenize import DIFF_WINDOW, Tokenization, visible
-from playground.core.word_split import PieceExplanation, WordExplanation
+from playground.core.text.tokenize import DIFF_WINDOW, Tokenization, visible
+from playground.core.text.word_split import PieceExplanation, WordExplanation
 
 MAX_CHIPS = 2_000  # chips drawn per tokenizer; counts and ids always cover the whole text
 MAX_TRIED_SHOWN = 6  # WordPiece candidates listed per position before "…"
@@ -24,7 +24,7 @@ def _chip(i: int, face: str, title: str, classes: list[str], show_ids: bool, raw
 def render_chips(t: Tokenization, show_ids: bool = False, max_chips: int = MAX_CHIPS) -> str:
     """One tokenizer's text as colored chips; hover shows id, raw string and span.
 
-    >>> from playground.core.tokenize import Token, Tokenization, Counts
+    >>> from playground.core.text.tokenize import Token, Tokenization, Counts
     >>> t = Tokenization("demo", "BPE", "hi", [Token(5, "hi", 0, 2, False, "hi")], Counts(1, 2, 1, 2.0), "hi", True)
     >>> 'title="id 5 · raw &#x27;hi&#x27; · chars 0–2' in render_chips(t)
     True

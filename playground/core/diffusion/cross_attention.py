@@ -21,12 +21,13 @@ import contextlib
 import contextvars
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from playground.core import explorer as E
 from playground.core.cache import shared_lock
-from playground.core.inputs import require_choice, require_int, require_text
+from playground.core.diffusion.pictures import decode
+from playground.core.diffusion.run import DiffusionRequest, run
+from playground.core.inputs import require_int
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 
@@ -124,48 +125,40 @@ def prompt_tokens(tokenizer: Any, prompt: str) -> list[str]:
 
 
 @no_grad
-def word_maps(components: dict[str, Any], prompt: str, *, negative: str = "", seed: int = 0, steps: int = 50, guidance: float = 7.5,
-              scheduler: str = "DDIM", step: int | None = None) -> WordMaps:
-    """Run the text-to-image pipeline in `components` (vae, text_encoder, tokenizer, unet, scheduler) once, through the
-    explorer's loop, recording every cross-attention layer; the maps of the prompt's tokens and the final image."""
+def word_maps(model: Any, request: DiffusionRequest, step: int | None = None) -> WordMaps:
+    """Run a text-to-image `model` (the loader's LoadedModel, or `run.Parts`) once through `run`, recording every
+    cross-attention layer; the maps of the prompt's tokens and the final image. `step`: average only this 1-based
+    step's maps (None: every step)."""
+    components = model.components
     unet, vae, tokenizer = components.get("unet"), components.get("vae"), components.get("tokenizer")
     if unet is None or getattr(unet.config, "cross_attention_dim", None) is None or tokenizer is None or vae is None:
         raise InputError("Word maps need a text-to-image model (a UNet with cross-attention, its text encoder, tokenizer and "
                          "autoencoder), such as segmind/tiny-sd.")
-    prompt = require_text(prompt, "prompt", max_chars=500).strip()
-    negative = require_text(negative if negative is not None else "", "negative prompt", max_chars=500)
-    if not prompt:
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
         raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
-    steps, guidance = E.check_settings(steps, guidance)
-    if guidance == 0:
+    request = replace(request, prompt=request.prompt.strip(), batch=1, snapshots=False).checked()
+    if request.guidance == 0:
         raise InputError("Guidance 0 runs only the empty prompt, so no word is read: use a guidance of 1 or more.")
-    seed = require_int(seed, "seed", low=0, high=2**63 - 1)
-    require_choice(scheduler, "scheduler", E.SCHEDULERS)
     if step is not None:
-        step = require_int(step, "step", low=1, high=steps) - 1
-    tokens = prompt_tokens(tokenizer, prompt)
+        step = require_int(step, "step", low=1, high=request.steps) - 1
+    tokens = prompt_tokens(tokenizer, request.prompt)
     if not tokens:
         raise InputError("The prompt has no tokens the text encoder reads; use words.")
-    n_layers = install(unet)
-    if not n_layers:
+    if not install(unet):
         raise InputError("This UNet has no cross-attention layers: nothing reads the prompt.")
-    cond = E.text_conditioning(components, prompt, negative, guidance > 1)
+    diffusion_run = run(model, request)
     side = unet.config.sample_size if isinstance(unet.config.sample_size, int) else unet.config.sample_size[0]
-    sched = E.make_scheduler(scheduler, components["scheduler"].config)
-    g = torch.Generator().manual_seed(seed)
-    x, first = E.start(sched, steps, (1, unet.config.in_channels, side, side), g, next(unet.parameters()).device)
-    with recording(side, 1, step) as rec:
-        for record in E.run(unet, sched, cond, x, g, E.RunSettings(guidance=guidance), first, snapshots=False):
-            x = record.x
-            rec.current += 1
-    if rec.total is None:
+    with recording(side, 1, step) as recorder:
+        for _ in diffusion_run:
+            recorder.current += 1
+    if recorder.total is None:
         raise InputError("No cross-attention was recorded: this UNet's attention maps are not square.")
-    latent = rec.total[0, 1:1 + len(tokens)]  # position 0 is the start token; the prompt's tokens follow it
+    latent = recorder.total[0, 1:1 + len(tokens)]  # position 0 is the start token; the prompt's tokens follow it
     latent = latent / latent.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    image = E.decode(x, vae).clamp(-1, 1)
+    image = decode(diffusion_run.records[-1].x, vae).clamp(-1, 1)
     maps = torch.nn.functional.interpolate(latent[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0].clamp_min(0)
     maps = maps / maps.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    return WordMaps(tokens, maps, image, latent, steps, step)
+    return WordMaps(tokens, maps, image, latent, request.steps, step)
 
 
 def mass_inside(word_map: torch.Tensor, mask: torch.Tensor) -> float:

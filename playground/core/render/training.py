@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from playground.core.render_lm import CHART_COLOURS
+from playground.core.render.lm import CHART_COLOURS
 
 SIZE = 320  # px, square plots
 EXTENT = 1.6  # the plotted square is [-EXTENT, EXTENT]²

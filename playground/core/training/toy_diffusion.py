@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from playground.core.diffusion import SCHEDULES, noise_schedule
+from playground.core.diffusion.schedule import SCHEDULES, noise_schedule
 from playground.core.inputs import require_choice, require_int
 from playground.errors import InputError
 from playground.lazy import no_grad, torch

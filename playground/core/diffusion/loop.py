@@ -1,0 +1,150 @@
+"""THE reverse-diffusion loop, unrolled: every caller's steps run here (through `run.run`).
+
+Notation (Ho et al. 2020; Song et al. 2021 for DDIM; Ho & Salimans 2022 for guidance; Salimans & Ho 2022 for v):
+
+| code          | paper            | meaning                                                               |
+|---------------|------------------|-----------------------------------------------------------------------|
+| `x`           | x_t              | the noisy sample at timestep t (pixels, or a latent model's latents)  |
+| `t`           | t                | the scheduler's timestep for this step                                |
+| `pred`        | ε̂ or v̂           | the UNet's output at (x_t, t, c)                                      |
+| `eps`         | ε̂ = ε_θ(x_t,t,c) | the noise the step removes (a v-prediction model's v̂, converted)       |
+| `eps_uncond`  | ε_u = ε_θ(x_t,t,∅)| the same without the condition (the null class, or the empty prompt)  |
+| `eps_cond`    | ε_c              | the same with it                                                      |
+| `guidance`    | w                | classifier-free guidance: ε̂ = ε_u + w·(ε_c − ε_u)                     |
+| `x0_hat`      | x̂_0              | the clean sample the step predicts: a preview of the end              |
+
+A run is a list of `Record`s. Each holds the step's outputs and (unless the run keeps none) a `Snapshot` of what the
+loop needs to take that step again: x_t, a copy of the scheduler (multistep solvers remember earlier predictions) and
+the random generator's state. A branch restores a snapshot and goes on with other settings; with the same settings it
+reproduces the original run exactly. No gradio.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from playground.core.diffusion.conditioning import Conditioning
+from playground.core.diffusion.schedule import step_kwargs
+from playground.core.inputs import require_float
+from playground.errors import InputError
+from playground.lazy import no_grad, torch
+
+
+@dataclass
+class Snapshot:
+    x: torch.Tensor  # x_t before the step
+    scheduler: Any  # a copy of the scheduler before the step
+    generator_state: torch.Tensor  # the generator's state before the step
+
+
+@dataclass
+class Record:
+    index: int  # 0-based step
+    timestep: int  # the scheduler's t
+    x: torch.Tensor  # x_{t-1}: the sample after this step
+    x0_hat: torch.Tensor | None  # x̂_0 predicted at this step (None if the scheduler does not report it)
+    eps: torch.Tensor  # the ε̂ the step used (guided; a v-prediction model's v̂ is turned into the ε̂ it stands for)
+    eps_uncond: torch.Tensor | None  # ε_u, when guidance ran
+    eps_cond: torch.Tensor | None  # ε_c, when guidance ran
+    before: Snapshot | None  # what taking this step again needs (None: a run kept without snapshots)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    guidance: float = 1.0  # w: 1 = conditional only, 0 = unconditional, > 1 pushes towards the condition
+    use_clipped_model_output: bool = True  # DDIM with clip_sample: re-derive ε from the clipped x̂_0 (False: keep the UNet's ε)
+
+
+def start(scheduler, num_steps: int, shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
+          init: torch.Tensor | None = None, strength: float = 1.0) -> tuple[torch.Tensor, int]:
+    """(x at the first step, the index of the first step). From noise: x_T ~ N(0, I) · init_noise_sigma.
+    Image-to-image (`init` given, strength < 1): `init` noised to the step `strength` of the way in."""
+    scheduler.set_timesteps(num_steps, device=device)
+    noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)  # on the CPU: the same on any device
+    if init is None or strength >= 1.0:
+        return noise * scheduler.init_noise_sigma, 0
+    strength = require_float(strength, "strength", low=0.0, high=1.0)
+    skip = num_steps - int(num_steps * strength)
+    if skip >= num_steps:
+        raise InputError("Strength 0 leaves nothing to denoise; use a strength above 0.")
+    t0 = scheduler.timesteps[skip * scheduler.order: skip * scheduler.order + 1]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(skip * scheduler.order)
+    return scheduler.add_noise(init.to(device).float(), noise, t0), skip * scheduler.order
+
+
+def as_epsilon(output: torch.Tensor, model_in: torch.Tensor, scheduler, t) -> torch.Tensor:
+    """The noise ε̂ a UNet's output stands for, whatever the model was trained to predict (its scheduler's
+    `prediction_type`), from the step's input x_t in variance-preserving form (`scale_model_input`'s output):
+
+    - "epsilon": the output is ε̂.
+    - "v_prediction" (Salimans & Ho 2022; Stable Diffusion 2): v̂ = √ᾱ_t ε̂ − √(1 − ᾱ_t) x̂_0, so ε̂ = √ᾱ_t v̂ + √(1 − ᾱ_t) x_t.
+    - "sample": the output is x̂_0, so ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t).
+    """
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        return output
+    a_bar = scheduler.alphas_cumprod[round(float(t))].to(output.device, output.dtype)
+    if kind == "v_prediction":
+        return a_bar.sqrt() * output + (1 - a_bar).sqrt() * model_in
+    if kind == "sample":
+        return (model_in - a_bar.sqrt() * output) / (1 - a_bar).sqrt()
+    raise InputError(f"This model's scheduler predicts {kind!r}; the explorer knows 'epsilon', 'v_prediction' and 'sample'.")
+
+
+@no_grad  # also on generators: grad mode is restored around every resume
+def denoise_loop(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.Tensor, generator: torch.Generator,
+                 settings: RunSettings, first: int = 0, *, snapshots: bool = True) -> Iterator[Record]:
+    """Denoise from `x` at step `first` (the scheduler already set up by `start`), yielding a Record per step.
+    `snapshots=False` keeps no rewind point (`Record.before` is None): a run that will never be branched.
+    """
+    dtype = next(unet.parameters()).dtype
+    guided = settings.guidance != 1.0
+    if guided and cond.uncond is None:
+        raise InputError("Guidance other than 1 needs an unconditional branch; this model has none (use guidance 1).")
+    kwargs = step_kwargs(scheduler, generator=generator, use_clipped_model_output=settings.use_clipped_model_output)
+    for i in range(first, len(scheduler.timesteps)):
+        t = scheduler.timesteps[i]
+        before = Snapshot(x.clone(), copy.deepcopy(scheduler), generator.get_state()) if snapshots else None
+        x_in = x
+        model_in = scheduler.scale_model_input(x, t)
+        # 1. the UNet's prediction (ε̂, or v̂ for a v-prediction model) at (x_t, t, c); with guidance, also without c, in one batch
+        if not guided:
+            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.cond)).sample.float()
+            pred_u = pred_c = None
+        elif settings.guidance == 0.0:
+            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs(cond.uncond)).sample.float()
+            pred_u = pred_c = None
+        else:
+            both = torch.cat([model_in, model_in]).to(dtype)
+            pred_u, pred_c = unet(both, t, **cond.unet_kwargs(torch.cat([cond.uncond, cond.cond]))).sample.float().chunk(2)
+            # 2. classifier-free guidance: ε̂ = ε_u + w (ε_c − ε_u) (the same on v̂: both are linear in the prediction)
+            pred = pred_u + settings.guidance * (pred_c - pred_u)
+        # 3. one reverse step x_t -> x_{t-1}; the scheduler also reports x̂_0 (a preview of the end)
+        out = scheduler.step(pred, t, x, **kwargs)
+        eps, eps_u, eps_c = (None if p is None else as_epsilon(p, model_in.float(), scheduler, t) for p in (pred, pred_u, pred_c))
+        x0_hat = getattr(out, "pred_original_sample", None)
+        if x0_hat is None and scheduler.init_noise_sigma == 1.0:
+            # 4. a solver that does not report x̂_0 (DPM-Solver++): x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t
+            a_bar = scheduler.alphas_cumprod[int(t)].to(x.device)
+            x0_hat = (x_in - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()
+        # 5. x_{t-1} becomes the next step's x_t
+        x = out.prev_sample
+        yield Record(i, int(t), x, x0_hat, eps, eps_u, eps_c, before)
+
+
+def resume_from(unet, record: Record, cond: Conditioning, settings: RunSettings, generator: torch.Generator,
+                seed: int | None = None) -> Iterator[Record]:
+    """Take step `record.index` again from its snapshot, with `cond` and `settings` (changed or not), and go on.
+    `seed`: draw this step's and later steps' noise from a new seed (stochastic schedulers)."""
+    if record.before is None:
+        raise InputError("This run kept no rewind points; run it again to branch from a step.")
+    scheduler = copy.deepcopy(record.before.scheduler)
+    if seed is None:
+        generator.set_state(record.before.generator_state)
+    else:
+        generator.manual_seed(seed)
+    return denoise_loop(unet, scheduler, cond, record.before.x.clone(), generator, settings, first=record.index)
