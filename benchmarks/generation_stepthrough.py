@@ -47,7 +47,7 @@ def measure(loader: ModelLoader, source: str, repeats: int) -> tuple[float, floa
         assert len(list(step_through(lm.model, ids, cfg))) == NEW  # no end-of-text stop: same token count as plain
 
     def handler() -> None:
-        for _ in gpt_tab.on_generate(loader, source, PROMPT, "greedy", NEW, 1.0, 0, 1.0, 1.0, 0, 4, progress=None):
+        for _ in gpt_tab.on_generate(loader, gpt_tab.GenerateRequest(source, PROMPT, "greedy", NEW, 1.0, 0, 1.0, 1.0, 0, 4), progress=None):
             pass
 
     runs = {plain: [], stepped: [], handler: []}

@@ -38,13 +38,13 @@ def main() -> None:
         list(toy_diffusion.train_toy(data, toy, stream=False))
 
     def toy_streamed() -> None:
-        list(training_tab.on_train_toy(loader, "moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed))
+        list(training_tab.on_train_toy(loader, training_tab.ToyRequest("moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed)))
 
     def gpt_plain() -> None:
         list(toy_gpt.train_gpt(text, gpt, stream=False))
 
     def gpt_streamed() -> None:
-        list(training_tab.on_train_gpt(loader, text, gpt.steps, gpt.seed))
+        list(training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(text, gpt.steps, gpt.seed)))
 
     parts = []
     for label, steps, plain, streamed in (("2-D diffusion", toy.steps, toy_plain, toy_streamed), ("tiny GPT", gpt.steps, gpt_plain, gpt_streamed)):

@@ -291,14 +291,14 @@ def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
 
 
 def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
-    handle, notice, kind, layer, head, focus, files, views = tab.on_run(loader, str(tiny_root / "tiny-gpt"), TEXT, "", 128, progress=None)
+    handle, notice, kind, layer, head, focus, files, views = tab.on_run(loader, tab.AttentionRequest(str(tiny_root / "tiny-gpt"), TEXT, "", 128), progress=None)
     assert "kinds" not in [v for _, v in views["choices"]] and views["value"] == "head"  # T5's three kinds: not offered on GPT
     assert "Running" in notice and files is None
     result = resolve(handle)  # the session keeps a handle; the weights stay on the server, counted in its budget
     assert loader.memory_used() >= result.nbytes > 0
     assert kind["choices"] == ["decoder"] and layer["maximum"] == 2 and head["maximum"] == 2
     assert focus["choices"][1] == ("0: The", "in:0")
-    args = (handle, "lines", "decoder", 2, 1, True, "in:1", False, False, 2)
+    args = (tab.ViewChoice("lines", "decoder", 2, 1, True, "in:1", False, False, 2), handle)
     html, grid = tab.on_view(*args)
     assert "layer 2, all heads" in html and Image.open(grid).size[0] > 50  # a PNG file written once (see test_pictures)
     png, weights_json, weights_npz = tab.on_export(*args)
@@ -306,13 +306,13 @@ def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
     assert json.loads(open(weights_json).read())["tokens"] == result.tokens
     np.testing.assert_array_equal(np.load(weights_npz)["attention_decoder"], result.attentions["decoder"])
     with pytest.raises(gr.Error, match="layer must be a whole number from 1"):
-        tab.on_view(result, "head", "decoder", 0, 1, False, "", False, False, 3)
+        tab.on_view(tab.ViewChoice("head", "decoder", 0, 1, False, "", False, False, 3), result)
     with pytest.raises(gr.Error, match="Run a text first"):
-        tab.on_view(None, "head", "decoder", 1, 1, False, "", False, False, 3)
+        tab.on_view(tab.ViewChoice("head", "decoder", 1, 1, False, "", False, False, 3), None)
 
 
 def test_clicking_the_model_view_opens_that_head(loader, tiny_root):
-    result = resolve(tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0])
+    result = resolve(tab.on_run(loader, tab.AttentionRequest(str(tiny_root / "tiny-bert"), TEXT, "", 64), progress=None)[0])
     m = attention_views.mosaic(result.attentions["encoder"], attention_views.sinks_of(result, "encoder"))
     layer, head, view = tab.on_pick_head(result, "encoder", SimpleNamespace(index=[m.left + m.pitch + 1, m.top + m.pitch_y + 1]))
     assert (layer["value"], head["value"], view) == (2, 2, "head")
@@ -326,7 +326,7 @@ def test_on_compare_shows_an_encoder_and_a_decoder(loader, tiny_root):
 @pytest.mark.parametrize("model, fragment", [("", "Choose a model"), ("/etc", "outside the folders"), ("no such model!", "neither a Hub id")])
 def test_on_run_refuses_bad_models(loader, model, fragment):
     with pytest.raises(gr.Error, match=fragment):
-        tab.on_run(loader, model, TEXT, "", 32, progress=None)
+        tab.on_run(loader, tab.AttentionRequest(model, TEXT, "", 32), progress=None)
 
 
 def test_sessions_results_count_in_the_budget_and_the_oldest_go_first(settings, tiny_root):
@@ -335,25 +335,25 @@ def test_sessions_results_count_in_the_budget_and_the_oldest_go_first(settings, 
     from dataclasses import replace
 
     probe = ModelLoader(settings)
-    one = resolve(tab.on_run(probe, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0])
+    one = resolve(tab.on_run(probe, tab.AttentionRequest(str(tiny_root / "tiny-bert"), TEXT, "", 64), progress=None)[0])
     model_bytes = probe.memory_used() - one.nbytes
     loader = ModelLoader(replace(settings, memory_gb=(model_bytes + 3.5 * one.nbytes) / 2**30))  # room for 3 runs
-    handles = [tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, progress=None)[0] for _ in range(5)]
+    handles = [tab.on_run(loader, tab.AttentionRequest(str(tiny_root / "tiny-bert"), TEXT, "", 64), progress=None)[0] for _ in range(5)]
     assert loader.memory_used() <= loader.settings.memory_budget_bytes
     assert len(loader.loaded()) == 1  # the model stayed
     for h in handles[:2]:
         with pytest.raises(gr.Error, match="released to make room"):
-            tab.on_view(h, "head", "encoder", 1, 1, False, "", False, False, 3)
+            tab.on_view(tab.ViewChoice("head", "encoder", 1, 1, False, "", False, False, 3), h)
     for h in handles[2:]:
-        tab.on_view(h, "head", "encoder", 1, 1, False, "", False, False, 3)
+        tab.on_view(tab.ViewChoice("head", "encoder", 1, 1, False, "", False, False, 3), h)
     # a session that runs again releases its own previous run
-    again = tab.on_run(loader, str(tiny_root / "tiny-bert"), TEXT, "", 64, handles[-1], progress=None)[0]
+    again = tab.on_run(loader, tab.AttentionRequest(str(tiny_root / "tiny-bert"), TEXT, "", 64), handles[-1], progress=None)[0]
     assert len(loader.results) == 3 and resolve(again).tokens == one.tokens
 
 
 @pytest.mark.parametrize("name, offered", [("tiny-bert", False), ("tiny-gpt", False), ("tiny-t5", True)])
 def test_only_the_views_that_apply_are_offered(loader, tiny_root, name, offered):
-    views = tab.on_run(loader, str(tiny_root / name), TEXT, "", 32, progress=None)[-1]
+    views = tab.on_run(loader, tab.AttentionRequest(str(tiny_root / name), TEXT, "", 32), progress=None)[-1]
     values = [v for _, v in views["choices"]]
     assert ("kinds" in values) is offered and "value" in values and values[0] == "head"
 
@@ -364,8 +364,8 @@ def test_the_page_says_where_an_embedded_model_is_out_of_its_depth():
 
     loader = ModelLoader(Settings(offline=True, device="cpu"))
     long_text = " ".join(["the king is dead and the queen is dead"] * 8)
-    notes = resolve(tab.on_run(loader, "bert-base-uncased", long_text, "", 128, progress=None)[0]).notes
+    notes = resolve(tab.on_run(loader, tab.AttentionRequest("bert-base-uncased", long_text, "", 128), progress=None)[0]).notes
     assert any("trained on windows of 32 tokens" in n and "out of its depth" in n for n in notes)
-    short = resolve(tab.on_run(loader, "bert-base-uncased", "the king is dead", "", 128, progress=None)[0]).notes
+    short = resolve(tab.on_run(loader, tab.AttentionRequest("bert-base-uncased", "the king is dead", "", 128), progress=None)[0]).notes
     assert not any("out of its depth" in n for n in short)
     assert loader.load("gpt2", "causal-lm").trained_length == 128 and loader.load("t5-small", "seq2seq").trained_length is None

@@ -249,7 +249,7 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     from playground.ui import diffusion_tab
 
     grey = Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).convert("RGB")  # as gradio hands it over
-    noised, strip, *charts = diffusion_tab.on_forward(grey, 400, "linear", 0)
+    noised, strip, *charts = diffusion_tab.on_forward(diffusion_tab.ForwardRequest(grey, 400, "linear", 0))
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles

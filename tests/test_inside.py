@@ -308,8 +308,8 @@ def test_t5_relative_bias_table_is_the_models_own(models):
 def test_the_tab_fills_every_view(embedded, model, text, stack):
     from playground.ui import inside_tab
 
-    notice, token, layer, head, emb, one_head, block, residual, params, scale = inside_tab.on_run(embedded, model, text, stack, 1, 1, None,
-                                                                                           inside_tab.DEFAULT_WORDS, progress=None)
+    request = inside_tab.InsideRequest(model=model, text=text, stack=stack, layer=1, head=1, token=None)
+    notice, token, stack_radio, layer, head, emb, one_head, block, residual, params, scale = inside_tab.on_run(embedded, request, progress=None)
     r = inside.inside(embedded.load(model, {"gpt2": "causal-lm", "bert-base-uncased": "masked-lm", "t5-small": "seq2seq"}[model],
                                attention=True).model, embedded.load(model, "seq2seq" if "t5" in model else
                                ("causal-lm" if model == "gpt2" else "masked-lm"), attention=True).tokenizer, text, 1, 1, -1, stack)
@@ -320,6 +320,29 @@ def test_the_tab_fills_every_view(embedded, model, text, stack):
     assert "MLP output" in block and "most active neurons" in block and 'class="lm-mark"' in residual
     assert sum(int(c.replace(",", "")) for c in params["parameters"]) == r.total_parameters
     assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(inside_tab.PUBLISHED)
+
+
+@pytest.mark.parametrize("first, then, fragment", [
+    (dict(model="gpt2", layer=3), dict(model="bert-base-uncased"), "showing layer 2"),
+    (dict(model="t5-small", text=T5_TEXT, stack="decoder"), dict(model="gpt2", text=TEXT), "Stack choice is for T5 and was ignored"),
+])
+def test_changing_the_model_brings_every_dependent_control_into_its_range(embedded, first, then, fragment):
+    """Layer 3 on gpt2, then bert-base-uncased (3 layers offline): 'layer must be between 0 and 2, got 3' with the slider
+    keeping gpt2's maximum; T5's Decoder stack, then gpt2: an error and a radio that could not be cleared (learner walk 3)."""
+    from dataclasses import replace
+
+    from playground.ui import inside_tab
+
+    request = inside_tab.InsideRequest(**{"text": TEXT, **first})
+    inside_tab.on_run(embedded, request, progress=None)
+    notice, token, stack, layer, head, *_ = inside_tab.on_run(embedded, replace(request, **then), progress=None)
+    assert fragment in notice
+    lm = embedded.load(then["model"], "masked-lm" if "bert" in then["model"] else "causal-lm")
+    n_layers, n_heads = inside.layers_and_heads(lm.model)
+    assert layer["maximum"] == n_layers - 1 and layer["value"] <= n_layers - 1 and head["maximum"] == n_heads - 1
+    assert stack["value"] is None and stack["interactive"] is False  # a one-stack model: nothing to choose
+    with pytest.raises(Exception, match="layer"):  # the API refuses what the page brings into range
+        inside_tab.inside_api(embedded, then["model"], TEXT, 99, 0, -1)
 
 
 def test_inside_and_score_over_http_match_the_compute(live_app, embedded):

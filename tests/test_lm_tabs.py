@@ -153,7 +153,7 @@ def test_text_to_text_refuses_bad_requests(args, fragment):
 
 
 def test_gpt_streams_steps_and_a_branch_keeps_the_original(embedded):
-    outs = list(gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", "sample", 12, 0.8, 20, 0.9, 1.0, 7, 4, progress=None))
+    outs = list(gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "sample", 12, 0.8, 20, 0.9, 1.0, 7, 4), progress=None))
     assert len(outs) == 12  # one update per token: the text streams
     session = outs[-1][1]
     assert [o[0].count('lm-chip lm-new') for o in outs] == list(range(1, 13))  # each update shows one more token
@@ -168,19 +168,18 @@ def test_gpt_streams_steps_and_a_branch_keeps_the_original(embedded):
 
 
 def test_gpt_stepping_equals_one_run_with_the_same_seed(embedded):
-    full = list(gpt_tab.on_generate(embedded, "gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11, 4, progress=None))[-1][1]
+    full = list(gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11, 4), progress=None))[-1][1]
     session = None
     for _ in range(8):
-        session = gpt_tab.on_step(embedded, session, "gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11, progress=None)[1]
+        session = gpt_tab.on_step(embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11), session, progress=None)[1]
     assert [s.token_id for s in session.steps] == [s.token_id for s in full.steps]
 
 
 @pytest.mark.parametrize("tab_call, fragment", [
-    (lambda L: list(gpt_tab.on_generate(L, "bert-base-uncased", "hi", "greedy", 5, 1, 0, 1, 1, 0, 4, progress=None)), "needs a decoder-only"),
-    (lambda L: list(gpt_tab.on_generate(L, "gpt2", "hi", "greedy", 500, 1, 0, 1, 1, 0, 4, progress=None)), "max new tokens"),
-    (lambda L: bert_tab.on_fill(L, "gpt2", "a [MASK]", 5, progress=None), "needs a masked-LM"),
-    (lambda L: t5_tab.on_run(L, "bert-base-uncased", "x", 2, 8, progress=None), "needs an encoder-decoder"),
-    (lambda L: gpt_tab.on_inspect(L, None, 1), "Generate"),
+    (lambda L: list(gpt_tab.on_generate(L, gpt_tab.GenerateRequest("bert-base-uncased", "hi", "greedy", 5, 1, 0, 1, 1, 0, 4), progress=None)), "needs a decoder-only"),
+    (lambda L: list(gpt_tab.on_generate(L, gpt_tab.GenerateRequest("gpt2", "hi", "greedy", 500, 1, 0, 1, 1, 0, 4), progress=None)), "max new tokens"),
+    (lambda L: bert_tab.on_fill(L, bert_tab.FillRequest("gpt2", "a [MASK]", 5), progress=None), "needs a masked-LM"),
+    (lambda L: t5_tab.on_run(L, t5_tab.TextToTextRequest("bert-base-uncased", "x", 2, 8), progress=None), "needs an encoder-decoder"),
 ])
 def test_tabs_say_what_to_change(embedded, tab_call, fragment):
     with pytest.raises(gr.Error, match=fragment):
@@ -188,12 +187,14 @@ def test_tabs_say_what_to_change(embedded, tab_call, fragment):
 
 
 def test_bert_and_t5_handlers_fill_their_outputs(embedded):
-    notice, sentence, table, picks = bert_tab.on_fill(embedded, "bert-base-uncased", "The [MASK] is dead; long live the [MASK].", 3, progress=None)
+    notice, sentence, table, picks = bert_tab.on_fill(embedded, bert_tab.FillRequest("bert-base-uncased", "The [MASK] is dead; long live the [MASK].", 3),
+                                                        progress=None)
     assert "embedded" in notice and sentence.count("lm-mask") == 2 and len(table) == 6 and picks["choices"] == [("mask 1", 0), ("mask 2", 1)]
     assert list(bert_tab.on_lens(embedded, "bert-base-uncased", "The [MASK] is dead.", 0)["layer"]) == ["embeddings", "layer 1", "layer 2", "layer 3"]
     _, heatmap, projection = bert_tab.on_embed(embedded, "bert-base-uncased", "The king is dead.\nThe queen is dead.\nGive me wine.", progress=None)
     assert heatmap.count("<td") == 9 and projection.count("<circle") == 3 and "3. Give me wine." in projection
-    notice, text, tokens, beams, steps, position, result = t5_tab.on_run(embedded, "t5-small", "reverse words: red cat blue dog", 3, 12, progress=None)
+    notice, text, tokens, beams, steps, position, result = t5_tab.on_run(embedded, t5_tab.TextToTextRequest("t5-small", "reverse words: red cat blue dog", 3, 12),
+                                                                          progress=None)
     assert text == "dog blue cat red" and len(beams) == 3 and "finished" in steps and "five tasks" in notice
     lens = t5_tab.on_lens(embedded, "t5-small", "reverse words: red cat blue dog", result, 2)
     assert lens["value"].shape == (4, 6)
@@ -249,11 +250,37 @@ def test_mask_lens_last_layer_is_the_tiny_models_own(tiny):
 
 def test_gpt_beam_search_keeps_the_step_slider_valid(embedded):
     """Beam search used to set the step slider's maximum to its minimum (1): every output turned into an error."""
-    *_, last = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", "beam", 6, 1.0, 0, 1.0, 1.0, 0, 3, progress=None)
+    *_, last = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "beam", 6, 1.0, 0, 1.0, 1.0, 0, 3), progress=None)
     text, session, slider, notice = last
     assert slider["maximum"] > 1 and slider["interactive"] is False and session is None and "beams" in text
-    *_, greedy = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", "greedy", 3, 1.0, 0, 1.0, 1.0, 0, 3, progress=None)
+    *_, greedy = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "greedy", 3, 1.0, 0, 1.0, 1.0, 0, 3), progress=None)
     assert greedy[2]["interactive"] is True  # back to greedy: stepping through works again
+
+
+def test_gpt_beam_search_says_it_has_no_single_steps_instead_of_an_error(embedded):
+    """Beam search showed its text, then a toast 'Generate (or Step) first' and Error badges on 'Inside one step', which kept
+    the previous run's bars (the learner's second walk). The panels now say why they are empty, and no error is raised."""
+    *_, last = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "beam", 6, num_beams=3), progress=None)
+    text, bars, alternative, lens = gpt_tab.on_inspect(embedded, last[1], 1)  # what the page chains after Generate
+    assert "beam search keeps several texts" in bars and alternative["choices"] == [] and lens["value"] is None
+
+
+@pytest.mark.parametrize("prompt_chars, max_new", [(900, 40), (124, 200), (4000, 1)])
+def test_gpt_cuts_a_prompt_longer_than_the_context_and_says_so(embedded, prompt_chars, max_new):
+    """A 900-character prompt (the box allows 4,000) crashed the embedded GPT (256 positions) with an IndexError, and so did
+    a 124-character prompt with 200 new tokens through /generate (learner walk 1; hold round 2, item 3)."""
+    from playground.core.text.generation import context_length
+
+    verse = ("But soft, what light through yonder window breaks? It is the east, and Juliet is the sun. " * 60)[:prompt_chars]
+    lm = embedded.load("gpt2", "causal-lm")
+    context = context_length(lm.model.config)
+    *_, (text, session, _, notice) = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", verse, "greedy", max_new),
+                                                          progress=None)
+    assert len(session.prompt_ids) + len(session.steps) - 1 <= context and len(session.steps) >= 1
+    if len(lm.tokenizer(verse)["input_ids"]) + max_new - 1 > context:
+        assert f"this model reads {context} positions: only the last" in notice
+    out = gpt_tab.generate_api(embedded, verse, "gpt2", max_new_tokens=max_new)  # the API cuts the same way
+    assert len(out["tokens"]) >= 1
 
 
 def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
@@ -270,7 +297,7 @@ def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
 
 @pytest.mark.parametrize("mode, caption", [("greedy", "most likely one (greedy"), ("sample", "drawn at random")])
 def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption):
-    *_, (html, session, _, _) = gpt_tab.on_generate(embedded, "gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2, progress=None)
+    *_, (html, session, _, _) = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2), progress=None)
     _, bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
     assert caption in bars and "chosen by the sampler" not in bars
 

@@ -10,7 +10,7 @@ import pytest
 from playground.config import Settings
 from playground.core.text.tokenize import MAX_CHARS
 from playground.models import ModelLoader
-from playground.ui.tokenizer_tab import MAX_TOKENIZERS, on_explain, on_split_tokenizer, on_tokenize, tokenize_api
+from playground.ui.tokenizer_tab import TokenizeRequest, MAX_TOKENIZERS, on_explain, on_split_tokenizer, on_tokenize, tokenize_api
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def loader() -> ModelLoader:
 
 
 def test_on_tokenize_fills_every_output(loader):
-    panels, table, chart, ids, split_tok, word, steps = on_tokenize(loader, "Hello world", ["gpt2", "bert-base-uncased"], "", False)
+    panels, table, chart, ids, split_tok, word, steps = on_tokenize(loader, TokenizeRequest("Hello world", ["gpt2", "bert-base-uncased"], "", False))
     assert panels.count('class="tok-panel"') == 2
     assert ">␣world</span>" in panels and "raw &#x27;Ġworld&#x27;" in panels  # the face on the chip, the raw string on hover
     assert list(table["tokenizer"]) == ["gpt2", "bert-base-uncased"] and list(table["tokens"]) == [2, 4]
@@ -30,9 +30,9 @@ def test_on_tokenize_fills_every_output(loader):
 
 
 def test_on_tokenize_adds_the_other_tokenizer_once(loader):
-    _, table, *_ = on_tokenize(loader, "Hi", ["gpt2"], " assets/models/t5-tasks ", True)
+    _, table, *_ = on_tokenize(loader, TokenizeRequest("Hi", ["gpt2"], " assets/models/t5-tasks ", True))
     assert list(table["tokenizer"]) == ["gpt2", "assets/models/t5-tasks"]
-    _, table, *_ = on_tokenize(loader, "Hi", ["gpt2"], "gpt2", True)
+    _, table, *_ = on_tokenize(loader, TokenizeRequest("Hi", ["gpt2"], "gpt2", True))
     assert list(table["tokenizer"]) == ["gpt2"]
 
 
@@ -46,7 +46,7 @@ def test_on_tokenize_adds_the_other_tokenizer_once(loader):
 ])
 def test_on_tokenize_rejects_bad_input_with_a_message(loader, text, names, other, fragment):
     with pytest.raises(gr.Error, match=fragment):
-        on_tokenize(loader, text, names, other, False)
+        on_tokenize(loader, TokenizeRequest(text, names, other, False))
 
 
 def test_on_split_tokenizer_offers_the_most_split_words_first(loader):

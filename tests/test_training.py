@@ -144,13 +144,15 @@ def loader() -> ModelLoader:
 
 
 def test_the_tab_streams_training_and_keeps_the_model_in_the_session(loader):
-    outs = list(training_tab.on_train_toy(loader, "rings", None, 600, 0.01, "squaredcos_cap_v2", 50, 0))
+    outs = list(training_tab.on_train_toy(loader, training_tab.ToyRequest("rings", None, 600, 0.01, "squaredcos_cap_v2", 50, 0)))
     assert len(outs) >= 6 and all("<svg" in o[1] and "samples at step" in o[2] for o in outs)  # the curve and samples stream
     handle = outs[-1][3]
     assert "Done" in outs[-1][0] and loader.memory_used() > 0
+    slider = outs[-1][4]  # the explorer's t fits the model just trained (T = 50), not the 0-999 it used to offer
+    assert slider["maximum"] == 49 and "T = 50" in slider["label"] and all(o[4] == {"__type__": "update"} for o in outs[:-1])
     forward, field, paths = training_tab.on_explore_toy(handle, 10, 0)
     assert "x_t at t = 10" in forward and "marker-end" in field and "DDIM (deterministic)" in paths
-    gpt = list(training_tab.on_train_gpt(loader, TEXT, 12, 0, 60))
+    gpt = list(training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(TEXT, 12, 0, 60)))
     assert len(gpt) >= 6 and "held-out" in gpt[-1][1] and len(gpt[-1][2]) == len(gpt) and gpt[-1][3] is not None
 
 
@@ -160,19 +162,19 @@ def test_the_trained_gpt_is_the_sessions_own_model_in_the_gpt_and_inside_tabs(lo
     from playground.ui import gpt_tab, inside_tab
     from playground.ui.common import SESSION_GPT
 
-    *_, last = training_tab.on_train_gpt(loader, TEXT, 6, 0, 60)
+    *_, last = training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(TEXT, 6, 0, 60))
     handle = last[3]
-    outs = list(gpt_tab.on_generate(loader, SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2, handle, progress=None))
+    outs = list(gpt_tab.on_generate(loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), handle, progress=None))
     assert "your tiny GPT" in outs[-1][3] and len(outs) == 5
     trained = resolve(handle)
     ids = trained.tokenizer("ROMEO.\n")["input_ids"]
     with torch.no_grad():  # greedy: the session model's own argmax continues the prompt
         first = int(trained.model(torch.tensor([ids])).logits[0, -1].argmax())
     assert outs[-1][1].steps[0].token_id == first
-    notice, *_, scale = inside_tab.on_run(loader, SESSION_GPT, "ROMEO. But soft", "", 0, 0, None, "", handle, progress=None)
+    notice, *_, scale = inside_tab.on_run(loader, inside_tab.InsideRequest(SESSION_GPT, "ROMEO. But soft", "", 0, 0, None, ""), handle, progress=None)
     assert "your tiny GPT" in notice and "your tiny GPT" in scale["model"].iloc[0]
     with pytest.raises(gr.Error, match="Train a tiny GPT in the Training tab first"):  # another session has none
-        next(gpt_tab.on_generate(loader, SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2, None, progress=None))
+        next(gpt_tab.on_generate(loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), None, progress=None))
 
 
 def test_one_training_at_a_time_on_the_machine():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import TabView, clear_first, png_file, examples, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, load_transformer, png_file, \
+    user_errors
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -77,15 +79,60 @@ def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", m
 # ---- event handlers: loader and plain values in, values for the outputs out -----------------------
 
 
+@dataclass(frozen=True)
+class AttentionRequest:
+    """One forward pass with attention weights, as the page asks it."""
+
+    model: str  # a transformer preset, Hub id or folder
+    text: str  # the (encoder's) input
+    target_text: str = ""  # an encoder-decoder's decoder input ("" for its own greedy output)
+    max_tokens: Any = None  # the token cap (None: the server's setting)
+
+
+@dataclass(frozen=True)
+class AttentionRun:
+    """What a run changes on the page, in the order of the event's outputs."""
+
+    handle: Any  # the session's result in the server's store
+    notice: str  # which model runs, what was cut, what a link asked for
+    kind: Any  # the attention-kind picker's update (T5: encoder, decoder, cross)
+    layer: Any  # the layer slider's update, fitted to the model
+    head: Any  # the head slider's update
+    focus: Any  # the focus-token picker's update: this text's tokens
+    downloads: Any  # emptied: the old files are another text's
+    view: Any  # the view picker's update: the views that apply to this model
+
+    def outputs(self) -> tuple:
+        return self.handle, self.notice, self.kind, self.layer, self.head, self.focus, self.downloads, self.view
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """Which view of a kept result the page shows (layers and heads from 1, as on the sliders)."""
+
+    view: str = "head"  # one of VIEW_CHOICES' values
+    kind: str = attention.ENCODER  # encoder, decoder or cross
+    layer: Any = 1
+    head: Any = 1
+    all_heads: Any = False  # the lines view: every head of the layer
+    focus: Any = ""  # a token to follow ("" for none)
+    hide_special: Any = False
+    pool_words: Any = False
+    top_k: Any = 3  # lines per token (lines view)
+
+    def view_request(self) -> attention_views.ViewRequest:
+        return attention_views.ViewRequest(view=self.view, kind=self.kind, layer=_index(self.layer, "layer"), head=_index(self.head, "head"),
+                                           all_heads=bool(self.all_heads), focus=self.focus or None, hide_special=bool(self.hide_special),
+                                           pool_words=bool(self.pool_words), top_k=self.top_k)
+
+
 @user_errors
-def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tokens: float, previous: Any = None, wanted: Any = None,
-           progress=gr.Progress()):
-    """One forward pass. Returns: the handle of the result the server keeps for this session (in its memory
-    budget; `previous`, the session's last one, is released), the notice, the kind / layer / head / focus
-    controls fitted to the model, an emptied downloads list (the old files are another text's), and the
-    views that apply to this model (T5's three kinds only for an encoder-decoder). `wanted`: a lesson link's
-    {"layer", "head"} (from 1), shown instead of the defaults when this model has them."""
-    result = compute(loader, model, text, target_text, max_tokens, progress)
+def on_run(loader: ModelLoader, request: AttentionRequest, previous: Any = None, wanted: Any = None, progress=gr.Progress()) -> tuple:
+    """One forward pass: the AttentionRun's outputs. The result is kept for this session (in the server's memory budget;
+    `previous`, the session's last one, is released); the kind / layer / head / focus controls are fitted to the model and
+    the views to what applies (T5's three kinds only for an encoder-decoder). `wanted`: a lesson link's {"layer", "head"}
+    (from 1), shown instead of the defaults when this model has them."""
+    result = compute(loader, request.model, request.text, request.target_text, request.max_tokens, progress)
     handle = loader.keep_result(result, result.nbytes, "attention run", replaces=previous)
     kinds = attention_views.kinds_of(result)
     layers, heads = result.attentions[kinds[0]].shape[:2]
@@ -98,46 +145,36 @@ def on_run(loader: ModelLoader, model: str, text: str, target_text: str, max_tok
             else:
                 result.notes.append(f"The link asked for {name} {wanted[name]!r}; this model has {count} {name}s, so it shows "
                                     f"{name} {layer if name == 'layer' else head}.")
-    return (
-        handle,
-        "\n\n".join(result.notes),
-        gr.update(choices=kinds, value=kinds[0]),
-        gr.update(maximum=layers, value=layer),
-        gr.update(maximum=heads, value=head),
-        gr.update(choices=[("(none)", "")] + attention_views.focus_choices(result), value=""),
-        None,
-        gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in attention_views.views_of(result)], value="head"),
-    )
+    return AttentionRun(handle, "\n\n".join(result.notes), gr.update(choices=kinds, value=kinds[0]), gr.update(maximum=layers, value=layer),
+                        gr.update(maximum=heads, value=head),
+                        gr.update(choices=[("(none)", "")] + attention_views.focus_choices(result), value=""), None,
+                        gr.update(choices=[(label, v) for label, v in VIEW_CHOICES if v in attention_views.views_of(result)], value="head")
+                        ).outputs()
 
 
-def _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k) -> attention_views.ViewRequest:
-    return attention_views.ViewRequest(view=view, kind=kind, layer=_index(layer, "layer"), head=_index(head, "head"), all_heads=bool(all_heads),
-                         focus=focus or None, hide_special=bool(hide_special), pool_words=bool(pool_words), top_k=top_k)
+def _kept(result: Any) -> attention.AttentionResult:
+    if result is None:
+        raise InputError("Run a text first.")
+    return resolve(result)
 
 
 @user_errors
-def on_view(result: attention.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
-            hide_special: bool, pool_words: bool, top_k: float):
-    """The chosen view as HTML and the model-view mosaic of its kind."""
-    if result is None:
-        raise InputError("Run a text first.")
-    result = resolve(result)
-    req = _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k)
+def on_view(choice: ViewChoice, result: Any) -> tuple:
+    """The chosen view of the session's result as HTML, and the model-view mosaic of its kind."""
+    result = _kept(result)
+    req = choice.view_request()
     v = attention_views.build_view(result, req)
     m = attention_views.mosaic(result.attentions[req.kind], attention_views.sinks_of(result, req.kind))
     return attention_views.render_html(v), png_file(m.image)
 
 
 @user_errors
-def on_export(result: attention.AttentionResult | None, view: str, kind: str, layer: float, head: float, all_heads: bool, focus: str,
-              hide_special: bool, pool_words: bool, top_k: float) -> list[str]:
+def on_export(choice: ViewChoice, result: Any) -> list[str]:
     """Files to download: a PNG of the current view, and every weight as JSON and .npz (made on demand:
     the JSON of a 12x12-head model at 128 tokens holds 2.4 million numbers)."""
-    if result is None:
-        raise InputError("Run a text first.")
-    result = resolve(result)
+    result = _kept(result)
     png = _file(result, "view", ".png")
-    attention_views.render_png(attention_views.build_view(result, _request(view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k))).save(png)
+    attention_views.render_png(attention_views.build_view(result, choice.view_request())).save(png)
     json_path, npz_path = _data_files(result)
     return [str(png), str(json_path), str(npz_path)]
 
@@ -248,23 +285,32 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
             compare = gr.Button("Compare", elem_id="att-compare")
         compared = gr.HTML(elem_id="att-compared")
 
-        view_inputs = [result, view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k]
+        choice = {"view": view, "kind": kind, "layer": layer, "head": head, "all_heads": all_heads, "focus": focus,
+                  "hide_special": hide_special, "pool_words": pool_words, "top_k": top_k}
+        show = form_event(on_view, ViewChoice, choice, result)
+        exported = form_event(on_export, ViewChoice, choice, result)
+        forward = form_event(gpu_task(bind(on_run, loader)), AttentionRequest,
+                             {"model": model, "text": text, "target_text": target, "max_tokens": max_tokens}, result, wanted)
         view_outputs = [shown, grid]
         run_outputs = [result, notice, kind, layer, head, focus, downloads, view]
-        show = on_view
 
-        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, target, max_tokens, result, wanted], run_outputs, api_visibility="private").then(
-            show, view_inputs, view_outputs, api_visibility="private").then(lambda: None, None, wanted, api_visibility="private", queue=False)
+        clear_first(run.click, [notice]).then(forward.event, forward.inputs, run_outputs, api_visibility="private").then(
+            show.event, show.inputs, view_outputs, api_visibility="private").then(_forget, None, wanted, api_visibility="private", queue=False)
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
-            control.input(show, view_inputs, view_outputs, api_visibility="private")
-        export.click(on_export, view_inputs, downloads, api_visibility="private")
+            control.input(show.event, show.inputs, view_outputs, api_visibility="private")
+        export.click(exported.event, exported.inputs, downloads, api_visibility="private")
         grid.select(on_pick_head, [result, kind], [layer, head, view], api_visibility="private").then(
-            show, view_inputs, view_outputs, api_visibility="private")
+            show.event, show.inputs, view_outputs, api_visibility="private")
         compare.click(gpu_task(bind(on_compare, loader)), [enc_model, dec_model, text, max_tokens], compared, api_visibility="private")
 
         api_endpoint(attention_api, loader, api_name="attention")
     return TabView(inputs={"model": model, "text": text, "target": target, "layer": layer, "head": head},
-                   run=("att-run",), pending=wanted, deferred=("layer", "head"))
+                   run=("att-run",), pending=wanted, deferred=("layer", "head"), forms={"att-run": forward})
+
+
+def _forget() -> None:
+    """A lesson link's layer and head apply to one run only."""
+    return None
 
 
 if __name__ == "__main__":  # run this tab on its own

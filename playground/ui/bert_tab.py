@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -12,7 +13,8 @@ from playground.core.text.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, em
 from playground.core.render.lm import projection_svg, similarity_heatmap
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import TabView, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
+    user_errors
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -63,11 +65,20 @@ def _masked_sentence(result) -> str:
 # ---- event handlers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FillRequest:
+    """Fill every [MASK] of a text, as the page asks it."""
+
+    model: str  # a masked-LM preset, Hub id or folder
+    text: str  # a text with at least one [MASK]
+    top_k: Any = 5  # guesses shown per mask
+
+
 @user_errors
-def on_fill(loader: ModelLoader, model: str, text: str, top_k: float, progress=gr.Progress()):
+def on_fill(loader: ModelLoader, request: FillRequest, progress=gr.Progress()):
     """(notice, the sentence with each mask's best guess, predictions table, mask picker)."""
-    _, lm = load_masked(loader, model, need_head=True, progress=progress)
-    result = fill_mask(lm.model, lm.tokenizer, text, top_k)
+    _, lm = load_masked(loader, request.model, need_head=True, progress=progress)
+    result = fill_mask(lm.model, lm.tokenizer, request.text, request.top_k)
     rows = [[f"mask {k + 1}", rank + 1, p.token, round(p.prob, 4)] for k, preds in enumerate(result.predictions) for rank, p in enumerate(preds)]
     table = pd.DataFrame(rows, columns=["mask", "rank", "token", "probability"])
     picks = [(f"mask {k + 1}", k) for k in range(len(result.predictions))]
@@ -142,14 +153,15 @@ def build_bert_tab(loader: ModelLoader) -> TabView:
                 gr.Markdown("2-D projection of the sentence vectors (first two principal components)")
                 scatter = gr.HTML(elem_id="bert-projection")
 
-        clear_first(fill.click, [notice]).then(gpu_task(bind(on_fill, loader)), [model, text, top_k], [notice, sentence, table, mask], api_visibility="private").then(
+        filled = form_event(gpu_task(bind(on_fill, loader)), FillRequest, {"model": model, "text": text, "top_k": top_k})
+        clear_first(fill.click, [notice]).then(filled.event, filled.inputs, [notice, sentence, table, mask], api_visibility="private").then(
             gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
         mask.input(gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
         clear_first(embed_btn.click, [embed_notice]).then(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
 
         api_endpoint(fill_mask_api, loader, api_name="fill_mask")
         api_endpoint(embed_api, loader, api_name="embed")
-    return TabView(inputs={"model": model, "text": text, "top_k": top_k}, run=("bert-fill",))
+    return TabView(inputs={"model": model, "text": text, "top_k": top_k}, run=("bert-fill",), forms={"bert-fill": filled})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -127,39 +127,68 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     return partial
 
 
-def form_event(handler: Callable[..., Any], request_type: Callable[..., Any], widgets: dict[str, Any],
-               *extra: Any) -> tuple[Callable[..., Any], set]:
-    """(the event function, its inputs) for `handler(request, *extra values)`, a handler with its loader bound
-    (`bind(on_*, loader)`, wrapped by `gpu_task` where it runs a model).
+@dataclass(frozen=True)
+class Form:
+    """One event's request, built from the page's widgets by field name, and the handler it goes to.
 
-    Gradio hands an event whose inputs are a set one dict of {component: value}; the event function builds
-    `request_type(**{field: value})` from `widgets` (request field name -> component) and calls the handler with it,
-    then with the values of `extra` (gr.State and the like), in order. A handler with a `progress` parameter gets
-    Gradio's progress tracker; a generator handler streams."""
-    fields = list(widgets.items())
-    wants_progress = "progress" in inspect.signature(handler).parameters
-    streams = inspect.isgeneratorfunction(inspect.unwrap(handler))
+    Gradio hands an event whose inputs are a set one dict of {component: value}; `event` builds
+    `request_type(**{field: value})` from `widgets` and calls `handler(request, *values of extra)`. The workshop check
+    builds the same request from a lesson link's values (`request_from`) and calls the same handler."""
 
-    def arguments(values: dict) -> tuple:
-        request = request_type(**{name: values[component] for name, component in fields})
-        return (request, *(values[component] for component in extra))
+    handler: Callable[..., Any]  # the tab's handler with its loader bound (`bind(on_*, loader)`, `gpu_task` where it runs a model)
+    request_type: Callable[..., Any]  # the request dataclass, its fields named like `widgets`' keys
+    widgets: dict[str, Any]  # request field -> the component that holds it on the page
+    extra: tuple[Any, ...] = ()  # components whose values follow the request (gr.State: the session's run, its trained model)
 
-    if streams and wants_progress:
-        def event(values: dict, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom: a default it replaces per call)
-            yield from handler(*arguments(values), progress=progress)
-    elif streams:
-        def event(values: dict):
-            yield from handler(*arguments(values))
-    elif wants_progress:
-        def event(values: dict, progress=gr.Progress()):  # noqa: B008
-            return handler(*arguments(values), progress=progress)
-    else:
-        def event(values: dict):
-            return handler(*arguments(values))
+    @property
+    def inputs(self) -> set:
+        return {*self.widgets.values(), *self.extra}
 
-    event.__name__ = getattr(handler, "__name__", "event")
-    event.__doc__ = handler.__doc__
-    return event, {*widgets.values(), *extra}
+    def request_from(self, values: dict) -> Any:
+        """The request from {component: value} (missing components: their value on the page as built)."""
+        return self.request_type(**{name: values.get(c, getattr(c, "value", None)) for name, c in self.widgets.items()})
+
+    @property
+    def event(self) -> Callable[..., Any]:
+        handler = self.handler
+        wants_progress = "progress" in inspect.signature(handler).parameters
+        streams = inspect.isgeneratorfunction(inspect.unwrap(handler))
+
+        def arguments(values: dict) -> tuple:
+            return (self.request_from(values), *(values.get(c) for c in self.extra))
+
+        if streams and wants_progress:
+            def event(values: dict, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom: a default it replaces per call)
+                yield from handler(*arguments(values), progress=progress)
+        elif streams:
+            def event(values: dict):
+                yield from handler(*arguments(values))
+        elif wants_progress:
+            def event(values: dict, progress=gr.Progress()):  # noqa: B008
+                return handler(*arguments(values), progress=progress)
+        else:
+            def event(values: dict):
+                return handler(*arguments(values))
+
+        event.__name__ = getattr(handler, "__name__", "event")
+        event.__doc__ = handler.__doc__
+        return event
+
+    def run(self, values: dict) -> Any:
+        """Call the handler outside Gradio (the workshop check): a stream is run to its end; its last update returned."""
+        result = self.handler(*(self.request_from(values), *(values.get(c) for c in self.extra)),
+                              **({"progress": None} if "progress" in inspect.signature(self.handler).parameters else {}))
+        if inspect.isgenerator(result):
+            last = None
+            for last in result:
+                pass
+            return last
+        return result
+
+
+def form_event(handler: Callable[..., Any], request_type: Callable[..., Any], widgets: dict[str, Any], *extra: Any) -> Form:
+    """The Form of `handler(request, *extra values)`: wire it as `trigger(form.event, form.inputs, outputs)`."""
+    return Form(handler, request_type, dict(widgets), tuple(extra))
 
 
 def api_endpoint(handler: Callable[..., Any], *bound: Any, api_name: str, gpu: bool = True, budget: Any = None,
@@ -283,6 +312,7 @@ class TabView:
     pending: Any = None  # a gr.State for values the run itself applies (it would reset those controls otherwise)
     deferred: tuple[str, ...] = ()  # the link parameters that go to `pending` instead of to their component
     opens: tuple[Any, Any] | None = None  # (a lesson picker, its "try it" button): the button opens the lesson's link
+    forms: dict[str, Form] = field(default_factory=dict)  # run button elem_id -> the Form it submits (the workshop check runs them)
 
 
 SESSION_GPT = "my tiny GPT (trained in this session)"  # the model choice that means the session's own trained model

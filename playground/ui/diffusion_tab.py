@@ -132,18 +132,27 @@ class BranchFrame:
 # ---- event handlers -----------------------------------------------------------------------------------
 
 
-def _forward_request(image: Any, t: Any, schedule: Any, seed: Any):
-    """(x_0, t, the schedule, seed), checked."""
-    x0 = pictures.image_tensor(image)
-    t = require_int(t, "t", low=0, high=999)
-    s = noise_schedule(require_choice(schedule, "schedule", SCHEDULES))
-    return x0, t, s, require_int(seed, "seed", low=0, high=MAX_SEED)
+@dataclass(frozen=True)
+class ForwardRequest:
+    """The forward view: an image noised to step t of a schedule."""
+
+    image: Any  # x_0: a picture (PIL or array)
+    t: Any  # the timestep, 0 to 999
+    schedule: Any  # one of SCHEDULES
+    seed: Any  # ε's seed
+
+    def checked(self):
+        """(x_0, t, the schedule, seed), checked."""
+        x0 = pictures.image_tensor(self.image)
+        t = require_int(self.t, "t", low=0, high=999)
+        s = noise_schedule(require_choice(self.schedule, "schedule", SCHEDULES))
+        return x0, t, s, require_int(self.seed, "seed", low=0, high=MAX_SEED)
 
 
 @user_errors
-def on_forward(image: Any, t: float, schedule: str, seed: float):
+def on_forward(request: ForwardRequest):
     """(x_t at step t, a strip of x_t across t, the schedules' curves: β, ᾱ, log10 SNR)."""
-    x0, t, s, seed = _forward_request(image, t, schedule, seed)
+    x0, t, s, seed = request.checked()
     return (png_file(picture(pictures.noised(x0, t, s, seed), 256)), png_file(pictures.noising_strip(x0, STRIP_STEPS, s, seed)),
             *schedule_curves(t))
 
@@ -151,7 +160,7 @@ def on_forward(image: Any, t: float, schedule: str, seed: float):
 @user_errors
 def forward_api(image: Any, t: float, schedule: str, seed: float):
     """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for the image at step t of the schedule, with the seed's ε."""
-    x0, t, s, seed = _forward_request(image, t, schedule, seed)
+    x0, t, s, seed = ForwardRequest(image, t, schedule, seed).checked()
     return picture(pictures.noised(x0, t, s, seed), NATIVE)  # native size: the API gets exact pixels
 
 
@@ -363,27 +372,28 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
             api_denoise = gr.Button()
 
         frames = [x_t, x0, eps, chans]
-        fwd_inputs = [fwd_image, fwd_t, fwd_schedule, fwd_seed]
+        forward = form_event(on_forward, ForwardRequest, {"image": fwd_image, "t": fwd_t, "schedule": fwd_schedule, "seed": fwd_seed})
         for trigger in (fwd_t.release, fwd_schedule.input, fwd_image.change, fwd_show.click):
-            trigger(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        on_page_load(on_forward, fwd_inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
-        denoise_event, denoise_inputs = form_event(
+            trigger(forward.event, forward.inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
+        on_page_load(forward.event, forward.inputs, [fwd_out, fwd_strip, betas, alphas, snr], api_visibility="private")
+        denoise = form_event(
             gpu_task(bind(on_denoise, loader), STEPS_BUDGET), DenoiseRequest,
             {"model": model, "prompt": prompt, "negative": negative, "scheduler": scheduler, "steps": steps, "guidance": guidance,
              "seed": seed, "clip": clip, "rederive": rederive, "init_image": init_image, "strength": strength}, state)
-        clear_first(run_btn.click, [status]).then(denoise_event, denoise_inputs, [*frames, final, status, state, scrub], api_visibility="private")
+        clear_first(run_btn.click, [status]).then(denoise.event, denoise.inputs, [*frames, final, status, state, scrub], api_visibility="private")
         scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view, betas, alphas, snr], api_visibility="private",
                      trigger_mode="always_last")
-        branch_event, branch_inputs = form_event(
+        branch = form_event(
             gpu_task(bind(on_branch, loader), GpuBudget(30 + MAX_STEPS * STEPS_BUDGET.per_unit_s)), BranchRequest,
             {"step": scrub, "prompt": prompt, "negative": negative, "guidance": guidance, "seed": branch_seed}, state)
-        clear_first(branch_btn.click, [status]).then(branch_event, branch_inputs, [x_t, both, distance, status, state], api_visibility="private")
+        clear_first(branch_btn.click, [status]).then(branch.event, branch.inputs, [x_t, both, distance, status, state], api_visibility="private")
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
         api_denoise.click(gpu_task(bind(denoise_api, loader), STEPS_BUDGET), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
                           api_image, api_name="denoise")
     return TabView(inputs={"t": fwd_t, "schedule": fwd_schedule, "model": model, "prompt": prompt, "scheduler": scheduler, "steps": steps,
-                           "guidance": guidance, "seed": seed}, run=("fwd-show", "dif-run"))
+                           "guidance": guidance, "seed": seed}, run=("fwd-show", "dif-run"),
+                   forms={"fwd-show": forward, "dif-run": denoise})
 
 
 if __name__ == "__main__":  # run this tab on its own

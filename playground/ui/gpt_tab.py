@@ -10,14 +10,16 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.text.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, logit_lens, step_through
+from playground.core.text.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, context_length, fit_to_context, logit_lens, \
+    step_through
 from playground.core.inputs import require_choice, require_int, require_text
 from playground.core.render.lm import chips, step_bars, surprisal_html
 from playground.core.text.tokenize import visible
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, SESSION_GPT, session_gpt, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import SESSION_GPT, TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
+    session_gpt, user_errors
 from playground.core.cache import shared_lock
 from playground.lazy import torch
 from playground.lessons import game
@@ -52,11 +54,16 @@ class GenSession:
     """One user's generation (kept in gr.State): what was asked, every step, and a branch if one was taken."""
 
     model: str  # the source it was asked for by
-    prompt_ids: list[int]
+    prompt_ids: list[int]  # the prompt as the model reads it (its end, when it had to be cut to fit the model's positions)
     cfg: SamplingConfig
     steps: list[GenStep]
     branch_at: int | None = None  # the 0-based step the branch replaced
     branch: list[GenStep] | None = None
+    asked_ids: list[int] | None = None  # the whole prompt as asked (Step continues a session only for the same prompt)
+
+    def __post_init__(self) -> None:
+        if self.asked_ids is None:
+            self.asked_ids = list(self.prompt_ids)
 
 
 def load_causal(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
@@ -75,6 +82,39 @@ def sampling_config(mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any
     require_choice(mode, "decoding", [m for _, m in MODES])
     return SamplingConfig(max_new_tokens=max_new_tokens, do_sample=mode == "sample", temperature=temperature, top_k=top_k, top_p=top_p,
                           repetition_penalty=repetition_penalty, seed=seed).checked()
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A generation as the page asks it (Generate, or Step: one more token)."""
+
+    model: str  # a causal LM preset, Hub id or folder, or SESSION_GPT
+    prompt: str  # the text to continue
+    mode: str  # one of MODES' values: greedy, sample, beam
+    max_new_tokens: Any = 40  # tokens to generate (Step ignores it: one more each press)
+    temperature: Any = 1.0  # sampling only
+    top_k: Any = 0  # sampling only; 0: off
+    top_p: Any = 1.0  # sampling only; 1: off
+    repetition_penalty: Any = 1.0  # 1: off
+    seed: Any = 0  # the sampler's generator
+    num_beams: Any = 4  # beam search only
+
+    def sampling(self, max_new_tokens: Any = None) -> SamplingConfig:
+        return sampling_config(self.mode, self.max_new_tokens if max_new_tokens is None else max_new_tokens, self.temperature,
+                               self.top_k, self.top_p, self.repetition_penalty, self.seed)
+
+
+@dataclass(frozen=True)
+class GenerateFrame:
+    """One update of the generated text, in the order of the event's outputs."""
+
+    text: str  # the prompt and the continuation as chips (HTML)
+    session: GenSession | None  # the session's generation (None after beam search: it has no single steps)
+    step: Any  # the step slider's update
+    notice: str  # which model runs, and anything cut or out of its depth
+
+    def outputs(self) -> tuple:
+        return self.text, self.session, self.step, self.notice
 
 
 def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
@@ -110,68 +150,77 @@ def _steps(lm, ids: list[int], cfg: SamplingConfig, forced: dict[int, int] | Non
     return step_through(lm.model, torch.tensor([ids]), cfg, forced=forced, eos_token_id=lm.tokenizer.eos_token_id)
 
 
+def _fitted(lm, prompt: Any, max_new_tokens: int) -> tuple[list[int], list[str]]:
+    """(the prompt's ids, kept to what fits the model's positions beside the new tokens; the notes to show)."""
+    ids, cut = fit_to_context(prompt_ids(lm.tokenizer, prompt), max_new_tokens, context_length(lm.model.config))
+    return ids, [n for n in (cut, lm.depth_note(len(ids) + max_new_tokens)) if n]
+
+
 # ---- event handlers ---------------------------------------------------------------------------------
 
 
 @user_errors
-def on_generate(loader: ModelLoader, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float, top_k: float,
-                top_p: float, repetition_penalty: float, seed: float, num_beams: float, trained: Any = None, progress=gr.Progress()):
-    """Stream the continuation token by token: yields (text HTML, session, step slider, notice)."""
-    cfg = sampling_config(mode, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
-    name, lm = load_causal(loader, model, progress, trained)
-    ids = prompt_ids(lm.tokenizer, prompt)
-    notice = " ".join(filter(None, [f"Running {lm.source.describe()}.", lm.depth_note(len(ids) + cfg.max_new_tokens)]))
-    if mode == "beam":
-        beams = require_int(num_beams, "beams", low=2, high=MAX_BEAMS)
+def on_generate(loader: ModelLoader, request: GenerateRequest, trained: Any = None, progress=gr.Progress()):
+    """Stream the continuation token by token: yields a GenerateFrame's outputs (text HTML, session, step slider, notice)."""
+    cfg = request.sampling()
+    name, lm = load_causal(loader, request.model, progress, trained)
+    ids, notes = _fitted(lm, request.prompt, cfg.max_new_tokens)
+    notice = " ".join([f"Running {lm.source.describe()}.", *notes])
+    if request.mode == "beam":
+        beams = require_int(request.num_beams, "beams", low=2, high=MAX_BEAMS)
         with torch.no_grad():
             out = lm.model.generate(torch.tensor([ids]), num_beams=beams, max_new_tokens=cfg.max_new_tokens, do_sample=False,
                                     repetition_penalty=cfg.repetition_penalty, pad_token_id=lm.tokenizer.eos_token_id)
         new = out[0, len(ids):].tolist()
         with shared_lock(lm.tokenizer):
             shown = html.escape(lm.tokenizer.decode(ids))
-        yield (f'<div class="lm-gen"><div class="lm-prompt">{shown}</div>'
-               f'{chips([_face(lm.tokenizer, t) for t in new], ["lm-new"] * len(new), f"best of {beams} beams")}</div>',
-               None, gr.update(maximum=2, value=1, interactive=False),  # a slider's maximum must exceed its minimum (1)
-               notice + " Beam search shows its final text here; the T5 tab shows beams step by step.")
+        text = (f'<div class="lm-gen"><div class="lm-prompt">{shown}</div>'
+                f'{chips([_face(lm.tokenizer, t) for t in new], ["lm-new"] * len(new), f"best of {beams} beams")}</div>')
+        yield GenerateFrame(text, None, gr.update(maximum=2, value=1, interactive=False),  # a slider's maximum must exceed its minimum (1)
+                            notice + " Beam search shows its final text here; the T5 tab shows beams step by step.").outputs()
         return
     session = GenSession(name, ids, cfg, [])
     for step in _steps(lm, ids, cfg):
         session.steps.append(step)
-        yield (render_session(lm.tokenizer, session), session,
-               gr.update(maximum=max(2, len(session.steps)), value=len(session.steps), interactive=True), notice)
+        yield GenerateFrame(render_session(lm.tokenizer, session), session,
+                            gr.update(maximum=max(2, len(session.steps)), value=len(session.steps), interactive=True), notice).outputs()
 
 
 @user_errors
-def on_step(loader: ModelLoader, session: GenSession | None, model: str, prompt: str, mode: str, max_new_tokens: float, temperature: float,
-            top_k: float, top_p: float, repetition_penalty: float, seed: float, trained: Any = None, progress=gr.Progress()):
+def on_step(loader: ModelLoader, request: GenerateRequest, session: GenSession | None, trained: Any = None, progress=gr.Progress()):
     """One more token. With the same model, prompt and settings it continues the session (earlier steps
     replayed as they were, so the result equals one full run with the same seed); otherwise it starts over."""
-    if mode == "beam":
+    if request.mode == "beam":
         raise InputError("Step works with greedy or sampling; beam search keeps several texts at once (see the T5 tab).")
-    cfg = sampling_config(mode, MAX_NEW_TOKENS, temperature, top_k, top_p, repetition_penalty, seed)
-    name, lm = load_causal(loader, model, progress, trained)
-    ids = prompt_ids(lm.tokenizer, prompt)
-    same = (session is not None and session.model == name and session.prompt_ids == ids and session.branch is None
+    cfg = request.sampling(MAX_NEW_TOKENS)
+    name, lm = load_causal(loader, request.model, progress, trained)
+    full = prompt_ids(lm.tokenizer, request.prompt)
+    same = (session is not None and session.model == name and session.asked_ids == full and session.branch is None
             and replace(session.cfg, max_new_tokens=MAX_NEW_TOKENS) == cfg)  # the budget may differ; the rules may not
     if not same:
-        session = GenSession(name, ids, cfg, [])
+        session = GenSession(name, full, cfg, [])
     n = len(session.steps)
     if n >= MAX_NEW_TOKENS:
         raise InputError(f"{MAX_NEW_TOKENS} tokens is the most one session generates; start again with a longer prompt.")
     if session.steps and session.steps[-1].token_id == lm.tokenizer.eos_token_id:
         raise InputError("The model ended the text (end-of-text token); change the prompt or settings to start again.")
-    new = list(_steps(lm, ids, replace(cfg, max_new_tokens=n + 1), forced={s.index: s.token_id for s in session.steps}))
+    ids, notes = _fitted(lm, request.prompt, n + 1)
+    if len(ids) < len(session.prompt_ids):  # the context is full: the prompt's start slides out, the steps stay
+        session = replace(session, prompt_ids=ids)
+    new = list(_steps(lm, session.prompt_ids, replace(cfg, max_new_tokens=n + 1), forced={s.index: s.token_id for s in session.steps}))
     session.steps.append(new[-1])
-    return (render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, n + 1), value=n + 1, interactive=True),
-            f"Running {lm.source.describe()}.")
+    return GenerateFrame(render_session(lm.tokenizer, session), session, gr.update(maximum=max(2, n + 1), value=n + 1, interactive=True),
+                         " ".join([f"Running {lm.source.describe()}.", *notes])).outputs()
 
 
 @user_errors
 def on_inspect(loader: ModelLoader, session: GenSession | None, step: float, trained: Any = None):
     """The text with that step outlined, its candidates as bars, the candidates to branch to, and the logit lens
     table at that position."""
-    if session is None or not session.steps:
-        raise InputError("Generate (or Step) first: greedy or sampling.")
+    if session is None or not session.steps:  # nothing generated yet, or beam search (which has no single steps)
+        note = ('<p class="lm-note">No single steps to show: beam search keeps several texts at once and shows only the best '
+                "(the T5 tab shows every beam step by step). Generate or Step with greedy or sampling to look inside one step.</p>")
+        return gr.update(), note, gr.update(choices=[], value=None), gr.update(value=None, label="Logit lens: generate with greedy or sampling")
     index = require_int(step, "step", low=1, high=len(session.steps)) - 1
     _, lm = load_causal(loader, session.model, trained=trained)
     chosen = session.steps[index]
@@ -251,7 +300,7 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
         raise InputError("do_sample must be true or false.")
     cfg = sampling_config("sample" if do_sample else "greedy", max_new_tokens, temperature, top_k, top_p, 1.0, seed)
     _, lm = load_causal(loader, model)
-    steps = list(_steps(lm, prompt_ids(lm.tokenizer, prompt), cfg))
+    steps = list(_steps(lm, _fitted(lm, prompt, cfg.max_new_tokens)[0], cfg))
     tok = lm.tokenizer
     with shared_lock(tok):
         return {
@@ -343,14 +392,17 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
         lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens", **lens_table(LENS_TOP))
 
         mine = [trained] if trained is not None else []  # the session's tiny GPT, for the handlers that run a model
-        settings = [model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed]
+        widgets = {"model": model, "prompt": prompt, "mode": mode, "max_new_tokens": max_new, "temperature": temperature, "top_k": top_k,
+                   "top_p": top_p, "repetition_penalty": repetition, "seed": seed, "num_beams": beams}
+        generate = form_event(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), GenerateRequest, widgets, *mine)
+        one_more = form_event(gpu_task(bind(on_step, loader), TOKENS_BUDGET), GenerateRequest, widgets, session, *mine)
         generated = [shown, session, step, notice]
         inspected = [shown, bars, alternative, lens]
         inspect = gpu_task(bind(on_inspect, loader), GpuBudget(30))  # the logit lens runs the model
-        clear_first(go.click, [notice]).then(gpu_task(bind(on_generate, loader), TOKENS_BUDGET), settings + [beams] + mine, generated, api_visibility="private").then(
+        clear_first(go.click, [notice]).then(generate.event, generate.inputs, generated, api_visibility="private").then(
             inspect, [session, step] + mine, inspected, api_visibility="private")
-        clear_first(step_btn.click, [notice]).then(gpu_task(bind(on_step, loader), TOKENS_BUDGET), [session, model, prompt, mode, max_new, temperature, top_k, top_p, repetition, seed] + mine,
-                       generated, api_visibility="private").then(inspect, [session, step] + mine, inspected, api_visibility="private")
+        clear_first(step_btn.click, [notice]).then(one_more.event, one_more.inputs, generated, api_visibility="private").then(
+            inspect, [session, step] + mine, inspected, api_visibility="private")
         step.input(inspect, [session, step] + mine, inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
         branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative] + mine, [shown, session], api_visibility="private")
 
@@ -383,7 +435,8 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
 
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
         api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))
-    return TabView(inputs={"model": model, "prompt": prompt, "mode": mode, "max_new": max_new, "seed": seed}, run=("gpt-generate",))
+    return TabView(inputs={"model": model, "prompt": prompt, "mode": mode, "max_new": max_new, "seed": seed}, run=("gpt-generate",),
+                   forms={"gpt-generate": generate})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -14,7 +15,8 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.models.sources import SourceKind
-from playground.ui.common import TabView, SESSION_GPT, SessionModel, session_gpt, api_endpoint, bind, clear_first, examples, launch_alone, load_transformer, user_errors
+from playground.ui.common import SESSION_GPT, SessionModel, TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, \
+    load_transformer, session_gpt, user_errors
 
 EXPLAINER = """
 ### Inside the Transformer: one token, one block
@@ -54,13 +56,39 @@ def _stack(stack: Any) -> str:
     return require_text(stack if stack is not None else "", "stack", max_chars=20)
 
 
-def compute(loader: ModelLoader, model: str, text: str, layer: Any, head: Any, token: Any, stack: str = "", progress=None,
-            trained: Any = None):
-    """Check the request before any model loads, then run it."""
-    stack = _stack(stack)
-    inside.check_request(text, layer, head, token, stack)
-    name, lm = _load(loader, model, progress, trained)
-    return lm, inside.inside(lm.model, lm.tokenizer, text, layer, head, token, stack, name=name)
+@dataclass(frozen=True)
+class InsideRequest:
+    """One look inside, as the page (or /inside) asks it."""
+
+    model: str  # a GPT-2-, BERT- or T5-family preset, Hub id or folder, or SESSION_GPT
+    text: str  # the text the model reads
+    stack: Any = ""  # "encoder" or "decoder" for T5; "" (or None) for the model's one stack
+    layer: Any = 0  # from 0
+    head: Any = 0  # from 0
+    token: Any = -1  # the query token, from 0; -1 (or empty): the last
+    words: str = DEFAULT_WORDS  # words to place in the embedding space (three or more)
+
+
+def compute(loader: ModelLoader, request: InsideRequest, progress=None, trained: Any = None, fit: bool = False):
+    """(the model, its Inside, notes) for the request, checked before any model loads. `fit` (the page): a layer or head
+    past the model's, or a stack it lacks (left over from the last model chosen), is brought into range with a note
+    instead of refused; the API refuses them."""
+    stack = _stack(request.stack)
+    token = -1 if request.token in (None, "") else request.token
+    text, layer, head, token, stack = inside.check_request(request.text, request.layer, request.head, token, stack)
+    name, lm = _load(loader, request.model, progress, trained)
+    notes = []
+    if fit:
+        family = inside.family_of(lm.model.config)
+        if stack and family != "t5":
+            notes.append(f"A {name} model has one stack; the Stack choice is for T5 and was ignored.")
+            stack = ""
+        n_layers, n_heads = inside.layers_and_heads(lm.model, stack)
+        if layer >= n_layers or head >= n_heads:
+            notes.append(f"{name} has layers 0-{n_layers - 1} and heads 0-{n_heads - 1}: showing layer {min(layer, n_layers - 1)}, "
+                         f"head {min(head, n_heads - 1)}.")
+            layer, head = min(layer, n_layers - 1), min(head, n_heads - 1)
+    return lm, inside.inside(lm.model, lm.tokenizer, text, layer, head, token, stack, name=name), notes
 
 
 def model_is_yours(lm: Any) -> bool:
@@ -84,23 +112,47 @@ def training_rows(lm, total: int) -> list[list[Any]]:
 # ---- event handlers -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InsideView:
+    """What the page shows of one look inside, in the order of the event's outputs."""
+
+    notice: str  # which model runs, and anything cut, brought into range or out of its depth
+    token: Any  # the query-token picker's update: this text's tokens
+    stack: Any  # the stack radio's update: usable for T5 only
+    layer: Any  # the layer slider's update: this model's range
+    head: Any  # the head slider's update
+    embeddings: str  # HTML
+    head_view: str  # HTML: one head, step by step
+    block: str  # HTML
+    residual: str  # SVG chart
+    parameters: Any  # table
+    scale: Any  # table: parameters beside training tokens
+
+    def outputs(self) -> tuple:
+        return (self.notice, self.token, self.stack, self.layer, self.head, self.embeddings, self.head_view, self.block, self.residual,
+                self.parameters, self.scale)
+
+
 @user_errors
-def on_run(loader: ModelLoader, model: str, text: str, stack: str, layer: float, head: float, token: Any, words: str,
-           trained: Any = None, progress=gr.Progress()):
-    """(notice, token picker, layer and head sliders, embeddings HTML, head HTML, block HTML, residual chart,
-    parameters table, parameters vs training tokens table)."""
-    lm, r = compute(loader, model, text, int(layer), int(head), -1 if token in (None, "") else token, stack, progress, trained)
+def on_run(loader: ModelLoader, request: InsideRequest, trained: Any = None, progress=gr.Progress()) -> tuple:
+    """The InsideView's outputs: notice, token picker, stack, layer and head sliders, embeddings, head, block, residual chart,
+    parameters table, parameters vs training tokens table."""
+    lm, r, notes = compute(loader, request, progress, trained, fit=True)
     neighbours = inside.nearest_tokens(lm.model, lm.tokenizer, r.token_ids[r.token])
-    listed = [w for w in require_text(words or "", "words", max_chars=2000).replace(",", " ").split()]
+    listed = [w for w in require_text(request.words or "", "words", max_chars=2000).replace(",", " ").split()]
     points = inside.word_points(lm.model, lm.tokenizer, listed) if len(listed) >= 3 else None
     n_layers, n_heads = inside.layers_and_heads(lm.model, r.stack)
-    notice = " ".join([f"Running {lm.source.describe()}.", lm.depth_note(len(r.tokens)) or "", *r.notes]).strip()
+    notice = " ".join([f"Running {lm.source.describe()}.", *notes, lm.depth_note(len(r.tokens)) or "", *r.notes]).strip()
     params = pd.DataFrame([[c.name, f"{c.count:,}", f"{c.count / r.total_parameters:.1%}", c.formula] for c in r.components],
                           columns=["component", "parameters", "share", "formula"])
     scale = pd.DataFrame(training_rows(lm, r.total_parameters), columns=["model", "parameters", "training tokens", "tokens per parameter"])
-    return (notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.tokens)], value=r.token),
-            gr.update(maximum=n_layers - 1, value=r.layer), gr.update(maximum=n_heads - 1, value=r.head),
-            inside_views.embeddings_view(r, neighbours, points), inside_views.head_view(r), inside_views.block_view(r), inside_views.residual_chart(r), params, scale)
+    t5 = inside.family_of(lm.model.config) == "t5"
+    return InsideView(notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.tokens)], value=r.token),
+                      gr.update(value=(r.stack or "encoder") if t5 else None, interactive=t5),
+                      gr.update(maximum=max(1, n_layers - 1), value=r.layer, interactive=n_layers > 1),
+                      gr.update(maximum=max(1, n_heads - 1), value=r.head, interactive=n_heads > 1),
+                      inside_views.embeddings_view(r, neighbours, points), inside_views.head_view(r), inside_views.block_view(r),
+                      inside_views.residual_chart(r), params, scale).outputs()
 
 
 @user_errors
@@ -114,7 +166,7 @@ def inside_api(loader: ModelLoader, model: str, text: str, layer: int, head: int
     """
     if isinstance(token, bool) or not isinstance(token, (int, float)):
         raise InputError(f"token must be a whole number from 0, got {token!r}.")
-    return compute(loader, model, text, layer, head, token, stack)[1].to_json()
+    return compute(loader, InsideRequest(model=model, text=text, stack=stack, layer=layer, head=head, token=token))[1].to_json()
 
 
 # ---- layout and wiring ------------------------------------------------------------------------------------
@@ -158,17 +210,22 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
                                   elem_id="ins-params")
             scale = gr.Dataframe(label="Parameters and training tokens", interactive=False, wrap=True, elem_id="ins-scale")
 
-        inputs = [model, text, stack, layer, head, token, words] + ([trained] if trained is not None else [])
-        outputs = [notice, token, layer, head, emb, one_head, block, residual, params, scale]
-        handler = gpu_task(bind(on_run, loader), INSIDE_BUDGET)
-        clear_first(run.click, [notice]).then(handler, inputs, outputs, api_visibility="private")
-        for control in (layer, head):
-            control.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-        token.input(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+        look = form_event(gpu_task(bind(on_run, loader), INSIDE_BUDGET), InsideRequest,
+                          {"model": model, "text": text, "stack": stack, "layer": layer, "head": head, "token": token, "words": words},
+                          *([trained] if trained is not None else []))
+        outputs = [notice, token, stack, layer, head, emb, one_head, block, residual, params, scale]
+        clear_first(run.click, [notice]).then(look.event, look.inputs, outputs, api_visibility="private")
+        for control in (layer, head):  # user changes only (a drag, or a value typed in the box), coalesced to the last
+            control.input(look.event, look.inputs, outputs, api_visibility="private", trigger_mode="always_last")
+        token.input(look.event, look.inputs, outputs, api_visibility="private", trigger_mode="always_last")
         for control in (model, text, stack):  # another text or model: its tokens are not these; start from the last one
-            control.input(lambda: gr.update(choices=[], value=None), None, token, api_visibility="private", queue=False)
+            control.input(_no_tokens, None, token, api_visibility="private", queue=False)
         api_endpoint(inside_api, loader, api_name="inside", budget=INSIDE_BUDGET)
-    return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",))
+    return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",), forms={"ins-run": look})
+
+
+def _no_tokens():
+    return gr.update(choices=[], value=None)
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -14,7 +15,8 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import TabView, clear_first, examples, lens_table, launch_alone, api_endpoint, bind, load_transformer, user_errors
+from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
+    user_errors
 from playground.core.cache import shared_lock
 
 EXPLAINER = """
@@ -78,15 +80,25 @@ def _render(tokenizer, text: str, result: TextResult) -> str:
 # ---- event handlers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TextToTextRequest:
+    """One text through an encoder-decoder, as the page asks it."""
+
+    model: str  # a seq2seq preset, Hub id or folder
+    text: str  # the encoder's input, with its task prefix
+    num_beams: Any = 1  # 1: greedy; more: beam search, every step shown
+    max_new_tokens: Any = 32  # the longest output
+
+
 @user_errors
-def on_run(loader: ModelLoader, model: str, text: str, num_beams: float, max_new_tokens: float, progress=gr.Progress()):
+def on_run(loader: ModelLoader, request: TextToTextRequest, progress=gr.Progress()):
     """(notice, output text, tokens HTML, beams table, beam steps HTML, output position slider, result)."""
-    _check(loader, model, text, num_beams, max_new_tokens)
-    _, lm = load_seq2seq(loader, model, progress)
-    result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
+    _check(loader, request.model, request.text, request.num_beams, request.max_new_tokens)
+    _, lm = load_seq2seq(loader, request.model, progress)
+    result = text_to_text(lm.model, lm.tokenizer, request.text, request.num_beams, request.max_new_tokens)
     tok = lm.tokenizer
     with shared_lock(tok):
-        return _run_outputs(lm, tok, text, result)
+        return _run_outputs(lm, tok, request.text, result)
 
 
 def _run_outputs(lm, tok, text: str, result: TextResult):
@@ -157,12 +169,14 @@ def build_t5_tab(loader: ModelLoader) -> TabView:
         position = gr.Slider(1, 2, value=1, step=1, label="Output position for the decoder's logit lens")
         lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False, **lens_table(LENS_TOP))
 
-        clear_first(run.click, [notice]).then(gpu_task(bind(on_run, loader)), [model, text, num_beams, max_new], [notice, output, tokens, beams, steps, position, result],
+        converted = form_event(gpu_task(bind(on_run, loader)), TextToTextRequest,
+                               {"model": model, "text": text, "num_beams": num_beams, "max_new_tokens": max_new})
+        clear_first(run.click, [notice]).then(converted.event, converted.inputs, [notice, output, tokens, beams, steps, position, result],
                   api_visibility="private").then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")
         position.input(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
 
         api_endpoint(text2text_api, loader, api_name="text2text")
-    return TabView(inputs={"model": model, "text": text, "beams": num_beams, "max_new": max_new}, run=("t5-run",))
+    return TabView(inputs={"model": model, "text": text, "beams": num_beams, "max_new": max_new}, run=("t5-run",), forms={"t5-run": converted})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -137,12 +137,13 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
                 words = gr.Gallery(label="Where each word lands", show_label=False, columns=4, height="auto", object_fit="contain",
                                    elem_id="t2i-words")
         files = gr.File(label="Downloads: the image (PNG) and the maps (JSON)", file_count="multiple", elem_id="t2i-files")
-        generate_event, generate_inputs = form_event(gpu_task(bind(on_generate, loader), BUDGET), WordMapsRequest,
-                                                     {"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps,
-                                                      "guidance": guidance, "step": step})
-        clear_first(run.click, [status]).then(generate_event, generate_inputs, [status, image, words, files], api_visibility="private")
+        generate = form_event(gpu_task(bind(on_generate, loader), BUDGET), WordMapsRequest,
+                              {"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
+                               "step": step})
+        clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files], api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
-    return TabView(inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance}, run=("t2i-run",))
+    return TabView(inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance}, run=("t2i-run",),
+                   forms={"t2i-run": generate})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -15,7 +16,7 @@ from playground.core.text.word_split import MAX_WORD_CHARS, explain_word
 from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
-from playground.ui.common import TabView, examples, on_page_load, launch_alone, api_endpoint, bind, user_errors
+from playground.ui.common import TabView, api_endpoint, bind, examples, form_event, launch_alone, on_page_load, user_errors
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -95,15 +96,25 @@ def word_choices(tokenizer: Any, text: str) -> list[tuple[str, str]]:
 # ---- event handlers: loader and plain values in, values for the outputs out -----------------------
 
 
+@dataclass(frozen=True)
+class TokenizeRequest:
+    """One text through the chosen tokenizers, as the page asks it."""
+
+    text: str  # the text to split
+    names: list[str]  # the preset tokenizers chosen
+    other: str = ""  # one more tokenizer: a Hub id or an allowed folder ("" for none)
+    show_ids: bool = False  # show each token's id under it
+
+
 @user_errors
-def on_tokenize(loader: ModelLoader, text: str, names: list[str], other: str, show_ids: bool):
+def on_tokenize(loader: ModelLoader, request: TokenizeRequest):
     """Tokenize `text` with each chosen tokenizer.
 
     Returns, in the outputs' order: panels HTML, comparison table, token-count chart data, id lists
     (JSON text), the word-split tokenizer choices, the word choices, and an emptied steps view.
     """
-    text = check_text(text)
-    chosen = _selected(names, other)
+    text = check_text(request.text)
+    chosen = _selected(request.names, request.other)
     loaded = [loader.load(n, Family.TOKENIZER) for n in chosen]
     results = [tokenize(lm.tokenizer, text, name=n) for n, lm in zip(chosen, loaded)]
     # for each panel, which files actually ran and why
@@ -117,7 +128,7 @@ def on_tokenize(loader: ModelLoader, text: str, names: list[str], other: str, sh
     id_json = "{\n" + ",\n".join(f'  "{t.tokenizer}": {t.ids}' for t in results) + "\n}"
     first_words = word_choices(loaded[0].tokenizer, text)
     return (
-        render_panels(results, bool(show_ids), sources),
+        render_panels(results, bool(request.show_ids), sources),
         df,
         df[["tokenizer", "tokens"]],
         id_json,
@@ -186,17 +197,17 @@ def build_tokenizer_tab(loader: ModelLoader) -> TabView:
             explain_btn = gr.Button("Explain", elem_id="split-explain")
         steps = gr.HTML(elem_id="split-steps")
 
-        inputs = [text, names, other, show_ids]
+        tokenized = form_event(bind(on_tokenize, loader), TokenizeRequest, {"text": text, "names": names, "other": other, "show_ids": show_ids})
         outputs = [panels, table, chart, ids, split_tok, word, steps]
-        go.click(bind(on_tokenize, loader), inputs, outputs, api_visibility="undocumented")
-        show_ids.change(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
+        go.click(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
+        show_ids.change(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
         split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private")
         explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_visibility="private")
-        on_page_load(bind(on_tokenize, loader), inputs, outputs, api_visibility="private")
+        on_page_load(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
 
         api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False)
         api_endpoint(on_explain, loader, api_name="explain_word", gpu=False)
-    return TabView(inputs={"text": text, "tokenizers": names}, run=("tok-go",))
+    return TabView(inputs={"text": text, "tokenizers": names}, run=("tok-go",), forms={"tok-go": tokenized})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -20,7 +20,7 @@ from playground.lazy import torch
 from playground.models import ModelLoader
 from playground.models.results import resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, SESSION_GPT, api_endpoint, bind, clear_first, launch_alone, user_errors
+from playground.ui.common import SESSION_GPT, TabView, api_endpoint, bind, clear_first, form_event, launch_alone, user_errors
 
 EXPLAINER = """
 ### Training, made visible
@@ -87,24 +87,51 @@ def _loss_chart(losses: list[float], label: str = "training loss ‖ε − ε_θ
 # ---- 2-D diffusion handlers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ToyRequest:
+    """A 2-D diffusion training run, as the page asks it."""
+
+    dataset: str  # one of toy_diffusion.DATASETS, or "drawn"
+    sketch: Any = None  # the sketch pad's drawing (dataset "drawn")
+    steps: Any = toy_diffusion.ToyConfig.steps  # training steps
+    lr: Any = toy_diffusion.ToyConfig.lr  # Adam's learning rate
+    schedule: Any = toy_diffusion.ToyConfig.schedule  # the noise schedule
+    timesteps: Any = toy_diffusion.ToyConfig.timesteps  # T, the diffusion steps the model is trained for
+    seed: Any = toy_diffusion.ToyConfig.seed  # data, initialization, batches and samples
+
+
+@dataclass(frozen=True)
+class ToyFrame:
+    """One update of a 2-D training run, in the order of the event's outputs."""
+
+    status: str
+    loss: str  # SVG chart
+    samples: str  # SVG: samples beside the data
+    handle: Any  # the session's trained model (last update only)
+    explore_t: Any  # the explorer's t slider: 0 to T − 1 of the model just trained (last update only)
+
+    def outputs(self) -> tuple:
+        return self.status, self.loss, self.samples, self.handle, self.explore_t
+
+
 @user_errors
-def on_train_toy(loader: ModelLoader, dataset: str, sketch: Any, steps: float, lr: float, schedule: str, timesteps: float, seed: float,
-                 previous: Any = None):
-    """Stream the training: (status, loss chart, samples vs data, the session's run handle)."""
-    choices = [*toy_diffusion.DATASETS, "drawn"]
-    require_choice(dataset, "dataset", choices)
-    cfg = _toy_config(dataset, steps, lr, schedule, timesteps, seed)
-    data = _data(cfg, sketch)
+def on_train_toy(loader: ModelLoader, request: ToyRequest, previous: Any = None):
+    """Stream the training: ToyFrame outputs (status, loss chart, samples vs data, the session's run handle, the t slider)."""
+    require_choice(request.dataset, "dataset", [*toy_diffusion.DATASETS, "drawn"])
+    cfg = _toy_config(request.dataset, request.steps, request.lr, request.schedule, request.timesteps, request.seed)
+    data = _data(cfg, request.sketch)
     cfg = replace(cfg, n_points=len(data))
     for model, p in toy_diffusion.train_toy(data, cfg):
         status = f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s); loss {sum(p.losses[-50:]) / len(p.losses[-50:]):.4f}."
-        handle = None
+        handle, explore_t = gr.update(), gr.update()
         if p.done:
             status += " Stopped at the time cap." if p.stopped_early else " Done: explore the trained model below."
             run = ToyRun(model, data, cfg)
             handle = loader.keep_result(run, run.nbytes, "2-D diffusion model", replaces=previous)
-        yield (status, _loss_chart(p.losses), scatter_svg({"data": data.tolist(), f"samples at step {p.step:,}": p.samples.tolist()},
-                                                          "Samples (DDPM) beside the data"), handle if p.done else gr.update())
+            explore_t = gr.update(maximum=cfg.timesteps - 1, value=min(20, cfg.timesteps - 1),
+                                  label=f"t (this model was trained with T = {cfg.timesteps}: 0 to {cfg.timesteps - 1})")
+        samples = scatter_svg({"data": data.tolist(), f"samples at step {p.step:,}": p.samples.tolist()}, "Samples (DDPM) beside the data")
+        yield ToyFrame(status, _loss_chart(p.losses), samples, handle, explore_t).outputs()
 
 
 @user_errors
@@ -157,14 +184,23 @@ def _gpt_chart(p: toy_gpt.GPTProgress, unigram: float) -> str:
     return line_chart_svg(series, "step", "bits per character", width=460, height=260)
 
 
+@dataclass(frozen=True)
+class GPTTrainRequest:
+    """A tiny GPT's training run, as the page asks it."""
+
+    text: str  # the training text (its last tenth held out)
+    steps: Any = toy_gpt.GPTTrainConfig.steps  # training steps
+    seed: Any = 0  # initialization, batches and samples
+    seconds: Any = toy_gpt.GPTTrainConfig.max_seconds  # the time cap: whichever of steps and seconds ends first
+
+
 @user_errors
-def on_train_gpt(loader: ModelLoader, text: str, steps: float, seed: float, seconds: float = toy_gpt.GPTTrainConfig.max_seconds,
-                 previous: Any = None):
+def on_train_gpt(loader: ModelLoader, request: GPTTrainRequest, previous: Any = None):
     """Stream the training, for `steps` steps or `seconds`, whichever ends first: (status, bits-per-character chart,
     samples table, the session's model handle)."""
-    cfg = _gpt_config(steps, seed, seconds)
-    toy_gpt.check_text(text)
-    for trained, p in toy_gpt.train_gpt(text, cfg):
+    cfg = _gpt_config(request.steps, request.seed, request.seconds)
+    toy_gpt.check_text(request.text)
+    for trained, p in toy_gpt.train_gpt(request.text, cfg):
         status = (f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s): {trained.parameters:,} parameters, {trained.tokens_seen:,} "
                   f"characters seen; held-out {p.heldout_bpc[-1]:.3f} bits per character (unigram: {trained.unigram_bpc:.3f}).")
         handle = gr.update()
@@ -219,7 +255,9 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         gr.Markdown("Then look at the trained model at any step t: the forward process on the data, the learned score field, "
                     "and reverse trajectories of 12 points, DDPM against DDIM from the same starting noise (each ends at a marker).")
         with gr.Row():
-            explore_t = gr.Slider(0, 999, value=20, step=1, label="t (below T)", elem_id="trn-t")
+            explore_t = gr.Slider(0, toy_diffusion.ToyConfig.timesteps - 1, value=20, step=1, elem_id="trn-t",
+                                  label=f"t (the default model is trained with T = {toy_diffusion.ToyConfig.timesteps}: 0 to "
+                                        f"{toy_diffusion.ToyConfig.timesteps - 1})")
             explore_seed = gr.Number(value=0, precision=0, minimum=0, label="Noise seed")
             explore = gr.Button("Show", elem_id="trn-explore")
         with gr.Row(elem_classes=["trn-row"]):
@@ -242,18 +280,21 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         gpt_samples = gr.Dataframe(headers=["step", "sample"], label="Samples as it learns (160 characters after the text's first letter)", interactive=False, wrap=True,
                                    elem_id="trn-gpt-samples")
 
-        toy_event = clear_first(toy_train.click, [toy_status]).then(
-            gpu_task(bind(on_train_toy, loader), TOY_BUDGET), [dataset, sketch, toy_steps, toy_lr, toy_schedule, toy_T, toy_seed, toy_state],
-            [toy_status, toy_loss, toy_samples, toy_state], api_visibility="private", **TRAINING)
+        toy = form_event(gpu_task(bind(on_train_toy, loader), TOY_BUDGET), ToyRequest,
+                         {"dataset": dataset, "sketch": sketch, "steps": toy_steps, "lr": toy_lr, "schedule": toy_schedule,
+                          "timesteps": toy_T, "seed": toy_seed}, toy_state)
+        toy_event = clear_first(toy_train.click, [toy_status]).then(toy.event, toy.inputs, [toy_status, toy_loss, toy_samples, toy_state, explore_t],
+                                                                    api_visibility="private", **TRAINING)
         toy_stop.click(None, None, None, cancels=[toy_event])
         explore.click(on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private")
-        gpt_event = clear_first(gpt_train.click, [gpt_status]).then(
-            gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), [text, gpt_steps, gpt_seed, gpt_seconds, gpt_state], [gpt_status, gpt_chart, gpt_samples, gpt_state],
-            api_visibility="private", **TRAINING)
+        tiny_gpt = form_event(gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), GPTTrainRequest,
+                              {"text": text, "steps": gpt_steps, "seed": gpt_seed, "seconds": gpt_seconds}, gpt_state)
+        gpt_event = clear_first(gpt_train.click, [gpt_status]).then(tiny_gpt.event, tiny_gpt.inputs, [gpt_status, gpt_chart, gpt_samples, gpt_state],
+                                                                    api_visibility="private", **TRAINING)
         gpt_stop.click(None, None, None, cancels=[gpt_event])
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
-    return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",))
+    return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",), forms={"trn-toy-train": toy})
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -6,7 +6,8 @@
 
 For each preset: where it loads from (the Hub, a prefetched copy in the Hugging Face cache, or the embedded
 teaching model) and that its files are there. For each lesson: its link opens (checked against the page's own
-inputs) and runs on the models (the tab's own compute, with the link's values), and its reveal computes. Prints a
+inputs) and runs on the models (the Forms of the buttons the link clicks: the tab's own request objects and handlers,
+with the link's values), and its reveal computes. Prints a
 checklist and exits 1, saying what failed and how to fix it, if anything did.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,53 +56,37 @@ def check_presets(loader: Any) -> list[Check]:
     return out
 
 
-def _runners() -> dict[str, Callable[[Any, dict], Any]]:
-    """Per tab: run what its link's run button runs, with the link's values (the tab's own compute functions)."""
-    from playground.ui import attention_tab, bert_tab, diffusion_tab, gpt_tab, inside_tab, models_tab, t5_tab, text_to_image_tab
-    from playground.ui import tokenizer_tab, training_tab
+def _page_value(component: Any) -> Any:
+    """A component's value as its handler receives it: an image's file opened as a picture, anything else as it is."""
+    value = getattr(component, "value", None)
+    if isinstance(value, dict) and value.get("path"):
+        from PIL import Image
 
-    def diffusion(loader, v):
-        if "t" in v:
-            image = diffusion_tab.FORWARD_EXAMPLES[0] if diffusion_tab.FORWARD_EXAMPLES else None
-            if image is not None:
-                from PIL import Image
-
-                diffusion_tab.forward_api(Image.open(image), v["t"], v.get("schedule", "linear"), 0)
-        if "model" in v:
-            for _ in diffusion_tab.denoise_api(loader, v["model"], v.get("prompt", ""), v.get("scheduler", "DDIM"), v.get("steps", 20),
-                                               v.get("guidance", 3.0), v.get("seed", 0)):
-                pass
-
-    return {
-        "start": lambda loader, v: None,
-        "tokenizer": lambda loader, v: [tokenizer_tab.tokenize_api(loader, v.get("text", "Hello"), t) for t in v.get("tokenizers", ["gpt2"])],
-        "attention": lambda loader, v: attention_tab.attention_api(loader, v.get("model", "gpt2"), v.get("text", "Hello"), v.get("target", "")),
-        "inside": lambda loader, v: inside_tab.inside_api(loader, v.get("model", "gpt2"), v.get("text", "Hello"), v.get("layer", 0),
-                                                         v.get("head", 0), -1),
-        "gpt": lambda loader, v: gpt_tab.generate_api(loader, v.get("prompt", "Hello"), v.get("model", "gpt2"), v.get("max_new", 20), seed=v.get("seed", 0)),
-        "bert": lambda loader, v: bert_tab.fill_mask_api(loader, v.get("text", "Hello [MASK]."), v.get("model", "bert-base-uncased"), v.get("top_k", 5)),
-        "t5": lambda loader, v: t5_tab.text2text_api(loader, v.get("text", "reverse words: a b"), v.get("model", "t5-small"), v.get("beams", 1),
-                                                     v.get("max_new", 32)),
-        "diffusion": diffusion,
-        "text-to-image": lambda loader, v: text_to_image_tab.cross_attention_api(loader, v.get("model", "segmind/tiny-sd"), v.get("prompt", ""),
-                                                                                 v.get("seed", 0), v.get("steps", 50), v.get("guidance", 5.0)),
-        "training": lambda loader, v: training_tab.train_toy_api(v.get("dataset", "moons"), v.get("steps", 1000), 0),
-        "models": lambda loader, v: models_tab.on_refresh(loader),
-    }
+        return Image.open(value["path"])
+    return value
 
 
-def check_lessons(loader: Any, specs: dict) -> list[Check]:
+def run_link(views: dict, link: Any) -> None:
+    """Run what a lesson link's run buttons run: each button's Form, its request built from the page's widgets as built,
+    the link's values in their place (the same request objects and handlers the page uses)."""
+    view = views[link.tab]
+    given = {view.inputs[name]: value for name, value in link.values.items() if name in view.inputs and name not in view.deferred}
+    for button in view.run:
+        form = view.forms[button]
+        form.run({c: given[c] if c in given else _page_value(c) for c in form.widgets.values()})  # the session's state: none yet
+
+
+def check_lessons(loader: Any, app: Any) -> list[Check]:
     from playground.lessons import links as lesson_links
     from playground.lessons.path import LESSONS, grade
 
-    runners = _runners()
     out = []
     for lesson in LESSONS:
         start = time.perf_counter()
         try:
-            query = lesson.query(specs)
-            link = lesson_links.parse(query, specs)
-            runners[link.tab](loader, link.values)
+            query = lesson.query(app.link_specs)
+            link = lesson_links.parse(query, app.link_specs)
+            run_link(app.tab_views, link)
             q = lesson.question
             grade(lesson, q.answer or (q.choices[0] if q.choices else "the"), loader)
         except Exception as exc:  # noqa: BLE001 - every lesson is reported, then the run fails
@@ -124,8 +108,8 @@ def run_check(settings: Settings, *, lessons: bool = True, out: Any = None) -> b
           file=out)
     sections = [("Presets (every model a lesson or tab names)", check_presets(loader))]
     if lessons:
-        specs = build_app(settings, loader).link_specs
-        sections.append(("Lesson links (open with their inputs filled, run, reveal)", check_lessons(loader, specs)))
+        app = build_app(settings, loader)
+        sections.append(("Lesson links (open with their inputs filled, run, reveal)", check_lessons(loader, app)))
     failed = 0
     for title, checks in sections:
         print(f"\n{title}", file=out)

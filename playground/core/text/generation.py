@@ -64,6 +64,36 @@ class GenStep:
     raw_candidates: list[Candidate]  # the most likely tokens before processing, best first
 
 
+def context_length(config: Any) -> int | None:
+    """How many positions the model reads (GPT-2's n_positions, others' max_position_embeddings); None if it names none."""
+    value = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def fit_to_context(ids: list[int], max_new_tokens: int, context: int | None) -> tuple[list[int], str | None]:
+    """(the prompt's ids, a note) such that prompt + new tokens fit the model's positions: the last generated token is
+    never read back, so len(prompt) + max_new_tokens − 1 <= context. A longer prompt keeps its end (what a continuation
+    needs) and the note says so; more new tokens than the context holds is an error that says the most there is.
+
+    >>> fit_to_context([1, 2, 3, 4, 5], 3, 6)
+    ([2, 3, 4, 5], 'The prompt is 5 tokens and 3 new tokens were asked for, but this model reads 6 positions: only the last 4 tokens of the prompt are used.')
+    >>> fit_to_context([1, 2], 3, 6)
+    ([1, 2], None)
+    >>> fit_to_context([1], 8, 6)
+    Traceback (most recent call last):
+    ...
+    playground.errors.InputError: This model reads 6 positions, so it can write at most 6 new tokens after a one-token prompt; 8 were asked for. Ask for fewer new tokens.
+    """
+    if context is None or len(ids) + max_new_tokens - 1 <= context:
+        return ids, None
+    room = context - max_new_tokens + 1  # prompt tokens that fit beside the new ones
+    if room < 1:
+        raise InputError(f"This model reads {context} positions, so it can write at most {context} new tokens after a one-token "
+                         f"prompt; {max_new_tokens} were asked for. Ask for fewer new tokens.")
+    return ids[-room:], (f"The prompt is {len(ids)} tokens and {max_new_tokens} new tokens were asked for, but this model reads "
+                         f"{context} positions: only the last {room} tokens of the prompt are used.")
+
+
 def processors(cfg: SamplingConfig):
     """The logits processors `generate` would build for these settings, in its order."""
     (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
