@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 import torch  # noqa: E402
 
+from benchmarks.report import interleaved_medians  # noqa: E402
 from playground.config import ASSETS_DIR, Settings  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import attention_tab as tab  # noqa: E402
-from benchmarks.report import interleaved_medians  # noqa: E402
 
 TEXT = ("The animal didn't cross the street because it was too tired, and the keys to the old wooden cabinet "
         "in the hall were on the table where she had left them the night before. ") * 16

@@ -67,8 +67,12 @@ def main() -> None:
     print(f"ratio: {a / b:.2f}x")
     from benchmarks.report import record
 
-    record("cold_start", f"cold start of `python app.py` to the first served page, against a bare `gr.Blocks` app (median of {args.repeats})",
-           "python benchmarks/cold_start.py", f"{a:.2f} s vs {b:.2f} s: **{a / b:.2f}x** (torch is imported on first use, not before the page is served; no model is loaded)")
+    record(
+        "cold_start",
+        f"cold start of `python app.py` to the first served page, against a bare `gr.Blocks` app (median of {args.repeats})",
+        "python benchmarks/cold_start.py",
+        f"{a:.2f} s vs {b:.2f} s: **{a / b:.2f}x** (torch is imported on first use, not before the page is served; no model is loaded)",
+    )
 
 
 if __name__ == "__main__":

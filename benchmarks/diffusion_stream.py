@@ -3,7 +3,8 @@
     python benchmarks/diffusion_stream.py [--repeats 5]
 
 1. Streaming with previews: the Diffusion tab's whole run (`on_denoise`: every step's snapshot for
-   rewinding, the status line every step, x_t / x̂_0 / ε̂ pictures as often as a browser can show them) against a plain loop with the same model,
+   rewinding, the status line every step, x_t / x̂_0 / ε̂ pictures as often as a browser can show them) against a plain
+   loop with the same model,
    scheduler (DDIM), 20 steps, guidance 3 and seed: `scale_model_input`, the UNet on the guided
    batch, `scheduler.step`, nothing kept. Median of `--repeats`, alternating, one process.
 2. The latent preview (the linear map fitted to the model's own autoencoder) against one guided
@@ -21,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 import torch  # noqa: E402
 
+from benchmarks.report import median_time  # noqa: E402
 from playground.config import Settings  # noqa: E402
 from playground.core.diffusion import pictures  # noqa: E402
 from playground.core.diffusion.run import latent_shape  # noqa: E402
 from playground.core.diffusion.schedule import make_scheduler  # noqa: E402
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import diffusion_tab  # noqa: E402
-from benchmarks.report import median_time  # noqa: E402
 
 STEPS, GUIDANCE, SEED = 20, 3.0, 0
 
@@ -53,12 +54,22 @@ def main() -> None:
     args = parser.parse_args()
     loader = ModelLoader(Settings(offline=True, device="cpu"))
     parts = []
-    for label, preset, family in (("pixel ddpm-fashion", "google/ddpm-cifar10-32", "diffusion"), ("latent ldm-fashion", "assets/models/ldm-fashion", "latent-diffusion")):
+    for label, preset, family in (
+        ("pixel ddpm-fashion", "google/ddpm-cifar10-32", "diffusion"),
+        ("latent ldm-fashion", "assets/models/ldm-fashion", "latent-diffusion"),
+    ):
         lm = loader.load(preset, family)
 
-        def streamed() -> None:
-            request = diffusion_tab.DenoiseRequest(model=preset, prompt="Ankle boot", scheduler="DDIM", steps=STEPS, guidance=GUIDANCE, seed=SEED,
-                                       rederive=False)
+        def streamed(preset: str = preset) -> None:
+            request = diffusion_tab.DenoiseRequest(
+                model=preset,
+                prompt="Ankle boot",
+                scheduler="DDIM",
+                steps=STEPS,
+                guidance=GUIDANCE,
+                seed=SEED,  # noqa: B023 (called within this iteration)
+                rederive=False,
+            )
             for _ in diffusion_tab.on_denoise(loader, request, progress=None):
                 pass
 
@@ -66,7 +77,7 @@ def main() -> None:
         s, p = [], []
         for _ in range(args.repeats):
             s.append(median_time(streamed, 1))
-            p.append(median_time(lambda: plain_loop(lm), 1))
+            p.append(median_time(lambda: plain_loop(lm), 1))  # noqa: B023 (called within this iteration)
         s, p = statistics.median(s), statistics.median(p)
         print(f"{label}: streamed run {s:.3f} s, plain loop {p:.3f} s, ratio {s / p:.2f}x")
         parts.append(f"{label}: streamed {s:.2f} s vs plain loop {p:.2f} s (**{s / p:.2f}x**)")
@@ -78,7 +89,10 @@ def main() -> None:
         step = median_time(lambda: unet(torch.cat([z, z]), 500, class_labels=labels), 20)
         preview = median_time(lambda: pictures.latent_preview(z, vae), 20)
         decode = median_time(lambda: pictures.decode(z, vae), 20)
-    print(f"latent preview {preview * 1000:.2f} ms, one guided UNet step {step * 1000:.2f} ms ({preview / step:.3f}x), full decode {decode * 1000:.2f} ms")
+    print(
+        f"latent preview {preview * 1000:.2f} ms, one guided UNet step {step * 1000:.2f} ms ({preview / step:.3f}x), full decode "
+        f"{decode * 1000:.2f} ms"
+    )
     parts.append(f"latent preview {preview * 1000:.2f} ms vs one guided UNet step {step * 1000:.1f} ms (**{preview / step:.3f}x**; "
                  f"a full decode: {decode / step:.2f}x)")
     from benchmarks.report import record

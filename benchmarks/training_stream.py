@@ -19,8 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from benchmarks.report import interleaved_medians, record  # noqa: E402
 from playground.config import Settings  # noqa: E402
-from playground.core.training import toy_diffusion  # noqa: E402
-from playground.core.training import toy_gpt  # noqa: E402
+from playground.core.training import (
+    toy_diffusion,  # noqa: E402
+    toy_gpt,  # noqa: E402
+)
 from playground.models import ModelLoader  # noqa: E402
 from playground.ui import training_tab  # noqa: E402
 
@@ -38,7 +40,11 @@ def main() -> None:
         list(toy_diffusion.train_toy(data, toy, stream=False))
 
     def toy_streamed() -> None:
-        list(training_tab.on_train_toy(loader, training_tab.ToyRequest("moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed)))
+        list(
+            training_tab.on_train_toy(
+                loader, training_tab.ToyRequest("moons", None, toy.steps, toy.lr, toy.schedule, toy.timesteps, toy.seed)
+            )
+        )
 
     def gpt_plain() -> None:
         list(toy_gpt.train_gpt(text, gpt, stream=False))
@@ -47,7 +53,10 @@ def main() -> None:
         list(training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(text, gpt.steps, gpt.seed)))
 
     parts = []
-    for label, steps, plain, streamed in (("2-D diffusion", toy.steps, toy_plain, toy_streamed), ("tiny GPT", gpt.steps, gpt_plain, gpt_streamed)):
+    for label, steps, plain, streamed in (
+        ("2-D diffusion", toy.steps, toy_plain, toy_streamed),
+        ("tiny GPT", gpt.steps, gpt_plain, gpt_streamed),
+    ):
         p, s = interleaved_medians(plain, streamed, args.repeats)
         print(f"{label}: plain {steps / p:.0f} steps/s, streamed {steps / s:.0f} steps/s, ratio {s / p:.2f}x", flush=True)
         parts.append(f"{label} {steps / s:.0f} vs {steps / p:.0f} steps/s (**{s / p:.2f}x** the time)")

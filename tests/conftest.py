@@ -70,7 +70,9 @@ def _tiny_t5(folder: Path) -> None:
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    config = T5Config(vocab_size=32128, d_model=16, d_kv=4, num_heads=2, num_layers=2, num_decoder_layers=2, d_ff=32, decoder_start_token_id=0)
+    config = T5Config(
+        vocab_size=32128, d_model=16, d_kv=4, num_heads=2, num_layers=2, num_decoder_layers=2, d_ff=32, decoder_start_token_id=0
+    )
     T5ForConditionalGeneration(config).save_pretrained(folder)
     _copy_tokenizer("t5-small", folder)
 
@@ -81,7 +83,9 @@ def _tiny_bert_base(folder: Path) -> None:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(1)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(folder)
+    BertModel(
+        BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(folder)
     _copy_tokenizer("bert-base-uncased", folder)
 
 
@@ -103,11 +107,27 @@ def _tiny_sd(folder: Path) -> None:
     text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                                                 num_attention_heads=4, max_position_embeddings=16, bos_token_id=len(vocab) - 2,
                                                 eos_token_id=len(vocab) - 1, pad_token_id=len(vocab) - 1))
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                cross_attention_dim=32, norm_num_groups=8, attention_head_dim=8)
-    vae = AutoencoderKL(block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
-                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"))
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=8,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    )
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
                               steps_offset=1)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,

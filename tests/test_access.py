@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 from playground.config import ASSETS_DIR
-from playground.core.render import attention as render_attention, inside as render_inside, lm as render_lm, word_maps as render_word_maps
+from playground.core.render import attention as render_attention
+from playground.core.render import inside as render_inside
+from playground.core.render import lm as render_lm
+from playground.core.render import word_maps as render_word_maps
 from tests.cvd import MACHADO, delta_e, lightness
 
 MIN_DELTA_E = 15.0  # CIE76; the old matplotlib tab10 head palette had red/green pairs at 4.6 under protanopia
@@ -46,7 +49,9 @@ RAMPS = {
 def test_categorical_palettes_stay_apart_under_colour_blindness(name, viewer):
     palette = CATEGORICAL[name]
     closest = min((delta_e(a, b, viewer), a, b) for a, b in itertools.combinations(palette, 2))
-    assert closest[0] >= MIN_DELTA_E, f"{name}: {closest[1]} and {closest[2]} are ΔE {closest[0]:.1f} apart for {viewer or 'typical'} vision"
+    assert closest[0] >= MIN_DELTA_E, (
+        f"{name}: {closest[1]} and {closest[2]} are ΔE {closest[0]:.1f} apart for {viewer or 'typical'} vision"
+    )
 
 
 @pytest.mark.parametrize("viewer", VIEWERS, ids=lambda v: v or "typical")
@@ -54,7 +59,9 @@ def test_categorical_palettes_stay_apart_under_colour_blindness(name, viewer):
 def test_sequential_ramps_are_ordered_by_lightness_under_colour_blindness(name, viewer):
     light = [lightness(c, viewer) for c in RAMPS[name]]
     steps = np.diff(light)
-    assert (steps < 0).all() or (steps > 0).all(), f"{name}: lightness {np.round(light, 1)} is not monotone for {viewer or 'typical'} vision"
+    assert (steps < 0).all() or (steps > 0).all(), (
+        f"{name}: lightness {np.round(light, 1)} is not monotone for {viewer or 'typical'} vision"
+    )
 
 
 def test_the_simulation_catches_a_red_green_palette():

@@ -26,7 +26,20 @@ def test_app_builds_with_every_tab_and_loads_nothing():
 def test_named_api_endpoints_exist():
     demo = build_app(Settings(offline=True, device="cpu"))
     names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
-    assert {"tokenize", "explain_word", "models", "attention", "generate", "fill_mask", "embed", "text2text", "forward_noise", "denoise", "inside", "score"} <= names
+    assert {
+        "tokenize",
+        "explain_word",
+        "models",
+        "attention",
+        "generate",
+        "fill_mask",
+        "embed",
+        "text2text",
+        "forward_noise",
+        "denoise",
+        "inside",
+        "score",
+    } <= names
     assert "load_model" not in names  # model management is not a public API
 
 

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
-from PIL import Image
 import torch
+from PIL import Image
 
-from playground.core.text import attention
 from playground.core.render import attention as attention_views
+from playground.core.text import attention
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.results import resolve
@@ -186,7 +186,9 @@ def test_t5_value_norms_for_all_three_kinds(loader, tiny_root):
         expected = torch.stack([(v[:, h * d:(h + 1) * d] @ w[:, h * d:(h + 1) * d].T).norm(dim=-1) for h in range(cfg.num_heads)])
         cross = lm.model.decoder.block[0].layer[1].EncDecAttention  # cross-attention values come from the encoder output
         vc = cross.v(out.encoder_last_hidden_state)[0]
-        expected_cross = torch.stack([(vc[:, h * d:(h + 1) * d] @ cross.o.weight[:, h * d:(h + 1) * d].T).norm(dim=-1) for h in range(cfg.num_heads)])
+        expected_cross = torch.stack(
+            [(vc[:, h * d : (h + 1) * d] @ cross.o.weight[:, h * d : (h + 1) * d].T).norm(dim=-1) for h in range(cfg.num_heads)]
+        )
     np.testing.assert_allclose(r.value_norms["encoder"][1], expected.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(r.value_norms["cross"][0], expected_cross.numpy(), rtol=1e-4, atol=1e-6)
     assert r.value_norms["decoder"].shape == r.attentions["decoder"].shape[:3]
@@ -291,7 +293,9 @@ def test_npz_and_json_exports_hold_the_weights(t5_result, tmp_path):
 
 
 def test_on_run_then_on_view_and_the_downloads(loader, tiny_root):
-    handle, notice, kind, layer, head, focus, files, views = tab.on_run(loader, tab.AttentionRequest(str(tiny_root / "tiny-gpt"), TEXT, "", 128), progress=None)
+    handle, notice, kind, layer, head, focus, files, views = tab.on_run(
+        loader, tab.AttentionRequest(str(tiny_root / "tiny-gpt"), TEXT, "", 128), progress=None
+    )
     assert "kinds" not in [v for _, v in views["choices"]] and views["value"] == "head"  # T5's three kinds: not offered on GPT
     assert "Running" in notice and files is None
     result = resolve(handle)  # the session keeps a handle; the weights stay on the server, counted in its budget
@@ -323,7 +327,9 @@ def test_on_compare_shows_an_encoder_and_a_decoder(loader, tiny_root):
     assert html.count("<svg") == 2 and "(encoder)" in html and "(decoder)" in html
 
 
-@pytest.mark.parametrize("model, fragment", [("", "Choose a model"), ("/etc", "outside the folders"), ("no such model!", "neither a Hub id")])
+@pytest.mark.parametrize(
+    "model, fragment", [("", "Choose a model"), ("/etc", "outside the folders"), ("no such model!", "neither a Hub id")]
+)
 def test_on_run_refuses_bad_models(loader, model, fragment):
     with pytest.raises(gr.Error, match=fragment):
         tab.on_run(loader, tab.AttentionRequest(model, TEXT, "", 32), progress=None)

@@ -148,7 +148,12 @@ def test_gpt_flow_streams_tokens_then_steps_through_and_forces_a_candidate(page)
     expect(page.locator("#gpt-bars")).to_contain_text("Step 3", timeout=30_000)
     # the inspected step is outlined in the text (the third new token) and the lens says which step it explains
     expect(page.locator("#gpt-shown .lm-inspected")).to_have_count(1, timeout=30_000)
-    assert page.evaluate("() => [...document.querySelectorAll('#gpt-shown .lm-chip.lm-new')].findIndex(c => c.classList.contains('lm-inspected'))") == 2
+    assert (
+        page.evaluate(
+            "() => [...document.querySelectorAll('#gpt-shown .lm-chip.lm-new')].findIndex(c => c.classList.contains('lm-inspected'))"
+        )
+        == 2
+    )
     expect(page.locator("#gpt-lens")).to_contain_text("Logit lens at step 3")
     page.locator("#gpt-branch").click()
     expect(page.locator("#gpt-shown .lm-forced")).to_have_count(1, timeout=30_000)
@@ -214,9 +219,14 @@ def test_diffusion_flow_streams_20_steps_scrubs_and_branches(page):
     view = page.evaluate("""() => { const g = document.querySelector('#dif-guidance-view'), box = g.getBoundingClientRect();
       const leaves = [...g.querySelectorAll('*')].filter(e => !e.children.length && /ε_/.test(e.textContent));
       return {fits: [...g.querySelectorAll('img')].map(i => getComputedStyle(i).objectFit),
-              captions: leaves.map(e => { const r = e.getBoundingClientRect(); return [e.textContent.trim(), r.top >= box.top && r.bottom <= box.bottom && r.height > 0]; })}; }""")
+              captions: leaves.map(e => { const r = e.getBoundingClientRect();
+                return [e.textContent.trim(), r.top >= box.top && r.bottom <= box.bottom && r.height > 0]; })}; }""")
     assert view["fits"] == ["contain"] * 3, view
-    assert [c for c, inside in view["captions"] if inside] == ["ε_u: without the condition", "ε_c: with it", "ε_u + 3·(ε_c − ε_u): the step's ε̂"], view
+    assert [c for c, inside in view["captions"] if inside] == [
+        "ε_u: without the condition",
+        "ε_c: with it",
+        "ε_u + 3·(ε_c − ε_u): the step's ε̂",
+    ], view
     # branch from step 5 with another guidance scale
     _set_slider(page, "dif-guidance", "1")
     page.locator("#dif-branch").click()

@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from playground.core.text import attention
-from playground.core.text import masked
-from playground.core.text import seq2seq
-from playground.core.text import tokenize
+from playground.core.text import attention, masked, seq2seq, tokenize
 from playground.models import ModelLoader
 from tests.conftest import report_figure
 

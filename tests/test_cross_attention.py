@@ -48,7 +48,9 @@ def _reference_maps(comps, prompt: str, negative: str, seed: int, steps: int, gu
             module.register_forward_pre_hook(hook, with_kwargs=True)
     private = Parts.of(dict(comps, unet=unet))
     with torch.no_grad():
-        for _ in run(private, DiffusionRequest(prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance, snapshots=False)):
+        for _ in run(
+            private, DiffusionRequest(prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance, snapshots=False)
+        ):
             pass
     total = torch.stack(calls).sum(0)[0]
     n_tokens = len(cross_attention.prompt_tokens(comps["tokenizer"], prompt))

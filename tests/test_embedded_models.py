@@ -133,7 +133,7 @@ FILL_MASK_CASES = [
     ("My lord, I [MASK] you.", {"thank", "pray", "beseech", "love", "warrant", "know"}),
     ("Give me your [MASK].", {"hand", "hands", "grace", "blessing", "pardon", "leave"}),
     ("The king is [MASK].", {"dead", "here", "come", "gone", "coming", "sick"}),
-    ("Come, let us [MASK].", {"go", "away", "hence", "in", "along", "away"}),
+    ("Come, let us [MASK].", {"go", "away", "hence", "in", "along"}),
 ]
 
 

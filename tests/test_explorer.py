@@ -163,7 +163,9 @@ def test_dpm_solvers_x0_preview_equals_ddims_own(tiny_sd):
 def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     from playground.ui import diffusion_tab
 
-    request = diffusion_tab.DenoiseRequest(model=diffusion_tab.LDM_FASHION, prompt="Trouser", scheduler="Euler ancestral", steps=6, guidance=3.0, seed=2)
+    request = diffusion_tab.DenoiseRequest(
+        model=diffusion_tab.LDM_FASHION, prompt="Trouser", scheduler="Euler ancestral", steps=6, guidance=3.0, seed=2
+    )
     frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
     assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one update a step, then the final
     handle = frames[-1][6]
@@ -171,9 +173,13 @@ def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     t = resolve(handle).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
     assert len(charts) == 3 and all('class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
-    *_, last = diffusion_tab.on_branch(embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None)
+    *_, last = diffusion_tab.on_branch(
+        embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None
+    )
     assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
-    *_, last = diffusion_tab.on_branch(embedded, diffusion_tab.BranchRequest(step=3, prompt="Sneaker", negative="", guidance=3.0), handle, progress=None)
+    *_, last = diffusion_tab.on_branch(
+        embedded, diffusion_tab.BranchRequest(step=3, prompt="Sneaker", negative="", guidance=3.0), handle, progress=None
+    )
     assert last[2]["distance"].iloc[-1] > 0 and "Sneaker" in last[1][1][1]
     grid, gif = diffusion_tab.on_export(embedded, handle)
     assert grid.endswith(".png") and gif.endswith(".gif")
@@ -191,7 +197,11 @@ def test_denoise_refuses_bad_input_with_a_message(embedded, args, fragment):
     from playground.ui import diffusion_tab
 
     with pytest.raises(gr.Error, match=fragment):
-        next(diffusion_tab.on_denoise(embedded, diffusion_tab.DenoiseRequest(**{"prompt": "Bag", "steps": 5, "guidance": 3.0, **args}), progress=None))
+        next(
+            diffusion_tab.on_denoise(
+                embedded, diffusion_tab.DenoiseRequest(**{"prompt": "Bag", "steps": 5, "guidance": 3.0, **args}), progress=None
+            )
+        )
 
 
 def test_diffusion_endpoints_over_http_return_native_lossless_pngs(live_app):
@@ -204,7 +214,9 @@ def test_diffusion_endpoints_over_http_return_native_lossless_pngs(live_app):
     noised = client.predict(handle_file(diffusion_tab.FORWARD_EXAMPLES[0]), 500, "linear", 0, api_name="/forward_noise")
     served = Image.open(noised)
     expected = diffusion_tab.forward_api(Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).convert("RGB"), 500, "linear", 0)
-    assert served.format == "PNG" and served.size == expected.size == Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).size  # native, not enlarged
+    assert (
+        served.format == "PNG" and served.size == expected.size == Image.open(diffusion_tab.FORWARD_EXAMPLES[0]).size
+    )  # native, not enlarged
     assert np.array_equal(np.asarray(served.convert(expected.mode)), np.asarray(expected))  # lossless: the handler's own pixels
     job = client.submit("google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, 3.0, 0, "", api_name="/denoise")
     final, outputs = job.result(), job.outputs()
@@ -253,7 +265,9 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
-    assert len(charts) == 3 and all(all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts)  # a legend that shows
+    assert len(charts) == 3 and all(
+        all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts
+    )  # a legend that shows
     native = diffusion_tab.forward_api(grey, 400, "linear", 0)  # the API's picture: the model's own pixels, not enlarged
     assert native.size == grey.size and noised.resize(native.size, Image.NEAREST).tobytes() == native.tobytes()
 

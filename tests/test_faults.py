@@ -130,8 +130,11 @@ def test_a_client_that_disconnects_stops_the_denoising_it_started(tmp_path):
             if running < 0.3:
                 break
         idle_after = time.perf_counter() - dropped
-        report_figure("disconnect mid-denoise", f"CPU back to idle {idle_after:.1f} s after the client dropped the stream at step 4 of 100 "
-                                                f"(the rest of the run: {left_s:.1f} s of CPU; last 0.5 s window: {running:.2f} cores busy)")
+        report_figure(
+            "disconnect mid-denoise",
+            f"CPU back to idle {idle_after:.1f} s after the client dropped the stream at step 4 of 100 "
+            f"(the rest of the run: {left_s:.1f} s of CPU; last 0.5 s window: {running:.2f} cores busy)",
+        )
         # idle within a few seconds (Gradio notices the dropped stream at its next check), and long before the run would have ended
         assert running < 0.3 and idle_after < min(6.0, left_s / 2), (idle_after, running, left_s)
     finally:

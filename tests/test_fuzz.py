@@ -63,23 +63,57 @@ ENDPOINTS = {
     "tokenize": [V(st.text(max_size=60)), V(models("gpt2", "bert-base-uncased", "t5-small"))],
     "explain_word": [V(models("gpt2", "bert-base-uncased", "t5-small")), V(words)],
     "attention": [V(models("gpt2", "bert-base-uncased", "t5-small")), V(words), V(st.one_of(st.just(""), words))],
-    "generate": [V(words), V(models("gpt2")), V(small_int(1, 4)), V(st.floats(0.1, 2)), V(small_int(0, 50)), V(st.floats(0.1, 1)),
-                 V(small_int(0, 5)), V(st.booleans())],
+    "generate": [
+        V(words),
+        V(models("gpt2")),
+        V(small_int(1, 4)),
+        V(st.floats(0.1, 2)),
+        V(small_int(0, 50)),
+        V(st.floats(0.1, 1)),
+        V(small_int(0, 5)),
+        V(st.booleans()),
+    ],
     "fill_mask": [V(words.map(lambda w: w + " [MASK].")), V(models("bert-base-uncased")), V(small_int(1, 5))],
     "embed": [V(sentences), V(models("bert-base-uncased"))],
-    "text2text": [V(st.builds(lambda a, b: f"add: {a} + {b}", small_int(0, 99), small_int(0, 99))), V(models("t5-small")), V(small_int(1, 3)),
-                  V(small_int(1, 4))],
-    "forward_noise": [V(st.just("IMAGE")), V(small_int(0, 999)), V(st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"])),
-                      V(small_int(0, 9))],
-    "inside": [V(models("gpt2", "bert-base-uncased", "t5-small")), V(words), V(small_int(0, 2)), V(small_int(0, 3)), V(small_int(0, 1)),
-               V(st.sampled_from(["", "encoder", "decoder"]))],
+    "text2text": [
+        V(st.builds(lambda a, b: f"add: {a} + {b}", small_int(0, 99), small_int(0, 99))),
+        V(models("t5-small")),
+        V(small_int(1, 3)),
+        V(small_int(1, 4)),
+    ],
+    "forward_noise": [
+        V(st.just("IMAGE")),
+        V(small_int(0, 999)),
+        V(st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"])),
+        V(small_int(0, 9)),
+    ],
+    "inside": [
+        V(models("gpt2", "bert-base-uncased", "t5-small")),
+        V(words),
+        V(small_int(0, 2)),
+        V(small_int(0, 3)),
+        V(small_int(0, 1)),
+        V(st.sampled_from(["", "encoder", "decoder"])),
+    ],
     "score": [V(sentences), V(models("gpt2"))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
-    "cross_attention": [V(models("segmind/tiny-sd")), V(st.sampled_from(["a large red circle", "a purple triangle", "a red cat"])),
-                        V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
-    "denoise": [V(models("google/ddpm-cifar10-32", "segmind/tiny-sd")), V(st.sampled_from(["Bag", "Sneaker", "a shoe"])),
-                V(st.sampled_from(["DDIM", "Euler", "DDPM"])), V(small_int(1, 2)), V(st.floats(0, 4)), V(small_int(0, 9)), V(st.just(""))],
+    "cross_attention": [
+        V(models("segmind/tiny-sd")),
+        V(st.sampled_from(["a large red circle", "a purple triangle", "a red cat"])),
+        V(small_int(0, 9)),
+        V(small_int(1, 2)),
+        V(st.floats(0, 8)),
+    ],
+    "denoise": [
+        V(models("google/ddpm-cifar10-32", "segmind/tiny-sd")),
+        V(st.sampled_from(["Bag", "Sneaker", "a shoe"])),
+        V(st.sampled_from(["DDIM", "Euler", "DDPM"])),
+        V(small_int(1, 2)),
+        V(st.floats(0, 4)),
+        V(small_int(0, 9)),
+        V(st.just("")),
+    ],
 }
 
 
@@ -143,8 +177,11 @@ def test_endpoint_answers_every_generated_input_clearly(api, name):
 
     drive()
     total = sum(counts.values())
-    report_figure(f"fuzz /{name}", f"{total} inputs: {counts['answered']} answered, {counts['refused clearly']} refused with a clear message, "
-                                    f"{counts['bad']} bad; {api.resets} connection resets retried so far")
+    report_figure(
+        f"fuzz /{name}",
+        f"{total} inputs: {counts['answered']} answered, {counts['refused clearly']} refused with a clear message, "
+        f"{counts['bad']} bad; {api.resets} connection resets retried so far",
+    )
     assert total >= EXAMPLES_PER_ENDPOINT
     assert not bad, "\n".join(bad[:10])
     # and the app still answers a plain request afterwards

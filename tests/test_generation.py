@@ -76,7 +76,9 @@ def test_seed_reproducibility_and_a_forced_branch(gpt):
     assert a != [s.token_id for s in step_through(gpt.model, ids, SamplingConfig(max_new_tokens=8, do_sample=True, seed=4))]
     branch = list(step_through(gpt.model, ids, SamplingConfig(max_new_tokens=4), forced={1: 42}))
     assert branch[1].token_id == 42 and branch[1].forced and not branch[0].forced
-    greedy_after = list(step_through(gpt.model, torch.cat([ids, torch.tensor([[branch[0].token_id, 42]])], 1), SamplingConfig(max_new_tokens=2)))
+    greedy_after = list(
+        step_through(gpt.model, torch.cat([ids, torch.tensor([[branch[0].token_id, 42]])], 1), SamplingConfig(max_new_tokens=2))
+    )
     assert [s.token_id for s in branch[2:]] == [s.token_id for s in greedy_after]  # the branch continues greedily from the forced token
 
 

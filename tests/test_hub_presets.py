@@ -54,7 +54,9 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
     sd = folder_files(tiny_root / "tiny-sd")
     # the worst case for a Stable Diffusion repo: a safety checker and its image processor listed and present
     index = json.loads(sd["model_index.json"])
-    index.update(safety_checker=["stable_diffusion", "StableDiffusionSafetyChecker"], feature_extractor=["transformers", "CLIPImageProcessor"])
+    index.update(
+        safety_checker=["stable_diffusion", "StableDiffusionSafetyChecker"], feature_extractor=["transformers", "CLIPImageProcessor"]
+    )
     sd["model_index.json"] = json.dumps(index).encode()
     sd.update({"safety_checker/config.json": b"{}", "safety_checker/model.safetensors": JUNK,
                "feature_extractor/preprocessor_config.json": b"{}"})
@@ -66,26 +68,67 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
     sd.update({"tokenizer/vocab.json": json.dumps(vocab).encode(), "tokenizer/merges.txt": b"#version: 0.2\n",
                "tokenizer/special_tokens_map.json": json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
                                                                 "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}).encode()})
-    sd_pickles = [name.replace("model.safetensors", "pytorch_model.bin").replace("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-                  for name in sd if name.endswith(".safetensors")]
+    sd_pickles = [
+        name.replace("model.safetensors", "pytorch_model.bin").replace("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+        for name in sd
+        if name.endswith(".safetensors")
+    ]
     sd_main = {name: data for name, data in sd.items() if not name.endswith(".safetensors")}  # main: only pickles
     repos = {
         # openai-community/gpt2 at 607a30d: tflite, flax, rust, TF and pickled weights beside model.safetensors; an onnx/ export
-        "gpt2": {REV["gpt2"]: _with_junk(gpt, ["pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot", "64.tflite",
-                                               "64-8bits.tflite", "64-fp16.tflite", "onnx/decoder_model.onnx", "onnx/decoder_with_past_model.onnx"])
-                 | {"onnx/config.json": b"{}", "onnx/tokenizer.json": b"{}"}},
+        "gpt2": {
+            REV["gpt2"]: _with_junk(
+                gpt,
+                [
+                    "pytorch_model.bin",
+                    "tf_model.h5",
+                    "flax_model.msgpack",
+                    "rust_model.ot",
+                    "64.tflite",
+                    "64-8bits.tflite",
+                    "64-fp16.tflite",
+                    "onnx/decoder_model.onnx",
+                    "onnx/decoder_with_past_model.onnx",
+                ],
+            )
+            | {"onnx/config.json": b"{}", "onnx/tokenizer.json": b"{}"}
+        },
         # google-bert/bert-base-uncased at 86b5e09: a coreml/ export with JSON manifests, model.onnx, LICENSE
-        "bert-base-uncased": {REV["bert-base-uncased"]: _with_junk(bert, [
-            "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot", "model.onnx",
-            "coreml/fill-mask/float32_model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
-            "coreml/fill-mask/float32_model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"])
-            | {"coreml/fill-mask/float32_model.mlpackage/Manifest.json": b"{}", "LICENSE": b"Apache-2.0"}},
+        "bert-base-uncased": {
+            REV["bert-base-uncased"]: _with_junk(
+                bert,
+                [
+                    "pytorch_model.bin",
+                    "tf_model.h5",
+                    "flax_model.msgpack",
+                    "rust_model.ot",
+                    "model.onnx",
+                    "coreml/fill-mask/float32_model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
+                    "coreml/fill-mask/float32_model.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
+                ],
+            )
+            | {"coreml/fill-mask/float32_model.mlpackage/Manifest.json": b"{}", "LICENSE": b"Apache-2.0"}
+        },
         # google-t5/t5-small at df1b051: an onnx/ export, spiece.model beside tokenizer.json
-        "t5-small": {REV["t5-small"]: _with_junk(t5, ["pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot",
-                                                      "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "spiece.model"])
-                     | {"onnx/config.json": b"{}"}},
+        "t5-small": {
+            REV["t5-small"]: _with_junk(
+                t5,
+                [
+                    "pytorch_model.bin",
+                    "tf_model.h5",
+                    "flax_model.msgpack",
+                    "rust_model.ot",
+                    "onnx/encoder_model.onnx",
+                    "onnx/decoder_model_merged.onnx",
+                    "spiece.model",
+                ],
+            )
+            | {"onnx/config.json": b"{}"}
+        },
         # google/ddpm-cifar10-32 at 267b167: every component at the root, a pickle and custom code beside them
-        "google/ddpm-cifar10-32": {REV["google/ddpm-cifar10-32"]: _with_junk(ddpm_root, ["diffusion_pytorch_model.bin", "modeling_ddpm.py"])},
+        "google/ddpm-cifar10-32": {
+            REV["google/ddpm-cifar10-32"]: _with_junk(ddpm_root, ["diffusion_pytorch_model.bin", "modeling_ddpm.py"])
+        },
         # segmind/tiny-sd: main holds only pickles; refs/pr/1 (252ce16) adds the safetensors conversion
         "segmind/tiny-sd": {
             "0" * 40: _with_junk(sd_main, sd_pickles),

@@ -119,7 +119,9 @@ def test_every_vector_recomputed_from_the_layers_own_weights(models, name, stack
             assert r.tokens == tok.convert_ids_to_tokens(_ids(tok, text, stack, model)) and r.layer == layer
             h = hidden[layer][0]
             # embeddings
-            assert torch.allclose(_t(r.embedding.token), model.get_input_embeddings().weight[_ids(tok, text, stack, model)[token]], atol=1e-6)
+            assert torch.allclose(
+                _t(r.embedding.token), model.get_input_embeddings().weight[_ids(tok, text, stack, model)[token]], atol=1e-6
+            )
             if family == "gpt2":
                 assert torch.allclose(_t(r.embedding.sum), hidden[0][0, token], atol=1e-5)  # wte + wpe is what layer 0 reads
             elif family == "bert":
@@ -134,7 +136,11 @@ def test_every_vector_recomputed_from_the_layers_own_weights(models, name, stack
             # hidden_out = the model's hidden state after this layer (the stack's last one has its final norm on top)
             nxt = hidden[layer + 1][0, token]
             if layer == n_layers - 1 and family in ("gpt2", "t5"):
-                base = model.transformer.ln_f if family == "gpt2" else (model.encoder if stack == "encoder" else model.decoder).final_layer_norm
+                base = (
+                    model.transformer.ln_f
+                    if family == "gpt2"
+                    else (model.encoder if stack == "encoder" else model.decoder).final_layer_norm
+                )
                 mine = _ln(_t(r.hidden_out), base) if family == "gpt2" else _rms(_t(r.hidden_out), base)
                 assert torch.allclose(mine, nxt, atol=1e-4)
             else:
@@ -156,7 +162,9 @@ def _ids(tok, text, stack, model):
     ids = tok(text)["input_ids"]
     if stack != "decoder":
         return ids
-    gen = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=64, do_sample=False)
+    gen = model.generate(
+        input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=64, do_sample=False
+    )
     return (gen[:, :-1] if gen.shape[1] > 1 else gen)[0].tolist()
 
 
@@ -216,7 +224,10 @@ def _check_layer(model, family, stack, layer, head, token, h, r, enc_out):
             ca, ln = blk.layer[1].EncDecAttention, blk.layer[1].layer_norm
             y = _rms(mid, ln)
             cq, ck, cv = y @ ca.q.weight.T, enc_out @ ca.k.weight.T, enc_out @ ca.v.weight.T
-            cross = torch.cat([(cq[s] @ ck[:, s].T).softmax(-1) @ cv[:, s] for s in (slice(j * d, (j + 1) * d) for j in range(H))]) @ ca.o.weight.T
+            cross = (
+                torch.cat([(cq[s] @ ck[:, s].T).softmax(-1) @ cv[:, s] for s in (slice(j * d, (j + 1) * d) for j in range(H))])
+                @ ca.o.weight.T
+            )
             assert torch.allclose(_t(r.cross_attention_output), cross, atol=1e-5)
             mid = mid + cross
         ff = blk.layer[-1]
@@ -309,14 +320,18 @@ def test_the_tab_fills_every_view(embedded, model, text, stack):
     from playground.ui import inside_tab
 
     request = inside_tab.InsideRequest(model=model, text=text, stack=stack, layer=1, head=1, token=None)
-    notice, token, stack_radio, layer, head, emb, one_head, block, residual, params, scale = inside_tab.on_run(embedded, request, progress=None)
+    notice, token, stack_radio, layer, head, emb, one_head, block, residual, params, scale = inside_tab.on_run(
+        embedded, request, progress=None
+    )
     r = inside.inside(embedded.load(model, {"gpt2": "causal-lm", "bert-base-uncased": "masked-lm", "t5-small": "seq2seq"}[model],
                                attention=True).model, embedded.load(model, "seq2seq" if "t5" in model else
                                ("causal-lm" if model == "gpt2" else "masked-lm"), attention=True).tokenizer, text, 1, 1, -1, stack)
     assert "embedded" in notice and token["value"] == len(r.tokens) - 1 and len(token["choices"]) == len(r.tokens)
     assert "Nearest tokens" in emb and "principal component 2" in emb  # the neighbours and the listed words as points
     assert ("Relative-position bias" in emb) == (model == "t5-small")
-    assert one_head.count("<tr") == len(r.tokens) + 1 and ("−∞ (masked)" in one_head) == (model != "bert-base-uncased" and r.token < len(r.tokens) - 1)
+    assert one_head.count("<tr") == len(r.tokens) + 1 and ("−∞ (masked)" in one_head) == (
+        model != "bert-base-uncased" and r.token < len(r.tokens) - 1
+    )
     assert "MLP output" in block and "most active neurons" in block and 'class="lm-mark"' in residual
     assert sum(int(c.replace(",", "")) for c in params["parameters"]) == r.total_parameters
     assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(inside_tab.PUBLISHED)

@@ -9,8 +9,7 @@ import torch
 from gradio_client import Client
 
 from playground.config import Settings
-from playground.core.text import masked
-from playground.core.text import seq2seq
+from playground.core.text import masked, seq2seq
 from playground.errors import InputError
 from playground.models import ModelLoader
 from playground.ui import bert_tab, gpt_tab, t5_tab
@@ -102,7 +101,9 @@ def test_beams_and_scores_equal_generates(tiny, embedded, which, beams):
     with torch.no_grad():
         theirs = lm.model.generate(**enc, num_beams=beams, num_return_sequences=beams, max_new_tokens=10, do_sample=False,
                                    output_scores=True, return_dict_in_generate=True)
-    expected = [seq2seq._strip_pad(tuple(s[1:].tolist()), lm.model.config.pad_token_id, lm.model.config.eos_token_id) for s in theirs.sequences]
+    expected = [
+        seq2seq._strip_pad(tuple(s[1:].tolist()), lm.model.config.pad_token_id, lm.model.config.eos_token_id) for s in theirs.sequences
+    ]
     assert ours.sequences == expected
     assert ours.scores == pytest.approx(theirs.sequences_scores.tolist(), abs=1e-6)
     # the recorded steps rebuild the search: a finished beam's summed log-probs / its length is generate's score
@@ -137,7 +138,12 @@ def test_decoder_lens_last_layer_is_the_models_own(tiny, embedded, which):
     seq = seq2seq.text_to_text(lm.model, lm.tokenizer, text, 1, 6).sequences[0]
     lens = seq2seq.decoder_lens(lm.model, lm.tokenizer, text, seq, position=1, k=5)
     with torch.no_grad():
-        own = lm.model(**lm.tokenizer(text, return_tensors="pt"), decoder_input_ids=torch.tensor([[0, *seq]])).logits[0, 1].softmax(-1).topk(5)
+        own = (
+            lm.model(**lm.tokenizer(text, return_tensors="pt"), decoder_input_ids=torch.tensor([[0, *seq]]))
+            .logits[0, 1]
+            .softmax(-1)
+            .topk(5)
+        )
     assert [t for t, _ in lens.top[-1]] == own.indices.tolist()
     assert [p for _, p in lens.top[-1]] == pytest.approx(own.values.tolist(), abs=1e-5)
 
@@ -153,48 +159,83 @@ def test_text_to_text_refuses_bad_requests(args, fragment):
 
 
 def test_gpt_streams_steps_and_a_branch_keeps_the_original(embedded):
-    outs = list(gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "sample", 12, 0.8, 20, 0.9, 1.0, 7, 4), progress=None))
+    outs = list(
+        gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "sample", 12, 0.8, 20, 0.9, 1.0, 7, 4), progress=None)
+    )
     assert len(outs) == 12  # one update per token: the text streams
     session = outs[-1][1]
     assert [o[0].count('lm-chip lm-new') for o in outs] == list(range(1, 13))  # each update shows one more token
     text, bars, alternative, lens = gpt_tab.on_inspect(embedded, session, 5)
     chips = text.split('<span class="lm-chip ')[1:]  # the inspected step is outlined in the text, and only it
     assert [i for i, c in enumerate(chips) if c.startswith("lm-new lm-inspected")] == [4] and "step 5, inspected below" in text
-    assert "softmax of the logits" in bars and lens["value"].shape == (5, 6) and "Logit lens at step 5, where the text got" in lens["label"] and alternative["value"] != session.steps[4].token_id
+    assert (
+        "softmax of the logits" in bars
+        and lens["value"].shape == (5, 6)
+        and "Logit lens at step 5, where the text got" in lens["label"]
+        and alternative["value"] != session.steps[4].token_id
+    )
     html, branched = gpt_tab.on_branch(embedded, session, 5, alternative["value"])
-    assert branched.branch[4].token_id == alternative["value"] and [s.token_id for s in branched.steps] == [s.token_id for s in session.steps]
+    assert branched.branch[4].token_id == alternative["value"] and [s.token_id for s in branched.steps] == [
+        s.token_id for s in session.steps
+    ]
     assert [s.token_id for s in branched.branch[:4]] == [s.token_id for s in session.steps[:4]]
     assert "lm-forced" in html and "branch: step 5" in html
 
 
 def test_gpt_stepping_equals_one_run_with_the_same_seed(embedded):
-    full = list(gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11, 4), progress=None))[-1][1]
+    full = list(
+        gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11, 4), progress=None)
+    )[-1][1]
     session = None
     for _ in range(8):
-        session = gpt_tab.on_step(embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11), session, progress=None)[1]
+        session = gpt_tab.on_step(
+            embedded, gpt_tab.GenerateRequest("gpt2", "To be", "sample", 8, 1.2, 0, 1.0, 1.0, 11), session, progress=None
+        )[1]
     assert [s.token_id for s in session.steps] == [s.token_id for s in full.steps]
 
 
-@pytest.mark.parametrize("tab_call, fragment", [
-    (lambda L: list(gpt_tab.on_generate(L, gpt_tab.GenerateRequest("bert-base-uncased", "hi", "greedy", 5, 1, 0, 1, 1, 0, 4), progress=None)), "needs a decoder-only"),
-    (lambda L: list(gpt_tab.on_generate(L, gpt_tab.GenerateRequest("gpt2", "hi", "greedy", 500, 1, 0, 1, 1, 0, 4), progress=None)), "max new tokens"),
-    (lambda L: bert_tab.on_fill(L, bert_tab.FillRequest("gpt2", "a [MASK]", 5), progress=None), "needs a masked-LM"),
-    (lambda L: t5_tab.on_run(L, t5_tab.TextToTextRequest("bert-base-uncased", "x", 2, 8), progress=None), "needs an encoder-decoder"),
-])
+@pytest.mark.parametrize(
+    "tab_call, fragment",
+    [
+        (
+            lambda L: list(
+                gpt_tab.on_generate(L, gpt_tab.GenerateRequest("bert-base-uncased", "hi", "greedy", 5, 1, 0, 1, 1, 0, 4), progress=None)
+            ),
+            "needs a decoder-only",
+        ),
+        (
+            lambda L: list(gpt_tab.on_generate(L, gpt_tab.GenerateRequest("gpt2", "hi", "greedy", 500, 1, 0, 1, 1, 0, 4), progress=None)),
+            "max new tokens",
+        ),
+        (lambda L: bert_tab.on_fill(L, bert_tab.FillRequest("gpt2", "a [MASK]", 5), progress=None), "needs a masked-LM"),
+        (lambda L: t5_tab.on_run(L, t5_tab.TextToTextRequest("bert-base-uncased", "x", 2, 8), progress=None), "needs an encoder-decoder"),
+    ],
+)
 def test_tabs_say_what_to_change(embedded, tab_call, fragment):
     with pytest.raises(gr.Error, match=fragment):
         tab_call(embedded)
 
 
 def test_bert_and_t5_handlers_fill_their_outputs(embedded):
-    notice, sentence, table, picks = bert_tab.on_fill(embedded, bert_tab.FillRequest("bert-base-uncased", "The [MASK] is dead; long live the [MASK].", 3),
-                                                        progress=None)
-    assert "embedded" in notice and sentence.count("lm-mask") == 2 and len(table) == 6 and picks["choices"] == [("mask 1", 0), ("mask 2", 1)]
-    assert list(bert_tab.on_lens(embedded, "bert-base-uncased", "The [MASK] is dead.", 0)["layer"]) == ["embeddings", "layer 1", "layer 2", "layer 3"]
-    _, heatmap, projection = bert_tab.on_embed(embedded, "bert-base-uncased", "The king is dead.\nThe queen is dead.\nGive me wine.", progress=None)
+    notice, sentence, table, picks = bert_tab.on_fill(
+        embedded, bert_tab.FillRequest("bert-base-uncased", "The [MASK] is dead; long live the [MASK].", 3), progress=None
+    )
+    assert (
+        "embedded" in notice and sentence.count("lm-mask") == 2 and len(table) == 6 and picks["choices"] == [("mask 1", 0), ("mask 2", 1)]
+    )
+    assert list(bert_tab.on_lens(embedded, "bert-base-uncased", "The [MASK] is dead.", 0)["layer"]) == [
+        "embeddings",
+        "layer 1",
+        "layer 2",
+        "layer 3",
+    ]
+    _, heatmap, projection = bert_tab.on_embed(
+        embedded, "bert-base-uncased", "The king is dead.\nThe queen is dead.\nGive me wine.", progress=None
+    )
     assert heatmap.count("<td") == 9 and projection.count("<circle") == 3 and "3. Give me wine." in projection
-    notice, text, tokens, beams, steps, position, result = t5_tab.on_run(embedded, t5_tab.TextToTextRequest("t5-small", "reverse words: red cat blue dog", 3, 12),
-                                                                          progress=None)
+    notice, text, tokens, beams, steps, position, result = t5_tab.on_run(
+        embedded, t5_tab.TextToTextRequest("t5-small", "reverse words: red cat blue dog", 3, 12), progress=None
+    )
     assert text == "dog blue cat red" and len(beams) == 3 and "finished" in steps and "five tasks" in notice
     lens = t5_tab.on_lens(embedded, "t5-small", "reverse words: red cat blue dog", result, 2)
     assert lens["value"].shape == (4, 6)
@@ -253,7 +294,9 @@ def test_gpt_beam_search_keeps_the_step_slider_valid(embedded):
     *_, last = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "beam", 6, 1.0, 0, 1.0, 1.0, 0, 3), progress=None)
     text, session, slider, notice = last
     assert slider["maximum"] > 1 and slider["interactive"] is False and session is None and "beams" in text
-    *_, greedy = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "greedy", 3, 1.0, 0, 1.0, 1.0, 0, 3), progress=None)
+    *_, greedy = gpt_tab.on_generate(
+        embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", "greedy", 3, 1.0, 0, 1.0, 1.0, 0, 3), progress=None
+    )
     assert greedy[2]["interactive"] is True  # back to greedy: stepping through works again
 
 
@@ -297,7 +340,9 @@ def test_sampling_candidates_are_only_the_tokens_the_rules_kept(embedded):
 
 @pytest.mark.parametrize("mode, caption", [("greedy", "most likely one (greedy"), ("sample", "drawn at random")])
 def test_the_step_caption_says_how_the_token_was_chosen(embedded, mode, caption):
-    *_, (html, session, _, _) = gpt_tab.on_generate(embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2), progress=None)
+    *_, (html, session, _, _) = gpt_tab.on_generate(
+        embedded, gpt_tab.GenerateRequest("gpt2", "ROMEO.\n", mode, 3, 1.0, 0, 1.0, 1.0, 0, 2), progress=None
+    )
     _, bars, _, _ = gpt_tab.on_inspect(embedded, session, 1)
     assert caption in bars and "chosen by the sampler" not in bars
 

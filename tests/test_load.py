@@ -111,10 +111,13 @@ def test_32_clients_over_mixed_endpoints(served):
         t.join(timeout=600)
     wall = time.perf_counter() - t0
     q = statistics.quantiles(latencies, n=20)
-    report_figure("load: 32 clients, mixed endpoints", f"{len(latencies)} requests in {wall:.1f} s: {outcomes['ok']} answered, "
-                  f"{outcomes['busy']} told busy, {outcomes['failed']} failed; p50 {statistics.median(latencies):.2f} s, p95 {q[18]:.2f} s; "
-                  f"{loader.load_count} model loads for {len(loader.loaded())} models; peak memory {peak[0] / 2**20:.1f} of "
-                  f"{loader.settings.memory_budget_bytes / 2**20:.1f} MiB, {loader.results.evicted} session results released")
+    report_figure(
+        "load: 32 clients, mixed endpoints",
+        f"{len(latencies)} requests in {wall:.1f} s: {outcomes['ok']} answered, "
+        f"{outcomes['busy']} told busy, {outcomes['failed']} failed; p50 {statistics.median(latencies):.2f} s, p95 {q[18]:.2f} s; "
+        f"{loader.load_count} model loads for {len(loader.loaded())} models; peak memory {peak[0] / 2**20:.1f} of "
+        f"{loader.settings.memory_budget_bytes / 2**20:.1f} MiB, {loader.results.evicted} session results released",
+    )
     assert not failures, failures[:5]
     assert outcomes["ok"] + outcomes["busy"] == CLIENTS * REQUESTS_PER_CLIENT
     assert loader.load_count == len(loader.loaded())  # each model loaded once, however many clients asked at once

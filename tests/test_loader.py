@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from playground.config import ConfigError, Settings
+from playground.core.cache import shared_lock
 from playground.models import Family, LoadError, ModelLoader, SourceError, SourceKind
 from playground.models import loader as loader_module
 from playground.models.hub import HubProbe, HubStatus
 from playground.models.sources import is_hub_id, resolve_source
-from playground.core.cache import shared_lock
 
 OFFLINE = HubStatus(False, "HF_HUB_OFFLINE=1 is set", 0.0)
 
@@ -236,7 +236,9 @@ def test_pickled_weights_are_never_loaded(settings, tiny_root, tmp_path):
     if not folder.exists():
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=8, n_embd=8, n_layer=1, n_head=1)).save_pretrained(folder, safe_serialization=False)
+        GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=8, n_embd=8, n_layer=1, n_head=1)).save_pretrained(
+            folder, safe_serialization=False
+        )
         for f in folder.glob("*.safetensors"):
             f.unlink()
         shutil.copy(tiny_root / "tiny-gpt" / "tokenizer.json", folder)

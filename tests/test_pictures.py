@@ -78,8 +78,7 @@ def _pictures(values) -> list:
 
 def test_the_tabs_send_pictures_as_files_not_pil_images(embedded):
     """Every picture a page handler returns is a finished file (a PIL image would be re-saved by Gradio)."""
-    from playground.ui import attention_tab
-    from playground.ui import diffusion_tab
+    from playground.ui import attention_tab, diffusion_tab
 
     request = diffusion_tab.DenoiseRequest(model="google/ddpm-cifar10-32", prompt="Bag", steps=3, guidance=3.0)
     frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))

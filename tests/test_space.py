@@ -112,7 +112,7 @@ def GPU(fn=None, duration=60):
     return decorate(fn) if callable(fn) else decorate
 '''
 
-DRIVER = '''
+DRIVER = """
 import json, sys
 import httpx
 import spaces
@@ -137,11 +137,12 @@ for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False])
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
     done[name] = "event: complete" in http.get(url + "gradio_api/call/" + name + "/" + event).text
-fns = [[getattr(d.fn, "__module__", "") or "", getattr(d.fn, "__name__", ""), bool(getattr(d.fn, "_zerogpu", False))] for d in demo.fns.values()]
+fns = [[getattr(d.fn, "__module__", "") or "", getattr(d.fn, "__name__", ""), bool(getattr(d.fn, "_zerogpu", False))]
+       for d in demo.fns.values()]
 print("RESULT " + json.dumps({"fns": fns, "torch_at_import": torch_at_import, "cuda_at_import": cuda_at_import, "done": done,
                               "outside": outside, "granted": spaces.granted}))
 demo.close()
-'''
+"""
 
 
 MODEL_HANDLERS = [
@@ -162,7 +163,12 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
 
     (tmp_path / "spaces").mkdir()
     (tmp_path / "spaces" / "__init__.py").write_text(STAND_IN)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)]), "SPACES_ZERO_GPU": "true", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)]),
+        "SPACES_ZERO_GPU": "true",
+        "HF_HUB_OFFLINE": "1",
+    }
     script = textwrap.dedent(DRIVER).replace("PORT", str(free_port()))
     proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,10 +3,9 @@ diffusers' own StableDiffusionPipeline, and where its words land; a real browser
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import base64
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -95,8 +94,18 @@ def test_colour_and_shape_words_land_on_the_drawn_object(embedded):
 
     comps = embedded.load("segmind/tiny-sd", "latent-diffusion").components
     ratios = {"colour": [], "shape": []}  # the share of a word's map inside the object / the object's share of the image
-    for k, prompt in enumerate(["a large red circle", "a small blue square on the left", "a yellow triangle at the top", "a large green square",
-                                "a purple circle on the right", "a small white triangle", "a blue circle at the bottom", "a large red triangle"]):
+    for k, prompt in enumerate(
+        [
+            "a large red circle",
+            "a small blue square on the left",
+            "a yellow triangle at the top",
+            "a large green square",
+            "a purple circle on the right",
+            "a small white triangle",
+            "a blue circle at the bottom",
+            "a large red triangle",
+        ]
+    ):
         on = shapes_eval.words_on_object(comps, prompt, seed=k, steps=25, guidance=5.0)
         assert on is not None, f"nothing drawn for {prompt!r}"
         for kind, found in ratios.items():
@@ -133,8 +142,7 @@ def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
 
 
 def test_twin_pictures_swap_the_shapes_and_the_checker_reads_the_inverse_relation():
-    from playground.train import shapes_check
-    from playground.train import shapes_data
+    from playground.train import shapes_check, shapes_data
 
     images, captions, twin = shapes_data.twin_dataset(60, 3, two_share=0.5)
     pairs = [(i, int(j)) for i, j in enumerate(twin) if j > i]
@@ -166,9 +174,7 @@ def test_paired_batches_give_each_twin_the_same_noise_and_step(paired):
 
 
 def test_role_targets_name_the_left_or_top_object_the_checker_finds_in_the_drawn_picture():
-    from playground.train import shapes
-    from playground.train import shapes_check
-    from playground.train import shapes_data
+    from playground.train import shapes, shapes_check, shapes_data
 
     images, captions = shapes_data.dataset(80, 5, two_share=0.5)
     targets = shapes.role_targets(captions)
@@ -183,8 +189,7 @@ def test_role_targets_name_the_left_or_top_object_the_checker_finds_in_the_drawn
 
 
 def test_role_loss_reads_only_the_role_slots_and_skips_captions_without_roles():
-    from playground.train import shapes
-    from playground.train import shapes_data
+    from playground.train import shapes, shapes_data
 
     torch.manual_seed(0)
     head = torch.nn.Linear(8, len(shapes_data.COLOURS) + len(shapes_data.SHAPES))

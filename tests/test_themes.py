@@ -11,7 +11,8 @@ from tests.test_browser import page as _page  # noqa: F401  (the fixture's brows
 
 pytestmark = pytest.mark.browser
 
-OURS = ".tok-grid, .tok-diff, .att-view, .ins-view, .trn-plot, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, .lm-chart, .lm-projection, .lm-sim"
+OURS = (".tok-grid, .tok-diff, .att-view, .ins-view, .trn-plot, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, "
+        ".lm-chart, .lm-projection, .lm-sim")
 
 # For every element inside the server-drawn regions that shows text: its ink (CSS colour, or an SVG text's fill)
 # against its background, composited through translucent layers down to the page, as WCAG computes contrast.
@@ -57,8 +58,19 @@ ACTIONS = {  # what fills each tab with server-drawn content
     "Training": ["#trn-toy-train"],
     "Models": [],
 }
-WAIT_FOR = {"Start": "#start-concept h4", "Tokenizer": ".tok-chips", "Attention": ".att-view", "Inside": ".ins-view", "GPT": ".lm-surprise", "BERT": ".lm-sim", "T5": ".lm-chips",
-            "Diffusion": ".lm-chart", "Text-to-image": "#t2i-words img", "Training": ".trn-plot svg", "Models": None}
+WAIT_FOR = {
+    "Start": "#start-concept h4",
+    "Tokenizer": ".tok-chips",
+    "Attention": ".att-view",
+    "Inside": ".ins-view",
+    "GPT": ".lm-surprise",
+    "BERT": ".lm-sim",
+    "T5": ".lm-chips",
+    "Diffusion": ".lm-chart",
+    "Text-to-image": "#t2i-words img",
+    "Training": ".trn-plot svg",
+    "Models": None,
+}
 
 
 def _open_tab(page, name: str) -> None:
@@ -136,7 +148,7 @@ def test_long_text_chips_scroll_in_their_own_box_and_focus_is_visible(_page, liv
         assert float(width.rstrip("px")) >= 3 and style == "solid" and ratio >= 3, (theme, width, style, ratio)
 
 
-FOCUS_JS = """() => {
+FOCUS_JS = r"""() => {
   const parse = (c) => c.match(/[\d.]+/g).map(Number);
   const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
@@ -153,7 +165,8 @@ FOCUS_JS = """() => {
 
 TABLES_JS = """() => [...document.querySelectorAll('.virtual-table-viewport')].filter(e => e.offsetParent)
   .filter(e => e.scrollWidth > e.clientWidth + 2)
-  .map(e => ({head: (e.querySelector('thead') || e).innerText.replace(/\\s+/g, ' ').slice(0, 60), wide: e.scrollWidth, shown: e.clientWidth}))"""
+  .map(e => ({head: (e.querySelector('thead') || e).innerText.replace(/\\s+/g, ' ').slice(0, 60),
+               wide: e.scrollWidth, shown: e.clientWidth}))"""
 # a floating block label drawn over a picture of its own block (Gradio's default for images and galleries)
 COVERED_JS = """() => { const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
   const out = [];
@@ -196,7 +209,8 @@ def test_phone_shows_tabs_examples_and_options_readably(_page, live_app):
             page.wait_for_timeout(500)
             # every example shows its text on screen (a table left the texts' column empty, off to the right)
             shown = page.evaluate("""() => [...document.querySelectorAll('.gallery-item, button.gallery-item, .gallery button')]
-              .filter(e => e.offsetParent).map(e => { const r = e.getBoundingClientRect(); return [e.innerText.trim(), r.left, r.right]; })""")
+              .filter(e => e.offsetParent)
+              .map(e => { const r = e.getBoundingClientRect(); return [e.innerText.trim(), r.left, r.right]; })""")
             assert shown and all(text and left >= 0 and right <= 391 for text, left, right in shown), (name, shown)
         page.screenshot(path=str(ARTIFACTS / "phone-attention-options.png"), full_page=True)
         widths = page.evaluate("""() => [...document.querySelectorAll('.option-row label')].filter(e => e.offsetParent)

@@ -169,7 +169,9 @@ def test_html_is_escaped():
     assert "<b>" not in split.replace("<b>Result:</b>", "")
 
 
-EMBEDDED = [name for name in ("gpt-shakespeare", "bert-shakespeare", "t5-tasks") if (ASSETS_DIR / "models" / name / "tokenizer.json").exists()]
+EMBEDDED = [
+    name for name in ("gpt-shakespeare", "bert-shakespeare", "t5-tasks") if (ASSETS_DIR / "models" / name / "tokenizer.json").exists()
+]
 
 
 @pytest.mark.parametrize("name", EMBEDDED)

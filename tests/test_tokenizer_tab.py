@@ -10,7 +10,7 @@ import pytest
 from playground.config import Settings
 from playground.core.text.tokenize import MAX_CHARS
 from playground.models import ModelLoader
-from playground.ui.tokenizer_tab import TokenizeRequest, MAX_TOKENIZERS, on_explain, on_split_tokenizer, on_tokenize, tokenize_api
+from playground.ui.tokenizer_tab import MAX_TOKENIZERS, TokenizeRequest, on_explain, on_split_tokenizer, on_tokenize, tokenize_api
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,9 @@ def loader() -> ModelLoader:
 
 
 def test_on_tokenize_fills_every_output(loader):
-    panels, table, chart, ids, split_tok, word, steps = on_tokenize(loader, TokenizeRequest("Hello world", ["gpt2", "bert-base-uncased"], "", False))
+    panels, table, chart, ids, split_tok, word, steps = on_tokenize(
+        loader, TokenizeRequest("Hello world", ["gpt2", "bert-base-uncased"], "", False)
+    )
     assert panels.count('class="tok-panel"') == 2
     assert ">␣world</span>" in panels and "raw &#x27;Ġworld&#x27;" in panels  # the face on the chip, the raw string on hover
     assert list(table["tokenizer"]) == ["gpt2", "bert-base-uncased"] and list(table["tokens"]) == [2, 4]
@@ -36,14 +38,21 @@ def test_on_tokenize_adds_the_other_tokenizer_once(loader):
     assert list(table["tokenizer"]) == ["gpt2"]
 
 
-@pytest.mark.parametrize("text, names, other, fragment", [
-    ("x" * (MAX_CHARS + 1), ["gpt2"], "", f"limit is {MAX_CHARS:,}"),
-    ("Hi", [], "", "at least one tokenizer"),
-    ("Hi", [f"assets/tokenizers/{n}" for n in ("gpt2", "t5-small", "bert-base-uncased")] + ["gpt2", "t5-small", "bert-base-uncased", "x"], "",
-     f"at most {MAX_TOKENIZERS}"),
-    ("Hi", ["../../etc"], "", "outside the folders"),
-    (None, ["gpt2"], "", "must be text"),
-])
+@pytest.mark.parametrize(
+    "text, names, other, fragment",
+    [
+        ("x" * (MAX_CHARS + 1), ["gpt2"], "", f"limit is {MAX_CHARS:,}"),
+        ("Hi", [], "", "at least one tokenizer"),
+        (
+            "Hi",
+            [f"assets/tokenizers/{n}" for n in ("gpt2", "t5-small", "bert-base-uncased")] + ["gpt2", "t5-small", "bert-base-uncased", "x"],
+            "",
+            f"at most {MAX_TOKENIZERS}",
+        ),
+        ("Hi", ["../../etc"], "", "outside the folders"),
+        (None, ["gpt2"], "", "must be text"),
+    ],
+)
 def test_on_tokenize_rejects_bad_input_with_a_message(loader, text, names, other, fragment):
     with pytest.raises(gr.Error, match=fragment):
         on_tokenize(loader, TokenizeRequest(text, names, other, False))
@@ -85,11 +94,11 @@ def test_an_internal_error_is_reported_as_such_not_as_the_users(loader, monkeypa
 
 def test_word_split_odds_are_a_plain_number():
     """The unigram explainer said "e^2.00 times as likely"; a learner reads "7.4x as likely"."""
-    from playground.core.render.tokens import render_word_split
-    from playground.core.text.word_split import explain_word
     from transformers import AutoTokenizer
 
     from playground.config import ASSETS_DIR
+    from playground.core.render.tokens import render_word_split
+    from playground.core.text.word_split import explain_word
 
     tok = AutoTokenizer.from_pretrained(ASSETS_DIR / "tokenizers" / "t5-small")
     html = render_word_split(explain_word(tok, "▁unbelievably"), "t5-small")

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from playground.config import Settings
-from playground.core.training import toy_diffusion
-from playground.core.training import toy_gpt
+from playground.core.training import toy_diffusion, toy_gpt
 from playground.models import ModelLoader
 from playground.models.results import resolve
 from playground.ui import training_tab
@@ -122,7 +121,9 @@ def test_cached_sampling_equals_the_plain_loop_inside_the_window_and_runs_past_i
     block = trained.model.config.n_positions
     for prompt in ("R", "ROMEO. "):
         n = block - len(prompt)  # every character still sees the whole context
-        assert toy_gpt.generate(trained.model, trained.tokenizer, prompt, n, seed=5) == _sample_without_cache(trained.model, trained.tokenizer, prompt, n, 5)
+        assert toy_gpt.generate(trained.model, trained.tokenizer, prompt, n, seed=5) == _sample_without_cache(
+            trained.model, trained.tokenizer, prompt, n, 5
+        )
     long = toy_gpt.generate(trained.model, trained.tokenizer, "R", 5 * block, seed=5)  # the cache restarts from half a window
     assert len(long) == 5 * block and set(long) <= set(TEXT)
 
@@ -164,17 +165,27 @@ def test_the_trained_gpt_is_the_sessions_own_model_in_the_gpt_and_inside_tabs(lo
 
     *_, last = training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(TEXT, 6, 0, 60))
     handle = last[3]
-    outs = list(gpt_tab.on_generate(loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), handle, progress=None))
+    outs = list(
+        gpt_tab.on_generate(
+            loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), handle, progress=None
+        )
+    )
     assert "your tiny GPT" in outs[-1][3] and len(outs) == 5
     trained = resolve(handle)
     ids = trained.tokenizer("ROMEO.\n")["input_ids"]
     with torch.no_grad():  # greedy: the session model's own argmax continues the prompt
         first = int(trained.model(torch.tensor([ids])).logits[0, -1].argmax())
     assert outs[-1][1].steps[0].token_id == first
-    notice, *_, scale = inside_tab.on_run(loader, inside_tab.InsideRequest(SESSION_GPT, "ROMEO. But soft", "", 0, 0, None, ""), handle, progress=None)
+    notice, *_, scale = inside_tab.on_run(
+        loader, inside_tab.InsideRequest(SESSION_GPT, "ROMEO. But soft", "", 0, 0, None, ""), handle, progress=None
+    )
     assert "your tiny GPT" in notice and "your tiny GPT" in scale["model"].iloc[0]
     with pytest.raises(gr.Error, match="Train a tiny GPT in the Training tab first"):  # another session has none
-        next(gpt_tab.on_generate(loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), None, progress=None))
+        next(
+            gpt_tab.on_generate(
+                loader, gpt_tab.GenerateRequest(SESSION_GPT, "ROMEO.\n", "greedy", 5, 1.0, 0, 1.0, 1.0, 0, 2), None, progress=None
+            )
+        )
 
 
 def test_one_training_at_a_time_on_the_machine():
@@ -210,7 +221,10 @@ def test_browser_trains_both_with_defaults_and_sees_them_stream(_page):
 
     page = _page
     page.get_by_role("tab", name="Training").click()
-    for button, status, plot in (("#trn-toy-train", "#trn-toy-status", "#trn-toy-samples"), ("#trn-gpt-train", "#trn-gpt-status", "#trn-gpt-chart")):
+    for button, status, plot in (
+        ("#trn-toy-train", "#trn-toy-status", "#trn-toy-samples"),
+        ("#trn-gpt-train", "#trn-gpt-status", "#trn-gpt-chart"),
+    ):
         page.locator(button).click()
         seen, deadline = set(), time.time() + 240
         while time.time() < deadline:  # the step counter and the plots update while it trains

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from playground.config import Settings
-from playground.ui import build_app
-from playground.ui.links import view_link
-from playground.ui.shell import TABS
 from playground.lessons import game
 from playground.lessons import links as lesson_links
 from playground.lessons.path import LESSONS, grade, lesson_by_id
+from playground.ui import build_app
+from playground.ui.links import view_link
+from playground.ui.shell import TABS
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,9 @@ def test_a_lesson_runs_from_the_keyboard_alone_with_visible_focus(_page, live_ap
     page.keyboard.press("Space")
     expect(page.locator("#start-choice input[value='No']")).to_be_checked(timeout=10_000)
     tab_to("#start-reveal-btn")
-    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle + ' ' + getComputedStyle(document.activeElement).outlineWidth")
+    outline = page.evaluate(
+        "() => getComputedStyle(document.activeElement).outlineStyle + ' ' + getComputedStyle(document.activeElement).outlineWidth"
+    )
     assert not outline.startswith("none") and not outline.endswith(" 0px"), f"no visible focus on the button: {outline}"
     page.keyboard.press("Enter")
     expect(page.locator("#start-reveal")).to_contain_text("Your answer: No", timeout=30_000)

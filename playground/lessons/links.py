@@ -68,7 +68,9 @@ class Param:
         except ValueError:
             raise LinkError(f"This link cannot be opened: {self.name} must be a number (got {raw[:80]!r}).") from None
         if not math.isfinite(number) or (self.kind == "int" and number != int(number)):
-            raise LinkError(f"This link cannot be opened: {self.name} must be a {'whole ' if self.kind == 'int' else ''}number (got {raw[:80]!r}).")
+            raise LinkError(
+                f"This link cannot be opened: {self.name} must be a {'whole ' if self.kind == 'int' else ''}number (got {raw[:80]!r})."
+            )
         if (self.lo is not None and number < self.lo) or (self.hi is not None and number > self.hi):
             raise LinkError(f"This link cannot be opened: {self.name} must be from {self.lo:g} to {self.hi:g} (got {raw[:80]}).")
         return int(number) if self.kind == "int" else number

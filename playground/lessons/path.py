@@ -81,8 +81,8 @@ def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
 
 
 def _next_token(loader: Any, answer: str) -> Reveal:
-    from playground.models import Family
     from playground.lessons.game import next_token_guess, top_table
+    from playground.models import Family
 
     lm = loader.load("gpt2", Family.CAUSAL_LM)
     g = next_token_guess(lm.model, lm.tokenizer, PASSAGE, answer)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-
 from playground.errors import UserError
 from playground.lazy import torch
 

@@ -96,7 +96,7 @@ def download_repo(repo_id: str, cache_dir: Path, endpoint: str | None = None, re
         try:
             return Path(pipeline.download(repo_id, revision=commit, cache_dir=cache_dir, use_safetensors=True,
                                           **dict.fromkeys(UNUSED_COMPONENTS)))  # passed as None: diffusers skips their files
-        except (OSError, ValueError, EnvironmentError) as exc:
+        except (OSError, ValueError) as exc:
             if not any(f.endswith(".safetensors") for f in filenames):
                 raise HubFilesError(
                     f"{repo_id} at revision {commit} has no safetensors weights, only pickles, which are never loaded. "

@@ -28,18 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from playground.config import Settings
 from playground.errors import UserError
+from playground.lazy import LIBRARY_LOCK, from_library, torch
 from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import (
-    UNUSED_COMPONENTS, HubFilesError, HubProbe, HubStatus, download_config, download_repo, is_network_error,
+    UNUSED_COMPONENTS,
+    HubFilesError,
+    HubProbe,
+    HubStatus,
+    download_config,
+    download_repo,
+    is_network_error,
 )
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore
 from playground.models.sources import ResolvedSource, SourceError, SourceKind, embedded_folder, resolve_source
-from playground.lazy import LIBRARY_LOCK, from_library, torch
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ loader can see them. Thirty workshop sessions each keeping a BERT-base attention
     >>> h = store.put([1, 2, 3], nbytes=24, kind="attention run")
     >>> resolve(h), store.bytes_used()
     ([1, 2, 3], 24)
-    >>> store.evict_oldest(); resolve(h)
+    >>> store.evict_oldest(); resolve(h)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    playground.models.results.ResultGone: Your last attention run was released to make room for other users (the server's memory budget). Run it again.
+    playground.models.results.ResultGone: Your last attention run was released to make room for other users ... Run it again.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ class ResultStore:
         with self._lock:
             entry = self._items.get(handle.key)
         if entry is None:
-            raise ResultGone(f"Your last {handle.kind} was released to make room for other users (the server's memory budget). Run it again.")
+            raise ResultGone(
+                f"Your last {handle.kind} was released to make room for other users (the server's memory budget). Run it again."
+            )
         return entry[0]
 
     def recount(self, handle: ResultHandle, nbytes: int) -> None:

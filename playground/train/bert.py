@@ -215,8 +215,15 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer.save_pretrained(args.out)
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
-        "heldout_fill_mask": acc, "unigram_baseline": base, "heldout_examples": len(examples), "heldout_plays": list(HELDOUT_PLAYS),
-        "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(), "parameters": n_params, "config": asdict(cfg),
+        "heldout_fill_mask": acc,
+        "unigram_baseline": base,
+        "heldout_examples": len(examples),
+        "heldout_plays": list(HELDOUT_PLAYS),
+        "train_minutes": round(minutes, 1),
+        "train_cpu_minutes": round(clock.cpu_minutes(), 1),
+        "machine": common.machine(),
+        "parameters": n_params,
+        "config": asdict(cfg),
     }
     common.save_metrics(args.out, metrics)
     write_card(args.out, metrics)
@@ -226,12 +233,21 @@ def write_card(out: Path, metrics: dict) -> None:
     """The model card, from metrics.json (the evaluation command rewrites it with fresh figures)."""
     cfg = BERTTrainConfig(**metrics["config"])
     acc, base, minutes, n_params, n_examples = (
-        metrics["heldout_fill_mask"], metrics["unigram_baseline"], metrics["train_minutes"], metrics["parameters"], metrics["heldout_examples"]
+        metrics["heldout_fill_mask"],
+        metrics["unigram_baseline"],
+        metrics["train_minutes"],
+        metrics["parameters"],
+        metrics["heldout_examples"],
     )
     common.write_card(
         out,
-        metadata={"license": "mit", "language": "en", "library_name": "transformers", "pipeline_tag": "fill-mask",
-                  "tags": ["teaching", "bert", "shakespeare"]},
+        metadata={
+            "license": "mit",
+            "language": "en",
+            "library_name": "transformers",
+            "pipeline_tag": "fill-mask",
+            "tags": ["teaching", "bert", "shakespeare"],
+        },
         body=f"""
 # bert-shakespeare: a small BERT trained on Shakespeare
 

@@ -86,8 +86,18 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
     save_file(model.state_dict(), args.out / "model.safetensors")
-    (args.out / "config.json").write_text(json.dumps({"architecture": "FashionClassifier", "id2label": dict(enumerate(FASHION_CLASSES))}, indent=2))
-    common.save_metrics(args.out, {"test_accuracy": round(test_acc, 4), "train_minutes": round(clock.minutes(), 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine()})
+    (args.out / "config.json").write_text(
+        json.dumps({"architecture": "FashionClassifier", "id2label": dict(enumerate(FASHION_CLASSES))}, indent=2)
+    )
+    common.save_metrics(
+        args.out,
+        {
+            "test_accuracy": round(test_acc, 4),
+            "train_minutes": round(clock.minutes(), 1),
+            "train_cpu_minutes": round(clock.cpu_minutes(), 1),
+            "machine": common.machine(),
+        },
+    )
     common.write_card(
         args.out,
         metadata={"license": "mit", "library_name": "pytorch", "tags": ["teaching", "fashion-mnist", "evaluation"]},

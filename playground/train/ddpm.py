@@ -58,7 +58,9 @@ def train_diffusion(unet, data: torch.Tensor, labels: torch.Tensor, cfg, gen: to
     """The DDPM objective: predict the noise added at a random timestep. Returns the EMA UNet."""
     from diffusers import DDPMScheduler
 
-    noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=cfg.clip_sample)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, clip_sample=cfg.clip_sample
+    )
     alpha_bar = noise_scheduler.alphas_cumprod
     snr = alpha_bar / (1 - alpha_bar)  # SNR_t = ᾱ_t / (1 - ᾱ_t)
     weight = snr.clamp(max=cfg.snr_gamma) / snr  # per-timestep loss weight for ε-prediction
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     ema, scheduler = train_diffusion(unet, data, labels, cfg, gen, clock)
     minutes = clock.minutes()
     save_pipeline(args.out, {"unet": ema, "scheduler": scheduler}, dict(enumerate(FASHION_CLASSES)))
-    common.save_metrics(args.out, {"train_minutes": round(minutes, 1), "machine": common.machine(), "parameters": n_params, "config": asdict(cfg)})
+    common.save_metrics(
+        args.out, {"train_minutes": round(minutes, 1), "machine": common.machine(), "parameters": n_params, "config": asdict(cfg)}
+    )
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only ddpm")
 
 

@@ -122,7 +122,10 @@ def eval_diffusion(loader: ModelLoader, preset: str, family: str, per_class: int
     for g in GUIDANCE_SCALES:
         start = time.perf_counter()
         out["class_accuracy"][f"guidance_{g:g}"] = class_accuracy(lm, g, per_class)
-        print(f"  {preset} guidance {g:g}: {out['class_accuracy'][f'guidance_{g:g}']['overall']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"  {preset} guidance {g:g}: {out['class_accuracy'][f'guidance_{g:g}']['overall']:.3f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     if "vae" not in lm.components:  # pixels: DDIMPipeline's default, x̂_0 clipped but ε not re-derived from it
         out["class_accuracy_eps_not_rederived"] = {"guidance_3": class_accuracy(lm, 3.0, per_class, use_clipped_model_output=False)}
         print(f"  {preset} guidance 3, use_clipped_model_output=False: "
@@ -177,8 +180,12 @@ def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
     snr_gamma = cfg.get("snr_gamma", DDPMTrainConfig.snr_gamma)
     common.write_card(
         folder,
-        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "unconditional-image-generation",
-                  "tags": ["teaching", "diffusion", "fashion-mnist", "classifier-free-guidance"]},
+        metadata={
+            "license": "mit",
+            "library_name": "diffusers",
+            "pipeline_tag": "unconditional-image-generation",
+            "tags": ["teaching", "diffusion", "fashion-mnist", "classifier-free-guidance"],
+        },
         body=f"""
 # {folder.name}: {"latent diffusion" if latent else "a class-conditional DDPM"} on Fashion-MNIST (32x32)
 
@@ -190,12 +197,20 @@ def diffusion_card(folder: Path, metrics: dict, *, latent: bool) -> None:
 | model | {what} |
 | prompts | the class names, matched without regard to case: {", ".join(FASHION_CLASSES)} |
 | data | Fashion-MNIST training images (Debian `dataset-fashion-mnist`, MIT), padded to 32x32, in [-1, 1] |
-| training | {training}; DDPM noise prediction with Min-SNR-{snr_gamma:g} loss weighting, cosine schedule, 1,000 steps, label dropout {dropout:.0%} (for classifier-free guidance), EMA weights; seed {cfg["seed"]}; {metrics["train_minutes"]:.1f} min on {cfg["threads"]} CPU thread(s) |
+| training | {training}; DDPM noise prediction with Min-SNR-{snr_gamma:g} loss weighting, cosine schedule, 1,000 steps, label dropout {
+            dropout:.0%} (for classifier-free guidance), EMA weights; seed {cfg["seed"]}; {metrics["train_minutes"]:.1f} min on {
+            cfg["threads"]
+        } CPU thread(s) |
 {extra}
 Samples labelled as the requested class by a separately trained classifier
-(`fashion-classifier`, {f"{ceiling:.1%}" if ceiling else "?"} on the real test images: the ceiling), {metrics["samples_per_class"]} samples per class,
-{metrics["ddim_steps"]} DDIM steps, {"predicted z_0 not clipped (scheduler `clip_sample=False`)" if latent else
- "predicted x_0 clipped to [-1, 1] and ε re-derived from it (`use_clipped_model_output=True`)"}:
+(`fashion-classifier`, {f"{ceiling:.1%}" if ceiling else "?"} on the real test images: the ceiling), {
+            metrics["samples_per_class"]
+        } samples per class,
+{metrics["ddim_steps"]} DDIM steps, {
+            "predicted z_0 not clipped (scheduler `clip_sample=False`)"
+            if latent
+            else "predicted x_0 clipped to [-1, 1] and ε re-derived from it (`use_clipped_model_output=True`)"
+        }:
 
 | guidance scale | class accuracy |
 |---|---|
@@ -248,9 +263,14 @@ def summary_table() -> str:
             a = d["class_accuracy"]
             rec = f"; reconstruction MSE {d['reconstruction_mse']:.4f}" if "reconstruction_mse" in d else ""
             n = d["samples_per_class"] * len(FASHION_CLASSES)
-            bar = f"≥ {DDPM_BAR:.0%} at guidance 3: {_bar(a['guidance_3']['overall'] >= DDPM_BAR)}" if name == "ddpm-fashion" else "reported"
-            rows.append(f"| {name} | class accuracy at guidance 3: {a['guidance_3']['overall']:.1%} "
-                        f"(1: {a['guidance_1']['overall']:.1%}, 0: {a['guidance_0']['overall']:.1%}; {n:,} samples each){rec} | {bar} | {_time(d)} |")
+            bar = (
+                f"≥ {DDPM_BAR:.0%} at guidance 3: {_bar(a['guidance_3']['overall'] >= DDPM_BAR)}" if name == "ddpm-fashion" else "reported"
+            )
+            rows.append(
+                f"| {name} | class accuracy at guidance 3: {a['guidance_3']['overall']:.1%} "
+                f"(1: {a['guidance_1']['overall']:.1%}, 0: {a['guidance_0']['overall']:.1%}; {n:,} samples each){rec} | {bar} | "
+                f"{_time(d)} |"
+            )
         else:
             rows.append(f"| {name} | not built yet | - | - |")
     if m["sd-shapes"].get("grammar"):
@@ -258,14 +278,21 @@ def summary_table() -> str:
 
         d, g = m["sd-shapes"], m["sd-shapes"]["grammar"]
         met = targets_met(d)
-        rows.append(f"| sd-shapes | text-to-image, read back by a checker: colour {g['colour']:.1%}, shape {g['shape']:.1%}, place {g['place']:.1%}, "
-                    f"two objects {g['two_objects']:.1%}; a negative prompt removes the colour {d['negative_prompt']['share']:.1%} "
-                    f"(guidance {d['guidance']:g}, {g['prompts']} prompts each) | 90/85/85/60/80%: "
-                    f"{_bar(all(met.values()))}{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |")
+        rows.append(
+            f"| sd-shapes | text-to-image, read back by a checker: colour {g['colour']:.1%}, shape {g['shape']:.1%}, place "
+            f"{g['place']:.1%}, "
+            f"two objects {g['two_objects']:.1%}; a negative prompt removes the colour {d['negative_prompt']['share']:.1%} "
+            f"(guidance {d['guidance']:g}, {g['prompts']} prompts each) | 90/85/85/60/80%: "
+            f"{_bar(all(met.values()))}{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | "
+            f"{_time(d)} |"
+        )
     else:
         rows.append(f"| sd-shapes | {'not measured yet' if m['sd-shapes'] else 'not built yet'} | - | - |")
     if m["fashion-classifier"]:
-        rows.append(f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | {_time(m['fashion-classifier'])} |")
+        rows.append(
+            f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
+            f"{_time(m['fashion-classifier'])} |"
+        )
     return "\n".join(rows)
 
 

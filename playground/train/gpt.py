@@ -161,8 +161,13 @@ def write_card(out: Path, metrics: dict) -> None:
     )
     common.write_card(
         out,
-        metadata={"license": "mit", "language": "en", "library_name": "transformers", "pipeline_tag": "text-generation",
-                  "tags": ["teaching", "gpt2", "shakespeare"]},
+        metadata={
+            "license": "mit",
+            "language": "en",
+            "library_name": "transformers",
+            "pipeline_tag": "text-generation",
+            "tags": ["teaching", "gpt2", "shakespeare"],
+        },
         body=f"""
 # gpt-shakespeare: a small GPT trained on Shakespeare
 

@@ -116,10 +116,18 @@ def main(argv: list[str] | None = None) -> None:
     save_pipeline(args.out, {"unet": ema, "vae": vae, "scheduler": scheduler}, dict(enumerate(FASHION_CLASSES)))
     n_unet = sum(p.numel() for p in ema.parameters())
     n_vae = sum(p.numel() for p in vae.parameters())
-    common.save_metrics(args.out, {
-        "reconstruction_mse": round(mse, 5), "scaling_factor": scale, "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1), "machine": common.machine(),
-        "parameters": {"unet": n_unet, "vae": n_vae}, "config": asdict(cfg),
-    })
+    common.save_metrics(
+        args.out,
+        {
+            "reconstruction_mse": round(mse, 5),
+            "scaling_factor": scale,
+            "train_minutes": round(minutes, 1),
+            "train_cpu_minutes": round(clock.cpu_minutes(), 1),
+            "machine": common.machine(),
+            "parameters": {"unet": n_unet, "vae": n_vae},
+            "config": asdict(cfg),
+        },
+    )
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only ldm")
 
 

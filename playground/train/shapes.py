@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.train import common
-from playground.train import shapes_data
+from playground.train import common, shapes_data
 from playground.train.ldm import encode_all, train_autoencoder  # the same autoencoder training as the Fashion-MNIST latent model
 
 MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
@@ -71,7 +70,9 @@ class ShapesTrainConfig:
     ema_decay: float = 0.999  # exponential moving average of the UNet's and text encoder's weights, used for sampling
     prompt_dropout: float = 0.1  # probability a caption is replaced by "" (the unconditional model)
     role_weight: float = 0.1  # weight of the auxiliary loss naming each object's role at ROLE_SLOTS (0: none)
-    prediction_type: str = "v_prediction"  # what the UNet predicts: "v_prediction" (v = √ᾱ ε − √(1−ᾱ) z_0, as Stable Diffusion 2) or "epsilon"
+    prediction_type: str = (
+        "v_prediction"  # what the UNet predicts: "v_prediction" (v = √ᾱ ε − √(1−ᾱ) z_0, as Stable Diffusion 2) or "epsilon"
+    )
     snr_gamma: float = 5.0  # loss weight cap: ε loss min(SNR_t, γ) / SNR_t (Min-SNR, Hang et al. 2023); v loss min(1, γ / (SNR_t + 1))
     num_train_timesteps: int = 1000  # diffusion steps T
     seed: int = 2718  # data, order, noise and initialization
@@ -147,12 +148,18 @@ def build_unet(cfg: ShapesTrainConfig, latent_size: int):
 
     n, a = len(cfg.unet_channels), cfg.attention_levels
     return UNet2DConditionModel(
-        sample_size=latent_size, in_channels=cfg.latent_channels, out_channels=cfg.latent_channels,
+        sample_size=latent_size,
+        in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels,
         # cross-attention (with self-attention) in the coarsest `a` down levels, the middle and the coarsest up level:
         # the attention layers are most of a step's time, and an up block has one more of them than a down block
-        down_block_types=("DownBlock2D",) * (n - a) + ("CrossAttnDownBlock2D",) * a, up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
-        block_out_channels=cfg.unet_channels, layers_per_block=1, cross_attention_dim=cfg.text_width,
-        attention_head_dim=8, norm_num_groups=16,
+        down_block_types=("DownBlock2D",) * (n - a) + ("CrossAttnDownBlock2D",) * a,
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        block_out_channels=cfg.unet_channels,
+        layers_per_block=1,
+        cross_attention_dim=cfg.text_width,
+        attention_head_dim=8,
+        norm_num_groups=16,
     )
 
 
@@ -310,8 +317,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-images", type=int, default=ShapesTrainConfig.n_images)
     parser.add_argument("--threads", type=int, default=ShapesTrainConfig.threads)
     parser.add_argument("--lr", type=float, default=ShapesTrainConfig.lr)
-    parser.add_argument("--two-share", type=float, default=ShapesTrainConfig.two_share,
-                        help="share of the scenes with two objects (a resumed run draws its own pictures when this or --twins differs from the first run)")
+    parser.add_argument(
+        "--two-share",
+        type=float,
+        default=ShapesTrainConfig.two_share,
+        help="share of the scenes with two objects (a resumed run draws its own pictures when this or --twins differs from the first run)",
+    )
     parser.add_argument("--role-weight", type=float, default=ShapesTrainConfig.role_weight,
                         help="weight of the auxiliary loss that teaches the text encoder each object's role (0: none)")
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
@@ -343,8 +354,11 @@ def main(argv: list[str] | None = None) -> None:
 
     text_encoder = build_text_encoder(cfg, len(tokenizer), tokenizer)
     unet = build_unet(cfg, latents.shape[-1])
-    print(f"parameters: unet {sum(p.numel() for p in unet.parameters()):,}, text encoder {sum(p.numel() for p in text_encoder.parameters()):,}",
-          flush=True)
+    print(
+        f"parameters: unet {sum(p.numel() for p in unet.parameters()):,}, text encoder "
+        f"{sum(p.numel() for p in text_encoder.parameters()):,}",
+        flush=True,
+    )
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock,
                                                checkpointer(args.out, vae, tokenizer), twin, role_targets(captions))
     minutes = clock.minutes()
@@ -391,8 +405,18 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
         config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"}, indent=2) + "\n")
     runs = before.get("runs") or [{"unet_steps": before["config"]["unet_steps"], "lr": before["config"]["lr"],
                                    "minutes": before["train_minutes"]}]
-    runs = [*runs, {"unet_steps": cfg.unet_steps, "lr": cfg.lr, "two_share": cfg.two_share, "twins": cfg.twins, "role_weight": cfg.role_weight, "minutes": round(minutes, 1),
-                     "resumed_from_ema": True}]
+    runs = [
+        *runs,
+        {
+            "unet_steps": cfg.unet_steps,
+            "lr": cfg.lr,
+            "two_share": cfg.two_share,
+            "twins": cfg.twins,
+            "role_weight": cfg.role_weight,
+            "minutes": round(minutes, 1),
+            "resumed_from_ema": True,
+        },
+    ]
     common.save_metrics(out, {**before, "runs": runs, "unet_steps_total": sum(r["unet_steps"] for r in runs),
                               "train_minutes": round(sum(r["minutes"] for r in runs), 1),
                               "train_cpu_minutes": round(before.get("train_cpu_minutes", 0) + clock.cpu_minutes(), 1)})

@@ -11,8 +11,9 @@ Every picture is one or two flat shapes on black. The grammar (lower case):
 >>> parse("a green square above a white circle").caption()
 'a green square above a white circle'
 
-What a caption leaves unsaid (size, place, for one object in ten even the colour) is drawn at random. Four colour-shape pairs are never drawn in training (`HELDOUT_PAIRS`): the evaluation asks for them to see
-whether the model composes a colour and a shape it never saw together.
+What a caption leaves unsaid (size, place, for one object in ten even the colour) is drawn at random. Four colour-shape
+pairs are never drawn in training (`HELDOUT_PAIRS`): the evaluation asks for them to see whether the model composes a
+colour and a shape it never saw together.
 """
 
 from __future__ import annotations

@@ -18,9 +18,7 @@ import torch
 from playground.core.diffusion import cross_attention
 from playground.core.diffusion.pictures import decode
 from playground.core.diffusion.run import DiffusionRequest, Parts, final_sample
-from playground.train import common
-from playground.train import shapes_check
-from playground.train import shapes_data
+from playground.train import common, shapes_check, shapes_data
 
 GUIDANCE = 5.0  # the card's default guidance scale
 STEPS = 50  # DDIM steps
@@ -116,8 +114,16 @@ def word_map_mass(components: dict, n: int, seed: int, guidance: float = GUIDANC
             "object_share_of_image": round(float(np.mean([f.area for f in found])), 4), "prompts": len(found)}
 
 
-SAMPLE_PROMPTS = ("a large red circle", "a small blue square on the left", "a yellow triangle at the top", "a green circle at the bottom",
-                  "a red circle left of a blue square", "a green square above a white circle", "a purple triangle", "a white circle on the right")
+SAMPLE_PROMPTS = (
+    "a large red circle",
+    "a small blue square on the left",
+    "a yellow triangle at the top",
+    "a green circle at the bottom",
+    "a red circle left of a blue square",
+    "a green square above a white circle",
+    "a purple triangle",
+    "a white circle on the right",
+)
 
 
 def sample_grid(components: dict, folder: Path, per_prompt: int = 6, seed: int = 7) -> None:
@@ -125,7 +131,9 @@ def sample_grid(components: dict, folder: Path, per_prompt: int = 6, seed: int =
 
     prompts = [p for p in SAMPLE_PROMPTS for _ in range(per_prompt)]
     imgs = torch.from_numpy(draw(components, prompts, seed)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    image_grid(imgs, rows=len(SAMPLE_PROMPTS)).resize((2 * (per_prompt * 34 + 2), 2 * (len(SAMPLE_PROMPTS) * 34 + 2))).save(folder / "samples.png")
+    image_grid(imgs, rows=len(SAMPLE_PROMPTS)).resize((2 * (per_prompt * 34 + 2), 2 * (len(SAMPLE_PROMPTS) * 34 + 2))).save(
+        folder / "samples.png"
+    )
 
 
 def evaluate(lm, folder: Path, n: int = N_PROMPTS) -> dict:
@@ -179,7 +187,8 @@ def _runs_note(m: dict) -> str:
         return ""
 
     def command(r: dict) -> str:
-        return f"`python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps {r['unet_steps']} --lr {r['lr']:g}{_flags(r)}`"
+        resume = "python -m playground.train.shapes --resume assets/models/sd-shapes"
+        return f"`{resume} --unet-steps {r['unet_steps']} --lr {r['lr']:g}{_flags(r)}`"
 
     return (" in all: " + " + ".join(f"{r['minutes']:.0f}" for r in runs) + " min; each run after the first resumed from the saved EMA "
             "weights with a fresh optimizer (" + "; then ".join(command(r) for r in runs[1:]) + ")")
@@ -236,8 +245,12 @@ def write_card(folder: Path, m: dict) -> None:
     status = "" if all(met.values()) else "**Status: below some of its targets** (marked below).\n"
     common.write_card(
         folder,
-        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["teaching", "stable-diffusion", "text-to-image", "classifier-free-guidance", "synthetic"]},
+        metadata={
+            "license": "mit",
+            "library_name": "diffusers",
+            "pipeline_tag": "text-to-image",
+            "tags": ["teaching", "stable-diffusion", "text-to-image", "classifier-free-guidance", "synthetic"],
+        },
         body=f"""
 # sd-shapes: a Stable-Diffusion-shaped text-to-image model of coloured shapes (32x32)
 

@@ -49,7 +49,8 @@ TRAINED_RANGES = (
     f"{NUMBERS_PER_LIST[0]} to {NUMBERS_PER_LIST[1]} numbers from {LIST_VALUES[0]} to {LIST_VALUES[1]} · `number to words:` "
     f"{SPOKEN_NUMBERS[0]} to {SPOKEN_NUMBERS[1]} · `add:` two numbers from {ADDENDS[0]} to {ADDENDS[1]}"
 )
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+         "eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
@@ -138,9 +139,20 @@ def train_tokenizer(folder: Path, cfg: T5TrainConfig):
     lines += list(WORDS) + [number_to_words(n) for n in range(1000)]
     folder.mkdir(parents=True, exist_ok=True)
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=str(folder / "spiece"), vocab_size=cfg.vocab_size,
-        model_type="unigram", split_digits=True, normalization_rule_name="identity", character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-        minloglevel=2, num_threads=1, hard_vocab_limit=False,
+        sentence_iterator=iter(lines),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=cfg.vocab_size,
+        model_type="unigram",
+        split_digits=True,
+        normalization_rule_name="identity",
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+        num_threads=1,
+        hard_vocab_limit=False,
     )
     return spm_to_t5_tokenizer(folder / "spiece.model")
 
@@ -245,8 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer.save_pretrained(args.out)
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
-        "heldout_exact_match": scores, "heldout_per_task": HELDOUT_PER_TASK, "train_minutes": round(minutes, 1), "train_cpu_minutes": round(clock.cpu_minutes(), 1),
-        "machine": common.machine(), "parameters": n_params, "config": asdict(cfg),
+        "heldout_exact_match": scores,
+        "heldout_per_task": HELDOUT_PER_TASK,
+        "train_minutes": round(minutes, 1),
+        "train_cpu_minutes": round(clock.cpu_minutes(), 1),
+        "machine": common.machine(),
+        "parameters": n_params,
+        "config": asdict(cfg),
     }
     common.save_metrics(args.out, metrics)
     write_card(args.out, metrics)
@@ -256,11 +273,19 @@ def write_card(out: Path, metrics: dict) -> None:
     """The model card, from metrics.json (the evaluation command rewrites it with fresh figures)."""
     cfg = T5TrainConfig(**metrics["config"])
     scores, minutes, n_params = metrics["heldout_exact_match"], metrics["train_minutes"], metrics["parameters"]
-    rows = "\n".join(f"| `{task}:` | {make_example(task, random.Random(7))[0]} → {make_example(task, random.Random(7))[1]} | {scores[task]:.1%} |" for task in TASKS)
+    rows = "\n".join(
+        f"| `{task}:` | {make_example(task, random.Random(7))[0]} → {make_example(task, random.Random(7))[1]} | {scores[task]:.1%} |"
+        for task in TASKS
+    )
     common.write_card(
         out,
-        metadata={"license": "mit", "language": "en", "library_name": "transformers", "pipeline_tag": "text2text-generation",
-                  "tags": ["teaching", "t5", "synthetic-tasks"]},
+        metadata={
+            "license": "mit",
+            "language": "en",
+            "library_name": "transformers",
+            "pipeline_tag": "text2text-generation",
+            "tags": ["teaching", "t5", "synthetic-tasks"],
+        },
         body=f"""
 # t5-tasks: a small T5 trained on exact text-to-text tasks
 

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from playground.core.text import attention
-from playground.core.render import attention as attention_views
 from playground.core.inputs import require_choice
+from playground.core.render import attention as attention_views
+from playground.core.text import attention
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.zerogpu import gpu_task
 from playground.models.results import resolve
-from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, load_transformer, png_file, \
-    user_errors
+from playground.models.zerogpu import gpu_task
+from playground.ui.common import (
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    form_event,
+    launch_alone,
+    load_transformer,
+    png_file,
+    user_errors,
+)
 
 EXPLAINER = """
 ### Attention: how each token gathers context
@@ -63,7 +73,9 @@ def _load(loader: ModelLoader, model: Any, progress=None):
                             f"a transformer such as {', '.join(MODEL_CHOICES)}", attention=True, progress=progress)
 
 
-def compute(loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None) -> attention.AttentionResult:
+def compute(
+    loader: ModelLoader, model: str, text: str, target_text: str = "", max_tokens: int | None = None, progress=None
+) -> attention.AttentionResult:
     """Load `model` with eager attention and run one forward pass (see `core.attention.run_attention`)."""
     max_tokens = max_tokens or loader.settings.attention_max_tokens
     attention.check_request(text, target_text, max_tokens)  # before loading: a bad request should not cost a model load
@@ -121,9 +133,17 @@ class ViewChoice:
     top_k: Any = 3  # lines per token (lines view)
 
     def view_request(self) -> attention_views.ViewRequest:
-        return attention_views.ViewRequest(view=self.view, kind=self.kind, layer=_index(self.layer, "layer"), head=_index(self.head, "head"),
-                                           all_heads=bool(self.all_heads), focus=self.focus or None, hide_special=bool(self.hide_special),
-                                           pool_words=bool(self.pool_words), top_k=self.top_k)
+        return attention_views.ViewRequest(
+            view=self.view,
+            kind=self.kind,
+            layer=_index(self.layer, "layer"),
+            head=_index(self.head, "head"),
+            all_heads=bool(self.all_heads),
+            focus=self.focus or None,
+            hide_special=bool(self.hide_special),
+            pool_words=bool(self.pool_words),
+            top_k=self.top_k,
+        )
 
 
 @user_errors
@@ -186,7 +206,9 @@ def on_pick_head(result: attention.AttentionResult | None, kind: str, evt: gr.Se
         raise InputError("Run a text first.")
     result = resolve(result)
     x, y = evt.index
-    m = attention_views.mosaic(result.attentions[require_choice(kind, "attention kind", attention_views.kinds_of(result))], attention_views.sinks_of(result, kind))
+    m = attention_views.mosaic(
+        result.attentions[require_choice(kind, "attention kind", attention_views.kinds_of(result))], attention_views.sinks_of(result, kind)
+    )
     hit = m.locate(x, y)
     if hit is None:
         return gr.update(), gr.update(), gr.update()
@@ -200,11 +222,15 @@ def on_compare(loader: ModelLoader, encoder: str, decoder: str, text: str, max_t
     for name in (encoder, decoder):
         result = compute(loader, name, text, "", max_tokens, progress)
         kind = attention_views.kinds_of(result)[0]
-        view = attention_views.build_view(result, attention_views.ViewRequest(view="mean", kind=kind, layer=result.attentions[kind].shape[0] - 1))
+        view = attention_views.build_view(
+            result, attention_views.ViewRequest(view="mean", kind=kind, layer=result.attentions[kind].shape[0] - 1)
+        )
         view.panels[0].title = f"{name} ({result.architecture}): {view.panels[0].title}"
         panels.extend(view.panels)
         notes.extend(result.notes)
-    return attention_views.render_html(attention_views.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes))
+    return attention_views.render_html(
+        attention_views.View(panels, "Same text, two models: the decoder's upper triangle is empty, the causal mask at work.", notes=notes)
+    )
 
 
 @user_errors
@@ -251,10 +277,24 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="att-model",
                                 label="Model: a preset, a Hub id or an allowed folder (BERT, GPT-2, T5 families and more)")
             max_tokens = gr.Slider(2, attention.MAX_TOKENS, value=cap, step=1, label="Token cap (longer texts are cut)", scale=1)
-        text = gr.Textbox(label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=attention.MAX_TEXT_CHARS, elem_id="att-text")
-        target = gr.Textbox(label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=attention.MAX_TEXT_CHARS)
-        examples(EXAMPLES, [model, text, target], text=1, label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)")
-        examples(HUB_EXAMPLES, [model, text, target], text=1, label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)")
+        text = gr.Textbox(
+            label="Text (the encoder's input)", lines=2, value=EXAMPLES[0][1], max_length=attention.MAX_TEXT_CHARS, elem_id="att-text"
+        )
+        target = gr.Textbox(
+            label="Target text (encoder-decoders only; empty: the model's own greedy output)", max_length=attention.MAX_TEXT_CHARS
+        )
+        examples(
+            EXAMPLES,
+            [model, text, target],
+            text=1,
+            label="Examples: a pronoun and its antecedent, long-range agreement, T5 tasks (offline or online)",
+        )
+        examples(
+            HUB_EXAMPLES,
+            [model, text, target],
+            text=1,
+            label="A translation pair: needs Google's t5-small from the Hub (offline it is mostly <unk>)",
+        )
         run = gr.Button("Show attention", variant="primary", elem_id="att-run")
         notice = gr.Markdown(elem_id="att-notice")
         with gr.Row():
@@ -265,8 +305,12 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
             head = gr.Slider(1, 12, value=1, step=1, label="Head", elem_id="att-head")
             top_k = gr.Slider(1, attention_views.MAX_TOP_K, value=3, step=1, label="Lines per token (lines view)")
         with gr.Row():
-            focus = gr.Dropdown([("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus")
-        with gr.Row(elem_classes=["option-row"]):  # each option keeps 240 px (style.css; Gradio's form ignores min_width): a phone stacks them
+            focus = gr.Dropdown(
+                [("(none)", "")], value="", label="Focus token: what it attends to and what attends to it", elem_id="att-focus"
+            )
+        with gr.Row(
+            elem_classes=["option-row"]
+        ):  # each option keeps 240 px (style.css; Gradio's form ignores min_width): a phone stacks them
             all_heads = gr.Checkbox(label="All heads of the layer (lines view)")
             hide_special = gr.Checkbox(label="Hide special tokens (rows renormalized)")
             pool_words = gr.Checkbox(label="Merge word pieces (sum over keys, mean over queries)")
@@ -295,7 +339,8 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
         run_outputs = [result, notice, kind, layer, head, focus, downloads, view]
 
         clear_first(run.click, [notice]).then(forward.event, forward.inputs, run_outputs, api_visibility="private").then(
-            show.event, show.inputs, view_outputs, api_visibility="private").then(_forget, None, wanted, api_visibility="private", queue=False)
+            show.event, show.inputs, view_outputs, api_visibility="private"
+        ).then(_forget, None, wanted, api_visibility="private", queue=False)
         for control in (view, kind, layer, head, all_heads, focus, hide_special, pool_words, top_k):
             control.input(show.event, show.inputs, view_outputs, api_visibility="private")
         export.click(exported.event, exported.inputs, downloads, api_visibility="private")

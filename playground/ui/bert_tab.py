@@ -9,12 +9,22 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.text.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
 from playground.core.render.lm import projection_svg, similarity_heatmap
+from playground.core.text.masked import MAX_MASKS, MAX_TEXT_CHARS, MAX_TOP_K, embed, fill_mask, mask_lens, parse_sentences
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
-    user_errors
+from playground.ui.common import (
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    form_event,
+    launch_alone,
+    lens_table,
+    load_transformer,
+    user_errors,
+)
 
 EXPLAINER = """
 ### BERT: an encoder reads everything at once
@@ -79,7 +89,9 @@ def on_fill(loader: ModelLoader, request: FillRequest, progress=gr.Progress()):
     """(notice, the sentence with each mask's best guess, predictions table, mask picker)."""
     _, lm = load_masked(loader, request.model, need_head=True, progress=progress)
     result = fill_mask(lm.model, lm.tokenizer, request.text, request.top_k)
-    rows = [[f"mask {k + 1}", rank + 1, p.token, round(p.prob, 4)] for k, preds in enumerate(result.predictions) for rank, p in enumerate(preds)]
+    rows = [
+        [f"mask {k + 1}", rank + 1, p.token, round(p.prob, 4)] for k, preds in enumerate(result.predictions) for rank, p in enumerate(preds)
+    ]
     table = pd.DataFrame(rows, columns=["mask", "rank", "token", "probability"])
     picks = [(f"mask {k + 1}", k) for k in range(len(result.predictions))]
     notice = " ".join(filter(None, [f"Running {lm.source.describe()}.", lm.depth_note(len(result.tokens))]))
@@ -131,7 +143,9 @@ def build_bert_tab(loader: ModelLoader) -> TabView:
             model = gr.Dropdown(["bert-base-uncased"], value="bert-base-uncased", allow_custom_value=True, scale=2,
                                 label="Model: bert-base-uncased, a Hub id or an allowed folder")
             top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Predictions per mask")
-        text = gr.Textbox(label=f"Text with up to {MAX_MASKS} [MASK]", value=FILL_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="bert-text")
+        text = gr.Textbox(
+            label=f"Text with up to {MAX_MASKS} [MASK]", value=FILL_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="bert-text"
+        )
         examples(FILL_EXAMPLES, [model, text], "Examples (offline: a small BERT trained here on Shakespeare)")
         fill = gr.Button("Fill the masks", variant="primary", elem_id="bert-fill")
         notice = gr.Markdown()
@@ -140,7 +154,9 @@ def build_bert_tab(loader: ModelLoader) -> TabView:
             table = gr.Dataframe(label="Predictions", interactive=False, elem_id="bert-predictions")
             with gr.Column():
                 mask = gr.Dropdown([], label="Logit lens for", elem_id="bert-mask")
-                lens = gr.Dataframe(label="Logit lens: the MLM head on every layer", interactive=False, elem_id="bert-lens", **lens_table(LENS_TOP))
+                lens = gr.Dataframe(
+                    label="Logit lens: the MLM head on every layer", interactive=False, elem_id="bert-lens", **lens_table(LENS_TOP)
+                )
 
         gr.Markdown("#### Sentence embeddings")
         sentences = gr.Textbox(label="Sentences, one per line", lines=5, value=EMBED_EXAMPLES[0][1], elem_id="bert-sentences")
@@ -157,7 +173,9 @@ def build_bert_tab(loader: ModelLoader) -> TabView:
         clear_first(fill.click, [notice]).then(filled.event, filled.inputs, [notice, sentence, table, mask], api_visibility="private").then(
             gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
         mask.input(gpu_task(bind(on_lens, loader)), [model, text, mask], lens, api_visibility="private")
-        clear_first(embed_btn.click, [embed_notice]).then(gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private")
+        clear_first(embed_btn.click, [embed_notice]).then(
+            gpu_task(bind(on_embed, loader)), [model, sentences], [embed_notice, heatmap, scatter], api_visibility="private"
+        )
 
         api_endpoint(fill_mask_api, loader, api_name="fill_mask")
         api_endpoint(embed_api, loader, api_name="embed")

@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,10 +180,7 @@ class Form:
         result = self.handler(*(self.request_from(values), *(values.get(c) for c in self.extra)),
                               **({"progress": None} if "progress" in inspect.signature(self.handler).parameters else {}))
         if inspect.isgenerator(result):
-            last = None
-            for last in result:
-                pass
-            return last
+            return next(iter(deque(result, maxlen=1)), None)  # a stream runs to its end; its last update is the result
         return result
 
 

@@ -15,8 +15,17 @@ import pandas as pd
 from playground.config import ASSETS_DIR
 from playground.core.diffusion import pictures
 from playground.core.diffusion.loop import Record
-from playground.core.diffusion.run import CLIPPING, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, DiffusionRequest, Run, branch_from, run, \
-    steps_grid_and_frames
+from playground.core.diffusion.run import (
+    CLIPPING,
+    MAX_GUIDANCE,
+    MAX_SEED,
+    MAX_STEPS,
+    DiffusionRequest,
+    Run,
+    branch_from,
+    run,
+    steps_grid_and_frames,
+)
 from playground.core.diffusion.schedule import SCHEDULERS, SCHEDULES, noise_schedule
 from playground.core.inputs import require_choice, require_int
 from playground.core.render.lm import line_chart_svg
@@ -24,8 +33,18 @@ from playground.errors import InputError
 from playground.models import ModelLoader
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, bind, clear_first, figure, form_event, launch_alone, load_diffusion, on_page_load, png_file, \
-    user_errors
+from playground.ui.common import (
+    TabView,
+    bind,
+    clear_first,
+    figure,
+    form_event,
+    launch_alone,
+    load_diffusion,
+    on_page_load,
+    png_file,
+    user_errors,
+)
 
 EXPLAINER = """
 ### Diffusion: learn to undo noise, then run it backwards
@@ -260,7 +279,9 @@ def on_branch(loader: ModelLoader, request: BranchRequest, handle: ResultHandle 
             (picture(pixels(model, diffusion_run.branch[-1].x, full=True), 256), f"branch from step {step}: {diffusion_run.branch_label}")]
     if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
         loader.results.recount(handle, diffusion_run.nbytes())
-    yield BranchFrame(picture(pixels(model, diffusion_run.branch[-1].x)), both, distance, f"Branch from step {step} done.", handle).outputs()
+    yield BranchFrame(
+        picture(pixels(model, diffusion_run.branch[-1].x)), both, distance, f"Branch from step {step} done.", handle
+    ).outputs()
 
 
 @user_errors
@@ -299,12 +320,16 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         gr.Markdown(EXPLAINER)
         gr.Markdown("#### Forward process: noising")
         with gr.Row():
-            fwd_image = figure("Image x_0", value=FORWARD_EXAMPLES[0] if FORWARD_EXAMPLES else None, type="pil", height=200, elem_id="fwd-image")
+            fwd_image = figure(
+                "Image x_0", value=FORWARD_EXAMPLES[0] if FORWARD_EXAMPLES else None, type="pil", height=200, elem_id="fwd-image"
+            )
             with gr.Column():
                 fwd_schedule = gr.Dropdown(list(SCHEDULES), value="linear", label="Schedule")
                 fwd_t = gr.Slider(0, 999, value=250, step=1, label="Timestep t", elem_id="fwd-t")
                 fwd_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
-                fwd_show = gr.Button("Show x_t", size="sm", elem_id="fwd-show")  # the slider redraws on release; a keyboard user presses this
+                fwd_show = gr.Button(
+                    "Show x_t", size="sm", elem_id="fwd-show"
+                )  # the slider redraws on release; a keyboard user presses this
             fwd_out = figure("x_t", height=200, interactive=False, elem_id="fwd-out")
         if FORWARD_EXAMPLES:
             gr.Examples(FORWARD_EXAMPLES, inputs=[fwd_image], label="Example images (drawn by the embedded model)")
@@ -316,12 +341,21 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
 
         gr.Markdown("#### Reverse process: denoising, step by step")
         with gr.Row():
-            model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="dif-model",
-                                label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; the folder: a latent model on Fashion-MNIST)")
+            model = gr.Dropdown(
+                MODEL_CHOICES,
+                value=MODEL_CHOICES[0],
+                allow_custom_value=True,
+                scale=2,
+                elem_id="dif-model",
+                label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; the folder: a latent "
+                "model on Fashion-MNIST)",
+            )
             scheduler = gr.Dropdown(list(SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
         with gr.Row():
-            prompt = gr.Textbox(value="Ankle boot", label="Class (Fashion-MNIST models) or prompt (text-to-image)", scale=2, elem_id="dif-prompt")
+            prompt = gr.Textbox(
+                value="Ankle boot", label="Class (Fashion-MNIST models) or prompt (text-to-image)", scale=2, elem_id="dif-prompt"
+            )
             negative = gr.Textbox(value="", label="Negative prompt (text-to-image)", scale=2)
             guidance = gr.Slider(0, MAX_GUIDANCE, value=3.0, step=0.5, label="Guidance scale w", elem_id="dif-guidance")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
@@ -354,7 +388,9 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         with gr.Row():
             with gr.Column():
                 gr.Markdown("Original and branch", elem_classes=["picture-caption"])
-                both = gr.Gallery(label="Original and branch", show_label=False, columns=2, height="auto", object_fit="contain", elem_id="dif-both")
+                both = gr.Gallery(
+                    label="Original and branch", show_label=False, columns=2, height="auto", object_fit="contain", elem_id="dif-both"
+                )
             distance = gr.LinePlot(x="step", y="distance", label="‖x_branch − x_original‖ per step", height=260)
         with gr.Row():
             export = gr.Button("Prepare downloads: grid of all steps (PNG), animation (GIF)")
@@ -380,17 +416,30 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
             gpu_task(bind(on_denoise, loader), STEPS_BUDGET), DenoiseRequest,
             {"model": model, "prompt": prompt, "negative": negative, "scheduler": scheduler, "steps": steps, "guidance": guidance,
              "seed": seed, "clip": clip, "rederive": rederive, "init_image": init_image, "strength": strength}, state)
-        clear_first(run_btn.click, [status]).then(denoise.event, denoise.inputs, [*frames, final, status, state, scrub], api_visibility="private")
-        scrub.input(gpu_task(bind(on_scrub, loader), GpuBudget(30)), [state, scrub], frames + [guidance_view, betas, alphas, snr], api_visibility="private",
-                     trigger_mode="always_last")
+        clear_first(run_btn.click, [status]).then(
+            denoise.event, denoise.inputs, [*frames, final, status, state, scrub], api_visibility="private"
+        )
+        scrub.input(
+            gpu_task(bind(on_scrub, loader), GpuBudget(30)),
+            [state, scrub],
+            frames + [guidance_view, betas, alphas, snr],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
         branch = form_event(
             gpu_task(bind(on_branch, loader), GpuBudget(30 + MAX_STEPS * STEPS_BUDGET.per_unit_s)), BranchRequest,
             {"step": scrub, "prompt": prompt, "negative": negative, "guidance": guidance, "seed": branch_seed}, state)
-        clear_first(branch_btn.click, [status]).then(branch.event, branch.inputs, [x_t, both, distance, status, state], api_visibility="private")
+        clear_first(branch_btn.click, [status]).then(
+            branch.event, branch.inputs, [x_t, both, distance, status, state], api_visibility="private"
+        )
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
-        api_denoise.click(gpu_task(bind(denoise_api, loader), STEPS_BUDGET), [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
-                          api_image, api_name="denoise")
+        api_denoise.click(
+            gpu_task(bind(denoise_api, loader), STEPS_BUDGET),
+            [api_model, api_prompt, api_scheduler, api_steps, api_guidance, api_seed, api_negative],
+            api_image,
+            api_name="denoise",
+        )
     return TabView(inputs={"t": fwd_t, "schedule": fwd_schedule, "model": model, "prompt": prompt, "scheduler": scheduler, "steps": steps,
                            "guidance": guidance, "seed": seed}, run=("fwd-show", "dif-run"),
                    forms={"fwd-show": forward, "dif-run": denoise})

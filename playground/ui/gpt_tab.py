@@ -10,19 +10,38 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.text.generation import MAX_NEW_TOKENS, GenStep, SamplingConfig, context_length, fit_to_context, logit_lens, \
-    step_through
+from playground.core.cache import shared_lock
 from playground.core.inputs import require_choice, require_int, require_text
 from playground.core.render.lm import chips, step_bars, surprisal_html
+from playground.core.text.generation import (
+    MAX_NEW_TOKENS,
+    GenStep,
+    SamplingConfig,
+    context_length,
+    fit_to_context,
+    logit_lens,
+    step_through,
+)
 from playground.core.text.tokenize import visible
 from playground.errors import InputError
-from playground.models import Family, ModelLoader
-from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import SESSION_GPT, TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
-    session_gpt, user_errors
-from playground.core.cache import shared_lock
 from playground.lazy import torch
 from playground.lessons import game
+from playground.models import Family, ModelLoader
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import (
+    SESSION_GPT,
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    form_event,
+    launch_alone,
+    lens_table,
+    load_transformer,
+    session_gpt,
+    user_errors,
+)
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -78,7 +97,9 @@ def _load_causal(loader: ModelLoader, model: Any, progress=None):
     return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
 
 
-def sampling_config(mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, repetition_penalty: Any, seed: Any) -> SamplingConfig:
+def sampling_config(
+    mode: Any, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, repetition_penalty: Any, seed: Any
+) -> SamplingConfig:
     require_choice(mode, "decoding", [m for _, m in MODES])
     return SamplingConfig(max_new_tokens=max_new_tokens, do_sample=mode == "sample", temperature=temperature, top_k=top_k, top_p=top_p,
                           repetition_penalty=repetition_penalty, seed=seed).checked()
@@ -220,7 +241,12 @@ def on_inspect(loader: ModelLoader, session: GenSession | None, step: float, tra
     if session is None or not session.steps:  # nothing generated yet, or beam search (which has no single steps)
         note = ('<p class="lm-note">No single steps to show: beam search keeps several texts at once and shows only the best '
                 "(the T5 tab shows every beam step by step). Generate or Step with greedy or sampling to look inside one step.</p>")
-        return gr.update(), note, gr.update(choices=[], value=None), gr.update(value=None, label="Logit lens: generate with greedy or sampling")
+        return (
+            gr.update(),
+            note,
+            gr.update(choices=[], value=None),
+            gr.update(value=None, label="Logit lens: generate with greedy or sampling"),
+        )
     index = require_int(step, "step", low=1, high=len(session.steps)) - 1
     _, lm = load_causal(loader, session.model, trained=trained)
     chosen = session.steps[index]
@@ -238,7 +264,12 @@ def on_inspect(loader: ModelLoader, session: GenSession | None, step: float, tra
                          columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
     alternative = next((v for _, v in options if v != chosen.token_id), None)
     label = f"Logit lens at step {index + 1}, where the text got {_face(tok, chosen.token_id)!r}: what each layer would predict"
-    return render_session(tok, session, inspected=index), bars, gr.update(choices=options, value=alternative), gr.update(value=table, label=label)
+    return (
+        render_session(tok, session, inspected=index),
+        bars,
+        gr.update(choices=options, value=alternative),
+        gr.update(value=table, label=label),
+    )
 
 
 @user_errors
@@ -306,14 +337,19 @@ def generate_api(loader: ModelLoader, prompt: str, model: str = "gpt2", max_new_
         return {
             "text": tok.decode([s.token_id for s in steps]),
             "tokens": [tok.decode([s.token_id]) for s in steps],
-            "steps": [{"token": tok.decode([s.token_id]), "candidates": [{"token": tok.decode([c.token_id]), "prob": c.prob} for c in s.candidates]}
-                      for s in steps],
+            "steps": [
+                {
+                    "token": tok.decode([s.token_id]),
+                    "candidates": [{"token": tok.decode([c.token_id]), "prob": c.prob} for c in s.candidates],
+                }
+                for s in steps
+            ],
         }
 
 
 # ---- guess the next token: the learner against the model ---------------------------------------------------
 
-def _game_score(score: "game.Score") -> str:
+def _game_score(score: game.Score) -> str:
     if not score.rounds:
         return f"**Score:** no guesses yet. {game.STUDY}"
     you, model = score.you / score.rounds, score.model / score.rounds
@@ -321,7 +357,7 @@ def _game_score(score: "game.Score") -> str:
             f"{score.model} ({model:.0%}). {game.STUDY}")
 
 
-def _game_context(tokenizer: Any, score: "game.Score") -> str:
+def _game_context(tokenizer: Any, score: game.Score) -> str:
     passage = game.PASSAGES[score.passage]
     return (f'<div class="lm-prompt game-context"><em>{html.escape(passage.source)}</em><br>'
             f"{html.escape(game.prompt_of(tokenizer, score))} <strong>…?</strong></div>")
@@ -347,7 +383,8 @@ def on_game_guess(loader: ModelLoader, model: str, state: Any, guess: str, train
     r = game.play(lm.model, lm.tokenizer, score, require_text(guess, "guess", max_chars=game.MAX_GUESS_CHARS))
     rank = (f"your guess is its #{r.guess.rank:,} choice ({r.guess.probability:.2%})" if r.guess.rank
             else "your guess is not one token of its vocabulary")
-    verdict = f"The next token was **`{visible(r.actual)}`**. You: {'✅' if r.you_right else '❌'}; the model's top-1 `{visible(r.guess.top[0][0])}`: {'✅' if r.model_right else '❌'}."
+    verdict = (f"The next token was **`{visible(r.actual)}`**. You: {'✅' if r.you_right else '❌'}; "
+               f"the model's top-1 `{visible(r.guess.top[0][0])}`: {'✅' if r.model_right else '❌'}.")
     report = f"{verdict} The model: {rank}.\n\n{game.top_table(r.guess.top)}"
     if r.finished:
         report += "\n\n**Passage finished.** Pick another and press *New game*."
@@ -389,7 +426,9 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
         with gr.Row():
             alternative = gr.Dropdown([], label="Another candidate for this step", scale=3, elem_id="gpt-alternative")
             branch_btn = gr.Button("Branch from here", elem_id="gpt-branch", scale=1)
-        lens = gr.Dataframe(label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens", **lens_table(LENS_TOP))
+        lens = gr.Dataframe(
+            label="Logit lens: what each layer would predict at this step", interactive=False, elem_id="gpt-lens", **lens_table(LENS_TOP)
+        )
 
         mine = [trained] if trained is not None else []  # the session's tiny GPT, for the handlers that run a model
         widgets = {"model": model, "prompt": prompt, "mode": mode, "max_new_tokens": max_new, "temperature": temperature, "top_k": top_k,
@@ -403,13 +442,22 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
             inspect, [session, step] + mine, inspected, api_visibility="private")
         clear_first(step_btn.click, [notice]).then(one_more.event, one_more.inputs, generated, api_visibility="private").then(
             inspect, [session, step] + mine, inspected, api_visibility="private")
-        step.input(inspect, [session, step] + mine, inspected, api_visibility="private", trigger_mode="always_last")  # user changes only, coalesced
-        branch_btn.click(gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")), [session, step, alternative] + mine, [shown, session], api_visibility="private")
+        step.input(
+            inspect, [session, step] + mine, inspected, api_visibility="private", trigger_mode="always_last"
+        )  # user changes only, coalesced
+        branch_btn.click(
+            gpu_task(bind(on_branch, loader), GpuBudget(30, 0.25, "max_new_tokens")),
+            [session, step, alternative] + mine,
+            [shown, session],
+            api_visibility="private",
+        )
 
         gr.Markdown("#### How surprising is each token? (per-token surprisal)\n"
                     "Any text scored by the model: each token's probability given the tokens before it. A model that "
                     "predicts a text well spends few bits per character on it.")
-        score_text_box = gr.Textbox(label="Text to score", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-score-text")
+        score_text_box = gr.Textbox(
+            label="Text to score", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-score-text"
+        )
         score_btn = gr.Button("Score", elem_id="gpt-score")
         scored = gr.HTML(elem_id="gpt-scored")
         score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box] + mine, scored, api_visibility="private")
@@ -419,7 +467,9 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
                         "model predicts too. A guess counts when it is the real next token, ignoring case and spaces. The "
                         "passages are from plays the offline GPT never read.")
             with gr.Row():
-                passage = gr.Dropdown([(p.source, i) for i, p in enumerate(game.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage")
+                passage = gr.Dropdown(
+                    [(p.source, i) for i, p in enumerate(game.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage"
+                )
                 new_game = gr.Button("New game", elem_id="gpt-game-new")
             game_state = gr.State(None)
             context = gr.HTML(elem_id="gpt-game-context")
@@ -428,10 +478,16 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
                 guess_btn = gr.Button("Guess", variant="primary", scale=1, elem_id="gpt-game-go")
             round_md = gr.Markdown(elem_id="gpt-game-round")
             score_md = gr.Markdown(elem_id="gpt-game-score")
-        new_game.click(bind(on_game_new, loader), [model, passage] + mine, [game_state, context, round_md, score_md], api_visibility="private")
+        new_game.click(
+            bind(on_game_new, loader), [model, passage] + mine, [game_state, context, round_md, score_md], api_visibility="private"
+        )
         for trigger in (guess_btn.click, guess.submit):
-            trigger(gpu_task(bind(on_game_guess, loader), GpuBudget(30)), [model, game_state, guess] + mine, [game_state, context, round_md, score_md, guess],
-                    api_visibility="private")
+            trigger(
+                gpu_task(bind(on_game_guess, loader), GpuBudget(30)),
+                [model, game_state, guess] + mine,
+                [game_state, context, round_md, score_md, guess],
+                api_visibility="private",
+            )
 
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
         api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))

@@ -8,15 +8,27 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground.core.text import inside
-from playground.core.render import inside as inside_views
 from playground.core.inputs import require_text
+from playground.core.render import inside as inside_views
+from playground.core.text import inside
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
-from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.models.sources import SourceKind
-from playground.ui.common import SESSION_GPT, SessionModel, TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, \
-    load_transformer, session_gpt, user_errors
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import (
+    SESSION_GPT,
+    SessionModel,
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    form_event,
+    launch_alone,
+    load_transformer,
+    session_gpt,
+    user_errors,
+)
 
 EXPLAINER = """
 ### Inside the Transformer: one token, one block
@@ -177,8 +189,14 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
     with gr.Column():
         gr.Markdown(EXPLAINER)
         with gr.Row():
-            model = gr.Dropdown(MODEL_CHOICES + [SESSION_GPT], value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="ins-model",
-                                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder")
+            model = gr.Dropdown(
+                MODEL_CHOICES + [SESSION_GPT],
+                value=MODEL_CHOICES[0],
+                allow_custom_value=True,
+                scale=2,
+                elem_id="ins-model",
+                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder",
+            )
             stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
         text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=inside.MAX_TEXT_CHARS, elem_id="ins-text")
         examples(EXAMPLES, [model, text], "Examples (offline: the embedded models)")

@@ -14,9 +14,9 @@ from typing import Any
 import gradio as gr
 
 from playground.errors import UserError
-from playground.ui.common import TabView
 from playground.lessons import links as lesson_links
 from playground.lessons.path import lesson_by_id
+from playground.ui.common import TabView
 
 log = logging.getLogger(__name__)
 INT_LIMIT = 2**31 - 1  # a Number without a maximum (seeds) takes at most this
@@ -49,7 +49,9 @@ def param_of(name: str, component: Any) -> lesson_links.Param:
         hi = component.maximum if component.maximum is not None else INT_LIMIT
         return lesson_links.Param(name, "int" if component.precision == 0 else "float", lo=lo, hi=hi)
     if isinstance(component, gr.Textbox):
-        return lesson_links.Param(name, "text", max_chars=min(component.max_length or lesson_links.MAX_TEXT_CHARS, lesson_links.MAX_TEXT_CHARS))
+        return lesson_links.Param(
+            name, "text", max_chars=min(component.max_length or lesson_links.MAX_TEXT_CHARS, lesson_links.MAX_TEXT_CHARS)
+        )
     raise TypeError(f"{type(component).__name__} cannot be filled by a link")
 
 

@@ -9,7 +9,7 @@ from playground.core.inputs import require_text
 from playground.models import Family, ModelLoader
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import TabView, on_page_load, launch_alone, bind, progress_fn, user_errors
+from playground.ui.common import TabView, bind, launch_alone, on_page_load, progress_fn, user_errors
 
 EXPLAINER = """
 ### One loader behind every tab

@@ -20,7 +20,6 @@ from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.inside_tab import build_inside_tab
-from playground.ui.common import launch_options
 from playground.ui.links import LinkWiring, link_row, specs_of
 from playground.ui.models_tab import build_models_tab
 from playground.ui.start_tab import build_start_tab

@@ -11,10 +11,10 @@ from typing import Any
 
 import gradio as gr
 
+from playground.lessons.path import LESSONS, grade, lesson_by_id
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import TabView, bind, launch_alone, on_page_load, user_errors
-from playground.lessons.path import LESSONS, grade, lesson_by_id
 
 EXPLAINER = """
 ### Start here: a guided path through the playground

@@ -8,16 +8,26 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from playground.core.cache import shared_lock
 from playground.core.inputs import require_int
 from playground.core.render.lm import beam_steps, chips
-from playground.core.text.seq2seq import MAX_BEAMS, check_request, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, decoder_lens, text_to_text
+from playground.core.text.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, MAX_TEXT_CHARS, TextResult, check_request, decoder_lens, text_to_text
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
 from playground.models.zerogpu import gpu_task
-from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, form_event, launch_alone, lens_table, load_transformer, \
-    user_errors
-from playground.core.cache import shared_lock
+from playground.ui.common import (
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    form_event,
+    launch_alone,
+    lens_table,
+    load_transformer,
+    user_errors,
+)
 
 EXPLAINER = """
 ### T5: encoder-decoder, text in, text out
@@ -102,12 +112,18 @@ def on_run(loader: ModelLoader, request: TextToTextRequest, progress=gr.Progress
 
 
 def _run_outputs(lm, tok, text: str, result: TextResult):
-    beams = pd.DataFrame([[i + 1, tok.decode(s, skip_special_tokens=True), round(sc, 4)] for i, (s, sc) in enumerate(zip(result.sequences, result.scores))],
-                         columns=["rank", "output", "score"])
+    beams = pd.DataFrame(
+        [[i + 1, tok.decode(s, skip_special_tokens=True), round(sc, 4)] for i, (s, sc) in enumerate(zip(result.sequences, result.scores))],
+        columns=["rank", "output", "score"],
+    )
     notice = f"Running {lm.source.describe()}."
     if lm.source.kind is SourceKind.EMBEDDED:
         notice += " This teaching model knows five tasks only; see the ranges above."
-    steps = beam_steps(result.steps, lambda ids: " ".join(tok.convert_ids_to_tokens(list(ids)))) if result.steps else "<i>Greedy: one output, no beams. Pick 2 or more beams to watch beam search.</i>"
+    steps = (
+        beam_steps(result.steps, lambda ids: " ".join(tok.convert_ids_to_tokens(list(ids))))
+        if result.steps
+        else "<i>Greedy: one output, no beams. Pick 2 or more beams to watch beam search.</i>"
+    )
     n = len(result.sequences[0])
     return (notice, tok.decode(result.sequences[0], skip_special_tokens=True), _render(tok, text, result), beams, steps,
             gr.update(maximum=max(2, n), value=1), result)
@@ -124,11 +140,15 @@ def on_lens(loader: ModelLoader, model: str, text: str, result: TextResult | Non
     lens = decoder_lens(lm.model, lm.tokenizer, text, seq, pos, LENS_TOP)
     tok = lm.tokenizer
     with shared_lock(tok):
-        table = pd.DataFrame([[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
-                             columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)])
+        table = pd.DataFrame(
+            [[layer] + [f"{tok.convert_ids_to_tokens(t)} ({p:.2f})" for t, p in row] for layer, row in zip(lens.layers, lens.top)],
+            columns=["layer"] + [f"#{i + 1}" for i in range(LENS_TOP)],
+        )
         written = tok.convert_ids_to_tokens(int(seq[pos]))
     # the table says which token it explains: the model's guesses for the token it wrote at this position
-    return gr.update(value=table, label=f"Decoder logit lens at output position {pos + 1}, where the model wrote {written!r}: each layer's guess")
+    return gr.update(
+        value=table, label=f"Decoder logit lens at output position {pos + 1}, where the model wrote {written!r}: each layer's guess"
+    )
 
 
 @user_errors
@@ -153,12 +173,18 @@ def build_t5_tab(loader: ModelLoader) -> TabView:
         gr.Markdown(EMBEDDED_RANGES)
         result = gr.State(None, time_to_live=3600)
         with gr.Row():
-            model = gr.Dropdown(["t5-small"], value="t5-small", allow_custom_value=True, label="Model: t5-small, a Hub id or an allowed folder", scale=2)
+            model = gr.Dropdown(
+                ["t5-small"], value="t5-small", allow_custom_value=True, label="Model: t5-small, a Hub id or an allowed folder", scale=2
+            )
             num_beams = gr.Slider(1, MAX_BEAMS, value=3, step=1, label="Beams (1: greedy)", elem_id="t5-beams")
             max_new = gr.Slider(1, MAX_NEW_TOKENS, value=32, step=1, label="Max new tokens")
         text = gr.Textbox(label="Input, with its task prefix", value=EMBEDDED_EXAMPLES[0][1], max_length=MAX_TEXT_CHARS, elem_id="t5-text")
         examples(EMBEDDED_EXAMPLES, [model, text], "Examples for the embedded T5 (offline)")
-        examples(HUB_EXAMPLES, [model, text], "Examples that need Google's t5-small from the Hub (online; offline the embedded model gives word salad)")
+        examples(
+            HUB_EXAMPLES,
+            [model, text],
+            "Examples that need Google's t5-small from the Hub (online; offline the embedded model gives word salad)",
+        )
         run = gr.Button("Run", variant="primary", elem_id="t5-run")
         notice = gr.Markdown()
         output = gr.Textbox(label="Output", interactive=False, elem_id="t5-output")
@@ -167,16 +193,23 @@ def build_t5_tab(loader: ModelLoader) -> TabView:
         gr.Markdown("#### Beam search, step by step")
         steps = gr.HTML(elem_id="t5-steps")
         position = gr.Slider(1, 2, value=1, step=1, label="Output position for the decoder's logit lens")
-        lens = gr.Dataframe(label="Decoder logit lens: each layer's guess at this output position", interactive=False, **lens_table(LENS_TOP))
+        lens = gr.Dataframe(
+            label="Decoder logit lens: each layer's guess at this output position", interactive=False, **lens_table(LENS_TOP)
+        )
 
         converted = form_event(gpu_task(bind(on_run, loader)), TextToTextRequest,
                                {"model": model, "text": text, "num_beams": num_beams, "max_new_tokens": max_new})
-        clear_first(run.click, [notice]).then(converted.event, converted.inputs, [notice, output, tokens, beams, steps, position, result],
-                  api_visibility="private").then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")
-        position.input(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last")
+        clear_first(run.click, [notice]).then(
+            converted.event, converted.inputs, [notice, output, tokens, beams, steps, position, result], api_visibility="private"
+        ).then(gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private")
+        position.input(
+            gpu_task(bind(on_lens, loader)), [model, text, result, position], lens, api_visibility="private", trigger_mode="always_last"
+        )
 
         api_endpoint(text2text_api, loader, api_name="text2text")
-    return TabView(inputs={"model": model, "text": text, "beams": num_beams, "max_new": max_new}, run=("t5-run",), forms={"t5-run": converted})
+    return TabView(
+        inputs={"model": model, "text": text, "beams": num_beams, "max_new": max_new}, run=("t5-run",), forms={"t5-run": converted}
+    )
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -17,8 +17,19 @@ from playground.core.inputs import require_int
 from playground.core.render import word_maps as word_map_views
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import TabView, api_endpoint, bind, clear_first, examples, figure, form_event, launch_alone, load_diffusion, \
-    png_file, user_errors
+from playground.ui.common import (
+    TabView,
+    api_endpoint,
+    bind,
+    clear_first,
+    examples,
+    figure,
+    form_event,
+    launch_alone,
+    load_diffusion,
+    png_file,
+    user_errors,
+)
 
 EXPLAINER = """
 ### Text-to-image: how a prompt steers latent diffusion
@@ -142,8 +153,11 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
                                "step": step})
         clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files], api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
-    return TabView(inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance}, run=("t2i-run",),
-                   forms={"t2i-run": generate})
+    return TabView(
+        inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance},
+        run=("t2i-run",),
+        forms={"t2i-run": generate},
+    )
 
 
 if __name__ == "__main__":  # run this tab on its own

@@ -178,9 +178,19 @@ def build_tokenizer_tab(loader: ModelLoader) -> TabView:
         text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0], max_length=MAX_CHARS, elem_id="tok-text")
         examples([[e] for e in EXAMPLES], [text], "Examples")
         with gr.Row():
-            names = gr.CheckboxGroup(tokenizer_choices(), value=[p.hub_id for p in presets_of(Family.TOKENIZER)], label="Tokenizers", scale=3, elem_id="tok-names")
-            other = gr.Textbox(label="Another tokenizer: Hub id or allowed folder", placeholder="e.g. assets/models/gpt-shakespeare", scale=2,
-                               max_length=MAX_SOURCE_LEN)
+            names = gr.CheckboxGroup(
+                tokenizer_choices(),
+                value=[p.hub_id for p in presets_of(Family.TOKENIZER)],
+                label="Tokenizers",
+                scale=3,
+                elem_id="tok-names",
+            )
+            other = gr.Textbox(
+                label="Another tokenizer: Hub id or allowed folder",
+                placeholder="e.g. assets/models/gpt-shakespeare",
+                scale=2,
+                max_length=MAX_SOURCE_LEN,
+            )
         with gr.Row():
             show_ids = gr.Checkbox(label="Show ids and raw strings on the chips", value=False)
             go = gr.Button("Tokenize", variant="primary", elem_id="tok-go")
@@ -197,7 +207,9 @@ def build_tokenizer_tab(loader: ModelLoader) -> TabView:
             explain_btn = gr.Button("Explain", elem_id="split-explain")
         steps = gr.HTML(elem_id="split-steps")
 
-        tokenized = form_event(bind(on_tokenize, loader), TokenizeRequest, {"text": text, "names": names, "other": other, "show_ids": show_ids})
+        tokenized = form_event(
+            bind(on_tokenize, loader), TokenizeRequest, {"text": text, "names": names, "other": other, "show_ids": show_ids}
+        )
         outputs = [panels, table, chart, ids, split_tok, word, steps]
         go.click(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
         show_ids.change(tokenized.event, tokenized.inputs, outputs, api_visibility="private")

@@ -9,12 +9,11 @@ import gradio as gr
 import pandas as pd
 
 from playground.config import ASSETS_DIR
-from playground.core.training import toy_diffusion
-from playground.core.training import toy_gpt
 from playground.core.diffusion.schedule import SCHEDULES
 from playground.core.inputs import require_choice, require_int
 from playground.core.render.lm import line_chart_svg
 from playground.core.render.training import arrows_svg, scatter_svg, trajectories_svg
+from playground.core.training import toy_diffusion, toy_gpt
 from playground.errors import InputError
 from playground.lazy import torch
 from playground.models import ModelLoader
@@ -147,10 +146,17 @@ def on_explore_toy(run: Any, t: float, seed: float):
     noise = torch.randn(TRAJECTORIES, 2, generator=torch.Generator().manual_seed(seed + 7))  # both samplers start from this x_T
     _, ddpm = toy_diffusion.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddpm", keep=TRAJECTORIES, start=noise)
     _, ddim = toy_diffusion.sample(run.model, TRAJECTORIES, seed=seed + 8, method="ddim", keep=TRAJECTORIES, start=noise)
-    return (scatter_svg({"data": run.data.tolist(), f"x_t at t = {t}": noised.tolist()}, f"Forward process at t = {t} of {run.model.timesteps}"),
-            arrows_svg(grid.tolist(), field.tolist(), run.data.tolist(), f"Learned score field at t = {t}"),
-            trajectories_svg({"DDPM (stochastic)": ddpm.tolist(), "DDIM (deterministic)": ddim.tolist()}, run.data.tolist(),
-                             f"{TRAJECTORIES} reverse trajectories from the same noise"))
+    return (
+        scatter_svg(
+            {"data": run.data.tolist(), f"x_t at t = {t}": noised.tolist()}, f"Forward process at t = {t} of {run.model.timesteps}"
+        ),
+        arrows_svg(grid.tolist(), field.tolist(), run.data.tolist(), f"Learned score field at t = {t}"),
+        trajectories_svg(
+            {"DDPM (stochastic)": ddpm.tolist(), "DDIM (deterministic)": ddim.tolist()},
+            run.data.tolist(),
+            f"{TRAJECTORIES} reverse trajectories from the same noise",
+        ),
+    )
 
 
 @user_errors
@@ -161,7 +167,10 @@ def train_toy_api(dataset: str, steps: int, seed: int) -> dict:
     "loss": [float] (every step's training loss)}.
     """
     require_choice(dataset, "dataset", list(toy_diffusion.DATASETS))
-    cfg = replace(_toy_config(dataset, steps, toy_diffusion.ToyConfig.lr, toy_diffusion.ToyConfig.schedule, toy_diffusion.ToyConfig.timesteps, seed), sample_every=toy_diffusion.MAX_STEPS)
+    cfg = replace(
+        _toy_config(dataset, steps, toy_diffusion.ToyConfig.lr, toy_diffusion.ToyConfig.schedule, toy_diffusion.ToyConfig.timesteps, seed),
+        sample_every=toy_diffusion.MAX_STEPS,
+    )
     data = toy_diffusion.make_dataset(cfg.dataset, cfg.n_points, cfg.seed)
     *_, (model, progress) = toy_diffusion.train_toy(data, cfg, stream=False)
     return {"data": data.tolist(), "samples": progress.samples.tolist(), "loss": progress.losses}
@@ -240,7 +249,9 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
                                 ("My drawing", "drawn")], value="moons", label="Data", elem_id="trn-dataset")
             sketch = gr.Sketchpad(label="Draw your own data (pick 'My drawing')", height=240, width=240, elem_id="trn-sketch")
         with gr.Row():
-            toy_steps = gr.Slider(100, 10_000, value=toy_diffusion.ToyConfig.steps, step=100, label="Training steps", elem_id="trn-toy-steps")
+            toy_steps = gr.Slider(
+                100, 10_000, value=toy_diffusion.ToyConfig.steps, step=100, label="Training steps", elem_id="trn-toy-steps"
+            )
             toy_lr = gr.Slider(0.0005, 0.03, value=toy_diffusion.ToyConfig.lr, step=0.0005, label="Learning rate")
             toy_schedule = gr.Dropdown(list(SCHEDULES), value=toy_diffusion.ToyConfig.schedule, label="Noise schedule")
             toy_T = gr.Slider(10, 1000, value=toy_diffusion.ToyConfig.timesteps, step=10, label="Diffusion steps T")
@@ -265,32 +276,52 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
 
         gr.Markdown("#### A tiny GPT on your text")
         gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
-        text = gr.Textbox(label=f"Text to learn (at least {toy_gpt.MIN_CHARS:,} characters; the last tenth is held out)", lines=6,
-                          value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "", max_length=toy_gpt.MAX_CHARS, elem_id="trn-text")
+        text = gr.Textbox(
+            label=f"Text to learn (at least {toy_gpt.MIN_CHARS:,} characters; the last tenth is held out)",
+            lines=6,
+            value=CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else "",
+            max_length=toy_gpt.MAX_CHARS,
+            elem_id="trn-text",
+        )
         with gr.Row():
             gpt_steps = gr.Slider(50, 3000, value=toy_gpt.GPTTrainConfig.steps, step=50, label="Training steps", elem_id="trn-gpt-steps")
-            gpt_seconds = gr.Slider(5, toy_gpt.MAX_SECONDS, value=toy_gpt.GPTTrainConfig.max_seconds, step=5, label="Or stop after (seconds)",
-                                    elem_id="trn-gpt-seconds")
+            gpt_seconds = gr.Slider(
+                5,
+                toy_gpt.MAX_SECONDS,
+                value=toy_gpt.GPTTrainConfig.max_seconds,
+                step=5,
+                label="Or stop after (seconds)",
+                elem_id="trn-gpt-seconds",
+            )
             gpt_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             gpt_train = gr.Button("Train the tiny GPT", variant="primary", elem_id="trn-gpt-train")
             gpt_stop = gr.Button("Stop", elem_id="trn-gpt-stop")
         gpt_status = gr.Markdown(elem_id="trn-gpt-status")
         gr.Markdown(f"When it is done, pick **{SESSION_GPT}** as the model in the GPT and Inside tabs: it is kept in your session only.")
         gpt_chart = gr.HTML(elem_id="trn-gpt-chart")
-        gpt_samples = gr.Dataframe(headers=["step", "sample"], label="Samples as it learns (160 characters after the text's first letter)", interactive=False, wrap=True,
-                                   elem_id="trn-gpt-samples")
+        gpt_samples = gr.Dataframe(
+            headers=["step", "sample"],
+            label="Samples as it learns (160 characters after the text's first letter)",
+            interactive=False,
+            wrap=True,
+            elem_id="trn-gpt-samples",
+        )
 
         toy = form_event(gpu_task(bind(on_train_toy, loader), TOY_BUDGET), ToyRequest,
                          {"dataset": dataset, "sketch": sketch, "steps": toy_steps, "lr": toy_lr, "schedule": toy_schedule,
                           "timesteps": toy_T, "seed": toy_seed}, toy_state)
-        toy_event = clear_first(toy_train.click, [toy_status]).then(toy.event, toy.inputs, [toy_status, toy_loss, toy_samples, toy_state, explore_t],
-                                                                    api_visibility="private", **TRAINING)
+        toy_event = clear_first(toy_train.click, [toy_status]).then(
+            toy.event, toy.inputs, [toy_status, toy_loss, toy_samples, toy_state, explore_t], api_visibility="private", **TRAINING
+        )
         toy_stop.click(None, None, None, cancels=[toy_event])
-        explore.click(on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private")
+        explore.click(
+            on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private"
+        )
         tiny_gpt = form_event(gpu_task(bind(on_train_gpt, loader), GPT_BUDGET), GPTTrainRequest,
                               {"text": text, "steps": gpt_steps, "seed": gpt_seed, "seconds": gpt_seconds}, gpt_state)
-        gpt_event = clear_first(gpt_train.click, [gpt_status]).then(tiny_gpt.event, tiny_gpt.inputs, [gpt_status, gpt_chart, gpt_samples, gpt_state],
-                                                                    api_visibility="private", **TRAINING)
+        gpt_event = clear_first(gpt_train.click, [gpt_status]).then(
+            tiny_gpt.event, tiny_gpt.inputs, [gpt_status, gpt_chart, gpt_samples, gpt_state], api_visibility="private", **TRAINING
+        )
         gpt_stop.click(None, None, None, cancels=[gpt_event])
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)

@@ -104,8 +104,10 @@ def run_check(settings: Settings, *, lessons: bool = True, out: Any = None) -> b
 
     loader = ModelLoader(settings)
     hub = loader.hub_status()
-    print(f"Workshop check, {time.strftime('%Y-%m-%d %H:%M')}: the Hub is {'reachable' if hub.reachable else f'out of reach ({hub.reason})'}",
-          file=out)
+    print(
+        f"Workshop check, {time.strftime('%Y-%m-%d %H:%M')}: the Hub is {'reachable' if hub.reachable else f'out of reach ({hub.reason})'}",
+        file=out,
+    )
     sections = [("Presets (every model a lesson or tab names)", check_presets(loader))]
     if lessons:
         app = build_app(settings, loader)

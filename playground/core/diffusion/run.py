@@ -12,13 +12,14 @@ or `Parts.of(components)` for a pipeline's parts held in hand (tests, training s
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from playground.core.diffusion.conditioning import MAX_PROMPT_CHARS, Conditioning, conditioning
 from playground.core.diffusion.loop import Record, RunSettings, denoise_loop, resume_from, start
-from playground.core.diffusion.pictures import image_grid, init_latent, picture, pixels, vae_factor, decode_is_cheap
+from playground.core.diffusion.pictures import decode_is_cheap, image_grid, init_latent, picture, pixels, vae_factor
 from playground.core.diffusion.schedule import SCHEDULERS, make_scheduler
 from playground.core.inputs import require_choice, require_float, require_int, require_text
 from playground.errors import InputError
@@ -36,7 +37,9 @@ CLIPPING = ("default", "clip", "none")  # x̂_0 clipping: the model's setting, c
 class DiffusionRequest:
     """One reverse run, as asked. `checked()` validates every field (the API bypasses the page's widgets)."""
 
-    prompt: str | tuple[str, ...] = ""  # a class name (class-conditional), a text (text-to-image), "" (unconditional); a tuple: one image each
+    prompt: str | tuple[str, ...] = (
+        ""  # a class name (class-conditional), a text (text-to-image), "" (unconditional); a tuple: one image each
+    )
     negative: str | tuple[str, ...] = ""  # the negative prompt(s) of a text-to-image model ("" for the empty prompt)
     scheduler: str = "DDIM"  # one of SCHEDULERS
     steps: int = 50  # denoising steps, 1 to MAX_STEPS
@@ -186,10 +189,7 @@ def run(model: Any, request: DiffusionRequest, model_name: str = "") -> Run:
 
 def final_sample(model: Any, request: DiffusionRequest) -> torch.Tensor:
     """The last step's x_0 of a run (no snapshots kept): for sampling and the evaluation."""
-    diffusion_run = run(model, replace(request, snapshots=False))
-    last = None
-    for last in diffusion_run:
-        pass
+    last, = deque(run(model, replace(request, snapshots=False)), maxlen=1)  # the steps run; only the last is kept
     return last.x
 
 
@@ -217,7 +217,9 @@ def steps_grid_and_frames(model: Any, records: list[Record]):
 
     def look(x: torch.Tensor) -> torch.Tensor:  # the preview, at the decoded image's size
         shown = pixels(model, x, full=cheap).clamp(-1, 1)
-        return torch.nn.functional.interpolate(shown, size=final.shape[-2:], mode="nearest") if shown.shape[-2:] != final.shape[-2:] else shown
+        return (
+            torch.nn.functional.interpolate(shown, size=final.shape[-2:], mode="nearest") if shown.shape[-2:] != final.shape[-2:] else shown
+        )
 
     xs = torch.cat([look(r.x) for r in records] + [final])
     x0 = torch.cat([look(r.x0_hat if r.x0_hat is not None else r.x) for r in records] + [final])

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from playground.core.text import attention
 from playground.core.inputs import require_choice, require_int
+from playground.core.text import attention
 from playground.errors import InputError
 
 VIEWS = ("head", "lines", "mean", "rollout", "value", "kinds")
@@ -43,8 +43,10 @@ def head_dash(n: int) -> str:
 
 def head_swatch(n: int) -> str:
     """A legend swatch for head n: its colour and dash, as a small inline SVG line."""
-    return (f'<svg width="18" height="8" aria-hidden="true"><line x1="0" y1="4" x2="18" y2="4" stroke="{HEAD_COLOURS[n % len(HEAD_COLOURS)]}" '
-            f'stroke-width="3"{head_dash(n)}/></svg>')
+    return (
+        f'<svg width="18" height="8" aria-hidden="true"><line x1="0" y1="4" x2="18" y2="4" stroke="{HEAD_COLOURS[n % len(HEAD_COLOURS)]}" '
+        f'stroke-width="3"{head_dash(n)}/></svg>'
+    )
 BLUE = (31, 78, 156)
 FOCUS = "#b3361a"  # the focused token's outline and label: a dark orange that reads on white (5.9:1)
 
@@ -112,8 +114,12 @@ def check_view(result: attention.AttentionResult, req: ViewRequest) -> ViewReque
     require_choice(req.view, "view", VIEWS)
     require_choice(req.kind, "attention kind", kinds_of(result))
     layers, heads = result.attentions[req.kind].shape[:2]
-    req = replace(req, layer=require_int(req.layer, "layer", low=0, high=layers - 1), head=require_int(req.head, "head", low=0, high=heads - 1),
-                  top_k=require_int(req.top_k, "top k", low=1, high=MAX_TOP_K))
+    req = replace(
+        req,
+        layer=require_int(req.layer, "layer", low=0, high=layers - 1),
+        head=require_int(req.head, "head", low=0, high=heads - 1),
+        top_k=require_int(req.top_k, "top k", low=1, high=MAX_TOP_K),
+    )
     if req.view == "kinds" and result.architecture != "encoder-decoder":
         raise InputError("The three kinds side by side need an encoder-decoder model (T5); pick another view.")
     if req.view == "rollout" and req.kind == attention.CROSS:
@@ -133,7 +139,11 @@ def build_view(result: attention.AttentionResult, req: ViewRequest) -> View:
     def panel(kind: str, matrix: np.ndarray, title: str, probabilities: bool = True, lines=None, line_labels=()) -> Panel:
         return _shape_panel(result, kind, matrix, title, req, probabilities, lines, list(line_labels))
 
-    kind_name = {attention.ENCODER: "encoder self-attention", attention.DECODER: "decoder self-attention (causal)", attention.CROSS: "cross-attention"}
+    kind_name = {
+        attention.ENCODER: "encoder self-attention",
+        attention.DECODER: "decoder self-attention (causal)",
+        attention.CROSS: "cross-attention",
+    }
     where = f"layer {L + 1}, head {H + 1}"
     if req.view == "head":
         panels = [panel(req.kind, att[req.kind][L, H], f"{kind_name[req.kind]}, {where}")]
@@ -180,7 +190,10 @@ def _shape_panel(result, kind, matrix, title, req, probabilities, lines, line_la
     matrix = attention.select(matrix, rkeep, ckeep, renorm)
     lines = [attention.select(m, rkeep, ckeep, renorm) for m in lines] if lines else None
     if req.pool_words:
-        rg, cg = attention.groups([rwords[i] for i in rkeep], list(range(len(rkeep)))), attention.groups([cwords[i] for i in ckeep], list(range(len(ckeep))))
+        rg, cg = (
+            attention.groups([rwords[i] for i in rkeep], list(range(len(rkeep)))),
+            attention.groups([cwords[i] for i in ckeep], list(range(len(ckeep)))),
+        )
         matrix = attention.pool(matrix, rg, cg)
         lines = [attention.pool(m, rg, cg) for m in lines] if lines else None
         rows, cols = attention.label_groups([rtok[i] for i in rkeep], rg), attention.label_groups([ctok[i] for i in ckeep], cg)
@@ -250,15 +263,20 @@ def _heatmap_svg(p: Panel, view: View) -> str:
     out = [f'<svg class="att-heatmap" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            f'font-family="ui-monospace, monospace" font-size="{_FONT_PX}">']
     for i in range(0, nr, step_r):
-        out.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="end">{html.escape(_short(p.rows[i]))}</text>')
+        out.append(
+            f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="end">{html.escape(_short(p.rows[i]))}</text>'
+        )
     for j in range(0, nc, step_c):
         x, y = left + j * cell + cell / 2 + 4, top - 4
         out.append(f'<text x="{x:.1f}" y="{y}" transform="rotate(-60 {x:.1f} {y})">{html.escape(_short(p.cols[j]))}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{nc * cell}" height="{nr * cell}" fill="#fff" stroke="#ccc"/>')
     if nr * nc <= HOVER_MAX_CELLS:
         fmt = "%.3f" if p.probabilities else "%.3g"
-        cols = [f'<rect x="{left + j * cell}" y="%d" width="{cell}" height="{cell}" fill-opacity="%.2f"><title>%s → {html.escape(c)}: {fmt}</title></rect>'
-                for j, c in enumerate(p.cols)]
+        cols = [
+            f'<rect x="{left + j * cell}" y="%d" width="{cell}" height="{cell}" fill-opacity="%.2f"><title>%s → {html.escape(c)}: '
+            f'{fmt}</title></rect>'
+            for j, c in enumerate(p.cols)
+        ]
         shade = (m / scale).tolist()
         values = m.tolist()
         out.append(f'<g fill="rgb{BLUE}">')
@@ -272,9 +290,13 @@ def _heatmap_svg(p: Panel, view: View) -> str:
     fr = _focus_index(p.row_pos, p.row_side, view.focus)
     fc = _focus_index(p.col_pos, p.col_side, view.focus)
     if fr is not None:
-        out.append(f'<rect x="{left}" y="{top + fr * cell}" width="{nc * cell}" height="{cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>')
+        out.append(
+            f'<rect x="{left}" y="{top + fr * cell}" width="{nc * cell}" height="{cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>'
+        )
     if fc is not None:
-        out.append(f'<rect x="{left + fc * cell}" y="{top}" width="{cell}" height="{nr * cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>')
+        out.append(
+            f'<rect x="{left + fc * cell}" y="{top}" width="{cell}" height="{nr * cell}" fill="none" stroke="{FOCUS}" stroke-width="2"/>'
+        )
     out.append("</svg>")
     if nr * nc > HOVER_MAX_CELLS:
         out.append(f'<div class="att-note">{nr}x{nc} cells: hover values are shown up to {HOVER_MAX_CELLS:,} cells. '
@@ -304,9 +326,13 @@ def _lines_svg(p: Panel, view: View) -> str:
         for q, k, v in attention.top_edges(m, view.top_k):
             if fr is not None and q != fr and (fc is None or k != fc):
                 continue  # focus: only the focused token's edges
-            out.append(f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" stroke="{colour}"{head_dash(n) if len(p.lines) > 1 else ""} '
-                       f'stroke-width="{0.5 + 3 * v:.2f}" stroke-opacity="{0.15 + 0.85 * v:.2f}">'
-                       f'<title>{html.escape(p.line_labels[n] if p.line_labels else "")}: {html.escape(p.rows[q])} → {html.escape(p.cols[k])}: {v:.3f}</title></line>')
+            out.append(
+                f'<line x1="{x1}" y1="{16 + q * row_h}" x2="{x2}" y2="{16 + k * row_h}" '
+                f'stroke="{colour}"{head_dash(n) if len(p.lines) > 1 else ""} '
+                f'stroke-width="{0.5 + 3 * v:.2f}" stroke-opacity="{0.15 + 0.85 * v:.2f}">'
+                f"<title>{html.escape(p.line_labels[n] if p.line_labels else '')}: {html.escape(p.rows[q])} → {html.escape(p.cols[k])}: "
+                f"{v:.3f}</title></line>"
+            )
     out.append("</svg>")
     if len(p.lines or []) > 1:
         legend = " ".join(f'<span>{head_swatch(n)} {html.escape(lab)}</span>'
@@ -321,10 +347,16 @@ def _focus_summary(p: Panel, view: View, k: int = 5) -> str:
     parts = []
     if fr is not None:
         order = np.argsort(-p.matrix[fr])[:k]
-        parts.append(f"<b>{html.escape(p.rows[fr])}</b> attends most to: " + ", ".join(f"{html.escape(p.cols[j])} {p.matrix[fr, j]:.2f}" for j in order))
+        parts.append(
+            f"<b>{html.escape(p.rows[fr])}</b> attends most to: "
+            + ", ".join(f"{html.escape(p.cols[j])} {p.matrix[fr, j]:.2f}" for j in order)
+        )
     if fc is not None:
         order = np.argsort(-p.matrix[:, fc])[:k]
-        parts.append(f"<b>{html.escape(p.cols[fc])}</b> is attended most by: " + ", ".join(f"{html.escape(p.rows[i])} {p.matrix[i, fc]:.2f}" for i in order))
+        parts.append(
+            f"<b>{html.escape(p.cols[fc])}</b> is attended most by: "
+            + ", ".join(f"{html.escape(p.rows[i])} {p.matrix[i, fc]:.2f}" for i in order)
+        )
     return "".join(f'<div class="att-focus">{s}</div>' for s in parts)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from playground.core.text.inside import Inside, Neighbour
 from playground.core.render.lm import line_chart_svg, projection_svg
+from playground.core.text.inside import Inside, Neighbour
 
 NEG, POS = (33, 102, 172), (179, 88, 6)  # blue for negative, orange for positive
 
@@ -61,20 +61,29 @@ def strip(values: Sequence[float] | None, label: str = "", width: int = 360, hei
     a = np.asarray(values, dtype=np.float64)
     full = _range(a)
     meta = f"‖·‖ = {norm:.3g} · max |v| = {top:.3g} · full colour at ±{full:.3g} · {n} dims"
-    return (f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span>'
-            f'<img class="ins-cells" src="{_strip_png(a, full)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" title="{_e(meta)}">'
-            f'<span class="ins-meta">{_e(meta)}</span></div>')
+    return (
+        f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span>'
+        f'<img class="ins-cells" src="{_strip_png(a, full)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" '
+        f'title="{_e(meta)}">'
+        f'<span class="ins-meta">{_e(meta)}</span></div>'
+    )
 
 
 def embeddings_view(r: Inside, neighbours: Sequence[Neighbour], points: Sequence[tuple[str, float, float]] | None) -> str:
     e = r.embedding
     tok = r.tokens[r.token]
-    pos_note = {"gpt2": "GPT-2 learns an absolute position embedding per position and adds it.",
-                "bert": "BERT adds a learned position embedding and a token-type (segment) embedding, then a LayerNorm.",
-                "t5": "T5 adds no position embedding: it adds a learned relative-position bias to the attention scores instead (below)."}[r.family]
-    parts = [f'<div class="ins-view"><div class="ins-title">Token {r.token}: {_e(tok)}</div><p>{_e(pos_note)}</p>',
-             strip(e.token, "token embedding"), strip(e.position, f"position {r.token} embedding") if e.position is not None else "",
-             strip(e.token_type, "token-type 0 embedding") if e.token_type is not None else "", strip(e.sum, "their sum: the first layer's input")]
+    pos_note = {
+        "gpt2": "GPT-2 learns an absolute position embedding per position and adds it.",
+        "bert": "BERT adds a learned position embedding and a token-type (segment) embedding, then a LayerNorm.",
+        "t5": "T5 adds no position embedding: it adds a learned relative-position bias to the attention scores instead (below).",
+    }[r.family]
+    parts = [
+        f'<div class="ins-view"><div class="ins-title">Token {r.token}: {_e(tok)}</div><p>{_e(pos_note)}</p>',
+        strip(e.token, "token embedding"),
+        strip(e.position, f"position {r.token} embedding") if e.position is not None else "",
+        strip(e.token_type, "token-type 0 embedding") if e.token_type is not None else "",
+        strip(e.sum, "their sum: the first layer's input"),
+    ]
     rows = "".join(f"<tr><td>{_e(n.token)}</td><td>{n.cosine:.3f}</td></tr>" for n in neighbours)
     parts.append(f'<table class="ins-table"><caption>Nearest tokens in the input embedding matrix (cosine)</caption>'
                  f"<tr><th>token</th><th>cosine</th></tr>{rows}</table>")
@@ -93,7 +102,9 @@ def relative_bias_view(table: dict, stack: str) -> str:
     head = "".join(f"<th>{d}</th>" if d % 8 == 0 else "<th></th>" for d in table["distances"])
     rows = []
     for h, row in enumerate(values):
-        cells = "".join(f'<td style="background:{_colour(v, top)}" title="distance {d}: {v:.3f}"></td>' for d, v in zip(table["distances"], row))
+        cells = "".join(
+            f'<td style="background:{_colour(v, top)}" title="distance {d}: {v:.3f}"></td>' for d, v in zip(table["distances"], row)
+        )
         rows.append(f"<tr><th>head {h}</th>{cells}</tr>")
     rows = "".join(rows)
     where = "the decoder's (one-sided: it sees only the past)" if stack == "decoder" else "the encoder's (both directions)"
@@ -106,12 +117,19 @@ def head_view(r: Inside) -> str:
     d = len(r.q)
     norm = {"gpt2": "x = LayerNorm(h) (GPT-2 normalizes before attention)", "t5": "x = RMSNorm(h) (T5 normalizes before attention)",
             "bert": "x = h (BERT normalizes after attention, so the head reads the layer's input itself)"}[r.family]
-    scale = (f"scale = 1/√d_k = 1/√{d} = {r.scale:.4g}" if r.family != "t5" else "no scale: T5 folds 1/√d_k into its initialisation (scale = 1)")
-    steps = [f'<div class="ins-view"><div class="ins-title">Layer {r.layer}, head {r.head}, query token {r.token} ({_e(r.tokens[r.token])})</div>',
-             f"<p>{_e(norm)}; q = W_Q x, k_j = W_K x_j, v_j = W_V x_j ({d} numbers each); score_j = q·k_j; {_e(scale)}"
-             + ("; + the relative-position bias b(j − i)" if r.position_bias is not None else "")
-             + ("; the causal mask sets later tokens to −∞" if not all(r.mask) else "") + "; weights = softmax; output = Σ_j weight_j v_j.</p>",
-             strip(r.x, "x (normalized input)"), strip(r.q, "q")]
+    scale = (
+        f"scale = 1/√d_k = 1/√{d} = {r.scale:.4g}" if r.family != "t5" else "no scale: T5 folds 1/√d_k into its initialisation (scale = 1)"
+    )
+    steps = [
+        f'<div class="ins-view"><div class="ins-title">Layer {r.layer}, head {r.head}, query token {r.token} '
+        f'({_e(r.tokens[r.token])})</div>',
+        f"<p>{_e(norm)}; q = W_Q x, k_j = W_K x_j, v_j = W_V x_j ({d} numbers each); score_j = q·k_j; {_e(scale)}"
+        + ("; + the relative-position bias b(j − i)" if r.position_bias is not None else "")
+        + ("; the causal mask sets later tokens to −∞" if not all(r.mask) else "")
+        + "; weights = softmax; output = Σ_j weight_j v_j.</p>",
+        strip(r.x, "x (normalized input)"),
+        strip(r.q, "q"),
+    ]
     top = max(r.weights) or 1.0
     body = []
     for j, tok in enumerate(r.tokens):
@@ -119,13 +137,17 @@ def head_view(r: Inside) -> str:
         logit = r.scores[j] * r.scale + (r.position_bias[j] if r.position_bias is not None else 0.0)
         allowed = r.mask[j]
         body.append(
-            f'<tr class="{"ins-query" if j == r.token else ""}"><td>{j}</td><td class="ins-tok">{_e(tok)}</td><td>{strip(r.k[j], "", 120, 10)}</td>'
+            f'<tr class="{"ins-query" if j == r.token else ""}"><td>{j}</td><td '
+            f'class="ins-tok">{_e(tok)}</td><td>{strip(r.k[j], "", 120, 10)}</td>'
             f"<td>{strip(r.v[j], '', 120, 10)}</td><td>{r.scores[j]:.3f}</td><td>{bias}</td>"
             f"<td>{f'{logit:.3f}' if allowed else '−∞ (masked)'}</td>"
-            f'<td><span class="ins-bar" style="width:{80 * r.weights[j] / top:.0f}px"></span> {r.weights[j]:.3f}</td></tr>')
+            f'<td><span class="ins-bar" style="width:{80 * r.weights[j] / top:.0f}px"></span> {r.weights[j]:.3f}</td></tr>'
+        )
     bias_head = "<th>+ bias b(j−i)</th>" if r.position_bias is not None else "<th></th>"
-    steps.append(f'<div class="ins-scroll"><table class="ins-table ins-steps"><tr><th>j</th><th>token</th><th>k_j</th><th>v_j</th><th>q·k_j</th>'
-                 f"{bias_head}<th>× scale (+ bias)</th><th>softmax weight</th></tr>{''.join(body)}</table></div>")
+    steps.append(
+        f'<div class="ins-scroll"><table class="ins-table ins-steps"><tr><th>j</th><th>token</th><th>k_j</th><th>v_j</th><th>q·k_j</th>'
+        f"{bias_head}<th>× scale (+ bias)</th><th>softmax weight</th></tr>{''.join(body)}</table></div>"
+    )
     steps += [strip(r.head_output, "head output Σ weight_j v_j"), strip(r.head_projected, "through this head's slice of W_O"), "</div>"]
     return "".join(steps)
 
@@ -137,12 +159,17 @@ def block_view(r: Inside) -> str:
     act = {"gelu_new": "GELU (tanh approximation)", "gelu": "GELU", "relu": "ReLU"}.get(r.activation, r.activation)
     rows = "".join(f"<tr><td>{n.index}</td><td>{n.activation:.3f}</td></tr>" for n in r.neurons)
     cross = strip(r.cross_attention_output, "cross-attention output (reads the encoder)") if r.cross_attention_output is not None else ""
-    return (f'<div class="ins-view"><div class="ins-title">Layer {r.layer}: the block, for token {r.token}</div><p>{_e(placement)}. '
-            f"MLP activation: {_e(act)}.</p>"
-            + strip(r.hidden_in, "h: the hidden state before the layer") + strip(r.attention_output, "all heads through W_O (attention output)")
-            + cross + strip(r.mlp_output, "MLP output") + strip(r.hidden_out, "h': the hidden state after the layer")
-            + f'<table class="ins-table"><caption>The MLP\'s most active neurons for this token (after the activation)</caption>'
-              f"<tr><th>neuron</th><th>activation</th></tr>{rows}</table></div>")
+    return (
+        f'<div class="ins-view"><div class="ins-title">Layer {r.layer}: the block, for token {r.token}</div><p>{_e(placement)}. '
+        f"MLP activation: {_e(act)}.</p>"
+        + strip(r.hidden_in, "h: the hidden state before the layer")
+        + strip(r.attention_output, "all heads through W_O (attention output)")
+        + cross
+        + strip(r.mlp_output, "MLP output")
+        + strip(r.hidden_out, "h': the hidden state after the layer")
+        + f'<table class="ins-table"><caption>The MLP\'s most active neurons for this token (after the activation)</caption>'
+        f"<tr><th>neuron</th><th>activation</th></tr>{rows}</table></div>"
+    )
 
 
 def residual_chart(r: Inside) -> str:

@@ -58,8 +58,10 @@ def beam_steps(steps: Sequence[BeamStep], text_of) -> str:
     parts = []
     for step in steps:
         live = "".join(f'<li><span class="lm-beam">{_e(text_of(b.ids) or "∅")}</span> <small>{b.score:.3f}</small></li>' for b in step.live)
-        cands = "".join(f'<li class="lm-{c.status}"><span class="lm-beam">{_e(text_of(c.ids))}</span> <small>{c.score:.3f} · {c.status}</small></li>'
-                        for c in step.candidates)
+        cands = "".join(
+            f'<li class="lm-{c.status}"><span class="lm-beam">{_e(text_of(c.ids))}</span> <small>{c.score:.3f} · {c.status}</small></li>'
+            for c in step.candidates
+        )
         parts.append(f'<div class="lm-beam-step"><div class="lm-step-title">Step {step.index + 1}</div>'
                      f'<div class="lm-beam-cols"><div><b>live beams</b><ol>{live}</ol></div>'
                      f'<div><b>best extensions</b><ol>{cands}</ol></div></div></div>')
@@ -80,7 +82,9 @@ def similarity_heatmap(labels: Sequence[str], matrix: np.ndarray) -> str:
             v = float(matrix[i, j])
             shade = (v - lo) / ((1.0 - lo) or 1.0)
             # white to a mid blue, dark ink throughout: at least 4.8:1 contrast on every cell (WCAG AA)
-            cells.append(f'<td style="background:rgba(70,130,210,{shade:.2f});color:#111" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>')
+            cells.append(
+                f'<td style="background:rgba(70,130,210,{shade:.2f});color:#111" title="{_e(labels[i])} · {_e(labels[j])}">{v:.2f}</td>'
+            )
         rows.append(f'<tr><th class="lm-sim-label">{i + 1}. {_e(s[:60])}</th>{"".join(cells)}</tr>')
     return f'<table class="lm-sim"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
 
@@ -105,11 +109,14 @@ def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -
         f'<text x="{x + 8:.1f}" y="{size - y + 4:.1f}" font-size="12">{i + 1}. {_e(_short(s))}<title>{_e(s)}</title></text>'
         for i, ((x, y), s) in enumerate(zip(xy, labels))
     )
-    return (f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} {size}">'
-            f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
-            f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text>'
-            f'<text x="14" y="{size / 2:.0f}" font-size="11" text-anchor="middle" fill="#666" transform="rotate(-90 14 {size / 2:.0f})">'
-            'principal component 2</text></svg>')
+    return (
+        f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} '
+        f'{size}">'
+        f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
+        f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text>'
+        f'<text x="14" y="{size / 2:.0f}" font-size="11" text-anchor="middle" fill="#666" transform="rotate(-90 14 {size / 2:.0f})">'
+        "principal component 2</text></svg>"
+    )
 
 
 # Okabe-Ito, a palette colour-blind readers tell apart, the shades with at least 3:1 contrast on white (WCAG's bar for
@@ -135,27 +142,36 @@ def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x
         for i, (name, (xs, ys)) in enumerate(series.items())
     )
     # each key draws its line (colour and dash); the name is in ink, so it reads in any colour vision
-    legend = "".join(f'<span class="lm-key"><svg width="24" height="8" aria-hidden="true"><line x1="0" y1="4" x2="24" y2="4" '
-                     f'stroke="{CHART_COLOURS[i % len(CHART_COLOURS)]}" stroke-width="2" stroke-dasharray="{CHART_DASHES[i % len(CHART_DASHES)]}"/>'
-                     f'</svg> {_e(name)}</span> ' for i, name in enumerate(series))
-    axes = (f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>'
-            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
-            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="10">{y1:.3g}</text>'
-            f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" font-size="10">{y0:.3g}</text>'
-            f'<text x="{left}" y="{height - bottom + 14}" font-size="10">{x0:.3g}</text>'
-            f'<text x="{width - right}" y="{height - bottom + 14}" text-anchor="end" font-size="10">{x1:.3g}</text>'
-            f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="11" fill="#555">{_e(x_label)}</text>'
-            f'<text x="12" y="{(height - bottom) / 2:.0f}" font-size="11" fill="#555" transform="rotate(-90 12 {(height - bottom) / 2:.0f})" '
-            f'text-anchor="middle">{_e(y_label)}</text>')
+    legend = "".join(
+        f'<span class="lm-key"><svg width="24" height="8" aria-hidden="true"><line x1="0" y1="4" x2="24" y2="4" '
+        f'stroke="{CHART_COLOURS[i % len(CHART_COLOURS)]}" stroke-width="2" stroke-dasharray="{CHART_DASHES[i % len(CHART_DASHES)]}"/>'
+        f"</svg> {_e(name)}</span> "
+        for i, name in enumerate(series)
+    )
+    axes = (
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="10">{y1:.3g}</text>'
+        f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" font-size="10">{y0:.3g}</text>'
+        f'<text x="{left}" y="{height - bottom + 14}" font-size="10">{x0:.3g}</text>'
+        f'<text x="{width - right}" y="{height - bottom + 14}" text-anchor="end" font-size="10">{x1:.3g}</text>'
+        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="11" fill="#555">{_e(x_label)}</text>'
+        f'<text x="12" y="{(height - bottom) / 2:.0f}" font-size="11" fill="#555" transform="rotate(-90 12 {(height - bottom) / 2:.0f})" '
+        f'text-anchor="middle">{_e(y_label)}</text>'
+    )
     marker = ""
     if mark is not None:
         mx = sx(min(max(mark[0], x0), x1))
         anchor = "end" if mx > (left + width - right) / 2 else "start"
-        marker = (f'<g class="lm-mark"><line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{height - bottom}" stroke="#1f2328" stroke-width="1.5" '
-                  f'stroke-dasharray="4 2"/><text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{top + 20}" text-anchor="{anchor}" '
-                  f'font-size="11">{_e(mark[1])}</text></g>')
-    return (f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-            f'{axes}{lines}{marker}</svg><div class="lm-legend">{legend}</div></div>')
+        marker = (
+            f'<g class="lm-mark"><line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{height - bottom}" stroke="#1f2328" stroke-width="1.5" '
+            f'stroke-dasharray="4 2"/><text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{top + 20}" text-anchor="{anchor}" '
+            f'font-size="11">{_e(mark[1])}</text></g>'
+        )
+    return (
+        f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+        f'{axes}{lines}{marker}</svg><div class="lm-legend">{legend}</div></div>'
+    )
 
 
 def surprisal_html(tokens: Sequence[str], probs: Sequence[float | None], ranks: Sequence[int | None],
@@ -165,7 +181,9 @@ def surprisal_html(tokens: Sequence[str], probs: Sequence[float | None], ranks: 
     cells = []
     for tok, p, rank, best in zip(tokens, probs, ranks, top):
         if p is None:
-            cells.append(f'<span class="lm-chip lm-surprise" style="background:#eeeeee" title="first token: nothing before it">{_e(tok)}</span>')
+            cells.append(
+                f'<span class="lm-chip lm-surprise" style="background:#eeeeee" title="first token: nothing before it">{_e(tok)}</span>'
+            )
             continue
         bits = -math.log2(max(p, 1e-12))
         background, ink = next((c, k) for limit, c, k in SURPRISE_LEVELS if bits <= limit)

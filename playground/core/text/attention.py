@@ -26,10 +26,12 @@ from playground.config import ATTENTION_MAX_TOKENS
 from playground.core.cache import per_object, shared_lock
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
-from playground.models.architecture import architecture_of
 from playground.lazy import no_grad, torch
+from playground.models.architecture import architecture_of
 
-MAX_TOKENS = ATTENTION_MAX_TOKENS  # the hard cap on tokens per side (the configurable default, Settings.attention_max_tokens, sits below it)
+MAX_TOKENS = (
+    ATTENTION_MAX_TOKENS  # the hard cap on tokens per side (the configurable default, Settings.attention_max_tokens, sits below it)
+)
 MAX_TEXT_CHARS = 20_000  # longer texts are refused before tokenizing (the token cap truncates the rest)
 MAX_GENERATED = 64  # tokens generated as the default output text of an encoder-decoder
 
@@ -94,7 +96,9 @@ def check_request(text: object, target_text: object, max_tokens: object) -> tupl
 
 
 @no_grad
-def run_attention(model: Any, tokenizer: Any, text: str, target_text: str = "", *, max_tokens: int = 128, name: str = "") -> AttentionResult:
+def run_attention(
+    model: Any, tokenizer: Any, text: str, target_text: str = "", *, max_tokens: int = 128, name: str = ""
+) -> AttentionResult:
     """One forward pass with `output_attentions=True` (an encoder-decoder reads `text` and is fed
     `target_text`, or its own greedy output when that is empty), truncated to `max_tokens` per side.
 

@@ -258,7 +258,9 @@ def _t5_layer(stack: Any, layer: int, h: torch.Tensor, i: int, config: Any, enco
         S = encoder_out.shape[0]
         cv = ca.v(encoder_out).view(S, H, d)
         if cross_alpha is None:
-            _, _, cross_heads = _attend(ca.q(y).view(H, d), ca.k(encoder_out).view(S, H, d), cv, 1.0, None, torch.ones(S, dtype=torch.bool, device=h.device))
+            _, _, cross_heads = _attend(
+                ca.q(y).view(H, d), ca.k(encoder_out).view(S, H, d), cv, 1.0, None, torch.ones(S, dtype=torch.bool, device=h.device)
+            )
         else:
             cross_heads = torch.einsum("hs,shd->hd", cross_alpha, cv)
         cross = ca.o(cross_heads.reshape(H * d))
@@ -350,13 +352,17 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         out_enc = model.encoder(input_ids=ids, output_hidden_states=True, output_attentions=True)
         encoder_out = out_enc.last_hidden_state[0]
         if stack == "decoder":
-            generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(cap, 64), do_sample=False, num_beams=1)
+            generated = model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(cap, 64), do_sample=False, num_beams=1
+            )
             dec_ids = generated[:, :-1] if generated.shape[1] > 1 else generated  # the last token is never an input
             out = model.decoder(input_ids=dec_ids, encoder_hidden_states=out_enc.last_hidden_state, output_hidden_states=True,
                                 output_attentions=True)
             hidden, attentions, cross, ids_shown = out.hidden_states, out.attentions, out.cross_attentions, dec_ids
             with shared_lock(tokenizer):
-                notes.append(f"The decoder is fed the model's own greedy output, {tokenizer.decode(generated[0], skip_special_tokens=True)!r}.")
+                notes.append(
+                    f"The decoder is fed the model's own greedy output, {tokenizer.decode(generated[0], skip_special_tokens=True)!r}."
+                )
         else:
             hidden, attentions, ids_shown = out_enc.hidden_states, out_enc.attentions, ids
     else:
@@ -379,7 +385,9 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         cross_alpha = None if l_ == layer or cross is None else cross[l_][0, :, token]
         cur = _look(model, family, stack, l_, hs[l_], token, encoder_out, alpha, cross_alpha)
         attn_norm = cur.attention_output + (cur.cross if cur.cross is not None else 0)
-        steps.append(LayerStep(l_, float(cur.hidden_in.norm()), float(attn_norm.norm()), float(cur.mlp_output.norm()), float(cur.hidden_out.norm())))
+        steps.append(
+            LayerStep(l_, float(cur.hidden_in.norm()), float(attn_norm.norm()), float(cur.mlp_output.norm()), float(cur.hidden_out.norm()))
+        )
         if l_ == layer:
             look = cur
     with shared_lock(tokenizer):
@@ -387,17 +395,40 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
     relative = _relative_bias(model, stack) if family == "t5" else None
     components = parameter_components(model)
     return Inside(
-        model=name, architecture=arch, family=family, stack=stack, tokens=tokens, token_ids=seq.tolist(), layer=layer, head=head, token=token,
-        norm_placement="post" if family == "bert" else "pre", activation=activation_name(model, family),
-        embedding=_embedding(model, family, stack, seq, token, embed), x=_list(look.x), q=_list(look.q[head]),
-        k=_list(look.k[:, head]), v=_list(look.v[:, head]), scores=_list(look.scores[head]), scale=look.scale,
-        position_bias=_list(look.bias[head]) if look.bias is not None else None, mask=look.mask.tolist(),
-        weights=_list(look.weights[head]), head_output=_list(look.heads_out[head]),
-        head_projected=_list(look.heads_out[head] @ look.w_o[head * look.q.shape[1]:(head + 1) * look.q.shape[1]]),
-        attention_output=_list(look.attention_output), cross_attention_output=_list(look.cross) if look.cross is not None else None,
-        mlp_output=_list(look.mlp_output), hidden_in=_list(look.hidden_in), hidden_out=_list(look.hidden_out),
+        model=name,
+        architecture=arch,
+        family=family,
+        stack=stack,
+        tokens=tokens,
+        token_ids=seq.tolist(),
+        layer=layer,
+        head=head,
+        token=token,
+        norm_placement="post" if family == "bert" else "pre",
+        activation=activation_name(model, family),
+        embedding=_embedding(model, family, stack, seq, token, embed),
+        x=_list(look.x),
+        q=_list(look.q[head]),
+        k=_list(look.k[:, head]),
+        v=_list(look.v[:, head]),
+        scores=_list(look.scores[head]),
+        scale=look.scale,
+        position_bias=_list(look.bias[head]) if look.bias is not None else None,
+        mask=look.mask.tolist(),
+        weights=_list(look.weights[head]),
+        head_output=_list(look.heads_out[head]),
+        head_projected=_list(look.heads_out[head] @ look.w_o[head * look.q.shape[1] : (head + 1) * look.q.shape[1]]),
+        attention_output=_list(look.attention_output),
+        cross_attention_output=_list(look.cross) if look.cross is not None else None,
+        mlp_output=_list(look.mlp_output),
+        hidden_in=_list(look.hidden_in),
+        hidden_out=_list(look.hidden_out),
         neurons=[Neuron(int(n), float(look.neurons[n])) for n in look.neurons.abs().topk(min(TOP_NEURONS, look.neurons.numel())).indices],
-        residual=steps, components=components, total_parameters=sum(c.count for c in components), relative_bias=relative, notes=notes,
+        residual=steps,
+        components=components,
+        total_parameters=sum(c.count for c in components),
+        relative_bias=relative,
+        notes=notes,
     )
 
 
@@ -511,7 +542,14 @@ def _formulas(model: Any) -> dict[str, str]:
         if not tied and hasattr(model, "lm_head"):
             out["LM head"] = (f"V·d = {V}·{d} (untied)", V * d)
     elif family == "bert":
-        V, d, n, L, f, t = c.vocab_size, c.hidden_size, c.max_position_embeddings, c.num_hidden_layers, c.intermediate_size, c.type_vocab_size
+        V, d, n, L, f, t = (
+            c.vocab_size,
+            c.hidden_size,
+            c.max_position_embeddings,
+            c.num_hidden_layers,
+            c.intermediate_size,
+            c.type_vocab_size,
+        )
         out = {"token embeddings": (f"V·d = {V}·{d}", V * d), "position embeddings": (f"n_pos·d = {n}·{d}", n * d),
                "token-type embeddings": (f"types·d = {t}·{d}", t * d),
                "attention Q/K/V": (f"L·3·(d·d + d) = {L}·3·({d}·{d} + {d})", L * 3 * (d * d + d)),
@@ -576,7 +614,10 @@ def score_text(model: Any, tokenizer: Any, text: Any, k: int = 5) -> Score:
         raise InputError("Enter a text to score.")
     if architecture_of(model.config) != "decoder":
         raise InputError("Scoring needs a decoder-only (causal) model such as gpt2.")
-    limit = min(MAX_SCORE_TOKENS, int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", MAX_SCORE_TOKENS)))
+    limit = min(
+        MAX_SCORE_TOKENS,
+        int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", MAX_SCORE_TOKENS)),
+    )
     with shared_lock(tokenizer):
         enc = tokenizer(text, return_offsets_mapping=True, verbose=False)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -596,6 +637,11 @@ def score_text(model: Any, tokenizer: Any, text: Any, k: int = 5) -> Score:
         names = [tokenizer.convert_ids_to_tokens(row) for row in top.indices.tolist()]
     chars = max(1, offsets[-1][1] - offsets[0][1])  # the characters of the scored tokens (after the first)
     bits = float(-chosen.sum() / math.log(2))
-    return Score(tokens=tokens, logprobs=[None] + _list(chosen), ranks=[None] + ranks.tolist(),
-                 top=[[]] + [[TopToken(n, float(math.exp(v))) for n, v in zip(row_n, row_v)] for row_n, row_v in zip(names, top.values.tolist())],
-                 bits_per_char=bits / chars, truncated=truncated)
+    return Score(
+        tokens=tokens,
+        logprobs=[None] + _list(chosen),
+        ranks=[None] + ranks.tolist(),
+        top=[[]] + [[TopToken(n, float(math.exp(v))) for n, v in zip(row_n, row_v)] for row_n, row_v in zip(names, top.values.tolist())],
+        bits_per_char=bits / chars,
+        truncated=truncated,
+    )

@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from playground.core.cache import shared_lock
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
-from playground.core.cache import shared_lock
 from playground.lazy import no_grad, torch
 
 MAX_TEXT_CHARS = 2_000  # fill-mask text

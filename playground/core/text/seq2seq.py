@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
+from playground.core.cache import shared_lock
 from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
-from playground.core.cache import shared_lock
 from playground.lazy import from_library, no_grad, torch
 
 MAX_TEXT_CHARS = 2_000
@@ -64,7 +63,11 @@ def check_request(text: Any, num_beams: Any, max_new_tokens: Any, prefix: str = 
     if not text.strip():
         such = f", such as '{prefix}'" if prefix else ""
         raise InputError(f"Enter an input text, starting with a task prefix the model was trained on{such}.")
-    return text, require_int(num_beams, "beams", low=1, high=MAX_BEAMS), require_int(max_new_tokens, "max new tokens", low=1, high=MAX_NEW_TOKENS)
+    return (
+        text,
+        require_int(num_beams, "beams", low=1, high=MAX_BEAMS),
+        require_int(max_new_tokens, "max new tokens", low=1, high=MAX_NEW_TOKENS),
+    )
 
 
 @no_grad

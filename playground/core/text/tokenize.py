@@ -20,8 +20,8 @@ import functools
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from playground.core.cache import per_object, shared_lock
@@ -70,7 +70,9 @@ class Tokenization:
     text: str  # the input
     tokens: Sequence[Token]  # in order (a LazyTokens from `tokenize`: each Token built when looked at)
     counts: Counts
-    decoded: str  # the ids spelled from the input decoded back to text (added specials left out; a long lossy text: its first DIFF_WINDOW characters' worth)
+    # the ids spelled from the input decoded back to text (added specials left out; a long lossy text: its first
+    # DIFF_WINDOW characters' worth)
+    decoded: str
     lossless: bool  # decoded == text
     diff: list[DiffOp] = field(default_factory=list)  # where decoded differs (first DIFF_WINDOW chars)
     diff_truncated: bool = False  # the texts were longer than DIFF_WINDOW
@@ -325,7 +327,9 @@ def tokenize(tokenizer: Any, text: str, name: str = "") -> Tokenization:
         chars_per_token=round(len(text) / n_plain, 2) if n_plain else 0.0,
         text_tokens=n_plain,
     )
-    return Tokenization(name or getattr(tokenizer, "name_or_path", ""), spec.algorithm, text, tokens, counts, decoded, lossless, diff, truncated)
+    return Tokenization(
+        name or getattr(tokenizer, "name_or_path", ""), spec.algorithm, text, tokens, counts, decoded, lossless, diff, truncated
+    )
 
 
 # ---- what changed on the round trip --------------------------------------------------------------

@@ -51,12 +51,19 @@ class ToyConfig:
     sample_every: int = 500  # steps between streamed sample sets
     max_seconds: float = 60.0  # the run stops here if not done
 
-    def checked(self) -> "ToyConfig":
+    def checked(self) -> ToyConfig:
         if self.dataset != "drawn":
             require_choice(self.dataset, "dataset", list(DATASETS))
         require_choice(self.schedule, "schedule", list(SCHEDULES))
-        for name, low, high in (("n_points", 16, MAX_POINTS), ("steps", 1, MAX_STEPS), ("batch_size", 8, 4096), ("timesteps", 2, MAX_TIMESTEPS),
-                                ("hidden", 8, 512), ("seed", 0, 2**31 - 1), ("sample_every", 1, MAX_STEPS)):
+        for name, low, high in (
+            ("n_points", 16, MAX_POINTS),
+            ("steps", 1, MAX_STEPS),
+            ("batch_size", 8, 4096),
+            ("timesteps", 2, MAX_TIMESTEPS),
+            ("hidden", 8, 512),
+            ("seed", 0, 2**31 - 1),
+            ("sample_every", 1, MAX_STEPS),
+        ):
             require_int(getattr(self, name), name, low=low, high=high)
         if not isinstance(self.lr, (int, float)) or not 1e-5 <= self.lr <= 0.1:
             raise InputError(f"lr must be a number from 0.00001 to 0.1, got {self.lr!r}.")
@@ -133,8 +140,15 @@ def _noise_predictor_class() -> type:
         def __init__(self, hidden: int, t_dim: int) -> None:
             super().__init__()
             self.t_dim = t_dim
-            self.net = torch.nn.Sequential(torch.nn.Linear(2 + t_dim, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                           torch.nn.Linear(hidden, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 2))
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(2 + t_dim, hidden),
+                torch.nn.SiLU(),
+                torch.nn.Linear(hidden, hidden),
+                torch.nn.SiLU(),
+                torch.nn.Linear(hidden, hidden),
+                torch.nn.SiLU(),
+                torch.nn.Linear(hidden, 2),
+            )
 
         def forward(self, x: torch.Tensor, t: torch.Tensor, timesteps: int) -> torch.Tensor:
             half = self.t_dim // 2
@@ -176,7 +190,9 @@ class ToyProgress:
     stopped_early: bool = False  # the time cap ended it
 
 
-def train_toy(data: torch.Tensor, cfg: ToyConfig, model: ToyModel | None = None, *, stream: bool = True) -> Iterator[tuple[ToyModel, ToyProgress]]:
+def train_toy(
+    data: torch.Tensor, cfg: ToyConfig, model: ToyModel | None = None, *, stream: bool = True
+) -> Iterator[tuple[ToyModel, ToyProgress]]:
     """Train ε_θ on `data` [n, 2] with the DDPM objective; yields (model, progress) every `sample_every` steps (with a
     fresh sample set the size of the data) and at the end. `stream=False` yields only the end (the benchmark's
     plain loop)."""
@@ -204,7 +220,12 @@ def train_toy(data: torch.Tensor, cfg: ToyConfig, model: ToyModel | None = None,
         over = elapsed > cfg.max_seconds
         last = step == cfg.steps or over
         if last or (stream and step % cfg.sample_every == 0):
-            yield model, ToyProgress(step, list(losses), sample(model, n, seed=cfg.seed + 2, method="ddpm"), elapsed, last, over and step < cfg.steps)
+            yield (
+                model,
+                ToyProgress(
+                    step, list(losses), sample(model, n, seed=cfg.seed + 2, method="ddpm"), elapsed, last, over and step < cfg.steps
+                ),
+            )
         if last:
             return
 

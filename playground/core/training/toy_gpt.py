@@ -46,9 +46,18 @@ class GPTTrainConfig:
     sample_chars: int = 160  # characters per streamed sample
     max_seconds: float = 60.0  # the run stops here if not done
 
-    def checked(self) -> "GPTTrainConfig":
-        for name, low, high in (("steps", 1, MAX_STEPS), ("batch_size", 1, 256), ("block_size", 8, 256), ("n_layer", 1, 8), ("n_head", 1, 8),
-                                ("n_embd", 8, 512), ("seed", 0, 2**31 - 1), ("eval_every", 1, MAX_STEPS), ("sample_chars", 1, 1000)):
+    def checked(self) -> GPTTrainConfig:
+        for name, low, high in (
+            ("steps", 1, MAX_STEPS),
+            ("batch_size", 1, 256),
+            ("block_size", 8, 256),
+            ("n_layer", 1, 8),
+            ("n_head", 1, 8),
+            ("n_embd", 8, 512),
+            ("seed", 0, 2**31 - 1),
+            ("eval_every", 1, MAX_STEPS),
+            ("sample_chars", 1, 1000),
+        ):
             require_int(getattr(self, name), name, low=low, high=high)
         if self.n_embd % self.n_head:
             raise InputError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
@@ -162,7 +171,10 @@ def train_gpt(text: str, cfg: GPTTrainConfig, *, stream: bool = True) -> Iterato
             hsteps.append(step)
             hbpc.append(heldout_bpc(model, heldout_ids, heldout_starts, cfg.block_size))
             samples.append(generate(model, tok, train_text[:1], cfg.sample_chars, seed=cfg.seed + 3))
-            yield trained, GPTProgress(step, list(losses), list(hsteps), list(hbpc), list(samples), elapsed, last, over and step < cfg.steps)
+            yield (
+                trained,
+                GPTProgress(step, list(losses), list(hsteps), list(hbpc), list(samples), elapsed, last, over and step < cfg.steps),
+            )
         if last:
             model.eval()
             return
