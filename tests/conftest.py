@@ -191,19 +191,52 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ---- figures: tests that measure something (fuzz counts, load latencies, fault recovery) report them here,
-# and they are printed at the end of the run (and saved to test-artifacts/figures.json), passing or not.
+# and they are printed at the end of the run (and saved to test-artifacts/figures.json), passing or not. Under
+# pytest-xdist each worker hands its figures to the controller in the test reports (user_properties).
 FIGURES: list[tuple[str, str]] = []
+_FIGURE = "playground-figure"
 
 
 def report_figure(name: str, text: str) -> None:
     FIGURES.append((name, text))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "teardown":  # a test's figures travel with its last report
+        report.user_properties.extend((_FIGURE, f) for f in FIGURES[len(getattr(item.session, "_figures_sent", [])):])
+        item.session._figures_sent = list(FIGURES)
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a worker's figures are counted by the controller, from the report
+    for key, figure in getattr(report, "user_properties", ()):
+        if key == _FIGURE and tuple(figure) not in _COLLECTED:
+            _COLLECTED.append(tuple(figure))
+
+
+_COLLECTED: list[tuple[str, str]] = []
+
+
+def pytest_configure(config):
+    """One torch thread per pytest-xdist worker when there are as many workers as cores (two workers with two threads
+    each on two cores only fight over them); the tests themselves run the same."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not FIGURES:
+    figures = _COLLECTED or FIGURES
+    if not figures:
         return
     terminalreporter.section("figures measured by the tests")
-    for name, text in FIGURES:
+    for name, text in figures:
         terminalreporter.write_line(f"{name}: {text}")
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "figures.json").write_text(json.dumps(dict(FIGURES), indent=1))
+    (ARTIFACTS / "figures.json").write_text(json.dumps(dict(figures), indent=1))

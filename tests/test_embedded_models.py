@@ -93,6 +93,53 @@ def test_presets_run_on_the_embedded_models_offline(loader, family, preset, fold
     assert lm.n_params > 0
 
 
+LIBRARY_FOLDERS = [  # every embedded folder a library's own class loads, with what the app loads it as
+    ("gpt-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "gpt2"),
+    ("bert-shakespeare", "transformers", "AutoModelForMaskedLM", "masked-lm", "bert-base-uncased"),
+    ("t5-tasks", "transformers", "AutoModelForSeq2SeqLM", "seq2seq", "t5-small"),
+    ("ddpm-fashion", "diffusers", "DDPMPipeline", "diffusion", "google/ddpm-cifar10-32"),
+    ("ldm-fashion", "diffusers", "DDPMPipeline", "latent-diffusion", "assets/models/ldm-fashion"),
+    ("sd-shapes", "diffusers", "StableDiffusionPipeline", "latent-diffusion", "segmind/tiny-sd"),
+]
+
+
+@pytest.mark.parametrize("folder, library, class_name, family, preset", LIBRARY_FOLDERS, ids=[f[0] for f in LIBRARY_FOLDERS])
+@torch.no_grad()
+def test_each_folder_runs_with_its_librarys_plain_from_pretrained_and_gives_the_apps_numbers(loader, folder, library, class_name,
+                                                                                            family, preset):
+    """`from_pretrained(folder)` with default arguments, on a CPU: float32 throughout (transformers 5 keeps the dtype a
+    config names, and the text encoder's said float16, so `StableDiffusionPipeline.from_pretrained(sd-shapes)("a red
+    circle")` failed with 'mat1 and mat2 must have the same dtype'), and the same outputs as the models the app loads."""
+    import importlib
+
+    if not has_model(folder):
+        pytest.skip(f"{folder} is not built yet")
+    cls = getattr(importlib.import_module(library), class_name)
+    theirs = cls.from_pretrained(MODELS / folder)
+    ours = loader.load(preset, family)
+    if library == "transformers":
+        assert theirs.dtype == torch.float32
+        ids = ours.tokenizer("Romans, countrymen, and lovers! hear me for my cause", return_tensors="pt")["input_ids"]
+        kwargs = {"decoder_input_ids": ids[:, :4]} if family == "seq2seq" else {}
+        torch.testing.assert_close(theirs(input_ids=ids, **kwargs).logits, ours.model(input_ids=ids, **kwargs).logits)
+        return
+    modules = [m for m in theirs.components.values() if isinstance(m, torch.nn.Module)]
+    assert modules and all(p.dtype == torch.float32 for m in modules for p in m.parameters())
+    if class_name == "StableDiffusionPipeline":  # the whole pipeline runs, and equals the app's run of the same request
+        from playground.core.diffusion.pictures import decode
+        from playground.core.diffusion.run import DiffusionRequest, final_sample
+
+        image = theirs("a red circle", num_inference_steps=4, guidance_scale=5.0, generator=torch.Generator().manual_seed(1),
+                       output_type="np").images
+        app = decode(final_sample(ours, DiffusionRequest(prompt="a red circle", steps=4, guidance=5.0, seed=1)), ours.components["vae"])
+        torch.testing.assert_close(torch.from_numpy(image).permute(0, 3, 1, 2), (app / 2 + 0.5).clamp(0, 1), atol=2e-3, rtol=0)
+        return
+    x = torch.randn(1, ours.model.config.in_channels, ours.model.config.sample_size, ours.model.config.sample_size,
+                    generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([3])  # a class-conditional UNet: DDPMPipeline loads it; its call passes no class, so the UNet is run
+    torch.testing.assert_close(theirs.unet(x, 10, class_labels=labels).sample, ours.model(x, 10, class_labels=labels).sample)
+
+
 # Brutus to the Romans (Julius Caesar III.2): Julius Caesar is one of the plays held out of training.
 BRUTUS = """BRUTUS. Be patient till the last.
 Romans, countrymen, and lovers! hear me for my cause, and be silent,

@@ -58,7 +58,7 @@ def served(tiny_root):
                       ("seq2seq", "t5-small"), ("diffusion", "google/ddpm-cifar10-32")]:
         probe.load(name, fam)
     probe.load("bert-base-uncased", "masked-lm", attention=True)
-    one = resolve(attention_tab.on_run(probe, "bert-base-uncased", MIX[2][1][1], "", 128, progress=None)[0])
+    one = resolve(attention_tab.on_run(probe, attention_tab.AttentionRequest("bert-base-uncased", MIX[2][1][1], "", 128), progress=None)[0])
     budget = probe.memory_used() + 4 * one.nbytes  # the models, and room for about 3 sessions' runs
     del probe
     loader = ModelLoader(replace(settings, memory_gb=budget / 2**30))
@@ -88,8 +88,8 @@ def test_32_clients_over_mixed_endpoints(served):
             t0 = time.perf_counter()
             if i < SESSIONS:  # a browser session: its attention run stays on the server, in the budget
                 try:
-                    handle = attention_tab.on_run(loader, "bert-base-uncased", f"Session {i} asks question {k}: where does it attend?", "",
-                                                  128, handle, progress=None)[0]
+                    asked = attention_tab.AttentionRequest("bert-base-uncased", f"Session {i} asks question {k}: where does it attend?", "", 128)
+                    handle = attention_tab.on_run(loader, asked, handle, progress=None)[0]
                     outcome, detail = "ok", ""
                 except Exception as exc:  # noqa: BLE001 - reported below
                     outcome, detail = "failed", repr(exc)

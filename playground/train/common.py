@@ -69,9 +69,19 @@ def round_to_half(model: torch.nn.Module) -> torch.nn.Module:
 
 def save_half(model: Any, folder: Path) -> None:
     """save_pretrained with float16 weights: half the bytes, so each file stays under a Space's
-    10 MB limit without Git LFS. The loader upcasts to float32 on CPU."""
+    10 MB limit without Git LFS. The config says float32: transformers 5 loads a model in the dtype
+    its config names, so a plain `from_pretrained(folder)` upcasts the weights and runs on a CPU
+    beside diffusers' float32 parts (a float16 text encoder met a float32 UNet: "mat1 and mat2 must
+    have the same dtype")."""
     model.to(torch.float16).save_pretrained(folder)
     model.to(torch.float32)
+    config = folder / "config.json"
+    if config.exists():
+        data = json.loads(config.read_text())
+        for key in ("dtype", "torch_dtype"):
+            if key in data:
+                data[key] = "float32"
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def save_metrics(folder: Path, metrics: dict[str, Any]) -> None:

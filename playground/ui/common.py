@@ -171,7 +171,13 @@ class Form:
             def event(values: dict):
                 return handler(*arguments(values))
 
-        event.__name__ = getattr(handler, "__name__", "event")
+        # the handler's name, module and marks (ZeroGPU's `_zerogpu`) for the API page and the tests; not `__wrapped__`:
+        # Gradio reads the event's own signature (one dict, then progress)
+        for key, value in {"__name__": "event", "__module__": __name__, **getattr(handler, "__dict__", {})}.items():
+            if key != "__wrapped__":
+                setattr(event, key, value)
+        event.__name__ = getattr(handler, "__name__", event.__name__)
+        event.__module__ = getattr(handler, "__module__", None) or __name__
         event.__doc__ = handler.__doc__
         return event
 
