@@ -88,7 +88,8 @@ def test_32_clients_over_mixed_endpoints(served):
             t0 = time.perf_counter()
             if i < SESSIONS:  # a browser session: its attention run stays on the server, in the budget
                 try:
-                    asked = attention_tab.AttentionRequest("bert-base-uncased", f"Session {i} asks question {k}: where does it attend?", "", 128)
+                    question = f"Session {i} asks question {k}: where does it attend?"
+                    asked = attention_tab.AttentionRequest("bert-base-uncased", question, "", 128)
                     handle = attention_tab.on_run(loader, asked, handle, progress=None)[0]
                     outcome, detail = "ok", ""
                 except Exception as exc:  # noqa: BLE001 - reported below
