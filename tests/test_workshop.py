@@ -39,8 +39,19 @@ def test_the_issue_example_link_opens(specs):
     assert lesson_links.parse("", specs) is None  # no query: nothing to open
 
 
+@pytest.mark.parametrize("query", ["?foo=bar", "?utm_source=newsletter", "?__theme=dark", "?model=gpt2", "?view=api"])
+def test_an_address_that_names_no_tab_is_the_page_as_it_is(query, specs):
+    """Any extra parameter (a tracking tag, Gradio's own ?__theme=dark) showed 'This link cannot be opened: it names no
+    tab' (learner walk, item 15): an address without ?tab= is no lesson link, and opens the page as it is."""
+    assert lesson_links.parse(query, specs) is None
+
+
+def test_a_lesson_link_keeps_working_with_a_tracking_tag_or_a_theme(specs):
+    link = lesson_links.parse("?tab=gpt&model=gpt2&utm_source=newsletter&__theme=dark", specs)
+    assert link.tab == "gpt" and link.values == {"model": "gpt2"}
+
+
 @pytest.mark.parametrize("query, says", [
-    ("?model=gpt2", "names no tab"),
     ("?tab=admin", "no tab 'admin'"),
     ("?tab=attention&exec=rm%20-rf", "has no input 'exec'"),
     ("?tab=attention&model=../../etc/passwd", "model must be one of"),
@@ -95,6 +106,17 @@ def test_live_reveals_compute_on_the_page_models(shared_loader):
     assert "| GPT-2 BPE |" in tokens.text and "| T5 SentencePiece |" in tokens.text and tokens.correct in (True, False)
     nxt = grade(lesson_by_id("decoder"), "ears", shared_loader)
     assert "your guess 'ears' is the model's **#" in nxt.text
+
+
+def test_lesson_one_says_which_tokenizers_the_room_runs(shared_loader):
+    """Its reveal said the offline tokenizers were the embedded models' own, trained on Shakespeare; they are the real
+    vendored ones (50,257 tokens for GPT-2: 'un·bel·iev·ably') (learner walk, item 7)."""
+    from playground.models import Family
+
+    tokens = grade(lesson_by_id("tokens"), "GPT-2 BPE", shared_loader)
+    assert "Shakespeare" not in tokens.text and "real GPT-2, BERT and T5 tokenizers" in tokens.text
+    assert len(shared_loader.load("gpt2", Family.TOKENIZER).tokenizer) == 50257  # the real vocabulary, as the reveal says
+    assert "| GPT-2 BPE | 4 | un · bel · iev · ably |" in tokens.text
 
 
 @pytest.fixture(scope="module")

@@ -89,11 +89,20 @@ class Link:
     values: dict[str, Any] = field(default_factory=dict)  # input name -> checked value
 
 
+NOT_OURS = ("utm_", "__", "fbclid", "gclid", "mc_", "ref", "view")  # the page's own or a mailer's parameters: never a link input
+
+
+def _not_ours(key: str) -> bool:
+    """A query key that belongs to Gradio (`__theme`, `view=api`) or to whoever shared the address (utm_ tags)."""
+    return key.startswith(NOT_OURS)
+
+
 def parse(query: str | Iterable[tuple[str, str]], specs: Mapping[str, Mapping[str, Param]]) -> Link | None:
     """The link a query string (or its key-value pairs, repeats kept) asks for; None when it asks for nothing.
 
-    `specs`: tab id -> its linkable inputs. Raises LinkError for anything else: no or an unknown tab, an
-    unknown or repeated key, a value outside its input's limits.
+    `specs`: tab id -> its linkable inputs. Keys that belong to the page or a mailer (NOT_OURS) are ignored, and
+    an address that names no tab is no link (None). Raises LinkError for anything else: an unknown tab, an unknown
+    or repeated key, a value outside its input's limits.
     """
     if isinstance(query, str):
         if len(query) > MAX_QUERY_CHARS:
@@ -109,10 +118,10 @@ def parse(query: str | Iterable[tuple[str, str]], specs: Mapping[str, Mapping[st
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise LinkError(f"This link cannot be opened: {', '.join(repeated)} appears more than once.")
-    given = dict(pairs)
+    given = {k: v for k, v in pairs if not _not_ours(k)}
     tab = given.pop("tab", None)
-    if tab is None:
-        raise LinkError(f"This link cannot be opened: it names no tab. Start it with ?tab= and one of {', '.join(specs)}.")
+    if tab is None:  # an address with other parameters (a tracking tag, Gradio's own ?__theme=dark): the page, as it is
+        return None
     if tab not in specs:
         raise LinkError(f"This link cannot be opened: there is no tab {tab[:40]!r}; the tabs are {', '.join(specs)}.")
     params = specs[tab]

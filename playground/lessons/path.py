@@ -62,6 +62,16 @@ TOKENIZERS = {"GPT-2 BPE": "gpt2", "BERT WordPiece": "bert-base-uncased", "T5 Se
 PASSAGE = "Friends, Romans, countrymen, lend me your"  # Julius Caesar, a play the offline GPT never read
 
 
+def _tokenizers_note(loader: Any) -> str:
+    """Which tokenizers the page runs: the real ones (vendored, or from the Hub), said from what the loader resolved."""
+    from playground.models import Family, SourceKind
+
+    kinds = {loader.resolve(name, Family.TOKENIZER).kind for name in TOKENIZERS.values()}
+    where = "from the Hub" if kinds == {SourceKind.HUB} else "shipped with the playground, so they work offline"
+    return (f"These are the real GPT-2, BERT and T5 tokenizers ({where}): the vocabularies those models were trained "
+            "with, the same online and offline.")
+
+
 def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
     from playground.core.text.tokenize import tokenize
     from playground.models import Family
@@ -75,8 +85,7 @@ def _tokenizer_pieces(loader: Any, answer: str) -> Reveal:
     rows = "\n".join(f"| {label} | {len(p)} | {' · '.join(p)} |" for label, p in counts.items())
     text = (f"Most pieces: **{' and '.join(winners)}** ({most}).\n\n| tokenizer | pieces | split |\n|---|---|---|\n{rows}\n\n"
             "Each tokenizer learned its vocabulary from its own training text: a word frequent there is one token, a rarer "
-            "one is built from pieces. Offline these are the embedded models' tokenizers, trained on Shakespeare, so "
-            "their splits differ from the real GPT-2's, BERT's and T5's.")
+            f"one is built from pieces. {_tokenizers_note(loader)}")
     return Reveal(answer in winners, text)
 
 
