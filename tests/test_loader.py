@@ -105,6 +105,18 @@ def test_bad_sources_get_clear_errors(settings, bad, fragment):
         resolve_source(bad, "causal-lm", settings, OFFLINE)
 
 
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc", "~/.ssh"])
+def test_a_refused_folder_is_told_the_allowed_roots_by_name_not_by_the_hosts_paths(settings, bad):
+    """The message named the absolute paths of the checkout's assets/ and of the HF cache to any visitor (hold, round 2,
+    item 6)."""
+    with pytest.raises(SourceError, match="outside the folders") as refused:
+        resolve_source(bad, "causal-lm", settings, OFFLINE)
+    message = str(refused.value)
+    assert "the app's assets/ folder, the Hugging Face cache" in message and "PLAYGROUND_MODEL_ROOTS" in message
+    for root in settings.allowed_roots:
+        assert str(root) not in message
+
+
 def test_symlink_out_of_allowed_root_is_refused(settings, tiny_root, tmp_path):
     outside = tmp_path / "outside"
     shutil.copytree(tiny_root / "tiny-gpt", outside)

@@ -107,11 +107,11 @@ def validate_local_folder(text: str, settings: Settings) -> Path:
     path = (raw if raw.is_absolute() else PROJECT_ROOT / raw).resolve()
     roots = settings.allowed_roots
     if not any(path == root or path.is_relative_to(root) for root in roots):
-        allowed = ", ".join(str(r) for r in roots)
+        # the roots by what they are, never by the host's paths (an error message is shown to any visitor)
         raise SourceError(
-            f"{text!r} is outside the folders models may be loaded from ({allowed}). "
-            "Add its parent folder to PLAYGROUND_MODEL_ROOTS (separated by "
-            f"{os.pathsep!r}) to allow it."
+            f"{text[:200]!r} is outside the folders models may be loaded from (the app's assets/ folder, the Hugging Face "
+            f"cache, and any folder in PLAYGROUND_MODEL_ROOTS). Whoever runs the server can add a folder to "
+            f"PLAYGROUND_MODEL_ROOTS (separated by {os.pathsep!r}) to allow it."
         )
     if not path.is_dir():
         raise SourceError(f"{text!r} is not a folder. Give a folder in Hugging Face format (with config.json).")
