@@ -8,6 +8,8 @@ the held-out tail of the text.
 
 >>> round(unigram_bpc("abab", "ab"), 3)    # p(a) = p(b) = 1/2 (add-one over 2 symbols): 1 bit a character
 1.0
+>>> str(unigram_bpc("a", "a"))              # one symbol: certain, 0 bits (it used to come back as -0.0)
+'0.0'
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def unigram_bpc(train: str, heldout: str) -> float:
     counts = Counter(train)
     symbols = set(train) | set(heldout)
     total = len(train) + len(symbols)
-    return -sum(math.log2((counts[c] + 1) / total) for c in heldout) / max(1, len(heldout))
+    bits = -sum(math.log2((counts[c] + 1) / total) for c in heldout) / max(1, len(heldout))
+    return max(0.0, bits)  # a text of one symbol costs 0 bits, not "-0.0" (the negation of a zero sum)
 
 
 @dataclass
