@@ -75,7 +75,11 @@ def test_embeddings_are_mean_pooled_and_compared_by_cosine(tiny):
     assert e.projection.shape == (3, 2)
 
 
-@pytest.mark.parametrize("text, fragment", [("no mask here", "at least one"), ("[MASK] " * 9, "at most 8"), ("x" * 2001, "limit is")])
+@pytest.mark.parametrize("text, fragment", [
+    ("no mask here", "at least one"), ("[MASK] " * 9, "at most 8"), ("x" * 2001, "limit is"),
+    # a mask past the model's positions was reported as no mask at all (hold, round 2, item 5)
+    ("the king is dead " * 60 + "long live the [MASK].", r"first \[MASK\] is token 2\d\d of 2\d\d, but this model reads \d+ tokens"),
+])
 def test_fill_mask_refuses_bad_text(embedded, text, fragment):
     lm = bert(embedded)
     with pytest.raises(InputError, match=fragment):

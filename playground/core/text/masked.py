@@ -58,6 +58,16 @@ def _encode_masked(tokenizer: Any, text: Any) -> tuple[dict, list[int]]:
         enc = tokenizer(_with_mask_token(text, tokenizer), return_tensors="pt", truncation=True, verbose=False)
     positions = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
     if not positions:
+        with shared_lock(tokenizer):
+            whole = tokenizer(_with_mask_token(text, tokenizer), truncation=False, verbose=False)["input_ids"]
+        if tokenizer.mask_token_id in whole:  # there was a mask, past the cut
+            kept = len(enc["input_ids"][0])
+            at = whole.index(tokenizer.mask_token_id) + 1
+            with shared_lock(tokenizer):
+                last = tokenizer.decode(enc["input_ids"][0][-6:-1]).strip()
+            raise InputError(f"The text's first {MASK_ALIASES[0]} is token {at:,} of {len(whole):,}, but this model reads {kept} tokens: "
+                             f"the text was cut after \"…{last[-40:]}\", so no mask was left to fill. Move the mask earlier or "
+                             "shorten the text.")
         raise InputError(f"Put at least one {MASK_ALIASES[0]} in the text, where a word should be guessed.")
     if len(positions) > MAX_MASKS:
         raise InputError(f"The text has {len(positions)} masks; at most {MAX_MASKS} are predicted at once.")
