@@ -121,7 +121,7 @@ def test_beams_and_scores_equal_generates(tiny, embedded, which, beams):
         assert {b.ids for b in after.live} <= alive
 
 
-def test_greedy_equals_generate_and_its_score_is_the_sum_of_log_probs(embedded):
+def test_greedy_equals_generate_and_is_scored_like_a_beam(embedded):
     lm = t5(embedded)
     text = "add: 47 + 38"
     ours = seq2seq.text_to_text(lm.model, lm.tokenizer, text, num_beams=1, max_new_tokens=8)
@@ -131,8 +131,11 @@ def test_greedy_equals_generate_and_its_score_is_the_sum_of_log_probs(embedded):
         assert list(ours.sequences[0]) == theirs
         logits = lm.model(**enc, decoder_input_ids=torch.tensor([[0, *theirs[:-1]]])).logits[0]
     by_hand = logits.log_softmax(-1)[torch.arange(len(theirs)), torch.tensor(theirs)].sum().item()
-    assert ours.scores[0] == pytest.approx(by_hand, abs=1e-4)
+    assert ours.scores[0] == pytest.approx(by_hand / len(theirs), abs=1e-4)  # per token, as beam search scores its beams
     assert lm.tokenizer.decode(ours.sequences[0], skip_special_tokens=True) == "85"
+    # one definition: the same output scores the same with 1 beam and with 8 (it was -0.7267 summed vs -0.0454 per token)
+    eight = seq2seq.text_to_text(lm.model, lm.tokenizer, text, num_beams=8, max_new_tokens=8)
+    assert eight.sequences[0] == ours.sequences[0] and eight.scores[0] == pytest.approx(ours.scores[0], abs=1e-4)
 
 
 @pytest.mark.parametrize("which", ["tiny", "embedded"])

@@ -154,7 +154,8 @@ def on_lens(loader: ModelLoader, model: str, text: str, result: TextResult | Non
 @user_errors
 def text2text_api(loader: ModelLoader, text: str, model: str = "t5-small", num_beams: int = 1, max_new_tokens: int = 32) -> dict:
     """Map `text` (with its task prefix) to text: {"text": the best output, "beams": [{"text", "score"}]},
-    scores as `generate(num_beams=..., num_return_sequences=..., output_scores=True)` reports them."""
+    each scored per token (summed log-probability / length), as `generate(num_beams=..., output_scores=True)` scores beams
+    (greedy's one output too)."""
     _check(loader, model, text, num_beams, max_new_tokens)
     _, lm = load_seq2seq(loader, model)
     result = text_to_text(lm.model, lm.tokenizer, text, num_beams, max_new_tokens)
@@ -189,7 +190,8 @@ def build_t5_tab(loader: ModelLoader) -> TabView:
         notice = gr.Markdown()
         output = gr.Textbox(label="Output", interactive=False, elem_id="t5-output")
         tokens = gr.HTML()
-        beams = gr.Dataframe(label="Returned beams (score: summed log-probability / length)", interactive=False, elem_id="t5-beam-table")
+        beams = gr.Dataframe(label="Returned outputs (score: log-probability per token, the summed log-probability / length, for 1 "
+                             "beam and many alike: beam search ranks finished beams by it)", interactive=False, elem_id="t5-beam-table")
         gr.Markdown("#### Beam search, step by step")
         steps = gr.HTML(elem_id="t5-steps")
         position = gr.Slider(1, 2, value=1, step=1, label="Output position for the decoder's logit lens")

@@ -42,7 +42,9 @@ class BeamStep:
 @dataclass(frozen=True)
 class TextResult:
     sequences: list[tuple[int, ...]]  # returned decoder tokens (start token dropped), best first
-    scores: list[float]  # generate's sequences_scores (beam search), or the sum of log-probs (greedy)
+    # per output: its summed log-probability / length ** length_penalty (1: the mean log-probability per token), the
+    # score beam search ranks finished beams by (generate's sequences_scores); greedy's one output is scored the same way
+    scores: list[float]
     steps: list[BeamStep]  # beam search only; [] for greedy
 
 
@@ -89,7 +91,9 @@ def text_to_text(model: Any, tokenizer: Any, text: str, num_beams: int = 1, max_
     if num_beams == 1:
         # greedy search hands the processors raw logits (beam search hands them log-probs)
         logprobs = [rec[1].log_softmax(-1)[0, tok].item() for rec, tok in zip(recorder.records, sequences[0])]
-        return TextResult(sequences, [sum(logprobs)], [])
+        # scored as beam search scores a finished beam, so one beam and eight read on one scale
+        penalty = float(getattr(model.generation_config, "length_penalty", 1.0) or 1.0)
+        return TextResult(sequences, [sum(logprobs) / max(1, len(logprobs)) ** penalty], [])
     steps = _beam_steps(recorder.records, num_beams, model.config.eos_token_id)
     return TextResult(sequences, out.sequences_scores.cpu().tolist(), steps)
 
