@@ -67,6 +67,18 @@ def test_text_to_image_equals_the_stable_diffusion_pipeline(tiny_sd, name, predi
         torch.testing.assert_close(records[1].x, a_bar.sqrt() * r.x0_hat + (1 - a_bar).sqrt() * r.eps, atol=1e-4, rtol=1e-4)
 
 
+def test_the_x0_of_each_prediction_equals_the_x0_of_a_run_that_used_it(tiny_sd):
+    """The guidance view draws the x̂_0 that ε_u and ε_c would each have given: at the first step (the same x_T and t),
+    ε_u's is what a run at guidance 0 predicts, and ε_c's what a run at guidance 1 predicts."""
+    from playground.core.diffusion.loop import x0_with
+
+    guided, _, _ = sd_run(tiny_sd.components, "DDIM", guidance=4.0)
+    for w, eps in ((0.0, guided[0].eps_uncond), (1.0, guided[0].eps_cond)):
+        alone, _, _ = sd_run(tiny_sd.components, "DDIM", guidance=w, negative="" if w == 1.0 else "blue")
+        torch.testing.assert_close(x0_with(guided[0], eps), alone[0].x0_hat, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(x0_with(guided[0], guided[0].eps), guided[0].x0_hat)
+
+
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_a_branch_with_nothing_changed_reproduces_the_run_exactly(tiny_sd, name):
     records, diffusion_run, parts = sd_run(tiny_sd.components, name, guidance=3.0)
@@ -173,6 +185,10 @@ def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     t = resolve(handle).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
     assert len(charts) == 3 and all('class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
+    captions = [c for _, c in guidance]  # what the condition adds, and the x̂_0 of each prediction (learner walk, item 9)
+    assert any(c.startswith("ε_c − ε_u") for c in captions) and sum("x̂_0" in c for c in captions) == 3
+    after_run = diffusion_tab.on_guidance(embedded, handle)  # filled after every run, before any scrubbing
+    assert len(after_run) == len(guidance) and after_run[0][1].startswith("step 4:")
     *_, last = diffusion_tab.on_branch(
         embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None
     )

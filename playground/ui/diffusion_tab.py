@@ -14,7 +14,7 @@ import pandas as pd
 
 from playground.config import ASSETS_DIR
 from playground.core.diffusion import pictures
-from playground.core.diffusion.loop import Record
+from playground.core.diffusion.loop import Record, x0_with
 from playground.core.diffusion.run import (
     CLIPPING,
     MAX_GUIDANCE,
@@ -245,20 +245,43 @@ def _session_run(handle: ResultHandle | None) -> Run:
     return diffusion_run
 
 
+def _guidance_view(model, diffusion_run: Run, record: Record) -> list:
+    """(picture, caption) for what guidance did at this step: the two predictions and their combination, what the
+    condition adds (ε_c − ε_u, at its own scale: it is far smaller than either), and the x̂_0 each would have given."""
+    if record.eps_uncond is None:
+        return []
+    w, k = diffusion_run.settings.guidance, record.index + 1
+    difference = record.eps_cond - record.eps_uncond
+    scale = float(difference.abs().max()) or 1.0
+    view = [(noise_picture(record.eps_uncond), f"step {k}: ε_u, without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
+            (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂"),
+            (picture(difference / scale), f"ε_c − ε_u: what the condition adds (scaled to ±{scale:.2f})")]
+    cheap = pictures.decode_is_cheap(model)
+    for eps, caption in ((record.eps_uncond, "x̂_0 without the condition"), (record.eps_cond, "x̂_0 with it, unguided (w = 1)")):
+        x0 = x0_with(record, eps)
+        if x0 is not None:
+            view.append((picture(pixels(model, x0, full=cheap)), caption))
+    view.append((picture(pixels(model, record.x0_hat, full=cheap)), f"x̂_0 guided (w = {w:g}): what this step aims at"))
+    return view
+
+
 @user_errors
 def on_scrub(loader: ModelLoader, handle: ResultHandle | None, step: float):
-    """A finished run's step: x_t, x̂_0, ε̂, latent channels, the guidance view (ε_u, ε_c, combined), and the
-    schedule charts with the step's timestep marked."""
+    """A finished run's step: x_t, x̂_0, ε̂, latent channels, the guidance view (ε_u, ε_c, combined, their difference, the
+    x̂_0 of each), and the schedule charts with the step's timestep marked."""
     diffusion_run = _session_run(handle)
     record = diffusion_run.record(step)
     _, model = load_diffusion(loader, diffusion_run.model_name)
-    guidance = []
-    if record.eps_uncond is not None:
-        w = diffusion_run.settings.guidance
-        guidance = [(noise_picture(record.eps_uncond), "ε_u: without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
-                    (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂")]
     curves = schedule_curves(int(record.timestep), f"step {record.index + 1}: t = {int(record.timestep)}")
-    return ScrubView(*_frame(model, record), guidance, curves).outputs()
+    return ScrubView(*_frame(model, record), _guidance_view(model, diffusion_run, record), curves).outputs()
+
+
+@user_errors
+def on_guidance(loader: ModelLoader, handle: ResultHandle | None) -> list:
+    """After a run: the guidance view at its middle step (the scrub slider changes it), so it is never empty."""
+    diffusion_run = _session_run(handle)
+    _, model = load_diffusion(loader, diffusion_run.model_name)
+    return png_file(_guidance_view(model, diffusion_run, diffusion_run.records[len(diffusion_run.records) // 2]))
 
 
 @user_errors
@@ -378,8 +401,9 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
                     "image always is.")
         state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
-        gr.Markdown("Guidance at this step: the two noise predictions and their combination", elem_classes=["picture-caption"])
-        guidance_view = gr.Gallery(label="Guidance at this step", show_label=False, columns=3, height="auto", object_fit="contain",
+        gr.Markdown("Guidance (after a run: its middle step; scrub to choose): the two noise predictions, their combination, what "
+                    "the condition adds, and the x̂_0 each gives", elem_classes=["picture-caption"])
+        guidance_view = gr.Gallery(label="Guidance at this step", show_label=False, columns=4, height="auto", object_fit="contain",
                                    elem_id="dif-guidance-view")
         gr.Markdown("#### Branch from the scrubbed step (change the guidance, class or prompt above; a seed re-draws the noise)")
         with gr.Row():
@@ -418,7 +442,7 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
              "seed": seed, "clip": clip, "rederive": rederive, "init_image": init_image, "strength": strength}, state)
         clear_first(run_btn.click, [status]).then(
             denoise.event, denoise.inputs, [*frames, final, status, state, scrub], api_visibility="private"
-        )
+        ).success(gpu_task(bind(on_guidance, loader), GpuBudget(30)), [state], [guidance_view], api_visibility="private")
         scrub.input(
             gpu_task(bind(on_scrub, loader), GpuBudget(30)),
             [state, scrub],

@@ -87,7 +87,7 @@ def conditioning(model: Any, prompts: list[str], negatives: list[str], guidance:
             raise InputError("This text-conditioned UNet comes without its text encoder and tokenizer.")
         prompts = [require_text(p, "prompt", max_chars=MAX_PROMPT_CHARS) for p in prompts]
         negatives = [require_text(n or "", "negative prompt", max_chars=MAX_PROMPT_CHARS) for n in negatives]
-        return text_conditioning(model.components, prompts, negatives, guidance > 1), " | ".join(dict.fromkeys(prompts))
+        return text_conditioning(model.components, prompts, negatives, guidance != 1.0), " | ".join(dict.fromkeys(prompts))
     if guidance != 1.0:
         raise InputError("This model is unconditional (no class, no prompt): use guidance 1.")
     return Conditioning("none"), "unconditional"

@@ -136,6 +136,16 @@ def denoise_loop(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.
         yield Record(i, int(t), x, x0_hat, eps, eps_u, eps_c, before)
 
 
+def x0_with(record: Record, eps: torch.Tensor) -> torch.Tensor | None:
+    """The x̂_0 this step would have predicted with another noise prediction `eps` (ε_u, ε_c): in variance-preserving
+    form x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂, so x̂_0(ε) = x̂_0 + √((1 − ᾱ_t) / ᾱ_t) (ε̂ − ε). None without the step's
+    snapshot (its scheduler holds ᾱ) or its x̂_0."""
+    if record.before is None or record.x0_hat is None:
+        return None
+    a_bar = record.before.scheduler.alphas_cumprod[record.timestep].to(eps.device, eps.dtype)
+    return record.x0_hat + ((1 - a_bar) / a_bar).sqrt() * (record.eps - eps)
+
+
 def resume_from(unet, record: Record, cond: Conditioning, settings: RunSettings, generator: torch.Generator,
                 seed: int | None = None) -> Iterator[Record]:
     """Take step `record.index` again from its snapshot, with `cond` and `settings` (changed or not), and go on.
