@@ -1,6 +1,6 @@
 """The diffusion explorer's streamed run against the plain loop, and the latent preview against one UNet step.
 
-    python benchmarks/diffusion_stream.py [--repeats 5]
+    python benchmarks/diffusion_stream.py [--repeats 15]
 
 1. Streaming with previews: the Diffusion tab's whole run (`on_denoise`: every step's snapshot for
    rewinding, the status line every step, x_t / x̂_0 / ε̂ pictures as often as a browser can show them) against a plain
@@ -50,7 +50,7 @@ def plain_loop(lm) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     loader = ModelLoader(Settings(offline=True, device="cpu"))
     parts = []

@@ -212,21 +212,26 @@ def test_diffusion_flow_streams_20_steps_scrubs_and_branches(page):
     seen = page.evaluate("() => [...window.__steps]")
     assert len(seen) >= 3, f"steps seen while streaming: {sorted(seen)}"
     expect(page.locator("#dif-final img")).to_be_visible(timeout=30_000)
-    # scrub back to step 5: the guidance view shows ε_u, ε_c and their combination
+    # the guidance view is filled after the run, before any scrubbing (it was empty until the slider moved)
+    expect(page.locator("#dif-guidance-view img")).to_have_count(4, timeout=30_000)
+    expect(page.locator("#dif-guidance-x0 img")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#dif-guidance-view")).to_contain_text("step 11:", timeout=30_000)  # the middle of 20
+    # scrub back to step 5: ε_u, ε_c, their combination, what the condition adds, and the x̂_0 of each
     _set_slider(page, "dif-scrub", "5")
-    expect(page.locator("#dif-guidance-view img")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#dif-guidance-view")).to_contain_text("step 5:", timeout=30_000)
+    expect(page.locator("#dif-guidance-x0")).to_contain_text("step 5:", timeout=30_000)
     # each picture whole (not cropped to a square) with its caption inside the view (they were cut off below it)
     view = page.evaluate("""() => { const g = document.querySelector('#dif-guidance-view'), box = g.getBoundingClientRect();
       const leaves = [...g.querySelectorAll('*')].filter(e => !e.children.length && /ε_/.test(e.textContent));
       return {fits: [...g.querySelectorAll('img')].map(i => getComputedStyle(i).objectFit),
               captions: leaves.map(e => { const r = e.getBoundingClientRect();
                 return [e.textContent.trim(), r.top >= box.top && r.bottom <= box.bottom && r.height > 0]; })}; }""")
-    assert view["fits"] == ["contain"] * 3, view
-    assert [c for c, inside in view["captions"] if inside] == [
-        "ε_u: without the condition",
-        "ε_c: with it",
-        "ε_u + 3·(ε_c − ε_u): the step's ε̂",
-    ], view
+    page.locator("#dif-guidance-view").screenshot(path=str(ARTIFACTS / "diffusion-guidance-view.png"))
+    page.locator("#dif-guidance-x0").screenshot(path=str(ARTIFACTS / "diffusion-guidance-x0.png"))
+    assert view["fits"] == ["contain"] * 4, view
+    inside = [c for c, shown in view["captions"] if shown]
+    assert inside[:3] == ["step 5: ε_u, without the condition", "ε_c: with it", "ε_u + 3·(ε_c − ε_u): the step's ε̂"], view
+    assert inside[3].startswith("ε_c − ε_u: what the condition adds") and len(inside) == 4, view
     # branch from step 5 with another guidance scale
     _set_slider(page, "dif-guidance", "1")
     page.locator("#dif-branch").click()

@@ -181,14 +181,14 @@ def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     frames = list(diffusion_tab.on_denoise(embedded, request, progress=None))
     assert len(frames) == 7 and "Step 1 of 6" in frames[0][5] and frames[-1][4] is not None  # one update a step, then the final
     handle = frames[-1][6]
-    xt, x0, eps, chans, guidance, *charts = diffusion_tab.on_scrub(embedded, handle, 3)
+    xt, x0, eps, chans, guidance, outcomes, *charts = diffusion_tab.on_scrub(embedded, handle, 3)
     t = resolve(handle).records[2].timestep  # the scrubbed step's timestep, marked on each schedule chart
     assert len(charts) == 3 and all('class="lm-mark"' in c and f">step 3: t = {t}</text>" in c for c in charts)
     assert xt is not None and x0 is not None and chans is not None and [c for _, c in guidance][2].startswith("ε_u + 3")
     captions = [c for _, c in guidance]  # what the condition adds, and the x̂_0 of each prediction (learner walk, item 9)
-    assert any(c.startswith("ε_c − ε_u") for c in captions) and sum("x̂_0" in c for c in captions) == 3
-    after_run = diffusion_tab.on_guidance(embedded, handle)  # filled after every run, before any scrubbing
-    assert len(after_run) == len(guidance) and after_run[0][1].startswith("step 4:")
+    assert captions[3].startswith("ε_c − ε_u") and [c for _, c in outcomes][2].startswith("x̂_0 guided (w = 3)") and len(outcomes) == 3
+    noises, after_run = diffusion_tab.on_guidance(embedded, handle)  # filled after every run, before any scrubbing
+    assert len(noises) == 4 and len(after_run) == 3 and noises[0][1].startswith("step 4:")
     *_, last = diffusion_tab.on_branch(
         embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None
     )

@@ -286,7 +286,7 @@ def png_file(image: Any) -> Any:
     from gradio.utils import get_upload_folder
 
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)  # lossless either way; the fastest level (a frame is streamed every 0.25 s)
     data = buffer.getvalue()
     folder = Path(get_upload_folder()) / hash_bytes(data)
     path = folder / "image.png"

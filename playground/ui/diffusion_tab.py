@@ -67,7 +67,7 @@ MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION]
 FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
 STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
 CLIP_CHOICES = list(zip(["model's setting", "clip x̂_0 to [-1, 1]", "do not clip"], CLIPPING, strict=True))
-FRAME_INTERVAL_S = 0.1  # while streaming, pictures go out at most this often (the status line at every step): a browser
+FRAME_INTERVAL_S = 0.25  # while streaming, pictures go out at most this often (the status line at every step): a browser
 # cannot show 100 frames a second, and drawing x̂_0 for every step of a fast model cost more than the steps themselves
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-diffusion"
 
@@ -95,11 +95,12 @@ class BranchRequest:
     seed: Any = -1  # a new noise seed, or -1 / empty to keep the original noise
 
 
-def _frame(model, record: Record, final: bool = False):
-    """(x_t, x̂_0, ε̂, the latent channels) of a step, as pictures."""
+def _frame(model, record: Record, final: bool = False, x_t: bool = True):
+    """(x_t, x̂_0, ε̂, the latent channels) of a step, as pictures (`x_t=False`: that one left for the caller to draw)."""
     latent = "vae" in model.components
-    return (picture(pixels(model, record.x, full=final)), picture(pixels(model, record.x0_hat, full=pictures.decode_is_cheap(model))),
-            noise_picture(record.eps), channels_picture(record.x) if latent else None)
+    x0 = picture(pixels(model, record.x0_hat, full=pictures.decode_is_cheap(model)))
+    return (picture(pixels(model, record.x, full=final)) if x_t else None, x0, noise_picture(record.eps),
+            channels_picture(record.x) if latent else None)
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,12 @@ class ScrubView:
     x0: Any
     eps: Any
     channels: Any
-    guidance: list  # (picture, caption) for ε_u, ε_c and their combination; [] without guidance
+    guidance: list  # (picture, caption) for ε_u, ε_c, their combination and their difference; [] without guidance
+    outcomes: list  # (picture, caption) for the x̂_0 that ε_u, ε_c and the guided ε̂ each give; [] without guidance
     charts: tuple[str, str, str]  # β_t, ᾱ_t, log10 SNR with the step's timestep marked
 
     def outputs(self) -> tuple:
-        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.guidance)), *self.charts)
+        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.guidance, self.outcomes)), *self.charts)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def on_denoise(loader: ModelLoader, request: DenoiseRequest, previous: ResultHan
     with the run's handle (the run the server keeps for this session, in its memory budget; `previous`, the session's
     last one, is released)."""
     model, diffusion_run, status = _start(loader, request, progress)
-    shown = 0.0
+    shown = time.monotonic()  # the first pictures after one interval: a fast run goes straight to its final frame
     for record in diffusion_run:
         line = f"{status} Step {record.index + 1} of {diffusion_run.request.steps} (t = {record.timestep})."
         if time.monotonic() - shown >= FRAME_INTERVAL_S:
@@ -230,11 +232,14 @@ def on_denoise(loader: ModelLoader, request: DenoiseRequest, previous: ResultHan
         else:  # the status line only: the pictures of a step nobody would see are never drawn
             yield DenoiseFrame(gr.update(), gr.update(), gr.update(), gr.update(), None, line, None, gr.update()).outputs()
     records = diffusion_run.records
-    final = picture(pixels(model, records[-1].x, full=True), 256)
+    last = records[-1]
+    decoded = pixels(model, last.x, full=True)  # decoded once: the last x_t and the final image are the same picture
+    _, x0, eps, channels = _frame(model, last, x_t=False)
     handle = loader.keep_result(diffusion_run, diffusion_run.nbytes(), "diffusion run", replaces=previous)
     first, last = records[0].index + 1, records[-1].index + 1
     # a slider's maximum must exceed its minimum: a one-step run (steps = 1, or image-to-image at a low strength) has one step
-    yield DenoiseFrame(*_frame(model, records[-1], final=True), final, status + " Done: scrub through the steps below, or branch from one.",
+    yield DenoiseFrame(picture(decoded), x0, eps, channels, picture(decoded, 256),
+                       status + " Done: scrub through the steps below, or branch from one.",
                        handle, gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first)).outputs()
 
 
@@ -245,24 +250,24 @@ def _session_run(handle: ResultHandle | None) -> Run:
     return diffusion_run
 
 
-def _guidance_view(model, diffusion_run: Run, record: Record) -> list:
-    """(picture, caption) for what guidance did at this step: the two predictions and their combination, what the
-    condition adds (ε_c − ε_u, at its own scale: it is far smaller than either), and the x̂_0 each would have given."""
+def _guidance_view(model, diffusion_run: Run, record: Record) -> tuple[list, list]:
+    """What guidance did at this step, as two rows of (picture, caption): the two noise predictions, their combination
+    and what the condition adds (ε_c − ε_u, at its own scale: far smaller than either); then the x̂_0 each gives."""
     if record.eps_uncond is None:
-        return []
+        return [], []
     w, k = diffusion_run.settings.guidance, record.index + 1
     difference = record.eps_cond - record.eps_uncond
     scale = float(difference.abs().max()) or 1.0
-    view = [(noise_picture(record.eps_uncond), f"step {k}: ε_u, without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
-            (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂"),
-            (picture(difference / scale), f"ε_c − ε_u: what the condition adds (scaled to ±{scale:.2f})")]
-    cheap = pictures.decode_is_cheap(model)
-    for eps, caption in ((record.eps_uncond, "x̂_0 without the condition"), (record.eps_cond, "x̂_0 with it, unguided (w = 1)")):
+    noises = [(noise_picture(record.eps_uncond), f"step {k}: ε_u, without the condition"), (noise_picture(record.eps_cond), "ε_c: with it"),
+              (noise_picture(record.eps), f"ε_u + {w:g}·(ε_c − ε_u): the step's ε̂"),
+              (picture(difference / scale), f"ε_c − ε_u: what the condition adds (scaled to ±{scale:.2f})")]
+    cheap, outcomes = pictures.decode_is_cheap(model), []
+    for eps, caption in ((record.eps_uncond, f"step {k}: x̂_0 without the condition"), (record.eps_cond, "x̂_0 with it, unguided (w = 1)")):
         x0 = x0_with(record, eps)
         if x0 is not None:
-            view.append((picture(pixels(model, x0, full=cheap)), caption))
-    view.append((picture(pixels(model, record.x0_hat, full=cheap)), f"x̂_0 guided (w = {w:g}): what this step aims at"))
-    return view
+            outcomes.append((picture(pixels(model, x0, full=cheap)), caption))
+    outcomes.append((picture(pixels(model, record.x0_hat, full=cheap)), f"x̂_0 guided (w = {w:g}): what this step aims at"))
+    return noises, outcomes
 
 
 @user_errors
@@ -273,11 +278,11 @@ def on_scrub(loader: ModelLoader, handle: ResultHandle | None, step: float):
     record = diffusion_run.record(step)
     _, model = load_diffusion(loader, diffusion_run.model_name)
     curves = schedule_curves(int(record.timestep), f"step {record.index + 1}: t = {int(record.timestep)}")
-    return ScrubView(*_frame(model, record), _guidance_view(model, diffusion_run, record), curves).outputs()
+    return ScrubView(*_frame(model, record), *_guidance_view(model, diffusion_run, record), curves).outputs()
 
 
 @user_errors
-def on_guidance(loader: ModelLoader, handle: ResultHandle | None) -> list:
+def on_guidance(loader: ModelLoader, handle: ResultHandle | None) -> tuple[list, list]:
     """After a run: the guidance view at its middle step (the scrub slider changes it), so it is never empty."""
     diffusion_run = _session_run(handle)
     _, model = load_diffusion(loader, diffusion_run.model_name)
@@ -405,6 +410,8 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
                     "the condition adds, and the x̂_0 each gives", elem_classes=["picture-caption"])
         guidance_view = gr.Gallery(label="Guidance at this step", show_label=False, columns=4, height="auto", object_fit="contain",
                                    elem_id="dif-guidance-view")
+        outcome_view = gr.Gallery(label="The x̂_0 each prediction gives", show_label=False, columns=3, height="auto",
+                                  object_fit="contain", elem_id="dif-guidance-x0")
         gr.Markdown("#### Branch from the scrubbed step (change the guidance, class or prompt above; a seed re-draws the noise)")
         with gr.Row():
             branch_seed = gr.Number(value=-1, precision=0, label="Branch seed (-1: keep the original noise)")
@@ -442,11 +449,11 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
              "seed": seed, "clip": clip, "rederive": rederive, "init_image": init_image, "strength": strength}, state)
         clear_first(run_btn.click, [status]).then(
             denoise.event, denoise.inputs, [*frames, final, status, state, scrub], api_visibility="private"
-        ).success(gpu_task(bind(on_guidance, loader), GpuBudget(30)), [state], [guidance_view], api_visibility="private")
+        ).success(gpu_task(bind(on_guidance, loader), GpuBudget(30)), [state], [guidance_view, outcome_view], api_visibility="private")
         scrub.input(
             gpu_task(bind(on_scrub, loader), GpuBudget(30)),
             [state, scrub],
-            frames + [guidance_view, betas, alphas, snr],
+            frames + [guidance_view, outcome_view, betas, alphas, snr],
             api_visibility="private",
             trigger_mode="always_last",
         )
