@@ -138,6 +138,20 @@ def test_every_scheduler_runs_on_the_embedded_models(embedded, preset, family, n
         assert torch.corrcoef(torch.stack([image.flatten(), preview.flatten()]))[0, 1] > 0.5  # the cheap preview looks like the decode
 
 
+@pytest.mark.parametrize("preset", ["segmind/tiny-sd", "assets/models/ldm-fashion"])
+def test_a_latent_models_x_t_shows_noise_as_noise(embedded, preset):
+    """sd-shapes' x_t panel was near-black at every step (the /denoise stream's previews averaged RGB about (14, 5, 3),
+    std about 1 of 255): its autoencoder decodes noise to black, so the map fitted to it drew noise flat. Every latent
+    model's first x_t must now look like noise, and its pictures change as the run goes."""
+    from playground.ui import diffusion_tab
+
+    prompt = "a red circle" if preset == "segmind/tiny-sd" else "Ankle boot"
+    frames = list(diffusion_tab.denoise_api(embedded, preset, prompt, "DDIM", 10, 5.0, 0))
+    first, middle = (np.asarray(f.convert("RGB"), dtype=float) for f in (frames[0], frames[5]))
+    assert first.std() > 15, first.std()  # speckle, not one flat colour (sd-shapes: about 1 of 255 before)
+    assert np.abs(first - middle).mean() > 5  # and it changes as noise is removed
+
+
 def test_image_to_image_starts_part_way(tiny_sd):
     scheduler = make_scheduler("DDIM", tiny_sd.components["scheduler"].config)
     init = torch.zeros(1, 4, 8, 8)

@@ -402,8 +402,10 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         chans = figure("Latent channels (latent models): each channel of x_t in grey, scaled to its own range", interactive=False,
                        height=110, elem_id="dif-channels")
         gr.Markdown("Latent models: x_t is shown through a linear map from latents to colours, fitted to the model's own autoencoder "
-                    "(cheap, every step); x̂_0 is decoded by the autoencoder where that is cheap (the embedded model), and the final "
-                    "image always is.")
+                    "(cheap, every step); where that map draws noise as one flat colour (sd-shapes' autoencoder decodes noise to "
+                    "black), x_t is shown as its own latent channels in colour (±3 standard deviations), so the noise is seen "
+                    "going. x̂_0 is decoded by the autoencoder where that is cheap (the embedded models), and the final image always "
+                    "is.")
         state = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
         scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub: step", elem_id="dif-scrub")
         gr.Markdown("Guidance (after a run: its middle step; scrub to choose): the two noise predictions, their combination, what "

@@ -45,8 +45,32 @@ def latent_preview_map(vae: torch.nn.Module) -> torch.Tensor:
     return torch.linalg.lstsq(inputs, targets).solution  # [C + 1, C_img]
 
 
+FLAT_PREVIEW_GAIN = 0.05  # a fitted map whose colours move less than this per unit of latent shows noise as a flat colour
+
+
+def preview_is_flat(vae: torch.nn.Module) -> bool:
+    """Whether the fitted map draws noise as one flat colour: an autoencoder trained on flat shapes on black decodes
+    random latents to black (sd-shapes: gain 0.007, where ldm-fashion's is 0.19), so its x_t looked black at every step."""
+    return float(latent_preview_map(vae)[:-1].norm(dim=0).max()) < FLAT_PREVIEW_GAIN
+
+
+def latent_colours(z: torch.Tensor, image_channels: int, factor: int) -> torch.Tensor:
+    """Scaled latents [B, C, h, w] as a picture of themselves: the first three channels as red, green and blue (one
+    image channel: their mean), ±3 standard deviations filling the range (scaled latents have unit variance), each
+    latent position `factor` pixels wide. Noise looks like noise, and structure shows as it forms."""
+    z = z.float().cpu()
+    if image_channels == 1:
+        img = z.mean(1, keepdim=True)
+    else:
+        img = torch.cat([z] + [z[:, -1:]] * max(0, 3 - z.shape[1]), dim=1)[:, :3]
+    return torch.nn.functional.interpolate(img / 3.0, scale_factor=factor, mode="nearest")
+
+
 def latent_preview(z: torch.Tensor, vae: torch.nn.Module) -> torch.Tensor:
-    """Scaled latents [B, C, h, w] -> an image [B, C_img, h·f, w·f] in about [-1, 1], by the fitted linear map."""
+    """Scaled latents [B, C, h, w] -> an image [B, C_img, h·f, w·f] in about [-1, 1], by the fitted linear map; for an
+    autoencoder whose map draws noise flat (`preview_is_flat`), the latent's own channels in colour instead."""
+    if preview_is_flat(vae):
+        return latent_colours(z, vae.config.out_channels, vae_factor(vae))
     w = latent_preview_map(vae)
     img = torch.einsum("bchw,cd->bdhw", z.float().cpu(), w[:-1]) + w[-1].view(1, -1, 1, 1)
     return torch.nn.functional.interpolate(img, scale_factor=vae_factor(vae), mode="nearest")
