@@ -75,6 +75,22 @@ def test_a_class_conditional_model_is_told_it_needs_a_text_to_image_one(embedded
 
 
 @needs_shapes
+@pytest.mark.parametrize("prompt, says, not_says", [
+    ("a cat", ["Words this model never learned:** 'cat'", "sd-shapes draws only its shapes world"], ["The prompt was cut"]),
+    ("an astronaut riding a horse", ["'astronaut', 'riding', 'horse'"], []),
+    ("a small red circle on the left of a large blue square at the top and a green triangle below it",
+     ["The prompt was cut.** It is", "this text encoder reads 16"], []),
+    ("a large red circle", [], ["never learned", "was cut"]),
+])
+def test_the_page_says_which_words_leave_the_models_world_and_when_a_prompt_is_cut(embedded, prompt, says, not_says):
+    """'a cat' gave a black square and maps for 'a', 'c', 'at', and prompts past 16 tokens were cut with only a server
+    log line (learner walk, item 8)."""
+    request = text_to_image_tab.WordMapsRequest(model="segmind/tiny-sd", prompt=prompt, negative="", seed=0, steps=2, guidance=5.0)
+    status = text_to_image_tab.on_generate(embedded, request, progress=None)[0]
+    assert all(s in status for s in says) and not any(s in status for s in not_says), status
+
+
+@needs_shapes
 def test_stable_diffusion_pipeline_runs_the_shapes_folder_and_equals_the_explorer(embedded):
     from diffusers import StableDiffusionPipeline
 

@@ -53,6 +53,12 @@ EXAMPLES = [
     ["a large circle", "red"],
 ]
 BUDGET = GpuBudget(30, 1.0, "steps")
+# the embedded sd-shapes' whole world, as its training grammar draws it (playground/train/shapes_data.py)
+SHAPES_WORLD = ("sd-shapes draws only its shapes world: one or two flat shapes on black, in the words of its grammar: "
+                "a [small | large] (red | green | blue | yellow | purple | white) (circle | square | triangle) "
+                "[on the left | on the right | at the top | at the bottom | in the centre], or two such objects joined by "
+                "left of | right of | above | below. For example: 'a small blue square on the left', 'a red circle left of a blue "
+                "square'.")
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-word-maps"
 
 
@@ -95,6 +101,23 @@ def compute(loader: ModelLoader, request: WordMapsRequest, progress=None) -> cro
     return cross_attention.word_maps(model, diffusion, step=step or None)
 
 
+def _prompt_notes(loader: ModelLoader, request: WordMapsRequest) -> list[str]:
+    """What the page says before the maps: the prompt cut at the text encoder's positions, and (the embedded model)
+    the words it never learned, with the grammar it was trained on."""
+    from playground.models import SourceKind
+
+    _, model = load_diffusion(loader, request.model)
+    reading = cross_attention.read_prompt(model.tokenizer, request.prompt)
+    notes = []
+    if reading.cut:
+        notes.append(f"**The prompt was cut.** It is {reading.tokens} tokens and this text encoder reads {reading.limit}: the model "
+                     f"read only \"{reading.kept}\".")
+    if reading.split_words and model.source.kind is SourceKind.EMBEDDED:
+        notes.append(f"**Words this model never learned:** {', '.join(repr(w) for w in reading.split_words)} (its tokenizer can "
+                     f"only spell them letter by letter, so their maps are of letters). {SHAPES_WORLD}")
+    return notes
+
+
 @user_errors
 def on_generate(loader: ModelLoader, request: WordMapsRequest, progress=gr.Progress()) -> tuple:
     """(status, the final image, the word overlays, downloads: the image PNG and the maps JSON)."""
@@ -106,8 +129,10 @@ def on_generate(loader: ModelLoader, request: WordMapsRequest, progress=gr.Progr
     data_file.write_text(json.dumps(word_map_views.to_json(wm)))
     which = "every step" if wm.step is None else f"step {wm.step + 1} of {wm.steps}"
     asked = request.diffusion()
+    notes = _prompt_notes(loader, request)
     status = (f"{wm.steps} steps, guidance {asked.guidance:g}, seed {asked.seed}: each map is token j's cross-attention, averaged over "
               f"heads, layers and {which}, and sums to 1. Bright: where the image read that word.")
+    status = "\n\n".join([*notes, status])
     return WordMapsView(status, picture(wm.image, 256), word_map_views.word_gallery(wm), [str(image_file), str(data_file)]).outputs()
 
 

@@ -124,6 +124,34 @@ def prompt_tokens(tokenizer: Any, prompt: str) -> list[str]:
     return [tokenizer.decode([i]).strip() or tokenizer.convert_ids_to_tokens(i) for i in ids]
 
 
+@dataclass(frozen=True)
+class PromptReading:
+    """How the text encoder reads a prompt: which words it has no token for, and whether the prompt was cut."""
+
+    split_words: list[str]  # words the tokenizer could only spell in pieces (not one token of its vocabulary)
+    tokens: int  # the prompt's tokens, start and end included
+    limit: int  # the text encoder's positions: tokens past it are cut
+    kept: str  # the prompt as far as the encoder reads it
+
+    @property
+    def cut(self) -> bool:
+        return self.tokens > self.limit
+
+
+def read_prompt(tokenizer: Any, prompt: str) -> PromptReading:
+    """Which of the prompt's words are not one token, and where the text encoder's positions cut it.
+
+    A model whose tokenizer was built for its own small world (sd-shapes: every grammar word one token) spells any
+    other word letter by letter ("cat" -> "c", "at"): a word it never learned."""
+    words = [w.strip(".,;:!?\"'()") for w in prompt.split()]
+    with shared_lock(tokenizer):
+        split = [w for w in dict.fromkeys(words) if w and len(tokenizer(w, add_special_tokens=False)["input_ids"]) > 1]
+        ids = tokenizer(prompt)["input_ids"]
+        limit = int(tokenizer.model_max_length)
+        kept = tokenizer.decode(ids[:limit], skip_special_tokens=True)
+    return PromptReading(split, len(ids), limit, kept)
+
+
 @no_grad
 def word_maps(model: Any, request: DiffusionRequest, step: int | None = None) -> WordMaps:
     """Run a text-to-image `model` (the loader's LoadedModel, or `run.Parts`) once through `run`, recording every
