@@ -56,14 +56,16 @@ def test_page_switches_tabs_and_loads_nothing_from_outside(page):
 
 def test_tokenizer_flow_types_picks_two_and_explains_a_word(page):
     page.get_by_role("tab", name="Tokenizer").click()
+    panels = page.locator("#tok-panels .tok-panel")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(panels).to_have_count(3, timeout=30_000)  # the page's own first run, done before we type (it could land after ours)
     text = page.locator("#tok-text textarea")
     text.fill("Tokenizers split unbelievably long words, like Donaudampfschiff 🤗.")
     # keep gpt2 and bert-base-uncased, untick t5-small
     page.locator("#tok-names label", has_text="t5-small").click()
     page.locator("#tok-go").click()
-    panels = page.locator("#tok-panels .tok-panel")
-    expect = pytest.importorskip("playwright.sync_api").expect
     expect(panels).to_have_count(2, timeout=30_000)
+    expect(panels.nth(1)).to_contain_text("donaudampfschiff", timeout=30_000)  # the typed text, not the example
     assert "gpt2" in panels.nth(0).inner_text() and "bert-base-uncased" in panels.nth(1).inner_text()
     assert "tokens" in page.locator("#tok-panels .tok-counts").first.inner_text()
     assert page.locator("#tok-panels .tok").count() > 10

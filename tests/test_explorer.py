@@ -258,6 +258,34 @@ def test_diffusion_endpoints_over_http_return_native_lossless_pngs(live_app):
     assert np.abs(np.asarray(img.convert(own.mode), dtype=int) - np.asarray(own, dtype=int)).max() <= 1
 
 
+@pytest.mark.parametrize("content, fragment", [
+    (b"#!/bin/sh\necho hi\n", "not a picture this page can read"),
+    (b"<html><script>alert(1)</script></html>", "not a picture this page can read"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="9" height="9"/></svg>', "not a picture this page can read"),
+    (b"", "not a picture this page can read"),
+    ("bomb", "9,400 x 9,400 pixels; the limit is 16,777,216"),
+])
+def test_an_upload_that_is_no_picture_or_too_many_pixels_is_refused_before_it_is_decoded(live_app, tmp_path, content, fragment):
+    """A shell script, HTML, SVG or an empty file named .png got Gradio's generic 'upstream app has raised an exception';
+    a 9,400 x 9,400 paletted PNG of 107 KB was decoded (+365 MB) (hold, round 2, item 4)."""
+    import httpx
+    from PIL import Image
+
+    path = tmp_path / "upload.png"
+    if content == "bomb":
+        Image.new("P", (9400, 9400)).save(path, optimize=True)  # a small file of many pixels
+        assert path.stat().st_size < 2_000_000
+    else:
+        path.write_bytes(content)
+    http = httpx.Client(timeout=60)
+    with open(path, "rb") as f:
+        uploaded = http.post(f"{live_app}gradio_api/upload", files={"files": ("upload.png", f, "image/png")}).json()[0]
+    body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 100, "linear", 0]}
+    event = http.post(f"{live_app}gradio_api/call/forward_noise", json=body).json()["event_id"]
+    stream = http.get(f"{live_app}gradio_api/call/forward_noise/{event}").text
+    assert "event: error" in stream and fragment in stream, stream[-400:]
+
+
 @pytest.mark.parametrize("body, fragment", [
     ('["google/ddpm-cifar10-32", "Ankle boot", "DDIM", NaN, 3.0, 0, ""]', "steps must be a whole number"),
     ('["google/ddpm-cifar10-32", "Ankle boot", "DDIM", 5, Infinity, 0, ""]', "guidance"),
