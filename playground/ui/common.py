@@ -302,16 +302,16 @@ def png_file(image: Any) -> Any:
 MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded picture's width x height, read from its header before it is decoded
 
 
-class CheckedImage(gr.Image):
+def checked_image(**options: Any) -> gr.Image:
     """gr.Image whose uploads are checked before Pillow decodes them: a file that is no picture (a script, HTML, an
     empty file named .png) or a picture of more than MAX_UPLOAD_PIXELS pixels (a 107 KB paletted PNG can decode to
-    365 MB) is refused with a message that says what to change, instead of Gradio's generic upstream error."""
+    365 MB) is refused with a message that says what to change, instead of Gradio's generic upstream error. (Its
+    `preprocess` is wrapped on the instance, once, as the page is built: a subclass of a Gradio component would make
+    Gradio write a .pyi stub beside this file.)"""
+    image = gr.Image(**options)
+    decode = image.preprocess
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "image"  # the page draws it as Gradio's own image component
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         if payload is not None and getattr(payload, "path", None):
             from PIL import Image, UnidentifiedImageError
 
@@ -324,16 +324,19 @@ class CheckedImage(gr.Image):
             if width * height > MAX_UPLOAD_PIXELS:
                 raise gr.Error(f"That picture is {width:,} x {height:,} pixels; the limit is {MAX_UPLOAD_PIXELS:,} pixels (4,096 x "
                                "4,096). Shrink it first: it is drawn at 256 pixels a side at most.", print_exception=False)
-        return super().preprocess(payload)
+        return decode(payload)
+
+    image.preprocess = preprocess
+    return image
 
 
 def figure(caption: str, **image: Any) -> gr.Image:
-    """A gr.Image (uploads checked: CheckedImage) with its caption above it as text, not as the floating label Gradio lays
+    """A gr.Image (uploads checked: `checked_image`) with its caption above it as text, not as the floating label Gradio lays
     over the picture's top-left corner (it hid the model view's column headers and cut long labels: "Final image (full
     decod")."""
     with gr.Column(min_width=image.pop("min_width", 160), scale=image.pop("scale", 1)):
         gr.Markdown(caption, elem_classes=["picture-caption"])
-        return CheckedImage(label=caption, show_label=False, **image)
+        return checked_image(label=caption, show_label=False, **image)
 
 
 @dataclass

@@ -34,9 +34,9 @@ from playground.models import ModelLoader
 from playground.models.results import ResultHandle, resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import (
-    CheckedImage,
     TabView,
     bind,
+    checked_image,
     clear_first,
     figure,
     form_event,
@@ -433,7 +433,7 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
         # say why) and a lossless PNG at the model's native size (Gradio's default is a lossy WebP)
         with gr.Group(visible=False):
             api_image = gr.Image(type="pil", format="png", label="image")
-            api_in_image = CheckedImage(type="pil", label="image")
+            api_in_image = checked_image(type="pil", label="image")
             api_t, api_seed = gr.Number(label="t"), gr.Number(label="seed")
             api_schedule, api_model, api_prompt = gr.Textbox(label="schedule"), gr.Textbox(label="model"), gr.Textbox(label="prompt")
             api_scheduler, api_negative = gr.Textbox(label="scheduler"), gr.Textbox(label="negative_prompt")
