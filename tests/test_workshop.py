@@ -46,6 +46,26 @@ def test_an_address_that_names_no_tab_is_the_page_as_it_is(query, specs):
     assert lesson_links.parse(query, specs) is None
 
 
+@pytest.mark.parametrize("query, says", [
+    ("tab=inside&layer=3&model=bert-base-uncased", "it asks for layer 3, and bert-base-uncased has 3 layers (0 to 2)"),
+    ("tab=attention&layer=12&head=12", "it asks for layer 12, and bert-base-uncased has 3 layers (1 to 3)"),
+    ("tab=inside&model=gpt2&head=9", "head must be from 0 to 3 (got 9)"),  # past the slider itself: refused as before
+])
+def test_a_link_naming_a_layer_or_head_the_model_lacks_is_refused_before_anything_runs(query, says):
+    """`?tab=attention&layer=12&head=12` said 'Opened... inputs filled' and showed layer 1, head 1; an Inside link with a
+    layer the offline BERT lacks opened and then failed (learner walk, items 3 and 15): refuse, fill nothing, run nothing."""
+    from types import SimpleNamespace
+
+    from starlette.datastructures import QueryParams
+
+    app = build_app(Settings(offline=True, device="cpu"))
+    updates = app.link_wiring.open_query(SimpleNamespace(query_params=QueryParams(query)))
+    notices = [u for u in updates if isinstance(u, str) and "cannot be opened" in u]
+    assert notices and says in notices[0], updates
+    opened = app.link_wiring.open_query(SimpleNamespace(query_params=QueryParams("tab=inside&layer=1&model=bert-base-uncased")))
+    assert any(isinstance(u, str) and "Opened a lesson link" in u for u in opened)
+
+
 def test_a_lesson_link_keeps_working_with_a_tracking_tag_or_a_theme(specs):
     link = lesson_links.parse("?tab=gpt&model=gpt2&utm_source=newsletter&__theme=dark", specs)
     assert link.tab == "gpt" and link.values == {"model": "gpt2"}

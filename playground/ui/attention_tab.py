@@ -25,6 +25,7 @@ from playground.ui.common import (
     examples,
     form_event,
     launch_alone,
+    layer_head_link_check,
     load_transformer,
     png_file,
     user_errors,
@@ -350,7 +351,8 @@ def build_attention_tab(loader: ModelLoader) -> TabView:
 
         api_endpoint(attention_api, loader, api_name="attention")
     return TabView(inputs={"model": model, "text": text, "target": target, "layer": layer, "head": head},
-                   run=("att-run",), pending=wanted, deferred=("layer", "head"), forms={"att-run": forward})
+                   run=("att-run",), pending=wanted, deferred=("layer", "head"), forms={"att-run": forward},
+                   link_check=layer_head_link_check(loader, MODEL_CHOICES[0], first=1))
 
 
 def _forget() -> None:

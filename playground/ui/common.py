@@ -242,6 +242,44 @@ def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...]
     return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
 
 
+def local_layers_and_heads(loader: ModelLoader, model: Any) -> tuple[int, int] | None:
+    """(layers, heads) of a preset or local model folder from its config.json alone (no weights, no network); None when
+    that cannot be known here (a Hub model not in the cache, an unknown name: the run itself says what is wrong)."""
+    import json
+
+    from playground.models import find_preset
+
+    name = model.strip() if isinstance(model, str) else ""
+    family = next((f for f in (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ) if find_preset(f, name)), Family.ENCODER)
+    try:
+        folder = loader.resolve(name, family).folder
+        config = json.loads((folder / "config.json").read_text()) if folder is not None else None
+    except (UserError, OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    layers = config.get("n_layer") or config.get("num_hidden_layers") or config.get("num_layers")
+    heads = config.get("n_head") or config.get("num_attention_heads") or config.get("num_heads")
+    return (int(layers), int(heads)) if layers and heads else None
+
+
+def layer_head_link_check(loader: ModelLoader, default_model: str, first: int) -> Callable[[dict], str | None]:
+    """A TabView.link_check for a tab whose link names a layer and a head (counted from `first`): a link that names one
+    the model lacks is refused before anything runs, instead of opening on another layer."""
+    def check(values: dict) -> str | None:
+        model = values.get("model", default_model)
+        shape = local_layers_and_heads(loader, model)
+        if shape is None:
+            return None
+        for name, count in zip(("layer", "head"), shape):
+            if name in values and not first <= values[name] <= count - 1 + first:
+                return (f"it asks for {name} {values[name]:g}, and {model} has {count} {name}s ({first} to {count - 1 + first}). "
+                        f"Ask for one of those.")
+        return None
+
+    return check
+
+
 def load_diffusion(loader: ModelLoader, model: Any, progress=None):
     """(name, LoadedModel) of a diffusion pipeline: a diffusion or latent-diffusion preset, a Hub id or an allowed folder."""
     from playground.models import find_preset
@@ -349,6 +387,7 @@ class TabView:
     deferred: tuple[str, ...] = ()  # the link parameters that go to `pending` instead of to their component
     opens: tuple[Any, Any] | None = None  # (a lesson picker, its "try it" button): the button opens the lesson's link
     forms: dict[str, Form] = field(default_factory=dict)  # run button elem_id -> the Form it submits (the workshop check runs them)
+    link_check: Any = None  # (a link's values) -> why the model cannot show what it names (a layer it lacks), or None
 
 
 SESSION_GPT = "my tiny GPT (trained in this session)"  # the model choice that means the session's own trained model

@@ -25,6 +25,7 @@ from playground.ui.common import (
     examples,
     form_event,
     launch_alone,
+    layer_head_link_check,
     load_transformer,
     session_gpt,
     user_errors,
@@ -239,7 +240,8 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
         for control in (model, text, stack):  # another text or model: its tokens are not these; start from the last one
             control.input(_no_tokens, None, token, api_visibility="private", queue=False)
         api_endpoint(inside_api, loader, api_name="inside", budget=INSIDE_BUDGET)
-    return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",), forms={"ins-run": look})
+    return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",), forms={"ins-run": look},
+                   link_check=layer_head_link_check(loader, MODEL_CHOICES[0], first=0))
 
 
 def _no_tokens():

@@ -99,6 +99,11 @@ class LinkWiring:
         except UserError as exc:
             log.info("refused a link: %s", exc)
             return self.updates(None, f"⚠️ {exc}")
+        check = self.views[link.tab].link_check if link is not None else None
+        problem = check(link.values) if check is not None else None
+        if problem:  # it names what the model lacks (a layer): refused, nothing filled or run
+            log.info("refused a link: %s", problem)
+            return self.updates(None, f"⚠️ This link cannot be opened: {problem}")
         return self.updates(link, "" if link is None else f"Opened a lesson link: the **{link.tab}** tab, inputs filled.")
 
     def open_lesson(self, lesson_id: str) -> list[Any]:

@@ -77,6 +77,7 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
         wiring = LinkWiring(tab_set, notice, target, views)
         wiring.wire(demo)
         demo.link_specs = wiring.specs  # each tab's link inputs and their limits (the workshop check and tests read them)
+        demo.link_wiring = wiring  # opens a page address's lesson link (tests call it as the page load does)
         demo.tab_views = views  # each tab's TabView: its inputs and the Forms its run buttons submit (the workshop check runs them)
     # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
     demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
