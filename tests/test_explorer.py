@@ -322,6 +322,10 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     noised, strip, *charts = diffusion_tab.on_forward(diffusion_tab.ForwardRequest(grey, 400, "linear", 0))
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
+    # with every schedule's value there (lesson 10 asks the learner to read ᾱ_t and the SNR at a t)
+    from playground.core.diffusion.schedule import noise_schedule
+
+    assert f">linear {float(noise_schedule('linear').alphas_cumprod[400]):.3g}</text>" in charts[1]
     assert noised.mode == "L" and strip.mode == "L"  # one ε per pixel, not coloured speckles
     assert len(charts) == 3 and all(
         all(f"</svg> {name}</span>" in c for name in SCHEDULES) and c.count("stroke-dasharray") >= 6 for c in charts

@@ -191,6 +191,9 @@ def _schedules() -> dict[str, Any]:
     return {name: noise_schedule(name) for name in SCHEDULES}
 
 
+SHORT = {"linear": "linear", "scaled_linear": "scaled", "squaredcos_cap_v2": "cosine"}  # schedule names in a chart's mark
+
+
 @functools.lru_cache(maxsize=64)  # a chart per marked timestep: scrubbing back and forth redraws nothing
 def schedule_curves(t: int | None = None, mark: str = "") -> tuple[str, str, str]:
     """SVG charts of β_t, ᾱ_t and log10 SNR for every schedule, each with its legend; `t` is marked (a vertical line
@@ -200,8 +203,11 @@ def schedule_curves(t: int | None = None, mark: str = "") -> tuple[str, str, str
     at = None if t is None else (t, mark or f"t = {t}")
 
     def chart(values, y_label: str) -> str:
+        # the mark names each schedule's value at t too: the numbers a lesson asks the learner to read
+        marked = None if at is None else (at[0], "\n".join([at[1], *(f"{SHORT.get(name, name)} {float(values(sched)[at[0]]):.3g}"
+                                                                       for name, sched in schedules.items())]))
         return line_chart_svg({name: (ts, [float(values(s)[k]) for k in ts]) for name, s in schedules.items()}, "t", y_label,
-                              width=360, mark=at)
+                              width=360, mark=marked)
 
     return (chart(lambda s: s.betas, "β_t (noise added at step t)"), chart(lambda s: s.alphas_cumprod, "ᾱ_t (signal left)"),
             chart(lambda s: s.snr.log10(), "log10 SNR = log10 ᾱ_t / (1 − ᾱ_t)"))

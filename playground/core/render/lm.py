@@ -128,7 +128,7 @@ CHART_DASHES = ("", "7 3", "2 3", "9 3 2 3")
 def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x_label: str, y_label: str,
                    width: int = 460, height: int = 260, mark: tuple[float, str] | None = None) -> str:
     """Named (xs, ys) series as one SVG line chart with its axes' ranges and a legend that is always visible;
-    `mark` = (x, label) draws a vertical line at x (e.g. the timestep being looked at)."""
+    `mark` = (x, label) draws a vertical line at x (e.g. the timestep being looked at), labelled a line per "\n"."""
     left, right, top, bottom = 48, 12, 12, 34
     xs_all = [x for xs, _ in series.values() for x in xs]
     ys_all = [y for _, ys in series.values() for y in ys]
@@ -163,10 +163,11 @@ def line_chart_svg(series: dict[str, tuple[Sequence[float], Sequence[float]]], x
     if mark is not None:
         mx = sx(min(max(mark[0], x0), x1))
         anchor = "end" if mx > (left + width - right) / 2 else "start"
+        labels = "".join(f'<text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{top + 20 + 13 * i}" text-anchor="{anchor}" '
+                         f'font-size="11">{_e(line)}</text>' for i, line in enumerate(mark[1].split("\n")))  # a line each
         marker = (
             f'<g class="lm-mark"><line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{height - bottom}" stroke="#1f2328" stroke-width="1.5" '
-            f'stroke-dasharray="4 2"/><text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{top + 20}" text-anchor="{anchor}" '
-            f'font-size="11">{_e(mark[1])}</text></g>'
+            f'stroke-dasharray="4 2"/>{labels}</g>'
         )
     return (
         f'<div class="lm-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
