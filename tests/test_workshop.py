@@ -128,6 +128,16 @@ def test_live_reveals_compute_on_the_page_models(shared_loader):
     assert "your guess 'ears' is the model's **#" in nxt.text
 
 
+def test_lesson_two_opens_inside_on_the_word_it_asks_about(shared_loader):
+    """Lesson 2 is about "king", but its link opened Inside on the query token "." (learner walk, item 14): the query is
+    the last token, so the text now ends on "king"."""
+    from playground.models import Family
+
+    tokenizer = shared_loader.load("gpt2", Family.TOKENIZER).tokenizer
+    ids = tokenizer(lesson_by_id("embeddings").link["text"])["input_ids"]
+    assert tokenizer.decode(ids[-1:]).strip() == "king" and sum(tokenizer.decode([i]).strip() == "king" for i in ids) == 2
+
+
 def test_lesson_one_says_which_tokenizers_the_room_runs(shared_loader):
     """Its reveal said the offline tokenizers were the embedded models' own, trained on Shakespeare; they are the real
     vendored ones (50,257 tokens for GPT-2: 'un·bel·iev·ably') (learner walk, item 7)."""

@@ -128,13 +128,14 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("embeddings", "2. Embeddings", "inside",
            "Each token id picks one row of the **embedding matrix**: a vector of a few hundred numbers. GPT-2 adds a "
            "second vector for the position. Tokens used alike end up pointing alike.",
-           "Section 1 shows the token's row, its position vector and their sum, and the nearest tokens.",
+           "Section 1 shows the query token's row (the last token: the second \"king\"), its position vector and their sum, and "
+           "the nearest tokens; pick the first \"king\" as the query token to compare.",
            Question("\"king\" appears twice in the text. Before the first layer, are its two vectors the same?",
                     ("Yes, identical", "Same token row, different position vector", "Completely different"),
                     "Same token row, different position vector",
                     "Both read row *king* of the embedding matrix; GPT-2 then adds the position's own vector, so the sums differ "
                     "a little. Only the layers above (attention) make each copy depend on its neighbours."),
-           {"model": "gpt2", "text": "The king is dead, long live the king.", "layer": 0, "head": 0}),
+           {"model": "gpt2", "text": "The king is dead, long live the king", "layer": 0, "head": 0}),  # ends on "king": the query
     Lesson("attention", "3. Attention: Q, K, V and softmax", "attention",
            "In each head every token asks a question (its **query** q), every token offers a **key** k and a **value** v. "
            "Scores q·k/√d go through a **softmax** into weights; the token's output is the weighted sum of the values.",
