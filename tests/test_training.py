@@ -157,6 +157,23 @@ def test_the_tab_streams_training_and_keeps_the_model_in_the_session(loader):
     assert len(gpt) >= 6 and "held-out" in gpt[-1][1] and len(gpt[-1][2]) == len(gpt) and gpt[-1][3] is not None
 
 
+def test_a_run_ended_by_stop_keeps_its_model_and_says_where_it_stopped(loader):
+    """Stop discarded the run: the charts stayed but the model was gone and the status said nothing (learner walk, item
+    12). Now the model trained so far is the session's from the first update on, and Stop says at which step it ended."""
+    toy = training_tab.on_train_toy(loader, training_tab.ToyRequest("moons", None, 3000, seed=0))
+    first, second = next(toy), next(toy)  # two updates, then the learner presses Stop (Gradio closes the stream)
+    toy.close()
+    handle = second[3]
+    said = training_tab.on_toy_stopped(handle)
+    assert handle is first[3] is not None and said.startswith("Stopped at step ") and "of 3,000" in said and "kept" in said
+    forward, field, paths = training_tab.on_explore_toy(handle, 10, 0)  # the model as it was is there to explore
+    assert "x_t at t = 10" in forward
+    gpt = training_tab.on_train_gpt(loader, training_tab.GPTTrainRequest(TEXT, 300, 0, 60))
+    update = next(gpt)
+    gpt.close()
+    assert "Stopped after" in training_tab.on_gpt_stopped(update[3]) and training_tab.on_toy_stopped(None).startswith("Stopped before")
+
+
 def test_the_trained_gpt_is_the_sessions_own_model_in_the_gpt_and_inside_tabs(loader):
     import gradio as gr
 

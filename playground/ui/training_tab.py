@@ -50,6 +50,7 @@ class ToyRun:
     model: toy_diffusion.ToyModel
     data: Any  # [n, 2]
     cfg: toy_diffusion.ToyConfig
+    step: int = 0  # the steps trained so far (a run stopped early keeps the model as it was then)
 
     @property
     def nbytes(self) -> int:
@@ -120,17 +121,38 @@ def on_train_toy(loader: ModelLoader, request: ToyRequest, previous: Any = None)
     cfg = _toy_config(request.dataset, request.steps, request.lr, request.schedule, request.timesteps, request.seed)
     data = _data(cfg, request.sketch)
     cfg = replace(cfg, n_points=len(data))
+    run = handle = None
     for model, p in toy_diffusion.train_toy(data, cfg):
         status = f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s); loss {sum(p.losses[-50:]) / len(p.losses[-50:]):.4f}."
-        handle, explore_t = gr.update(), gr.update()
-        if p.done:
-            status += " Stopped at the time cap." if p.stopped_early else " Done: explore the trained model below."
+        explore_t = gr.update()
+        if run is None:  # kept from the first update on, so a run ended by Stop keeps the model trained so far
             run = ToyRun(model, data, cfg)
             handle = loader.keep_result(run, run.nbytes, "2-D diffusion model", replaces=previous)
+        run.step = p.step
+        if p.done:
+            status += f" Stopped at the time cap, at step {p.step:,}." if p.stopped_early else " Done: explore the trained model below."
             explore_t = gr.update(maximum=cfg.timesteps - 1, value=min(20, cfg.timesteps - 1),
                                   label=f"t (this model was trained with T = {cfg.timesteps}: 0 to {cfg.timesteps - 1})")
         samples = scatter_svg({"data": data.tolist(), f"samples at step {p.step:,}": p.samples.tolist()}, "Samples (DDPM) beside the data")
         yield ToyFrame(status, _loss_chart(p.losses), samples, handle, explore_t).outputs()
+
+
+def on_toy_stopped(handle: Any) -> str:
+    """Stop: the run's status says where it stopped; its charts, samples and model stay (explore them below)."""
+    run = resolve(handle) if handle is not None else None
+    if not isinstance(run, ToyRun):
+        return "Stopped before the first update: nothing was trained yet."
+    return (f"Stopped at step {run.step:,} of {run.cfg.steps:,}: the charts and samples above are that step's, and the model as it "
+            "was then is kept: explore it below.")
+
+
+def on_gpt_stopped(handle: Any) -> str:
+    """Stop: the run's status says where it stopped; the tiny GPT trained so far stays this session's."""
+    trained = resolve(handle) if handle is not None else None
+    if trained is None:
+        return "Stopped before the first update: nothing was trained yet."
+    return (f"Stopped after {trained.tokens_seen:,} characters of training: the tiny GPT as it was then is yours in the GPT and "
+            "Inside tabs (pick it as the model).")
 
 
 @user_errors
@@ -209,14 +231,15 @@ def on_train_gpt(loader: ModelLoader, request: GPTTrainRequest, previous: Any = 
     samples table, the session's model handle)."""
     cfg = _gpt_config(request.steps, request.seed, request.seconds)
     toy_gpt.check_text(request.text)
+    handle = None
     for trained, p in toy_gpt.train_gpt(request.text, cfg):
         status = (f"Step {p.step:,} of {cfg.steps:,} ({p.seconds:.1f} s): {trained.parameters:,} parameters, {trained.tokens_seen:,} "
                   f"characters seen; held-out {p.heldout_bpc[-1]:.3f} bits per character (unigram: {trained.unigram_bpc:.3f}).")
-        handle = gr.update()
-        if p.done:
-            status += " Stopped at the time cap." if p.stopped_early else " Done."
+        if handle is None:  # kept from the first update on, so a run ended by Stop keeps the model trained so far
             nbytes = sum(t.numel() * t.element_size() for t in trained.model.parameters())
             handle = loader.keep_result(trained, nbytes, "tiny GPT", replaces=previous)
+        if p.done:
+            status += f" Stopped at the time cap, at step {p.step:,}." if p.stopped_early else " Done."
         samples = pd.DataFrame({"step": p.heldout_steps, "sample": p.samples})
         yield status, _gpt_chart(p, trained.unigram_bpc), samples, handle
 
@@ -313,7 +336,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         toy_event = clear_first(toy_train.click, [toy_status]).then(
             toy.event, toy.inputs, [toy_status, toy_loss, toy_samples, toy_state, explore_t], api_visibility="private", **TRAINING
         )
-        toy_stop.click(None, None, None, cancels=[toy_event])
+        toy_stop.click(on_toy_stopped, [toy_state], [toy_status], cancels=[toy_event], api_visibility="private", queue=False)
         explore.click(
             on_explore_toy, [toy_state, explore_t, explore_seed], [forward_plot, field_plot, paths_plot], api_visibility="private"
         )
@@ -322,7 +345,7 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         gpt_event = clear_first(gpt_train.click, [gpt_status]).then(
             tiny_gpt.event, tiny_gpt.inputs, [gpt_status, gpt_chart, gpt_samples, gpt_state], api_visibility="private", **TRAINING
         )
-        gpt_stop.click(None, None, None, cancels=[gpt_event])
+        gpt_stop.click(on_gpt_stopped, [gpt_state], [gpt_status], cancels=[gpt_event], api_visibility="private", queue=False)
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
     return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",), forms={"trn-toy-train": toy})
