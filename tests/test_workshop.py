@@ -188,11 +188,30 @@ def test_a_game_scores_the_learner_and_the_model_on_the_real_next_token(gpt):
     assert "2212.11281" in game.STUDY
 
 
+def test_the_game_shows_where_tokens_begin_inside_a_word(shared_loader):
+    """'Friends, Rom…?' with the answer 'ans' played sub-word pieces while the rules said 'a word' (learner walk, item 13):
+    the passage now shows the pieces of a split word with a ·, ends with one when the token to guess is the rest of a
+    word, and the rules say what a token is."""
+    from dataclasses import replace
+
+    from playground.models import Family
+    from playground.ui import gpt_tab
+
+    tokenizer = shared_loader.load("gpt2", Family.TOKENIZER).tokenizer
+    ids = game._ids(tokenizer, game.PASSAGES[1].text)
+    faces = [game._decode(tokenizer, [i]) for i in ids]
+    k = next(k for k in range(1, len(faces)) if game._joins(faces[k - 1], faces[k]))  # the first token that continues a word
+    shown = gpt_tab._game_context(tokenizer, replace(game.new_game(1), position=k))
+    assert f"{faces[k - 1].strip()}{game.PIECE}<strong>…?</strong>" in shown  # "Br·…?": guess the rest of the word
+    whole = gpt_tab._game_context(tokenizer, replace(game.new_game(1), position=k + 1))
+    assert f"{faces[k - 1].strip()}{game.PIECE}{faces[k]}" in whole  # once played, the word shows its pieces
+
+
 def test_game_handlers_keep_score_in_the_session(shared_loader):
     from playground.ui import gpt_tab
 
     state, context, last, line = gpt_tab.on_game_new(shared_loader, "gpt2", 0)
-    assert "Friends" in context and "no guesses yet" in line and "2212.11281" in line
+    assert "Friends" in context.replace(game.PIECE, "") and "no guesses yet" in line and "2212.11281" in line
     state, context, report, line, box = gpt_tab.on_game_guess(shared_loader, "gpt2", state, "ears")
     assert state["rounds"] == 1 and "The next token was" in report and "Score after 1 token" in line and box == ""
 

@@ -152,6 +152,31 @@ def prompt_of(tokenizer: Any, score: Score) -> str:
     return _decode(tokenizer, ids[:score.position])
 
 
+PIECE = "·"  # drawn between two tokens of one word (GPT-2 spells a rarer word in pieces: "Rom·ans")
+
+
+def _joins(before: str, after: str) -> bool:
+    """Whether token `after` continues the word that `before` ends: no space between, letters or digits on both sides."""
+    return bool(before) and bool(after) and before[-1].isalnum() and after[0].isalnum()
+
+
+def prompt_with_pieces(tokenizer: Any, score: Score) -> str:
+    """The passage before the token to guess, with a · between the tokens of a word spelled in pieces, and one at the end
+    when the token to guess is the rest of a word: the game plays tokens, and this shows where they begin.
+
+    >>> _joins("Rom", "ans"), _joins(" Romans", ","), _joins(",", " lend")
+    (True, False, False)
+    """
+    ids = _ids(tokenizer, PASSAGES[score.passage].text)
+    faces = [_decode(tokenizer, [i]) for i in ids]
+    out = ""
+    for k, face in enumerate(faces[:score.position]):
+        out += (PIECE if k and _joins(faces[k - 1], face) else "") + face
+    if 0 < score.position < len(faces) and _joins(faces[score.position - 1], faces[score.position]):
+        out += PIECE  # the next token is the rest of this word
+    return out
+
+
 def play(model: Any, tokenizer: Any, score: Score, guess: str) -> Round:
     """One round: the learner's `guess` against the real next token and the model's top-1; the score moves on."""
     ids = _ids(tokenizer, PASSAGES[score.passage].text)

@@ -359,8 +359,10 @@ def _game_score(score: game.Score) -> str:
 
 def _game_context(tokenizer: Any, score: game.Score) -> str:
     passage = game.PASSAGES[score.passage]
+    text = game.prompt_with_pieces(tokenizer, score)
+    gap = "" if text.endswith(game.PIECE) else " "  # a piece to guess follows its word directly
     return (f'<div class="lm-prompt game-context"><em>{html.escape(passage.source)}</em><br>'
-            f"{html.escape(game.prompt_of(tokenizer, score))} <strong>…?</strong></div>")
+            f"{html.escape(text)}{gap}<strong>…?</strong></div>")
 
 
 @user_errors
@@ -463,9 +465,11 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
         score_btn.click(gpu_task(bind(on_score, loader), GpuBudget(30)), [model, score_text_box] + mine, scored, api_visibility="private")
 
         with gr.Accordion("Guess the next token: you against the model", open=False, elem_id="gpt-game"):
-            gr.Markdown("Read the passage so far and type the token you think comes next (a word, or punctuation); the "
-                        "model predicts too. A guess counts when it is the real next token, ignoring case and spaces. The "
-                        "passages are from plays the offline GPT never read.")
+            gr.Markdown("Read the passage so far and type the **token** you think comes next; the model predicts too. A "
+                        "token is usually a whole word or a punctuation mark, but a rarer word is spelled in pieces, shown "
+                        "here with a · between them (Rom·ans): when the passage ends in ·, guess the rest of that word's "
+                        "next piece. A guess counts when it is the real next token, ignoring case and spaces. The passages "
+                        "are from plays the offline GPT never read.")
             with gr.Row():
                 passage = gr.Dropdown(
                     [(p.source, i) for i, p in enumerate(game.PASSAGES)], value=0, label="Passage", elem_id="gpt-game-passage"
