@@ -178,7 +178,7 @@ def test_guess_the_next_token_keeps_a_score_against_the_model(_page, live_app):
     _open(page, live_app + "?tab=gpt")
     page.locator("#gpt-game").get_by_text("Guess the next token").first.click()  # open the accordion
     page.locator("#gpt-game-new").click()
-    expect(page.locator("#gpt-game-context")).to_contain_text("Friends,", timeout=60_000)
+    expect(page.locator("#gpt-game-context")).to_contain_text("F·ri·ends, R·om·…?", timeout=60_000)  # the pieces shown, the word to finish
     page.locator("#gpt-game-guess textarea, #gpt-game-guess input").first.fill("ears")
     page.locator("#gpt-game-go").click()
     expect(page.locator("#gpt-game-round")).to_contain_text("The next token was", timeout=60_000)
