@@ -327,6 +327,10 @@ def test_the_tab_fills_every_view(embedded, model, text, stack):
                                attention=True).model, embedded.load(model, "seq2seq" if "t5" in model else
                                ("causal-lm" if model == "gpt2" else "masked-lm"), attention=True).tokenizer, text, 1, 1, -1, stack)
     assert "embedded" in notice and token["value"] == len(r.tokens) - 1 and len(token["choices"]) == len(r.tokens)
+    # tokens as the other tabs show them: "␣king", never the tokenizer's raw "Ġking" (learner walk, cosmetic list)
+    assert not any("Ġ" in label for label, _ in token["choices"]) and "Ġ" not in one_head
+    if model == "gpt2":
+        assert any(label.endswith("␣king") for label, _ in token["choices"]) or "␣" in one_head
     assert "Nearest tokens" in emb and "principal component 2" in emb  # the neighbours and the listed words as points
     assert ("Relative-position bias" in emb) == (model == "t5-small")
     assert one_head.count("<tr") == len(r.tokens) + 1 and ("−∞ (masked)" in one_head) == (

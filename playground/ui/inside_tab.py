@@ -160,7 +160,7 @@ def on_run(loader: ModelLoader, request: InsideRequest, trained: Any = None, pro
                           columns=["component", "parameters", "share", "formula"])
     scale = pd.DataFrame(training_rows(lm, r.total_parameters), columns=["model", "parameters", "training tokens", "tokens per parameter"])
     t5 = inside.family_of(lm.model.config) == "t5"
-    return InsideView(notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.tokens)], value=r.token),
+    return InsideView(notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.faces or r.tokens)], value=r.token),
                       gr.update(value=(r.stack or "encoder") if t5 else None, interactive=t5),
                       gr.update(maximum=max(1, n_layers - 1), value=r.layer, interactive=n_layers > 1),
                       gr.update(maximum=max(1, n_heads - 1), value=r.head, interactive=n_heads > 1),

@@ -71,7 +71,7 @@ def strip(values: Sequence[float] | None, label: str = "", width: int = 360, hei
 
 def embeddings_view(r: Inside, neighbours: Sequence[Neighbour], points: Sequence[tuple[str, float, float]] | None) -> str:
     e = r.embedding
-    tok = r.tokens[r.token]
+    tok = (r.faces or r.tokens)[r.token]
     pos_note = {
         "gpt2": "GPT-2 learns an absolute position embedding per position and adds it.",
         "bert": "BERT adds a learned position embedding and a token-type (segment) embedding, then a LayerNorm.",
@@ -122,7 +122,7 @@ def head_view(r: Inside) -> str:
     )
     steps = [
         f'<div class="ins-view"><div class="ins-title">Layer {r.layer}, head {r.head}, query token {r.token} '
-        f'({_e(r.tokens[r.token])})</div>',
+        f'({_e((r.faces or r.tokens)[r.token])})</div>',
         f"<p>{_e(norm)}; q = W_Q x, k_j = W_K x_j, v_j = W_V x_j ({d} numbers each); score_j = q·k_j; {_e(scale)}"
         + ("; + the relative-position bias b(j − i)" if r.position_bias is not None else "")
         + ("; the causal mask sets later tokens to −∞" if not all(r.mask) else "")
@@ -132,7 +132,7 @@ def head_view(r: Inside) -> str:
     ]
     top = max(r.weights) or 1.0
     body = []
-    for j, tok in enumerate(r.tokens):
+    for j, tok in enumerate(r.faces or r.tokens):
         bias = f"{r.position_bias[j]:+.3f}" if r.position_bias is not None else ""
         logit = r.scores[j] * r.scale + (r.position_bias[j] if r.position_bias is not None else 0.0)
         allowed = r.mask[j]

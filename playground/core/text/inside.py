@@ -30,6 +30,7 @@ from typing import Any
 
 from playground.core.cache import shared_lock
 from playground.core.inputs import require_choice, require_int, require_text
+from playground.core.text.tokenize import visible
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 from playground.models.architecture import architecture_of
@@ -111,6 +112,7 @@ class Inside:
     total_parameters: int  # sum(p.numel()) over unique parameters
     relative_bias: dict[str, Any] | None = None  # T5: {"distances": [...], "values": [head][distance]}
     notes: list[str] = field(default_factory=list)
+    faces: list[str] = field(default_factory=list)  # the tokens as the page shows them (decoded, spaces as ␣: "␣king", not "Ġking")
 
     def to_json(self) -> dict[str, Any]:
         """The `/inside` API's answer."""
@@ -392,6 +394,9 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
             look = cur
     with shared_lock(tokenizer):
         tokens = tokenizer.convert_ids_to_tokens(seq.tolist())
+        # byte-level BPE spells a space as "Ġ" and a newline as "Ċ": decoded, with ␣ and ↵, as the other tabs show them;
+        # WordPiece's "##" and SentencePiece's "▁" already say where a word starts, and stay
+        faces = [visible(tokenizer.decode([i])) or t if any(c in t for c in "ĠĊĉ") else t for i, t in zip(seq.tolist(), tokens)]
     relative = _relative_bias(model, stack) if family == "t5" else None
     components = parameter_components(model)
     return Inside(
@@ -400,6 +405,7 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         family=family,
         stack=stack,
         tokens=tokens,
+        faces=faces,
         token_ids=seq.tolist(),
         layer=layer,
         head=head,
