@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ARTIFACTS
+from tests.test_browser import goto
 from tests.test_browser import page as _page  # noqa: F401  (the fixture's browser setup)
 
 pytestmark = pytest.mark.browser
@@ -95,7 +96,7 @@ def _fill_tab(page, name: str) -> None:
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_server_drawn_labels_keep_their_contrast_in_both_themes(_page, live_app, theme):
     page = _page
-    page.goto(live_app + ("?__theme=dark" if theme == "dark" else "?__theme=light"), wait_until="load")
+    goto(page, live_app + ("?__theme=dark" if theme == "dark" else "?__theme=light"))
     page.get_by_role("tab", name="Models").wait_for(timeout=60_000)
     failures, checked = [], 0
     for name in ACTIONS:
@@ -138,7 +139,7 @@ def test_long_text_chips_scroll_in_their_own_box_and_focus_is_visible(_page, liv
     assert height < 600, f"the chips panel is {height:.0f} px tall: it should scroll in its own box"
     # keyboard focus on a blue (primary) button is a ring you can see against the page, in both themes
     for theme in ("light", "dark"):
-        page.goto(f"{live_app}?__theme={theme}", wait_until="load")
+        goto(page, f"{live_app}?__theme={theme}")
         page.get_by_role("tab").first.wait_for(timeout=60_000)
         page.locator("button.primary:visible").first.focus()
         page.keyboard.press("Shift+Tab")
