@@ -149,14 +149,15 @@ class Form:
         """The request from {component: value} (missing components: their value on the page as built)."""
         return self.request_type(**{name: values.get(c, getattr(c, "value", None)) for name, c in self.widgets.items()})
 
+    def arguments(self, values: dict) -> tuple:
+        """The handler's positional arguments: the request, then the values of `extra` (absent ones: None)."""
+        return (self.request_from(values), *(values.get(c) for c in self.extra))
+
     @property
     def event(self) -> Callable[..., Any]:
-        handler = self.handler
+        handler, arguments = self.handler, self.arguments
         wants_progress = "progress" in inspect.signature(handler).parameters
         streams = inspect.isgeneratorfunction(inspect.unwrap(handler))
-
-        def arguments(values: dict) -> tuple:
-            return (self.request_from(values), *(values.get(c) for c in self.extra))
 
         if streams and wants_progress:
             def event(values: dict, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom: a default it replaces per call)
@@ -183,7 +184,7 @@ class Form:
 
     def run(self, values: dict) -> Any:
         """Call the handler outside Gradio (the workshop check): a stream is run to its end; its last update returned."""
-        result = self.handler(*(self.request_from(values), *(values.get(c) for c in self.extra)),
+        result = self.handler(*self.arguments(values),
                               **({"progress": None} if "progress" in inspect.signature(self.handler).parameters else {}))
         if inspect.isgenerator(result):
             return next(iter(deque(result, maxlen=1)), None)  # a stream runs to its end; its last update is the result
