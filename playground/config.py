@@ -14,6 +14,8 @@ Environment variables (all optional):
 | PLAYGROUND_HUB_TIMEOUT_S  | hub_timeout_s     | how long the Hub reachability probe may take          |
 | PLAYGROUND_ATTENTION_MAX_TOKENS | attention_max_tokens | token cap of the attention viewer (at most 512) |
 | PLAYGROUND_MODEL_ADMIN    | model_admin       | "1": the Models tab's load form (for the operator)    |
+| PLAYGROUND_JOBS_PER_VISITOR | queue_limits    | heavy jobs one browser session may have queued (4)     |
+| PLAYGROUND_JOBS_PER_ADDRESS | queue_limits    | heavy jobs one client address may have queued (12)     |
 | HF_HUB_OFFLINE            | offline           | "1": never touch the network, use cache or embedded   |
 | HF_ENDPOINT               | hub_endpoint      | the Hub's address (the huggingface_hub setting)       |
 | HF_HUB_CACHE / HF_HOME    | hf_cache          | the Hugging Face cache folder                         |
@@ -41,6 +43,23 @@ class ConfigError(UserError, ValueError):
     """A setting in the environment is malformed; the message names the variable and the fix."""
 
 
+@dataclass(frozen=True)
+class QueueLimits:
+    """How many jobs a visitor may have in the shared queue (`ui.visitor_limits` enforces them)."""
+
+    per_session: int = 4  # heavy jobs one browser session may have waiting or running
+    per_address: int = 12  # heavy jobs one client address may have waiting or running (a classroom behind one NAT shares it)
+    heavy_waiting: int = 48  # heavy jobs waiting (not yet running) from all visitors together
+    training_waiting: int = 3  # training runs waiting for the machine's one trainer, from all visitors together
+    light_waiting: int = 256  # light jobs waiting from all visitors together (a backstop; they take milliseconds)
+    heavy_running: int = 4  # heavy jobs running at once on the machine (more only share the same cores and memory)
+
+    def __post_init__(self) -> None:
+        for name in ("per_session", "per_address", "heavy_waiting", "training_waiting", "light_waiting", "heavy_running"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"QueueLimits.{name} must be at least 1, got {getattr(self, name)}")
+
+
 def _default_hf_cache(env: Mapping[str, str]) -> Path:
     if env.get("HF_HUB_CACHE"):
         return Path(env["HF_HUB_CACHE"]).expanduser()
@@ -64,6 +83,7 @@ class Settings:
     max_concurrency: int = 2  # simultaneous heavy jobs per event (the queue's default limit)
     attention_max_tokens: int = 128  # the attention viewer's default token cap (the API's cap; the UI slider starts here)
     model_admin: bool = False  # True: the Models tab has a form to load any model by hand (never a public API endpoint)
+    queue_limits: QueueLimits = field(default_factory=QueueLimits)  # jobs per visitor, per address, and in each line
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in _VALID_DTYPES:
@@ -120,4 +140,8 @@ class Settings:
             attention_max_tokens=int(number("PLAYGROUND_ATTENTION_MAX_TOKENS", cls.attention_max_tokens)),
             hf_cache=_default_hf_cache(env),
             model_admin=env.get("PLAYGROUND_MODEL_ADMIN", "").strip().lower() in _TRUE,
+            queue_limits=QueueLimits(
+                per_session=int(number("PLAYGROUND_JOBS_PER_VISITOR", QueueLimits.per_session)),
+                per_address=int(number("PLAYGROUND_JOBS_PER_ADDRESS", QueueLimits.per_address)),
+            ),
         )

@@ -10,6 +10,7 @@ from playground.models import Family, ModelLoader
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.models.zerogpu import gpu_task
 from playground.ui.common import TabView, bind, launch_alone, on_page_load, progress_fn, user_errors
+from playground.ui.visitor_limits import LIGHT
 
 EXPLAINER = """
 ### One loader behind every tab
@@ -100,8 +101,8 @@ def build_models_tab(loader: ModelLoader) -> TabView:
         if loader.settings.model_admin:  # the operator's form; never an API endpoint
             load_btn.click(gpu_task(bind(on_load_model, loader)), [family_in, source_in, attention_in], [result, *snapshot],
                            api_visibility="private")
-        refresh_btn.click(bind(on_refresh, loader), None, snapshot, api_name="models")
-        on_page_load(bind(on_refresh, loader), None, snapshot, api_visibility="private")
+        refresh_btn.click(bind(on_refresh, loader), None, snapshot, api_name="models", **LIGHT)
+        on_page_load(bind(on_refresh, loader), None, snapshot, api_visibility="private", **LIGHT)
     return TabView(inputs={}, run=())
 
 

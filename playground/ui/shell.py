@@ -15,6 +15,7 @@ import gradio as gr
 
 from playground.config import Settings
 from playground.models import ModelLoader
+from playground.ui import visitor_limits
 from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
@@ -79,6 +80,10 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
         demo.link_specs = wiring.specs  # each tab's link inputs and their limits (the workshop check and tests read them)
         demo.link_wiring = wiring  # opens a page address's lesson link (tests call it as the page load does)
         demo.tab_views = views  # each tab's TabView: its inputs and the Forms its run buttons submit (the workshop check runs them)
-    # heavy jobs share a small pool; the waiting line is bounded so a flood cannot pile up
-    demo.queue(default_concurrency_limit=settings.max_concurrency, max_size=64)
+    # heavy jobs share a small pool; each visitor, each address and each line (light, heavy, training) is bounded
+    # (ui/visitor_limits.py), so a flood cannot pile up and no visitor's quick request waits behind another's work
+    limits = settings.queue_limits
+    demo.queue(default_concurrency_limit=settings.max_concurrency,
+               max_size=limits.heavy_waiting + limits.training_waiting + limits.light_waiting)
+    visitor_limits.install(demo, limits)
     return demo

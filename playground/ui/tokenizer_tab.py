@@ -17,6 +17,7 @@ from playground.errors import InputError
 from playground.models import Family, ModelLoader, presets_of
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.ui.common import TabView, api_endpoint, bind, examples, form_event, launch_alone, on_page_load, user_errors
+from playground.ui.visitor_limits import LIGHT
 
 EXPLAINER = """
 ### Text becomes tokens before a model sees it
@@ -211,14 +212,14 @@ def build_tokenizer_tab(loader: ModelLoader) -> TabView:
             bind(on_tokenize, loader), TokenizeRequest, {"text": text, "names": names, "other": other, "show_ids": show_ids}
         )
         outputs = [panels, table, chart, ids, split_tok, word, steps]
-        go.click(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
-        show_ids.change(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
-        split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private")
-        explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_visibility="private")
-        on_page_load(tokenized.event, tokenized.inputs, outputs, api_visibility="private")
+        go.click(tokenized.event, tokenized.inputs, outputs, api_visibility="private", **LIGHT)
+        show_ids.change(tokenized.event, tokenized.inputs, outputs, api_visibility="private", **LIGHT)
+        split_tok.input(bind(on_split_tokenizer, loader), [text, split_tok], [word], api_visibility="private", **LIGHT)
+        explain_btn.click(bind(on_explain, loader), [split_tok, word], [steps], api_visibility="private", **LIGHT)
+        on_page_load(tokenized.event, tokenized.inputs, outputs, api_visibility="private", **LIGHT)
 
-        api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False)
-        api_endpoint(on_explain, loader, api_name="explain_word", gpu=False)
+        api_endpoint(tokenize_api, loader, api_name="tokenize", gpu=False, **LIGHT)
+        api_endpoint(on_explain, loader, api_name="explain_word", gpu=False, **LIGHT)
     return TabView(inputs={"text": text, "tokenizers": names}, run=("tok-go",), forms={"tok-go": tokenized})
 
 

@@ -20,6 +20,7 @@ from playground.models import ModelLoader
 from playground.models.results import resolve
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import SESSION_GPT, TabView, api_endpoint, bind, clear_first, form_event, launch_alone, user_errors
+from playground.ui.visitor_limits import TRAINING
 
 EXPLAINER = """
 ### Training, made visible
@@ -41,7 +42,6 @@ CORPUS = ASSETS_DIR / "corpus" / "romeo_and_juliet.txt"
 TOY_BUDGET = GpuBudget(30, 0.01, "steps")
 GPT_BUDGET = GpuBudget(30, 0.2, "steps")
 TRAJECTORIES = 12  # reverse paths drawn per sampler (more become a tangle)
-TRAINING = {"concurrency_limit": 1, "concurrency_id": "training"}  # one training at a time per machine
 
 
 @dataclass
