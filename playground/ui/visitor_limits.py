@@ -46,7 +46,9 @@ class Job:
 
 
 def line_of(concurrency_id: str | None) -> str:
-    """ >>> line_of("light"), line_of("training"), line_of("17")
+    """The line an event with this concurrency id waits in.
+
+    >>> line_of("light"), line_of("training"), line_of("17")
     ('light', 'training', 'heavy')
     """
     return concurrency_id if concurrency_id in (LIGHT_ID, TRAINING_ID) else "heavy"
