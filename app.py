@@ -14,8 +14,9 @@ def main() -> None:
     from playground.ui import build_app, launch_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    demo = build_app(Settings.from_env())
-    demo.launch(**launch_options())
+    settings = Settings.from_env()
+    demo = build_app(settings)
+    demo.launch(**launch_options(settings))
 
 
 if __name__ == "__main__":

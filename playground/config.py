@@ -14,6 +14,7 @@ Environment variables (all optional):
 | PLAYGROUND_HUB_TIMEOUT_S  | hub_timeout_s     | how long the Hub reachability probe may take          |
 | PLAYGROUND_ATTENTION_MAX_TOKENS | attention_max_tokens | token cap of the attention viewer (at most 512) |
 | PLAYGROUND_MODEL_ADMIN    | model_admin       | "1": the Models tab's load form (for the operator)    |
+| PLAYGROUND_MAX_SESSIONS   | max_sessions      | browser sessions whose page state is kept (200)        |
 | PLAYGROUND_JOBS_PER_VISITOR | queue_limits    | heavy jobs one browser session may have queued (4)     |
 | PLAYGROUND_JOBS_PER_ADDRESS | queue_limits    | heavy jobs one client address may have queued (12)     |
 | HF_HUB_OFFLINE            | offline           | "1": never touch the network, use cache or embedded   |
@@ -84,6 +85,8 @@ class Settings:
     attention_max_tokens: int = 128  # the attention viewer's default token cap (the API's cap; the UI slider starts here)
     model_admin: bool = False  # True: the Models tab has a form to load any model by hand (never a public API endpoint)
     queue_limits: QueueLimits = field(default_factory=QueueLimits)  # jobs per visitor, per address, and in each line
+    max_sessions: int = 200  # browser sessions whose page state the server keeps (Gradio's copy of every widget, 1-3 MB
+    # each); past it the least recently active session's is forgotten (its page starts over), so memory stays bounded
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in _VALID_DTYPES:
@@ -96,6 +99,8 @@ class Settings:
             raise ConfigError(
                 f"PLAYGROUND_ATTENTION_MAX_TOKENS must be between 2 and {ATTENTION_MAX_TOKENS}, got {self.attention_max_tokens!r}."
             )
+        if self.max_sessions < 1:
+            raise ConfigError(f"PLAYGROUND_MAX_SESSIONS must be at least 1, got {self.max_sessions!r}.")
         if not self.hub_timeout_s > 0:
             raise ConfigError(f"PLAYGROUND_HUB_TIMEOUT_S must be positive, got {self.hub_timeout_s!r}.")
 
@@ -140,6 +145,7 @@ class Settings:
             attention_max_tokens=int(number("PLAYGROUND_ATTENTION_MAX_TOKENS", cls.attention_max_tokens)),
             hf_cache=_default_hf_cache(env),
             model_admin=env.get("PLAYGROUND_MODEL_ADMIN", "").strip().lower() in _TRUE,
+            max_sessions=int(number("PLAYGROUND_MAX_SESSIONS", cls.max_sessions)),
             queue_limits=QueueLimits(
                 per_session=int(number("PLAYGROUND_JOBS_PER_VISITOR", QueueLimits.per_session)),
                 per_address=int(number("PLAYGROUND_JOBS_PER_ADDRESS", QueueLimits.per_address)),

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from playground.config import ASSETS_DIR
+from playground.config import ASSETS_DIR, Settings
 from playground.core.inputs import require_text
 from playground.errors import InputError, UserError
 from playground.models import Family, ModelLoader
@@ -96,22 +96,21 @@ def on_page_load(fn: Callable[..., Any], inputs: Any, outputs: Any, **kwargs: An
 
 def launch_alone(build: Callable[[ModelLoader], Any]) -> None:
     """Serve one tab on its own (`python -m playground.ui.gpt_tab`), with the app's offline theme and styles."""
-    from playground.config import Settings
-
     loader = ModelLoader(Settings.from_env())
     with gr.Blocks() as demo:
         build(loader)
-    demo.queue().launch(**launch_options())
+    demo.queue().launch(**launch_options(loader.settings))
 
 
-def launch_options() -> dict[str, Any]:
+def launch_options(settings: Settings | None = None) -> dict[str, Any]:
     """What `launch()` needs so the page works offline: a theme with system fonts (no Google
-    Fonts CDN) and the local stylesheet."""
+    Fonts CDN) and the local stylesheet; and how many sessions' page state the server keeps (`settings.max_sessions`)."""
     system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
     mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
     return {
         "theme": gr.themes.Soft(font=system, font_mono=mono),
         "css_paths": [Path(ASSETS_DIR / "style.css")],
+        "state_session_capacity": (settings or Settings()).max_sessions,
     }
 
 

@@ -15,6 +15,7 @@ import gradio as gr
 
 from playground.config import Settings
 from playground.models import ModelLoader
+from playground.models.memory import return_large_blocks_to_the_system
 from playground.ui import visitor_limits
 from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
@@ -63,7 +64,9 @@ TABS: tuple[TabSpec, ...] = (
 def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple[TabSpec, ...] = TABS) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, queued, not launched. Nothing is loaded until first use."""
     loader = loader or ModelLoader(settings)
-    with gr.Blocks(title=TITLE) as demo:
+    return_large_blocks_to_the_system()  # big arrays freed by a request go back to the system: memory levels off
+    # temporary files (uploads, pictures sent to the page) older than an hour are deleted every half hour
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(HEADER)
         # the tiny GPT a session trains (a handle to the loader's result store): per user, read by the GPT and Inside tabs
         trained = gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
