@@ -16,7 +16,7 @@ import gradio as gr
 from playground.config import Settings
 from playground.models import ModelLoader
 from playground.models.memory import return_large_blocks_to_the_system
-from playground.ui import visitor_limits
+from playground.ui import cache_files, visitor_limits
 from playground.ui.attention_tab import build_attention_tab
 from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
@@ -65,6 +65,7 @@ def build_app(settings: Settings, loader: ModelLoader | None = None, tabs: tuple
     """The whole app as a `gr.Blocks`, queued, not launched. Nothing is loaded until first use."""
     loader = loader or ModelLoader(settings)
     return_large_blocks_to_the_system()  # big arrays freed by a request go back to the system: memory levels off
+    cache_files.install()  # pictures sent to the page are never rewritten in place while a browser reads them
     # temporary files (uploads, pictures sent to the page) older than an hour are deleted every half hour
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(HEADER)
