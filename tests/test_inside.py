@@ -339,6 +339,8 @@ def test_the_tab_fills_every_view(embedded, model, text, stack):
     assert "MLP output" in block and "most active neurons" in block and 'class="lm-mark"' in residual
     assert sum(int(c.replace(",", "")) for c in params["parameters"]) == r.total_parameters
     assert "embedded teaching model" in scale["model"].iloc[0] and len(scale) == 1 + len(inside_tab.PUBLISHED)
+    # lesson 9 asks how much text GPT-2 read: the table answers it (learner walk, item 14)
+    assert any("GPT-2" in name and "WebText" in name for name in scale["model"])
 
 
 @pytest.mark.parametrize("first, then, fragment", [
