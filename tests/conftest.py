@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -163,19 +164,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_app():
-    """The whole app, launched offline on a free local port; yields its URL."""
-    from playground.ui import build_app, launch_options
+@contextmanager
+def launched(demo, settings: Settings | None = None):
+    """`demo` served on a free local port with the app's launch options (its settings' session cap); yields its URL."""
+    from playground.ui import launch_options
 
-    settings = Settings(offline=True, device="cpu")
-    demo = build_app(settings)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options(settings))
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def live_app():
+    """The whole app, launched offline on a free local port; yields its URL."""
+    from playground.ui import build_app
+
+    with launched(build_app(Settings(offline=True, device="cpu"))) as url:
+        yield url
 
 
 def has_model(name: str) -> bool:

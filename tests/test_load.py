@@ -18,8 +18,8 @@ import pytest
 from playground.config import Settings
 from playground.models import ModelLoader
 from playground.models.results import resolve
-from playground.ui import attention_tab, build_app, launch_options
-from tests.conftest import free_port, report_figure
+from playground.ui import attention_tab, build_app
+from tests.conftest import launched, report_figure
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +62,8 @@ def served(tiny_root):
     budget = probe.memory_used() + 4 * one.nbytes  # the models, and room for about 3 sessions' runs
     del probe
     loader = ModelLoader(replace(settings, memory_gb=budget / 2**30))
-    demo = build_app(loader.settings, loader)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    try:
-        yield f"http://127.0.0.1:{port}/", loader
-    finally:
-        demo.close()
+    with launched(build_app(loader.settings, loader)) as url:
+        yield url, loader
 
 
 def test_32_clients_over_mixed_endpoints(served):

@@ -17,8 +17,8 @@ import pytest
 from playground.config import Settings
 from playground.models import ModelLoader
 from playground.models.results import resolve
-from playground.ui import attention_tab, build_app, launch_options
-from tests.conftest import free_port, report_figure
+from playground.ui import attention_tab, build_app
+from tests.conftest import launched, report_figure
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +44,8 @@ def small_budget_app():
     del probe, one
     loader = ModelLoader(replace(settings, memory_gb=budget / 2**30, max_sessions=MAX_SESSIONS))
     demo = build_app(loader.settings, loader)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options(loader.settings))
-    try:
-        yield f"http://127.0.0.1:{port}/", demo, loader
-    finally:
-        demo.close()
+    with launched(demo, loader.settings) as url:
+        yield url, demo, loader
 
 
 def _run_attention_in_a_new_session(http: httpx.Client, url: str, demo, session: str) -> None:

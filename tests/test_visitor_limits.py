@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from playground.config import QueueLimits, Settings
-from playground.ui import build_app, launch_options
+from playground.ui import build_app
 from playground.ui.visitor_limits import Job, client_address, line_of, refusal
-from tests.conftest import free_port, report_figure
+from tests.conftest import launched, report_figure
 
 # ---- the rules, on their own --------------------------------------------------------------------------------
 
@@ -64,12 +64,8 @@ def test_the_client_address_is_the_proxys_forwarded_one_only_behind_a_private_pe
 def limited_app():
     settings = replace(Settings(offline=True, device="cpu"), queue_limits=QueueLimits(per_session=4, per_address=12))
     demo = build_app(settings)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    try:
-        yield f"http://127.0.0.1:{port}/", demo
-    finally:
-        demo.close()
+    with launched(demo, settings) as url:
+        yield url, demo
 
 
 def _fn_index(demo, api_name: str) -> int:
