@@ -51,7 +51,7 @@ DEFAULT_WORDS = "king, queen, lord, lady, man, woman, love, hate, sword, crown, 
 INSIDE_BUDGET = GpuBudget(30)
 # published points for scale: parameters and training tokens (sources in the README's Inside section)
 PUBLISHED = [
-    ("GPT-2 small (Radford et al. 2019): WebText, 40 GB; tokens estimated, the paper gives none", 124e6, 9e9),
+    ("GPT-2 small (Radford et al. 2019): WebText, 40 GB, est.", 124e6, 9e9),  # the paper gives no token count (README)
     ("GPT-3 (Brown et al. 2020)", 175e9, 300e9),
     ("Chinchilla (Hoffmann et al. 2022)", 70e9, 1.4e12),
     ("Llama 2 7B (Touvron et al. 2023)", 7e9, 2e12),
