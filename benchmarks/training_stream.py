@@ -5,7 +5,7 @@
 "Streamed" is what the page runs: the tab's handler (`on_train_toy`, `on_train_gpt`), which yields six updates
 with a fresh sample set (2-D: 1,000 points through every reverse step) or a held-out evaluation and a sample (GPT),
 each drawn as SVG. "Plain" is the same training loop (`train_toy`, `train_gpt` with stream=False): only the final
-result. Defaults of the tab (2-D: 3,000 steps on two moons; GPT: 300 steps on Romeo and Juliet). Both in this one
+result. Defaults of the tab (2-D: 2,000 steps on two moons; GPT: 250 steps on Romeo and Juliet). Both in this one
 process, alternating, medians.
 """
 

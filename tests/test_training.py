@@ -31,7 +31,7 @@ def moons_model():
 def test_toy_loss_falls_and_samples_lie_on_both_moons(moons_model):
     model, data, progress = moons_model
     losses = progress.losses
-    assert sum(losses[-200:]) / 200 < 0.8 * sum(losses[:200]) / 200
+    assert sum(losses[-200:]) / 200 < 0.6 * sum(losses[:20]) / 20  # the first steps against the last
     heldout = toy_diffusion.make_dataset("moons", len(data), seed=99)  # fresh points from the same distribution
     baseline = toy_diffusion.nearest_distance(heldout, data)
     samples = progress.samples

@@ -41,15 +41,15 @@ class ToyConfig:
 
     dataset: str = "moons"  # moons, spiral, rings, gaussians (or "drawn", with `points`)
     n_points: int = 1000  # points in the dataset
-    steps: int = 3000  # AdamW steps
+    steps: int = 2000  # AdamW steps (the default run: about 6 s on 2 idle cores; benchmarks/training_busy.py)
     batch_size: int = 512  # points per step
-    lr: float = 1e-2  # peak learning rate (cosine decay to a tenth)
+    lr: float = 2e-2  # peak learning rate (cosine decay to a tenth)
     schedule: str = "squaredcos_cap_v2"  # the β schedule (the Diffusion tab's names)
     timesteps: int = 100  # diffusion steps T
     hidden: int = 128  # width of the noise predictor's three hidden layers
     seed: int = 0  # data, initial weights, batches, noise, samples
     sample_every: int = 500  # steps between streamed sample sets
-    max_seconds: float = 60.0  # the run stops here if not done
+    max_seconds: float = MAX_SECONDS  # a guard: the run stops here if not done (the steps are the budget)
 
     def checked(self) -> ToyConfig:
         if self.dataset != "drawn":
