@@ -12,7 +12,8 @@ from playground.config import Settings
 from playground.models import PRESETS, ModelLoader
 from playground.ui import build_app
 
-TABS = ["Start", "Tokenizer", "Attention", "Inside", "GPT", "BERT", "T5", "Diffusion", "Text-to-image", "Training", "Models"]
+TABS = ["Start", "Tokenizer", "Attention", "Inside", "Interventions", "GPT", "BERT", "T5", "Diffusion", "Text-to-image", "Training",
+        "Models"]
 
 
 def test_app_builds_with_every_tab_and_loads_nothing():
@@ -39,6 +40,9 @@ def test_named_api_endpoints_exist():
         "denoise",
         "inside",
         "score",
+        "ablate",
+        "patch",
+        "sink",
     } <= names
     assert "load_model" not in names  # model management is not a public API
 

@@ -128,6 +128,19 @@ def test_live_reveals_compute_on_the_page_models(shared_loader):
     assert "your guess 'ears' is the model's **#" in nxt.text
 
 
+def test_the_head_lesson_reveals_the_sweeps_answer_on_the_model_that_runs(shared_loader):
+    """Lesson 10 (interventions): offline the embedded GPT predicts " Angelo" and head 3.2's knock-out costs it the most
+    (its sweep, tests/test_interventions.py checks the sweep itself)."""
+    from playground.errors import InputError
+
+    right = grade(lesson_by_id("heads"), "3.2", shared_loader)
+    assert right.correct is True and "'Angelo'" in right.text and "ranks **#1** of 16" in right.text
+    wrong = grade(lesson_by_id("heads"), "0.0", shared_loader)
+    assert wrong.correct is False and "head **3.2**" in wrong.text
+    with pytest.raises(InputError, match="not in this model"):
+        grade(lesson_by_id("heads"), "9.9", shared_loader)
+
+
 def test_lesson_two_opens_inside_on_the_word_it_asks_about(shared_loader):
     """Lesson 2 is about "king", but its link opened Inside on the query token "." (learner walk, item 14): the query is
     the last token, so the text now ends on "king"."""
@@ -255,11 +268,11 @@ def test_the_start_tab_records_the_answer_then_reveals_and_remembers_it(shared_l
     from playground.ui import start_tab
 
     concept, question, choice, guess, reveal, line = start_tab.on_lesson("causal", {"answers": {}})
-    assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and "0 of 16" in line
+    assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and "0 of 17" in line
     assert choice["visible"] is True and guess["visible"] is False
     shown, progress, line = start_tab.on_reveal(shared_loader, "causal", "No", "", {"answers": {}})
     assert progress["answers"]["causal"]["answer"] == "No" and progress["answers"]["causal"]["correct"] is True
-    assert "✅" in shown and "1 of 16 lessons answered, 1 predicted right" in line
+    assert "✅" in shown and "1 of 17 lessons answered, 1 predicted right" in line
     again = start_tab.on_lesson("causal", progress)  # back to it later: the recorded answer and its reveal, no new prediction asked
     assert again[2]["value"] == "No" and "**Your answer:** No" in again[4]
     typed = start_tab.on_lesson("decoder", progress)

@@ -1,10 +1,10 @@
 """The guided path: lessons in the concepts' order, each a predict-then-reveal question and a lesson link.
 
 A lesson explains one idea, asks the learner to predict what a view will show, and only then reveals the
-answer and why; its link opens the tab that shows it, inputs filled. Three reveals are computed live on the
+answer and why; its link opens the tab that shows it, inputs filled. Four reveals are computed live on the
 models the page runs (which tokenizer splits a word more, the model's next-token distribution and your
-guess's rank, how much signal the noise schedule leaves); the rest are facts of the architecture, true of any
-model of its kind.
+guess's rank, the head a prediction depends on most, how much signal the noise schedule leaves); the rest
+are facts of the architecture, true of any model of its kind.
 
 >>> [lesson.tab for lesson in LESSONS][:3]
 ['tokenizer', 'inside', 'attention']
@@ -36,6 +36,7 @@ class Question:
     answer: str | None = None  # the right option (None: computed live by `live`)
     why: str = ""  # markdown shown with the answer
     live: Callable[[Any, str], Reveal] | None = None  # live(loader, answer): the reveal computed on the page's models
+    sample_guess: str = "the"  # a typed guess the workshop check reveals with (a question without choices)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,29 @@ def _next_token(loader: Any, answer: str) -> Reveal:
             "A decoder-only model outputs a probability for every token of its vocabulary; "
             "generation picks one (greedy: the top one) and repeats. The play itself says \"ears\".")
     return Reveal(g.rank == 1 if g.rank else False, text)
+
+
+HEAD_TEXT = "I am Lord Angelo's man. Lord"  # offline, the embedded GPT predicts " Angelo" here, copying the name
+
+
+def _head_that_matters(loader: Any, answer: str) -> Reveal:
+    from playground.core.text.interventions import parse_heads, sweep
+    from playground.models import Family
+
+    lm = loader.load("gpt2", Family.CAUSAL_LM)
+    s = sweep(lm.model, lm.tokenizer, HEAD_TEXT)
+    ranked = sorted((s.delta_logprob[a][b], (a, b)) for a in range(s.layers) for b in range(s.n_heads))
+    guess = parse_heads(answer, s.layers, s.n_heads)[0]
+    rank = [head for _, head in ranked].index(guess) + 1
+    worst_delta, worst = ranked[0]
+    mine = s.delta_logprob[guess[0]][guess[1]]
+    text = (f"The model that runs here ({s.layers} layers x {s.n_heads} heads) predicts **{s.clean_token.strip()!r}** "
+            f"(p = {s.clean[0].prob:.2f}). Knocked out alone, head **{worst[0]}.{worst[1]}** costs it the most: "
+            f"{worst_delta:+.2f} nats of log-probability. Your head {guess[0]}.{guess[1]} ranks **#{rank}** of {len(ranked)} "
+            f"({mine:+.2f} nats).\n\nA map of attention says where a head looks; only taking the head away shows whether the "
+            "answer needs it. Heads often share a job, so knocking out one can cost little while two together cost a lot: "
+            "try several at once, and the patching map, which shows where the name travels from.")
+    return Reveal(guess == worst, text)
 
 
 def _signal_left(loader: Any, answer: str) -> Reveal:
@@ -196,14 +220,22 @@ LESSONS: tuple[Lesson, ...] = (
                     "GPT-2 was trained on WebText, about 40 GB of text. Later work (Chinchilla, 2022) found about 20 tokens "
                     "per parameter a good budget; Llama models read far more."),
            {"model": "gpt2", "text": "ROMEO. But soft, what light through yonder window breaks?", "layer": 0, "head": 0}),
-    Lesson("noising", "10. Diffusion: forward noising", "diffusion",
+    Lesson("heads", "10. Which head matters? Knock it out", "interventions",
+           "A picture of attention is a claim: \"this head looks at the name\". To test it, change the model and watch the "
+           "prediction. **Knocking out** a head sets its output to zero for this one request; if the answer depends on the "
+           "head, its probability falls. The **sweep** knocks out every head alone and maps the damage.",
+           "The sweep's left map: each cell is one head knocked out; blue means the predicted name lost probability.",
+           Question(f"\"{HEAD_TEXT}\": the model predicts the name again. Which head does that depend on most? Type "
+                    "layer.head, both from 0 (e.g. 1.2).", live=_head_that_matters, sample_guess="0.0"),
+           {"model": "gpt2", "text": HEAD_TEXT, "heads": "sweep"}),
+    Lesson("noising", "11. Diffusion: forward noising", "diffusion",
            "A diffusion model learns to undo noise. The **forward process** adds Gaussian noise in T small steps: "
            "x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, with a schedule β_t and ᾱ_t = Π(1 − β_s).",
            "Move *Timestep t* in the forward section; read ᾱ_t and the signal-to-noise ratio beside it.",
            Question("After t = 500 of 1,000 steps of the linear schedule, how much signal is left (the factor √ᾱ_t on x_0)?",
                     ("about 0.9", "about 0.3", "about 0.01"), live=_signal_left),
            {"t": 500, "schedule": "linear"}),
-    Lesson("objective", "11. The training objective", "training",
+    Lesson("objective", "12. The training objective", "training",
            "Training picks a data point x_0, a step t and noise ε, makes x_t, and asks the network for ε back: the loss is "
            "‖ε − ε_θ(x_t, t)‖² (Ho et al. 2020). Here it trains live on 2-D points, so you can watch it learn.",
            "Watch the loss fall and the samples take the data's shape.",
@@ -212,7 +244,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "DDPM's simple loss regresses the added noise. Knowing ε gives x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, an "
                     "estimate of the clean data, from which each reverse step is built."),
            {"dataset": "moons", "steps": 1000}),
-    Lesson("denoising", "12. Reverse denoising, step by step", "diffusion",
+    Lesson("denoising", "13. Reverse denoising, step by step", "diffusion",
            "Sampling starts from pure noise and repeats: predict ε̂, estimate x̂_0, step to a less noisy x_(t−1). The "
            "explorer streams every step: x_t, the model's x̂_0, and the predicted noise.",
            "Scrub through the steps; watch x̂_0 early on.",
@@ -221,7 +253,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "x̂_0 is the model's best guess of the clean image, roughly the average of every image that fits: early on a "
                     "blurry silhouette of the class; later steps add the details. x_t itself still looks like noise."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDIM", "steps": 50, "seed": 0}),
-    Lesson("schedulers", "13. Schedulers", "diffusion",
+    Lesson("schedulers", "14. Schedulers", "diffusion",
            "A **scheduler** is the rule that turns ε̂ into the next x: DDPM (1,000 small random steps), DDIM (few "
            "deterministic steps), Euler, DPM-Solver++. The network is the same.",
            "Run the same seed with DDPM and then DDIM and compare.",
@@ -230,7 +262,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Schedulers share the training objective; they differ only in how they step between noise levels. That is "
                     "why one trained model can be sampled with any of them."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
-    Lesson("guidance", "14. Classifier-free guidance", "text-to-image",
+    Lesson("guidance", "15. Classifier-free guidance", "text-to-image",
            "The same network predicts noise with the prompt and with the empty prompt; guidance pushes away from the "
            "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). A **negative prompt** takes the empty prompt's place.",
            "Run at guidance 1, then 7.5, with the same seed.",
@@ -238,7 +270,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "At w = 1 guidance is off (the conditional model alone); larger w exaggerates what the prompt changes, so "
                     "prompts are followed more closely, at the cost of variety and, too high, of quality."),
            {"model": "segmind/tiny-sd", "prompt": "a large red circle", "guidance": 1, "seed": 0}),
-    Lesson("latent", "15. Latent diffusion and text to image", "text-to-image",
+    Lesson("latent", "16. Latent diffusion and text to image", "text-to-image",
            "Stable Diffusion denoises in the small **latent** of an autoencoder, not in pixels; a text encoder turns the "
            "prompt into vectors that the UNet's **cross-attention** reads. The word maps show where each word lands.",
            "Look at the word maps: where do \"blue\" and \"square\" put their mass?",
@@ -248,7 +280,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Only the autoencoder's decoder touches pixels, once, at the end. Stable Diffusion 1.5 does the same with a "
                     "4x64x64 latent for a 512x512 image: 48 times fewer numbers to denoise."),
            {"model": "segmind/tiny-sd", "prompt": "a small blue square on the left", "steps": 30, "seed": 0}),
-    Lesson("image-models", "16. Stable Diffusion, Imagen, DALL-E 2", "models",
+    Lesson("image-models", "17. Stable Diffusion, Imagen, DALL-E 2", "models",
            "Three ways to turn text into images. **Stable Diffusion**: latent diffusion with a frozen CLIP text encoder. "
            "**Imagen**: pixel-space diffusion (64 px, then two super-resolution models) with a frozen T5-XXL text encoder. "
            "**DALL-E 2** (unCLIP): a *prior* maps the CLIP text embedding to a CLIP image embedding; a diffusion decoder draws it.",

@@ -22,6 +22,7 @@ from playground.ui.bert_tab import build_bert_tab
 from playground.ui.diffusion_tab import build_diffusion_tab
 from playground.ui.gpt_tab import build_gpt_tab
 from playground.ui.inside_tab import build_inside_tab
+from playground.ui.interventions_tab import build_interventions_tab
 from playground.ui.links import LinkWiring, link_row, specs_of
 from playground.ui.models_tab import build_models_tab
 from playground.ui.start_tab import build_start_tab
@@ -51,6 +52,7 @@ TABS: tuple[TabSpec, ...] = (
     TabSpec("Tokenizer", "tokenizer", build_tokenizer_tab),
     TabSpec("Attention", "attention", build_attention_tab),
     TabSpec("Inside", "inside", build_inside_tab, trained=True),
+    TabSpec("Interventions", "interventions", build_interventions_tab, trained=True),
     TabSpec("GPT", "gpt", build_gpt_tab, trained=True),
     TabSpec("BERT", "bert", build_bert_tab),
     TabSpec("T5", "t5", build_t5_tab),
