@@ -199,6 +199,43 @@ def test_bert_flow_fills_a_mask(page):
     page.screenshot(path=str(ARTIFACTS / "bert-tab.png"), full_page=True)
 
 
+def test_interventions_flow_knocks_out_sweeps_and_patches_on_the_embedded_gpt(page):
+    """Issue 30: the section walked on the embedded GPT: knock out two heads, sweep every head, patch the residual stream,
+    the heads and take the sink away, with a screenshot of each."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Interventions").click()
+    page.locator("#iv-text textarea").fill("I am Lord Angelo's man. Lord")
+    page.locator("#iv-heads textarea, #iv-heads input").first.fill("0.2, 3.2")
+    page.locator("#iv-ablate").click()
+    view = page.locator("#iv-ablate-view")
+    expect(view).to_contain_text("Knocked out (zero): heads 0.2, 3.2", timeout=60_000)
+    expect(view).to_contain_text("Angelo")
+    expect(page.locator("#iv-notice")).to_contain_text("embedded")
+    expect(page.locator("#iv-ablate-file")).to_contain_text(".json")
+    view.screenshot(path=str(ARTIFACTS / "interventions-ablate.png"))
+    page.locator("#iv-sweep").click()
+    expect(page.locator("#iv-sweep-delta rect")).to_have_count(4 * 4 + 1, timeout=60_000)  # 4 layers x 4 heads, and the mark
+    expect(view).to_contain_text("falls most when head 3.2 is gone")
+    view.screenshot(path=str(ARTIFACTS / "interventions-sweep.png"))
+    page.locator("#iv-patch").click()  # its defaults: Angelo / John
+    patched = page.locator("#iv-patch-view")
+    expect(patched.locator("#iv-patch-grid")).to_be_visible(timeout=60_000)
+    expect(patched).to_contain_text("Largest: 1.00 at layer 0")
+    patched.screenshot(path=str(ARTIFACTS / "interventions-patch-residual.png"))
+    page.locator("#iv-what label", has_text="Heads").click()
+    page.locator("#iv-patch").click()
+    expect(patched).to_contain_text("layer x head", timeout=60_000)
+    patched.screenshot(path=str(ARTIFACTS / "interventions-patch-heads.png"))
+    page.locator("#iv-corrupt textarea").fill("I am Lord John, his man. Lord")  # a different token length: refused, clearly
+    page.locator("#iv-patch").click()
+    expect(page.get_by_text("must have the same number", exact=False).first).to_be_visible(timeout=30_000)
+    page.locator("#iv-sink").click()
+    expect(page.locator("#iv-sink-view")).to_contain_text("bits per character", timeout=60_000)
+    page.locator("#iv-sink-view").screenshot(path=str(ARTIFACTS / "interventions-sink.png"))
+    page.screenshot(path=str(ARTIFACTS / "interventions-tab.png"), full_page=True)
+    assert page.outside_requests == []
+
+
 def test_t5_flow_runs_a_task_with_beams(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="T5").click()

@@ -29,6 +29,10 @@ BASE = {
     "cross_attention": {"model": "segmind/tiny-sd", "prompt": "a red circle", "seed": 0, "steps": 2, "guidance_scale": 2.0},
     "train_toy": {"dataset": "moons", "steps": 2, "seed": 0},
     "train_gpt": {"text": "To be, or not to be. " * 100, "steps": 2, "seed": 0},
+    "ablate": {"model": "gpt2", "text": "I am Lord Angelo's man. Lord", "heads": "0.0", "mode": "zero", "top_k": 5},
+    "patch": {"model": "gpt2", "clean": "I am Lord Angelo's man. Lord", "corrupt": "I am Lord John's man. Lord", "answer": "Angelo",
+              "wrong": "John", "what": "residual"},
+    "sink": {"model": "gpt2", "text": "To be, or not to be", "layers": "all"},
 }
 
 
@@ -41,6 +45,10 @@ def past(limit):
         return "\n".join(["a line"] * (limit.most + 1))
     if limit.unit == "[MASK]s":
         return " ".join(["[MASK]"] * (limit.most + 1))
+    if limit.unit == "heads":
+        return ", ".join(f"{i}.0" for i in range(limit.most + 1))
+    if limit.unit == "tokens":  # a word a token (and a space), well past the limit
+        return " word" * (limit.most + 8)
     assert limit.unit == "", limit
     return limit.most + 1 if isinstance(limit.most, int) else limit.most + 0.5
 

@@ -97,6 +97,22 @@ ENDPOINTS = {
         V(st.sampled_from(["", "encoder", "decoder"])),
     ],
     "score": [V(sentences), V(models("gpt2"))],
+    "ablate": [
+        V(models("gpt2")),
+        V(words),
+        V(st.sampled_from(["sweep", "0.0", "1.2, 3.3", "3.1", "0.2,3.2"])),
+        V(st.sampled_from(["zero", "mean"])),
+        V(small_int(1, 10)),
+    ],
+    "patch": [
+        V(models("gpt2")),
+        V(st.just("I am Lord Angelo's man. Lord")),
+        V(st.sampled_from(["I am Lord John's man. Lord", "I am Lord Henry's man. Lord"])),
+        V(st.sampled_from(["Angelo", " Angelo"])),
+        V(st.sampled_from(["John", "Henry"])),
+        V(st.sampled_from(["residual", "heads"])),
+    ],
+    "sink": [V(models("gpt2")), V(words), V(st.sampled_from(["all", "0", "1, 3"]))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
     "cross_attention": [

@@ -343,3 +343,59 @@ def _close(a, b) -> bool:
 def test_parse_heads_and_layers():
     assert interventions.parse_heads(" 1.2 ,0.0, 1.2", 3, 4) == [(1, 2), (0, 0)]
     assert interventions.parse_layers("ALL", 3) == [0, 1, 2] and interventions.parse_layers("2, 0", 3) == [2, 0]
+
+
+# ---- the tab and its endpoints, on the embedded GPT (offline) ----------------------------------------------------
+
+
+def test_every_example_runs_on_the_model_that_runs_here(shared_loader):
+    """The tab's offline examples (the last ablation and patching example are for the real gpt2) give a clear answer."""
+    from playground.ui import interventions_tab as tab
+
+    for model, text, heads in tab.ABLATE_EXAMPLES[:2]:
+        notice, view, download = tab.on_ablate(shared_loader, tab.AblateRequest(model, text, heads), progress=None)
+        assert "embedded" in notice and 'id="iv-ablation-result"' in view and download.endswith(".json")
+    r = tab.ablate(shared_loader, tab.AblateRequest(*tab.ABLATE_EXAMPLES[0]))[1]
+    assert r.clean_token == " Angelo" and r.delta_logprob < -0.5  # the two heads carry half of it
+    p = tab.patch_api(shared_loader, *tab.PATCH_EXAMPLES[0])
+    assert p["ld_clean"] - p["ld_corrupt"] > 2 and p["recovery"][0][3] == pytest.approx(1.0, abs=1e-4)
+    for model, text in tab.SINK_EXAMPLES:
+        notice, view, _ = tab.on_sink(shared_loader, tab.SinkRequest(model, text), progress=None)
+        assert "bits per character" in view
+
+
+def test_the_api_answers_with_its_documented_keys(shared_loader):
+    from playground.ui import interventions_tab as tab
+
+    ablated = tab.ablate_api(shared_loader, "gpt2", "I am Lord Angelo's man. Lord", "0.2, 3.2", "mean", 3)
+    assert set(ablated) == {"tokens", "heads", "mode", "clean", "ablated", "clean_token", "delta_logprob", "kl", "truncated"}
+    assert ablated["heads"] == ["0.2", "3.2"] and len(ablated["ablated"]) == 3 and set(ablated["clean"][0]) == {"token", "prob"}
+    swept = tab.ablate_api(shared_loader, "gpt2", "I am Lord Angelo's man. Lord", "sweep")
+    assert swept["ablated"] is None and len(swept["delta_logprob"]) == 4 and len(swept["kl"][0]) == 4
+    assert min((v, (a, b)) for a, row in enumerate(swept["delta_logprob"]) for b, v in enumerate(row))[1] == (3, 2)
+    patched = tab.patch_api(shared_loader, "gpt2", "I am Lord Angelo's man. Lord", "I am Lord John's man. Lord", "Angelo", "John", "heads")
+    assert {"tokens", "corrupt_tokens", "ld_clean", "ld_corrupt", "recovery", "answer_id", "wrong_id"} <= set(patched)
+    assert len(patched["recovery"]) == 4 and len(patched["recovery"][0]) == 4
+    sunk = tab.sink_api(shared_loader, "gpt2", "Friends, Romans, countrymen, lend me your", "0, 3")
+    assert {"tokens", "sink_share", "clean", "knocked_out", "bits_per_char_clean", "bits_per_char_knocked_out"} <= set(sunk)
+    assert sunk["layers"] == [0, 3] and len(sunk["sink_share"]) == 4
+
+
+def test_the_sessions_tiny_gpt_can_be_knocked_out_too(shared_loader):
+    """Your tiny GPT from the Training tab (a character-level GPT2LMHeadModel) is a model choice here."""
+    import gradio as gr
+
+    from playground.ui import interventions_tab as tab
+    from playground.ui import training_tab
+    from playground.ui.common import SESSION_GPT
+
+    with pytest.raises(gr.Error, match="Train a tiny GPT in the Training tab first"):
+        tab.on_ablate(shared_loader, tab.AblateRequest(SESSION_GPT, "to be", "0.0"), None, progress=None)
+    *_, last = training_tab.on_train_gpt(shared_loader, training_tab.GPTTrainRequest("To be, or not to be, that is the question. " * 60,
+                                                                                     4, 0, 60))
+    handle = last[3]
+    notice, view, _ = tab.on_ablate(shared_loader, tab.sweep_request(SESSION_GPT, "To be, or not to", "zero"), handle, progress=None)
+    assert "your tiny GPT" in notice and 'id="iv-sweep-result"' in view
+    notice, view, _ = tab.on_patch(shared_loader, tab.PatchRequest(SESSION_GPT, "To be, or not", "To be, or nut", "o", "u"), handle,
+                                   progress=None)
+    assert "recovery" in view  # one character a token: the answers are characters

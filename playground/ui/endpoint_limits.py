@@ -18,7 +18,7 @@ from playground.config import ATTENTION_MAX_TOKENS, QueueLimits, Settings
 from playground.core.diffusion import conditioning
 from playground.core.diffusion import run as diffusion_run
 from playground.core.diffusion.pictures import MAX_IMAGE_SIDE
-from playground.core.text import attention, generation, inside, masked, seq2seq, tokenize, word_split
+from playground.core.text import attention, generation, inside, interventions, masked, seq2seq, tokenize, word_split
 from playground.core.training import toy_diffusion, toy_gpt
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.readme_blocks import read_block, write_block
@@ -53,6 +53,17 @@ LIMITS: tuple[Limit, ...] = (
     Limit("inside", "text", inside.MAX_TOKENS, "tokens", "cut to its start"),
     Limit("score", "text", inside.MAX_TEXT_CHARS, "characters"),
     Limit("score", "text", inside.MAX_SCORE_TOKENS, "tokens", "cut at the model's context (`truncated`)"),
+    Limit("ablate", "text", interventions.MAX_TEXT_CHARS, "characters"),
+    Limit("ablate", "text", interventions.MAX_TOKENS, "tokens", "its end kept (`truncated`); the model's context"),
+    Limit("ablate", "text", interventions.MAX_GRID_TOKENS, "tokens for a sweep", "its end kept (`truncated`)"),
+    Limit("ablate", "heads", interventions.MAX_HEADS_LISTED, "heads"),
+    Limit("ablate", "top_k", interventions.MAX_TOP_K, ""),
+    Limit("patch", "clean", interventions.MAX_TEXT_CHARS, "characters"),
+    Limit("patch", "corrupt", interventions.MAX_TEXT_CHARS, "characters"),
+    Limit("patch", "clean", interventions.MAX_GRID_TOKENS, "tokens"),
+    Limit("patch", "corrupt", interventions.MAX_GRID_TOKENS, "tokens"),
+    Limit("sink", "text", interventions.MAX_TEXT_CHARS, "characters"),
+    Limit("sink", "text", interventions.MAX_TOKENS, "tokens", "its end kept (`truncated`); the model's context"),
     Limit("fill_mask", "text", masked.MAX_TEXT_CHARS, "characters"),
     Limit("fill_mask", "text", masked.MAX_MASKS, "[MASK]s"),
     Limit("fill_mask", "top_k", masked.MAX_TOP_K, ""),

@@ -58,8 +58,8 @@ PATCH_EXAMPLES = [
      "When Mary and John went to the store, Mary gave a drink to", "Mary", "John"],
 ]
 SINK_EXAMPLES = [
-    ["gpt2", "ROMEO.\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun."],
-    ["gpt2", "The quick brown fox jumps over the lazy dog because it was in a hurry to get home before dark."],
+    ["gpt2", "Friends, Romans, countrymen, lend me your"],
+    ["gpt2", "Nurse.\nNay, he's a flower, in faith, a very flower.\n\nLady"],
 ]
 MODES = [("Zero: z = 0", "zero"), ("Mean: z = its mean over the text's positions", "mean")]
 WHATS = [("Residual stream: layer x position", "residual"), ("Heads: layer x head", "heads")]
@@ -263,7 +263,8 @@ def build_interventions_tab(loader: ModelLoader, trained: gr.State | None = None
             gr.Markdown("Many heads put much of their attention on the first token, whatever it is (Xiao et al. 2023 call it "
                         "an attention sink). Is that attention doing anything? Take it away (α_i0 = 0, the rest of each row "
                         "renormalized) and read the prediction and how well the model predicts the whole text (bits per "
-                        "character: lower is better).")
+                        "character: lower is better). GPT-2 reads no start token, so the sink is the text's first word; the "
+                        "small offline GPT leans on it a little, trained models of gpt2's size far more (Xiao et al. 2023).")
             sink_text = gr.Textbox(label="Text", lines=3, value=SINK_EXAMPLES[0][1], elem_id="iv-sink-text",
                                    max_length=interventions.MAX_TEXT_CHARS)
             layers = gr.Textbox(label="Layers to knock out: all, or numbers from 0 (e.g. 0, 2)", value="all", elem_id="iv-sink-layers")

@@ -117,7 +117,7 @@ def ablation_html(r: Ablation) -> str:
     summary = (f"Knocked out ({r.mode}): head{'s' if len(r.heads) > 1 else ''} {heads}. The clean top token "
                f"<b>{_tok(r.clean_token)}</b> had probability {r.clean[0].prob:.3f}; after: {after_text}. "
                f"Change in its log-probability: <b>{r.delta_logprob:+.3f}</b> nats; KL(clean ‖ ablated) = <b>{r.kl:.4f}</b> nats.")
-    return (f'<div class="iv-view" id="iv-ablation">{_tokens(r.faces)}<p>{summary}</p><div class="lm-bars-pair">'
+    return (f'<div class="iv-view" id="iv-ablation-result">{_tokens(r.faces)}<p>{summary}</p><div class="lm-bars-pair">'
             f'{_bars(r.clean, "as the model stands", r.clean_token)}{_bars(r.ablated or [], "heads knocked out", r.clean_token)}'
             f"</div>{_notes(r.notes)}</div>")
 
@@ -141,7 +141,7 @@ def sweep_html(r: Ablation) -> str:
                f"moves most without head <b>{most[0]}.{most[1]}</b> (KL {r.kl[most[0]][most[1]]:.4f} nats).")
     delta = grid_svg(r.delta_logprob, rows, cols, what="Δ log p", marked=worst, element_id="iv-sweep-delta")
     kl = grid_svg(r.kl, rows, cols, what="KL", digits=3, marked=most, element_id="iv-sweep-kl")
-    return (f'<div class="iv-view" id="iv-sweep">{_tokens(r.faces)}<p>{summary}</p><div class="iv-panels">'
+    return (f'<div class="iv-view" id="iv-sweep-result">{_tokens(r.faces)}<p>{summary}</p><div class="iv-panels">'
             f'<figure><figcaption>Δ log p of {_tok(r.clean_token)} (blue: the head was helping)</figcaption>{delta}</figure>'
             f"<figure><figcaption>KL(clean ‖ ablated), nats</figcaption>{kl}</figure></div>{_notes(r.notes)}</div>")
 
@@ -161,7 +161,7 @@ def patching_html(r: Patching) -> str:
                     marked=best, element_id="iv-patch-grid")
     pair = (f'<div class="iv-pair"><div><b>clean</b>{_tokens(r.faces, r.corrupt_faces)}</div>'
             f'<div><b>corrupted</b>{_tokens(r.corrupt_faces, r.faces)}</div></div>')
-    return (f'<div class="iv-view" id="iv-patch">{pair}<p>{summary}</p><figure><figcaption>recovery, '
+    return (f'<div class="iv-view" id="iv-patch-result">{pair}<p>{summary}</p><figure><figcaption>recovery, '
             f'{"layer x position" if r.what == "residual" else "layer x head"}</figcaption>{grid}</figure>{_notes(r.notes)}</div>')
 
 
@@ -176,7 +176,7 @@ def sink_html(r: SinkKnockout) -> str:
                f"of the text go from <b>{r.bits_per_char_clean:.3f}</b> to <b>{r.bits_per_char_knocked_out:.3f}</b>.")
     grid = grid_svg(r.sink_share, rows, cols, what="attention on the first token", scale=1.0, element_id="iv-sink-grid")
     top = r.clean[0].token
-    return (f'<div class="iv-view" id="iv-sink">{_tokens(r.faces)}<p>{summary}</p><div class="iv-panels"><figure><figcaption>'
+    return (f'<div class="iv-view" id="iv-sink-result">{_tokens(r.faces)}<p>{summary}</p><div class="iv-panels"><figure><figcaption>'
             f"mean attention on the first token</figcaption>{grid}</figure><div class=\"lm-bars-pair\">"
             f'{_bars(r.clean, "next token, as the model stands", top)}{_bars(r.knocked_out, "first token knocked out", top)}'
             f"</div></div>{_notes(r.notes)}</div>")

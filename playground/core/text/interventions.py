@@ -174,8 +174,11 @@ def parse_heads(value: Any, layers: int, heads: int) -> list[tuple[int, int]]:
     text = require_text(value if value is not None else "", "heads", max_chars=1_000).strip()
     if not text:
         raise InputError("Name the heads to knock out as layer.head, from 0 (e.g. 0.1, 2.3), or 'sweep' for every head alone.")
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_HEADS_LISTED:
+        raise InputError(f"{len(parts)} heads named; knock out at most {MAX_HEADS_LISTED} at once (the sweep tries every head alone).")
     out: list[tuple[int, int]] = []
-    for part in [p.strip() for p in text.split(",") if p.strip()]:
+    for part in parts:
         match = re.fullmatch(r"(\d+)\s*\.\s*(\d+)", part)
         if not match:
             raise InputError(f"{part!r} is not a head: write layer.head, both from 0 (e.g. 1.3 is layer 1, head 3).")
@@ -184,8 +187,6 @@ def parse_heads(value: Any, layers: int, heads: int) -> list[tuple[int, int]]:
             raise InputError(f"Head {part} is not in this model: it has layers 0-{layers - 1} and heads 0-{heads - 1}.")
         if (layer, head) not in out:
             out.append((layer, head))
-    if len(out) > MAX_HEADS_LISTED:
-        raise InputError(f"{len(out)} heads named; knock out at most {MAX_HEADS_LISTED} at once (the sweep tries every head alone).")
     return out
 
 
