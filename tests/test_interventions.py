@@ -399,3 +399,38 @@ def test_the_sessions_tiny_gpt_can_be_knocked_out_too(shared_loader):
     notice, view, _ = tab.on_patch(shared_loader, tab.PatchRequest(SESSION_GPT, "To be, or not", "To be, or nut", "o", "u"), handle,
                                    progress=None)
     assert "recovery" in view  # one character a token: the answers are characters
+
+
+def test_the_endpoints_and_plain_generate_at_once_on_the_shared_model(shared_loader):
+    """Done-when of issue 30: 8 threads running different interventions and plain /generate on the loader's one cached
+    model (the embedded GPT) each get the result they get alone."""
+    from playground.ui import gpt_tab
+    from playground.ui import interventions_tab as tab
+
+    text, corrupt = "I am Lord Angelo's man. Lord", "I am Lord John's man. Lord"
+    jobs = {
+        "zero": lambda: tab.ablate_api(shared_loader, "gpt2", text, "0.2, 3.2"),
+        "mean": lambda: tab.ablate_api(shared_loader, "gpt2", text, "1.1", "mean"),
+        "sweep": lambda: tab.ablate_api(shared_loader, "gpt2", text, "sweep"),
+        "residual": lambda: tab.patch_api(shared_loader, "gpt2", text, corrupt, "Angelo", "John"),
+        "heads": lambda: tab.patch_api(shared_loader, "gpt2", text, corrupt, "Angelo", "John", "heads"),
+        "sink": lambda: tab.sink_api(shared_loader, "gpt2", text, "0"),
+        "sink all": lambda: tab.sink_api(shared_loader, "gpt2", "Friends, Romans, countrymen, lend me your"),
+        "generate": lambda: gpt_tab.generate_api(shared_loader, "ROMEO.\n", "gpt2", 12),
+    }
+    alone = {name: job() for name, job in jobs.items()}
+    results: dict[str, list] = {name: [] for name in jobs}
+    start = threading.Barrier(len(jobs))
+
+    def work(name):
+        start.wait()
+        for _ in range(3):
+            results[name].append(jobs[name]())
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in jobs:
+        assert len(results[name]) == 3 and all(_close(got, alone[name]) for got in results[name]), name

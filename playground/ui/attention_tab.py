@@ -50,6 +50,8 @@ subject ...).
   is small: high weight, little effect. The model view's orange bars show each head's sink share.
 
 Run a text, then switch view, layer and head; click a tile of the model view to open that head.
+A map is a claim about what a head does; to test it, knock the head out (or the sink away) in the
+**Interventions** tab and watch the prediction.
 """
 
 MODEL_CHOICES = ["bert-base-uncased", "gpt2", "t5-small"]

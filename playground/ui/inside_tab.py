@@ -40,6 +40,7 @@ input into a **query** q, and every token into a **key** k_j and a **value** v_j
 1/√d_k, masked (decoders cannot look ahead), and **softmax**ed into weights; the head outputs the weighted sum of
 values. All heads go through the output projection W_O and are **added** to the token's hidden state (the
 **residual stream**), then an **MLP** adds its own update. Every number here is checked against the model in the tests.
+Which of these numbers does the prediction need? The **Interventions** tab knocks heads out and patches the residual stream.
 """
 MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small"]
 EXAMPLES = [
