@@ -133,6 +133,9 @@ done = {}
 for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False]), ("attention", ["gpt2", "The cat sat.", ""]),
                    ("text2text", ["add: 2 + 3", "t5-small", 2, 4]), ("fill_mask", ["the [MASK] sat", "bert-base-uncased", 3]),
                    ("inside", ["gpt2", "The cat sat.", 1, 1, 2, ""]), ("score", ["The cat sat on the mat.", "gpt2"]),
+                   ("ablate", ["gpt2", "I am Lord Angelo's man. Lord", "sweep", "zero", 5]),
+                   ("patch", ["gpt2", "I am Lord Angelo's man. Lord", "I am Lord John's man. Lord", "Angelo", "John", "heads"]),
+                   ("sink", ["gpt2", "The cat sat on the mat.", "all"]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 5, 3.0, 0, ""]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
@@ -154,6 +157,8 @@ MODEL_HANDLERS = [
     ("training_tab", "on_train_toy"), ("training_tab", "on_train_gpt"), ("training_tab", "train_toy"), ("training_tab", "train_gpt"),
     ("diffusion_tab", "on_denoise"), ("diffusion_tab", "on_scrub"), ("diffusion_tab", "on_branch"), ("diffusion_tab", "on_export"),
     ("diffusion_tab", "denoise_api"), ("text_to_image_tab", "on_generate"), ("text_to_image_tab", "cross_attention"),
+    ("interventions_tab", "on_ablate"), ("interventions_tab", "on_patch"), ("interventions_tab", "on_sink"),
+    ("interventions_tab", "ablate"), ("interventions_tab", "patch"), ("interventions_tab", "sink"),
 ]
 
 
@@ -180,7 +185,8 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
     for key in MODEL_HANDLERS:  # every handler that runs a model is wrapped, UI events included (lenses, scrubbing, exports)
         assert wrapped.get(key) is True, f"{key} runs a model outside spaces.GPU" if key in wrapped else f"{key} is not wired"
     granted = out["granted"]
-    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api", "inside", "score"}
+    assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api", "inside", "score",
+                                                "ablate", "patch", "sink"}
     for name, asked, ran in granted:
         assert ran < asked, f"{name} ran {ran:.1f} s but asked the GPU for only {asked} s"
     denoise = [asked for name, asked, _ in granted if name == "denoise_api"]
