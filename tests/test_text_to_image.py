@@ -49,12 +49,49 @@ def test_the_api_returns_tokens_maps_that_sum_to_one_and_the_image(tiny):
 def test_the_tab_shows_the_image_a_picture_per_word_and_downloads(tiny):
     loader, folder = tiny
     request = text_to_image_tab.WordMapsRequest(model=folder, prompt="a red cat", negative="blue", seed=1, steps=4, guidance=3.0, step=0)
-    status, image, words, files = text_to_image_tab.on_generate(loader, request, progress=None)
+    status, image, words, files, comparison, comparison_notes = text_to_image_tab.on_generate(loader, request, progress=None)
     assert "sums to 1" in status and Image.open(image).size[0] >= 128
+    assert comparison is None and comparison_notes == ""  # not asked
     assert [caption for _, caption in words] == list("aredcat")
     assert files[0].endswith(".png") and files[1].endswith(".json")
     one_step = text_to_image_tab.on_generate(loader, replace(request, step=2), progress=None)[0]
     assert "step 2 of 4" in one_step
+
+
+def test_the_guidance_comparison_draws_each_scale_from_the_same_noise(tiny):
+    """Issue 29 item 10: row w of the comparison is the plain run at w, sample i from the same x_T in every row."""
+    from playground.core.diffusion.compare import compare_guidance
+
+    loader, folder = tiny
+    model = loader.load(folder, "latent-diffusion")
+    request = DiffusionRequest(prompt="a red cat", steps=3, seed=5, guidance=9.0)
+    c = compare_guidance(model, request, scales=(0.0, 1.0, 4.0), samples=2)
+    assert c.scales == (0.0, 1.0, 4.0) and c.images.shape[:2] == (3, 2) and c.images.dtype == np.uint8
+    for row, w in enumerate(c.scales):
+        plain = decode(final_sample(model, replace(request, guidance=w, batch=2, snapshots=False)), model.components["vae"])
+        expected = ((plain.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        assert np.array_equal(c.images[row], expected)
+    assert not np.array_equal(c.images[0], c.images[2])  # the scale changes the picture
+    request_ = text_to_image_tab.WordMapsRequest(folder, "a red cat", "", 5, 3, 2.0, 0, "yes")
+    *_, gallery, notes = text_to_image_tab.on_generate(loader, request_, progress=None)
+    assert len(gallery) == 4 * 6 and gallery[0][1] == "w = 0 · 1" and "no marks for this model" in notes
+    with pytest.raises(Exception, match="compare must be one of"):
+        text_to_image_tab.on_generate(loader, replace(request_, compare="maybe"), progress=None)
+
+
+@needs_shapes
+def test_lesson_fifteens_comparison_shows_guidance_following_the_prompt(embedded):
+    """Lesson 15 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it
+    never saw), the checker counts fewer pictures that follow the prompt at w = 0 than at w = 1, and fewer at w = 1
+    than at w = 7.5."""
+    from playground.lessons.path import lesson_by_id
+
+    link = lesson_by_id("guidance").link
+    request = text_to_image_tab.WordMapsRequest(link["model"], link["prompt"], "", link["seed"], 50, link["guidance"], 0, link["compare"])
+    *_, gallery, notes = text_to_image_tab.on_generate(embedded, request, progress=None)
+    counts = {w: int(notes.split(f"| {w} |")[1].split("|")[1].split(" of ")[0]) for w in ("0", "1", "3", "7.5")}
+    assert counts["0"] < counts["1"] < counts["7.5"], counts
+    assert sum(caption.endswith("✓") for _, caption in gallery) == sum(counts.values())
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -154,6 +191,18 @@ def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
     expect(page.locator("#t2i-words img")).to_have_count(7)  # a, small, blue, square, on, the, left
     expect(page.locator("#t2i-image img")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "text-to-image-tab.png"), full_page=True)
+    page.locator("#t2i-prompt textarea").fill("a purple triangle")  # lesson 15: guidance compared (issue 29, item 10)
+    page.locator("#t2i-compare label", has_text="Yes").click()
+    page.locator("#t2i-run").click()
+    expect(page.locator("#t2i-compare-grid img")).to_have_count(24, timeout=120_000)
+    expect(page.locator("#t2i-compare-notes")).to_contain_text("of 6")
+    page.locator("#t2i-compare-grid").scroll_into_view_if_needed()
+    for i in range(24):  # the gallery loads its pictures lazily: bring each into view, then wait for all of them
+        page.locator("#t2i-compare-grid img").nth(i).scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#t2i-compare-grid img')].every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=30_000)
+    page.locator("#t2i-compare-section").screenshot(path=str(ARTIFACTS / "text-to-image-guidance-compared.png"))
+    page.get_by_test_id("No-radio-label").click()
     assert page.outside_requests == []
 
 

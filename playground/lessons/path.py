@@ -264,12 +264,16 @@ LESSONS: tuple[Lesson, ...] = (
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
     Lesson("guidance", "15. Classifier-free guidance", "text-to-image",
            "The same network predicts noise with the prompt and with the empty prompt; guidance pushes away from the "
-           "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). A **negative prompt** takes the empty prompt's place.",
-           "Run at guidance 1, then 7.5, with the same seed.",
+           "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). w = 0 ignores the prompt, w = 1 is the prompt's model alone. A "
+           "**negative prompt** takes the empty prompt's place.",
+           "Below the image, *Guidance compared*: the same six starting noises at w = 0, 1, 3 and 7.5; ✓ marks a picture "
+           "that follows the prompt (the checker behind the offline model's card). \"a purple triangle\" is a pair the "
+           "offline model never saw in training.",
            Question("Guidance w = 1 or w = 7.5: which follows the prompt more closely?", ("w = 1", "w = 7.5"), "w = 7.5",
-                    "At w = 1 guidance is off (the conditional model alone); larger w exaggerates what the prompt changes, so "
-                    "prompts are followed more closely, at the cost of variety and, too high, of quality."),
-           {"model": "segmind/tiny-sd", "prompt": "a large red circle", "guidance": 1, "seed": 0}),
+                    "Larger w exaggerates what the prompt changes, so prompts are followed more closely, at the cost of variety "
+                    "and, too high, of quality: count the ✓ in each row. At w = 0 the prompt is ignored altogether; at w = 1 "
+                    "a combination the model never saw is often drawn in a colour or shape it knows better."),
+           {"model": "segmind/tiny-sd", "prompt": "a purple triangle", "guidance": 7.5, "seed": 0, "compare": "yes"}),
     Lesson("latent", "16. Latent diffusion and text to image", "text-to-image",
            "Stable Diffusion denoises in the small **latent** of an autoencoder, not in pixels; a text encoder turns the "
            "prompt into vectors that the UNet's **cross-attention** reads. The word maps show where each word lands.",

@@ -10,10 +10,10 @@ from typing import Any
 
 import gradio as gr
 
-from playground.core.diffusion import cross_attention
+from playground.core.diffusion import compare, cross_attention
 from playground.core.diffusion.pictures import picture
 from playground.core.diffusion.run import MAX_GUIDANCE, MAX_STEPS, DiffusionRequest
-from playground.core.inputs import require_int
+from playground.core.inputs import require_choice, require_int
 from playground.core.render import word_maps as word_map_views
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
@@ -53,6 +53,8 @@ EXAMPLES = [
     ["a large circle", "red"],
 ]
 BUDGET = GpuBudget(30, 1.0, "steps")
+# with the comparison: a run of SAMPLES images per scale as well (a batch costs about what one image does on a GPU)
+COMPARE_BUDGET = GpuBudget(30, 1.0 + len(compare.SCALES), "steps")
 # the embedded sd-shapes' whole world, as its training grammar draws it (playground/train/shapes_data.py)
 SHAPES_WORLD = ("sd-shapes draws only its shapes world: one or two flat shapes on black, in the words of its grammar: "
                 "a [small | large] (red | green | blue | yellow | purple | white) (circle | square | triangle) "
@@ -73,6 +75,7 @@ class WordMapsRequest:
     steps: Any  # DDIM steps
     guidance: Any  # w
     step: Any = 0  # average the maps of this 1-based step only (0: every step)
+    compare: str = "no"  # "yes": also draw the prompt at every scale of compare.SCALES from the same noise
 
     def diffusion(self) -> DiffusionRequest:
         """The run, checked (before any model loads), as every diffusion caller's is."""
@@ -88,9 +91,11 @@ class WordMapsView:
     image: Any  # the final image, enlarged
     words: Any  # (overlay, token) per prompt token
     files: list[str]  # the image (PNG) and the maps (JSON)
+    comparison: Any = None  # (picture, caption) per scale and sample, a row per scale; None when not asked
+    comparison_notes: str = ""  # what each row is, and how many follow the prompt (the embedded model's checker)
 
     def outputs(self) -> tuple:
-        return self.status, png_file(self.image), png_file(self.words), self.files
+        return self.status, png_file(self.image), png_file(self.words), self.files, png_file(self.comparison), self.comparison_notes
 
 
 def compute(loader: ModelLoader, request: WordMapsRequest, progress=None) -> cross_attention.WordMaps:
@@ -118,9 +123,60 @@ def _prompt_notes(loader: ModelLoader, request: WordMapsRequest) -> list[str]:
     return notes
 
 
+SCALE_MEANING = {0.0: "the empty prompt only: the prompt is ignored", 1.0: "the prompt's model alone: no guidance"}
+
+
+def guidance_comparison(loader: ModelLoader, request: WordMapsRequest) -> tuple[list, str]:
+    """The prompt at w = 0, 1, 3, 7.5 from the same noise: (gallery items, a row per scale; the notes). On the embedded
+    model, the shapes checker (the one its card's figures come from) counts the pictures that follow the prompt."""
+    from PIL import Image
+
+    from playground.models import SourceKind
+
+    _, model = load_diffusion(loader, request.model)
+    c = compare.compare_guidance(model, request.diffusion())
+    verdicts = None
+    if model.source.kind is SourceKind.EMBEDDED:
+        from playground.train import shapes_check, shapes_data
+
+        try:
+            scene = shapes_data.parse(c.request.prompt)
+        except ValueError:
+            scene = None
+        if scene is not None:
+            verdicts = [[_follows(shapes_check.judge(img, scene)) for img in row] for row in c.images]
+    items = []
+    for i, w in enumerate(c.scales):
+        for j, img in enumerate(c.images[i]):
+            mark = "" if verdicts is None else (" ✓" if verdicts[i][j] else " ✗")
+            picture_ = Image.fromarray(img)
+            scale = max(1, 96 // max(picture_.size))
+            items.append((picture_.resize((picture_.width * scale, picture_.height * scale), Image.NEAREST), f"w = {w:g} · {j + 1}{mark}"))
+    rows = ["| w | what it is |" + (" follows the prompt (✓, the shapes checker) |" if verdicts else ""),
+            "|---|---|" + ("---|" if verdicts else "")]
+    for i, w in enumerate(c.scales):
+        meaning = SCALE_MEANING.get(w, "guided: pushed away from the empty prompt")
+        rows.append(f"| {w:g} | {meaning} |" + (f" {sum(verdicts[i])} of {len(verdicts[i])} |" if verdicts else ""))
+    how = (f"Each row is one guidance scale; sample i starts from the same noise in every row (seed {c.request.seed}, "
+           f"{c.request.steps} DDIM steps).")
+    if verdicts is None:
+        how += (" The checker that marks a picture ✓ reads only the embedded model's shapes world, so there are no marks for "
+                "this model or prompt.")
+    return items, "\n\n".join([how, "\n".join(rows)])
+
+
+def _follows(verdict: Any) -> bool:
+    """A picture follows its caption: both objects and their relation, or the object's colour, shape and place."""
+    if verdict.both is not None:
+        return bool(verdict.both)
+    return bool(verdict.shape and verdict.colour is not False and verdict.place is not False)
+
+
 @user_errors
 def on_generate(loader: ModelLoader, request: WordMapsRequest, progress=gr.Progress()) -> tuple:
-    """(status, the final image, the word overlays, downloads: the image PNG and the maps JSON)."""
+    """(status, the final image, the word overlays, downloads: the image PNG and the maps JSON, the guidance comparison
+    and its notes)."""
+    wanted = require_choice(request.compare if request.compare is not None else "no", "compare", ("no", "yes")) == "yes"
     wm = compute(loader, request, progress)
     _DOWNLOADS.mkdir(parents=True, exist_ok=True)
     image_file = Path(tempfile.mkstemp(prefix="text-to-image-", suffix=".png", dir=_DOWNLOADS)[1])
@@ -133,7 +189,9 @@ def on_generate(loader: ModelLoader, request: WordMapsRequest, progress=gr.Progr
     status = (f"{wm.steps} steps, guidance {asked.guidance:g}, seed {asked.seed}: each map is token j's cross-attention, averaged over "
               f"heads, layers and {which}, and sums to 1. Bright: where the image read that word.")
     status = "\n\n".join([*notes, status])
-    return WordMapsView(status, picture(wm.image, 256), word_map_views.word_gallery(wm), [str(image_file), str(data_file)]).outputs()
+    comparison, comparison_notes = guidance_comparison(loader, request) if wanted else (None, "")
+    return WordMapsView(status, picture(wm.image, 256), word_map_views.word_gallery(wm), [str(image_file), str(data_file)],
+                        comparison, comparison_notes).outputs()
 
 
 @user_errors
@@ -164,6 +222,9 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
             guidance = gr.Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale w", elem_id="t2i-guidance")
             steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="DDIM steps", elem_id="t2i-steps")
             step = gr.Slider(0, MAX_STEPS, value=0, step=1, label="Maps from one step (0: all steps)", elem_id="t2i-step")
+        compare_scales = gr.Radio([("No", "no"), ("Yes: the same noise at w = " + ", ".join(f"{w:g}" for w in compare.SCALES) +
+                                    f", {compare.SAMPLES} samples each", "yes")], value="no", elem_id="t2i-compare",
+                                  label="Also compare guidance scales")
         run = gr.Button("Generate and map the words", variant="primary", elem_id="t2i-run")
         status = gr.Markdown(elem_id="t2i-status")
         with gr.Row():
@@ -173,13 +234,21 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
                 words = gr.Gallery(label="Where each word lands", show_label=False, columns=4, height="auto", object_fit="contain",
                                    elem_id="t2i-words")
         files = gr.File(label="Downloads: the image (PNG) and the maps (JSON)", file_count="multiple", elem_id="t2i-files")
-        generate = form_event(gpu_task(bind(on_generate, loader), BUDGET), WordMapsRequest,
+        with gr.Accordion("Guidance compared: the same noise at each scale", open=True, elem_id="t2i-compare-section"):
+            gr.Markdown("Set *Also compare guidance scales* to Yes and generate: each row below is one scale w, each column one "
+                        "starting noise. w = 0 ignores the prompt; larger w follows it more closely, at the cost of variety.")
+            comparison_notes = gr.Markdown(elem_id="t2i-compare-notes")
+            comparison = gr.Gallery(label="Guidance compared", show_label=False, columns=compare.SAMPLES, height="auto",
+                                    object_fit="contain", elem_id="t2i-compare-grid")
+        generate = form_event(gpu_task(bind(on_generate, loader), COMPARE_BUDGET), WordMapsRequest,
                               {"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
-                               "step": step})
-        clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files], api_visibility="private")
+                               "step": step, "compare": compare_scales})
+        clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files, comparison, comparison_notes],
+                                              api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
     return TabView(
-        inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance},
+        inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
+                "compare": compare_scales},
         run=("t2i-run",),
         forms={"t2i-run": generate},
     )
