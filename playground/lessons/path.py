@@ -184,7 +184,8 @@ LESSONS: tuple[Lesson, ...] = (
            Question("In T5's cross-attention, where do the queries come from?",
                     ("The decoder (the output so far)", "The encoder (the input)"), "The decoder (the output so far)",
                     "Queries come from the decoder; keys and values from the encoder's final states. For *reverse words* the "
-                    "map runs along the anti-diagonal: each output word looks up where it sat in the input."),
+                    "map runs along the anti-diagonal: each decoder row reads the input word it is about to write (a row is "
+                    "the token written before it, so the first row, <pad>, reads \"dog\")."),
            {"model": "t5-small", "text": "reverse words: red cat blue dog", "target": "dog blue cat red"}),
     Lesson("decoder", "6. Decoder-only: GPT generates", "gpt",
            "GPT reads the text so far and outputs a **probability for every token** of its vocabulary. Generation picks "
