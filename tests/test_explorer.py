@@ -206,11 +206,16 @@ def test_diffusion_handlers_stream_scrub_branch_and_export(embedded):
     *_, last = diffusion_tab.on_branch(
         embedded, diffusion_tab.BranchRequest(step=3, prompt="Trouser", negative="", guidance=3.0), handle, progress=None
     )
-    assert last[2]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
+    assert last[6]["distance"].max() == 0.0  # nothing changed: the branch retraces the run
     *_, last = diffusion_tab.on_branch(
         embedded, diffusion_tab.BranchRequest(step=3, prompt="Sneaker", negative="", guidance=3.0), handle, progress=None
     )
-    assert last[2]["distance"].iloc[-1] > 0 and "Sneaker" in last[1][1][1]
+    assert last[6]["distance"].iloc[-1] > 0 and "Sneaker" in last[5][1][1]
+    # the top row is the branch's own, every picture of it (learner walk, cosmetic: x_t of the branch beside the original's
+    # x̂_0 and final image): its final image is the branch's, the one shown beside the original below
+    x_t, x0, eps, _, final, both = last[:6]
+    assert all(p is not None for p in (x_t, x0, eps, final)) and "top row shows the branch" in last[7]
+    assert open(final, "rb").read() == open(both[1][0], "rb").read() != open(both[0][0], "rb").read()
     grid, gif = diffusion_tab.on_export(embedded, handle)
     assert grid.endswith(".png") and gif.endswith(".gif")
 

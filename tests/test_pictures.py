@@ -85,7 +85,7 @@ def test_the_tabs_send_pictures_as_files_not_pil_images(embedded):
     handle = frames[-1][6]
     sent = [v for f in frames for v in f[:5]] + list(diffusion_tab.on_scrub(embedded, handle, 2))
     branch = diffusion_tab.BranchRequest(step=2, prompt="Bag", negative="", guidance=1.0)
-    sent += [v for f in diffusion_tab.on_branch(embedded, branch, handle, progress=None) for v in f[:2]]
+    sent += [v for f in diffusion_tab.on_branch(embedded, branch, handle, progress=None) for v in f[:6]]
     sent += list(diffusion_tab.on_forward(diffusion_tab.ForwardRequest(Image.new("L", (32, 32)), 100, "linear", 0))[:2])
     handle = attention_tab.on_run(embedded, attention_tab.AttentionRequest("gpt2", "The cat sat on the mat.", "", 32), progress=None)[0]
     sent += list(attention_tab.on_view(attention_tab.ViewChoice("head", "decoder", 1, 1, False, "", False, False, 3), handle))

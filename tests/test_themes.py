@@ -13,7 +13,7 @@ from tests.test_browser import page as _page  # noqa: F401  (the fixture's brows
 pytestmark = pytest.mark.browser
 
 OURS = (".tok-grid, .tok-diff, .att-view, .ins-view, .trn-plot, .lm-gen, .lm-chips, .lm-bars-pair, .lm-step, .lm-beam-steps, "
-        ".lm-chart, .lm-projection, .lm-sim")
+        ".lm-chart, .lm-projection, .lm-sim, .iv-view")
 
 # For every element inside the server-drawn regions that shows text: its ink (CSS colour, or an SVG text's fill)
 # against its background, composited through translucent layers down to the page, as WCAG computes contrast.
@@ -33,7 +33,7 @@ CONTRAST_JS = """(selector) => {
     if (!root.offsetParent && root.tagName !== 'svg' && !root.closest('svg')) continue;
     for (const el of [root, ...root.querySelectorAll('*')]) {
       const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-      if (!own) continue;
+      if (!own || el.tagName.toLowerCase() === 'title') continue;  // an SVG <title> is a tooltip, never drawn
       const style = getComputedStyle(el);
       if (style.visibility === 'hidden' || style.display === 'none') continue;
       const svgText = el instanceof SVGElement;
@@ -51,6 +51,7 @@ ACTIONS = {  # what fills each tab with server-drawn content
     "Tokenizer": [],
     "Attention": ["#att-run"],
     "Inside": ["#ins-run"],
+    "Interventions": ["#iv-sweep", "#iv-patch"],
     "GPT": ["#gpt-generate", "#gpt-score"],
     "BERT": ["#bert-fill", "#bert-embed"],
     "T5": ["#t5-run"],
@@ -64,6 +65,7 @@ WAIT_FOR = {
     "Tokenizer": ".tok-chips",
     "Attention": ".att-view",
     "Inside": ".ins-view",
+    "Interventions": "#iv-patch-result",
     "GPT": ".lm-surprise",
     "BERT": ".lm-sim",
     "T5": ".lm-chips",

@@ -139,16 +139,21 @@ class ScrubView:
 
 @dataclass(frozen=True)
 class BranchFrame:
-    """One streamed update of a branch, in the order of the branch event's outputs."""
+    """One streamed update of a branch, in the order of the branch event's outputs. The top row (x_t, x̂_0, ε̂, the
+    channels, the final image) shows the branch only: never the branch's x_t beside the original's x̂_0."""
 
     x_t: Any  # the branch's sample
+    x0: Any  # the branch's x̂_0 at this step
+    eps: Any  # the noise the branch's step removed
+    channels: Any  # the branch's latent channels (latent models), else None
+    final: Any  # the branch's fully decoded final image (last frame only; None before it: the original's is cleared)
     both: Any  # the original's and the branch's final images (last frame only)
     distance: Any  # ‖x_branch − x_original‖ per step (last frame only)
     status: str
     run: Any  # the session's run handle
 
     def outputs(self) -> tuple:
-        return (*png_file((self.x_t, self.both)), self.distance, self.status, self.run)
+        return (*png_file((self.x_t, self.x0, self.eps, self.channels, self.final, self.both)), self.distance, self.status, self.run)
 
 
 # ---- event handlers -----------------------------------------------------------------------------------
@@ -306,7 +311,7 @@ def on_branch(loader: ModelLoader, request: BranchRequest, handle: ResultHandle 
     step = diffusion_run.record(request.step).index + 1
     for r in branch_from(model, diffusion_run, step, prompt=request.prompt, negative=request.negative, guidance=request.guidance,
                          seed=seed):
-        yield BranchFrame(picture(pixels(model, r.x)), None, None, f"Branch from step {step}: step {r.index + 1}.", handle).outputs()
+        yield BranchFrame(*_frame(model, r), None, None, None, f"Branch from step {step}: step {r.index + 1}.", handle).outputs()
     distance = pd.DataFrame(diffusion_run.branch_distances(), columns=["step", "distance"])
     original = diffusion_run.request
     both = [(picture(pixels(model, diffusion_run.records[-1].x, full=True), 256),
@@ -314,9 +319,9 @@ def on_branch(loader: ModelLoader, request: BranchRequest, handle: ResultHandle 
             (picture(pixels(model, diffusion_run.branch[-1].x, full=True), 256), f"branch from step {step}: {diffusion_run.branch_label}")]
     if isinstance(handle, ResultHandle):  # the branch makes the run bigger: count it again
         loader.results.recount(handle, diffusion_run.nbytes())
-    yield BranchFrame(
-        picture(pixels(model, diffusion_run.branch[-1].x)), both, distance, f"Branch from step {step} done.", handle
-    ).outputs()
+    last = diffusion_run.branch[-1]
+    yield BranchFrame(*_frame(model, last), picture(pixels(model, last.x, full=True), 256), both, distance,
+                      f"Branch from step {step} done: the top row shows the branch; the original is beside it below.", handle).outputs()
 
 
 @user_errors
@@ -470,7 +475,7 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
             gpu_task(bind(on_branch, loader), GpuBudget(30 + MAX_STEPS * STEPS_BUDGET.per_unit_s)), BranchRequest,
             {"step": scrub, "prompt": prompt, "negative": negative, "guidance": guidance, "seed": branch_seed}, state)
         clear_first(branch_btn.click, [status]).then(
-            branch.event, branch.inputs, [x_t, both, distance, status, state], api_visibility="private"
+            branch.event, branch.inputs, [*frames, final, both, distance, status, state], api_visibility="private"
         )
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")

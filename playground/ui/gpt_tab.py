@@ -22,7 +22,7 @@ from playground.core.text.generation import (
     logit_lens,
     step_through,
 )
-from playground.core.text.tokenize import visible
+from playground.core.text.tokenize import byte_piece_face, visible
 from playground.errors import InputError
 from playground.lazy import torch
 from playground.lessons import game
@@ -148,8 +148,12 @@ def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
 
 
 def _face(tokenizer: Any, token_id: int) -> str:
+    """A token as text, whitespace visible; a byte-level piece that is part of a character (half an emoji, the start of an
+    accented letter) as its bytes, ‹F0›‹9F›, not the "�" that decoding it alone gives."""
     with shared_lock(tokenizer):
-        return visible(tokenizer.decode([token_id]))
+        text = tokenizer.decode([token_id])
+        raw = tokenizer.convert_ids_to_tokens([token_id])[0] if "\ufffd" in text else None
+    return byte_piece_face(raw)[0] if raw is not None else visible(text)
 
 
 def render_session(tokenizer: Any, session: GenSession, inspected: int | None = None) -> str:

@@ -79,8 +79,9 @@ def build_models_tab(loader: ModelLoader) -> TabView:
         gr.Markdown(EXPLAINER)
         status = gr.Markdown()
         presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Presets and the source each resolves to now", interactive=False, wrap=True,
+                               max_height=2000, elem_id="models-presets",  # every preset in view: no inner scroll hiding the last rows
                                column_widths=["10%", "13%", "8%", "17%", "24%", "19%", "9%"])
-        loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True,
+        loaded = gr.Dataframe(headers=LOADED_COLUMNS, label="Models in memory", interactive=False, wrap=True, max_height=2000,
                               column_widths=["12%", "9%", "8%", "21%", "7%", "10%", "7%", "8%", "7%", "11%"])
         if not loader.settings.model_admin:
             gr.Markdown("Models load when a tab needs them. (The operator can enable a form to load any model by hand with "

@@ -47,7 +47,7 @@ EXAMPLES = [
 ]
 MAX_TOKENIZERS = 6  # panels side by side, checked by on_tokenize
 MAX_WORD_CHOICES = 300  # words offered in the word-split dropdown
-COMPARE_COLUMNS = ["tokenizer", "algorithm", "tokens", "from the text", "characters", "words", "chars/token (of the text)", "lossless"]
+COMPARE_COLUMNS = ["tokenizer", "algorithm", "tokens", "from the text", "characters", "words", "chars/token", "lossless"]
 
 
 def tokenizer_choices(assets_dir=ASSETS_DIR) -> list[str]:
@@ -196,10 +196,10 @@ def build_tokenizer_tab(loader: ModelLoader) -> TabView:
             show_ids = gr.Checkbox(label="Show ids and raw strings on the chips", value=False)
             go = gr.Button("Tokenize", variant="primary", elem_id="tok-go")
         panels = gr.HTML(label="Tokens", elem_id="tok-panels")
-        with gr.Row():
-            table = gr.Dataframe(label="Comparison", interactive=False, elem_id="tok-table", wrap=True, scale=3,
-                                 column_widths=["17%", "14%", "10%", "11%", "13%", "10%", "14%", "11%"])
-            chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None, y_lim=[0, None], scale=2)
+        # no wrapping: fixed shares of a phone's width broke headers and names letter by letter ("characte rs"); the table
+        # keeps each word whole, has the page's width (the chart below it), and scrolls sideways only on a narrower screen
+        table = gr.Dataframe(label="Comparison", interactive=False, elem_id="tok-table", wrap=False)
+        chart = gr.BarPlot(x="tokenizer", y="tokens", title="Token count", label="Token count", sort=None, y_lim=[0, None], height=240)
         ids = gr.Code(label="Token ids (copy)", language="json", buttons=["copy", "download"], lines=4)
         gr.Markdown("### How was this word split?")
         with gr.Row():

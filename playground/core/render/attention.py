@@ -258,7 +258,8 @@ def _heatmap_svg(p: Panel, view: View) -> str:
     step_r, step_c = max(1, math.ceil(_FONT_PX / cell)), max(1, math.ceil(_FONT_PX / cell))
     left = 8 + 7 * max((len(_short(r)) for r in p.rows), default=1)
     top = 8 + 6 * max((len(_short(c)) for c in p.cols), default=1)
-    w, h = left + nc * cell + 4, top + nr * cell + 4
+    # the column labels lean right as they rise (rotated −60°): room for the last one's reach, cos 60° of its length
+    w, h = left + nc * cell + 4 + 4 * max((len(_short(c)) for c in p.cols), default=1), top + nr * cell + 4
     scale = float(m.max()) or 1.0
     out = [f'<svg class="att-heatmap" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            f'font-family="ui-monospace, monospace" font-size="{_FONT_PX}">']

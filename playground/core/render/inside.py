@@ -63,7 +63,8 @@ def strip(values: Sequence[float] | None, label: str = "", width: int = 360, hei
     meta = f"‖·‖ = {norm:.3g} · max |v| = {top:.3g} · full colour at ±{full:.3g} · {n} dims"
     return (
         f'<div class="ins-strip"><span class="ins-label">{_e(label)}</span>'
-        f'<img class="ins-cells" src="{_strip_png(a, full)}" width="{width}" height="{height}" alt="{_e(label)}: {_e(meta)}" '
+        f'<img class="ins-cells" src="{_strip_png(a, full)}" width="{width}" height="{height}" style="height:{height}px" '
+        f'alt="{_e(label)}: {_e(meta)}" '
         f'title="{_e(meta)}">'
         f'<span class="ins-meta">{_e(meta)}</span></div>'
     )
@@ -139,14 +140,14 @@ def head_view(r: Inside) -> str:
         body.append(
             f'<tr class="{"ins-query" if j == r.token else ""}"><td>{j}</td><td '
             f'class="ins-tok">{_e(tok)}</td><td>{strip(r.k[j], "", 120, 10)}</td>'
-            f"<td>{strip(r.v[j], '', 120, 10)}</td><td>{r.scores[j]:.3f}</td><td>{bias}</td>"
+            f"<td>{strip(r.v[j], '', 120, 10)}</td><td>{r.scores[j]:.3f}</td>" + (f"<td>{bias}</td>" if bias else "") +
             f"<td>{f'{logit:.3f}' if allowed else '−∞ (masked)'}</td>"
             f'<td><span class="ins-bar" style="width:{80 * r.weights[j] / top:.0f}px"></span> {r.weights[j]:.3f}</td></tr>'
         )
-    bias_head = "<th>+ bias b(j−i)</th>" if r.position_bias is not None else "<th></th>"
+    bias_head = "<th>+ bias b(j−i)</th>" if r.position_bias is not None else ""  # a column only for a model that has a bias
     steps.append(
         f'<div class="ins-scroll"><table class="ins-table ins-steps"><tr><th>j</th><th>token</th><th>k_j</th><th>v_j</th><th>q·k_j</th>'
-        f"{bias_head}<th>× scale (+ bias)</th><th>softmax weight</th></tr>{''.join(body)}</table></div>"
+        f"{bias_head}<th>{'× scale + bias' if bias_head else '× scale'}</th><th>softmax weight</th></tr>{''.join(body)}</table></div>"
     )
     steps += [strip(r.head_output, "head output Σ weight_j v_j"), strip(r.head_projected, "through this head's slice of W_O"), "</div>"]
     return "".join(steps)

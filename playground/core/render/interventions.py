@@ -17,6 +17,8 @@ from playground.core.text.tokenize import visible
 BLUE = (70, 130, 210)
 ORANGE = (228, 87, 46)
 FONT_PX = 11
+MAX_STRENGTH = 0.8  # the strongest cell mixes 80% of its colour into white: dark ink on it keeps 5.5:1 contrast (WCAG AA)
+INK = "#1f2328"
 MAX_GRID_PX = 640  # a grid wider than this gets smaller cells (the page shrinks it further on a phone)
 
 
@@ -37,7 +39,7 @@ def _fill(value: float, scale: float) -> str:
     """The cell's colour: blue for negative, orange for positive, its strength |value| / scale."""
     if not math.isfinite(value):
         return "#999999"
-    strength = min(1.0, abs(value) / (scale or 1.0))
+    strength = MAX_STRENGTH * min(1.0, abs(value) / (scale or 1.0))
     r, g, b = ORANGE if value > 0 else BLUE
     mix = [round(255 + (c - 255) * strength) for c in (r, g, b)]
     return f"rgb({mix[0]},{mix[1]},{mix[2]})"
@@ -51,17 +53,18 @@ def grid_svg(values: Sequence[Sequence[float]], rows: Sequence[str], cols: Seque
     cell = max(14, min(40, MAX_GRID_PX // max(nc, 1)))
     left = 10 + 7 * max((len(r) for r in rows), default=2)
     top = 10 + 6 * max((len(_short(c)) for c in cols), default=2)
-    width, height = left + nc * cell + 6, top + nr * cell + 6
+    reach = 4 * max((len(_short(c)) for c in cols), default=2)  # the last column label leans right as it rises (−60°)
+    width, height = left + nc * cell + 6 + reach, top + nr * cell + 6
     flat = [abs(v) for row in values for v in row if math.isfinite(v)]
     scale = scale or max(flat, default=1.0) or 1.0
     ident = f' id="{_e(element_id)}"' if element_id else ""
     out = [f'<svg{ident} class="iv-grid" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="ui-monospace, monospace" font-size="{FONT_PX}">']
     for i, label in enumerate(rows):
-        out.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="end">{_e(label)}</text>')
+        out.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:.1f}" text-anchor="end" fill="{INK}">{_e(label)}</text>')
     for j, label in enumerate(cols):
         x, y = left + j * cell + cell / 2 + 4, top - 4
-        out.append(f'<text x="{x:.1f}" y="{y}" transform="rotate(-60 {x:.1f} {y})">{_e(_short(label))}</text>')
+        out.append(f'<text x="{x:.1f}" y="{y}" transform="rotate(-60 {x:.1f} {y})" fill="{INK}">{_e(_short(label))}</text>')
     show = cell >= 30
     for i, row in enumerate(values):
         for j, v in enumerate(row):
@@ -69,8 +72,7 @@ def grid_svg(values: Sequence[Sequence[float]], rows: Sequence[str], cols: Seque
             out.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{_fill(v, scale)}" stroke="#ffffff">'
                        f'<title>{_e(rows[i])} · {_e(cols[j])}: {what} {v:.4g}</title></rect>')
             if show:
-                ink = "#ffffff" if min(1.0, abs(v) / scale) > 0.65 else "#1f2328"
-                out.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" text-anchor="middle" font-size="10" fill="{ink}" '
+                out.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" text-anchor="middle" font-size="10" fill="{INK}" '
                            f'pointer-events="none">{v:.{digits}f}</text>')
     if marked is not None:
         i, j = marked

@@ -98,21 +98,50 @@ def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def place_labels(anchors: Sequence[tuple[float, float]], texts: Sequence[str], width: float, height: float,
+                 char_px: float = 6.8, line_px: float = 13) -> list[tuple[float, float]]:
+    """(x, y) of each label's baseline start beside its point: right of it, else left, above or below, whichever first
+    overlaps no label placed before and stays inside width x height (else the first choice). Greedy, in order.
+
+    >>> place_labels([(10, 50), (12, 50)], ["a", "b"], 200, 100)  # the second point's label moves off the first's
+    [(18, 54), (20, 41)]
+    """
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for (x, y), text in zip(anchors, texts):
+        w = len(text) * char_px
+        choices = [(x + 8, y + 4), (x + 8, y - 9), (x + 8, y + 17), (x - 8 - w, y + 4), (x - 8 - w, y - 9), (x - 8 - w, y + 17),
+                   (x + 8, y - 22), (x + 8, y + 30), (x - 8 - w, y - 22), (x - 8 - w, y + 30)]
+
+        def free(c: tuple[float, float], w: float = w) -> bool:
+            left, top = c[0], c[1] - line_px + 3
+            inside = left >= 2 and top >= 2 and left + w <= width - 2 and top + line_px <= height - 2
+            return inside and all(left + w <= a or a + aw <= left or top + line_px <= b or b + bh <= top for a, b, aw, bh in placed)
+
+        chosen = next((c for c in choices if free(c)), choices[0] if x + 8 + w <= width - 2 else choices[3])
+        placed.append((chosen[0], chosen[1] - line_px + 3, w, line_px))
+        out.append((round(chosen[0], 1), round(chosen[1], 1)))
+    return out
+
+
 def projection_svg(labels: Sequence[str], points: np.ndarray, size: int = 360) -> str:
-    """A 2-D scatter of `points` [N, 2], each labelled with its number and the start of its sentence."""
-    pad = 40
+    """A 2-D scatter of `points` [N, 2], each labelled with its number and the start of its sentence; labels are placed
+    so they do not overlap and stay inside the frame."""
+    pad, extra = 40, 160
+    width = size + extra
     lo, hi = points.min(0), points.max(0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     xy = pad + (points - lo) / span * (size - 2 * pad)
-    dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{size - y:.1f}" r="5" fill="#1f4e9c"><title>{_e(s)}</title></circle>'
-        f'<text x="{x + 8:.1f}" y="{size - y + 4:.1f}" font-size="12">{i + 1}. {_e(_short(s))}<title>{_e(s)}</title></text>'
-        for i, ((x, y), s) in enumerate(zip(xy, labels))
-    )
+    anchors = [(float(x), float(size - y)) for x, y in xy]
+    texts = [f"{i + 1}. {_short(s)}" for i, s in enumerate(labels)]
+    spots = place_labels(anchors, texts, width, size - 16)  # the bottom 16 px hold the axis title
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#1f4e9c"><title>{_e(s)}</title></circle>'
+                   for (x, y), s in zip(anchors, labels))
+    names = "".join(f'<text x="{tx}" y="{ty}" font-size="12">{_e(t)}<title>{_e(s)}</title></text>'
+                    for (tx, ty), t, s in zip(spots, texts, labels))
     return (
-        f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{size + 160}" height="{size}" viewBox="0 0 {size + 160} '
-        f'{size}">'
-        f'<rect x="1" y="1" width="{size - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}'
+        f'<svg class="lm-projection" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{size}" viewBox="0 0 {width} {size}">'
+        f'<rect x="1" y="1" width="{width - 2}" height="{size - 2}" fill="none" stroke="#ccc"/>{dots}{names}'
         f'<text x="{size / 2:.0f}" y="{size - 8}" font-size="11" text-anchor="middle" fill="#666">principal component 1</text>'
         f'<text x="14" y="{size / 2:.0f}" font-size="11" text-anchor="middle" fill="#666" transform="rotate(-90 14 {size / 2:.0f})">'
         "principal component 2</text></svg>"
