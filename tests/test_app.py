@@ -43,6 +43,7 @@ def test_named_api_endpoints_exist():
         "ablate",
         "patch",
         "sink",
+        "kv_cache",
     } <= names
     assert "load_model" not in names  # model management is not a public API
 

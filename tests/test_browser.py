@@ -236,6 +236,21 @@ def test_interventions_flow_knocks_out_sweeps_and_patches_on_the_embedded_gpt(pa
     assert page.outside_requests == []
 
 
+def test_kv_cache_section_measures_both_ways_on_the_embedded_gpt(page):
+    """Issue 31, item 3: the GPT tab's KV-cache section, run on the embedded GPT, with a screenshot."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="GPT").click()
+    page.locator("#kv-section").get_by_text("The KV cache, measured").first.click()
+    _set_slider(page, "kv-steps", "12")
+    page.locator("#kv-run").click()
+    expect(page.locator("#kv-summary")).to_contain_text("8,192 bytes a token", timeout=60_000)
+    expect(page.locator("#kv-summary")).to_contain_text("agree to")
+    expect(page.locator("#kv-chart svg").first).to_be_visible()
+    expect(page.locator("#kv-table")).to_contain_text("12")
+    page.locator("#kv-section").screenshot(path=str(ARTIFACTS / "gpt-kv-cache.png"))
+    assert page.outside_requests == []
+
+
 def test_t5_flow_runs_a_task_with_beams(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="T5").click()

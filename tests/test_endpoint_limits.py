@@ -33,6 +33,7 @@ BASE = {
     "patch": {"model": "gpt2", "clean": "I am Lord Angelo's man. Lord", "corrupt": "I am Lord John's man. Lord", "answer": "Angelo",
               "wrong": "John", "what": "residual"},
     "sink": {"model": "gpt2", "text": "To be, or not to be", "layers": "all"},
+    "kv_cache": {"model": "gpt2", "prompt": "ROMEO.", "max_new_tokens": 2},
 }
 
 

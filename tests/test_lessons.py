@@ -77,6 +77,16 @@ def test_lesson_cross_attention__queries_are_the_decoders_and_reverse_words_runs
     assert rows.argmax(1).tolist() == [3, 2, 1, 0], rows.round(2)
 
 
+def test_lesson_kv_cache__the_cached_run_computes_the_same_scores_and_the_bytes_it_says(room):
+    from playground.core.text import kv_cache
+
+    values = link("kv-cache")
+    lm = room.load(values["model"], Family.CAUSAL_LM)
+    run = kv_cache.measure(lm.model, lm.tokenizer, values["prompt"], 8)
+    assert run.max_abs_logit_diff < 1e-3  # "the same, up to rounding"
+    assert run.bytes_per_token == 8192 and "8,192 bytes a token" in lesson_by_id("kv-cache").question.why
+
+
 def test_lesson_encoder__bert_reads_the_words_after_the_blank(room):
     from playground.ui.bert_tab import fill_mask_api
 
@@ -170,7 +180,7 @@ def test_lesson_image_models__the_models_tab_shows_what_runs_for_each_preset(roo
 
 @pytest.mark.skipif(not has_model("sd-shapes"), reason="the embedded sd-shapes is not built")
 def test_lesson_guidance__the_comparison_shows_guidance_following_the_prompt(room):
-    """Lesson 15 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it
+    """Lesson 16 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it
     never saw), the checker counts fewer pictures that follow the prompt at w = 0 than at w = 1, and fewer at w = 1
     than at w = 7.5 (issue 29, item 10)."""
     from playground.ui import text_to_image_tab

@@ -193,7 +193,22 @@ LESSONS: tuple[Lesson, ...] = (
            "Under *Inside one step* see each step's candidates; then play *Guess the next token*.",
            Question(f"\"{PASSAGE} …\": what is the model's most likely next token? Type your guess.", live=_next_token),
            {"model": "gpt2", "prompt": PASSAGE, "mode": "greedy", "max_new": 20}),
-    Lesson("encoder", "7. Encoder-only: BERT fills masks", "bert",
+    Lesson("kv-cache", "7. The KV cache", "gpt",
+           "To write the next token, attention needs the keys and values of every token before it. A **KV cache** keeps them: "
+           "each step runs only the new token and reads the rest from memory, instead of running the whole text again. The "
+           "cache grows by 2 (K and V) x layers x kv heads x d_head numbers per token.",
+           "Open *The KV cache, measured* below the generation and press its button: the time per step with and without the "
+           "cache, the bytes it holds, and how far the two logits differ.",
+           Question("Does generation with the cache compute the same next-token scores as running the whole text again?",
+                    ("The same, up to rounding", "Close, but an approximation", "Different: it is a shortcut that changes the "
+                     "model"), "The same, up to rounding",
+                    "The cached keys and values are exactly the ones the full run would compute again: a token's K and V depend only "
+                    "on the tokens before it (the causal mask), so nothing changes but the work. The section shows the largest "
+                    "difference, about 1e-5 in float32 (the order of the sums). The price is memory: the embedded GPT's cache "
+                    "takes 8,192 bytes a token; a model with grouped-query attention shares one K and V among several heads."),
+           {"model": "gpt2", "prompt": "ROMEO.\nBut soft, what light through yonder window breaks?\n", "mode": "greedy",
+            "max_new": 20}),
+    Lesson("encoder", "8. Encoder-only: BERT fills masks", "bert",
            "BERT was trained to fill in hidden words (**masked language modelling**), reading the whole sentence at once. "
            "Its vectors, averaged, are sentence embeddings.",
            "See the predictions for each [MASK], then compare sentences' embeddings below.",
@@ -202,7 +217,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "BERT's attention is bidirectional: the blank's prediction reads both sides. The price: BERT cannot "
                     "generate text left to right; GPT can, seeing only the left."),
            {"model": "bert-base-uncased", "text": "The [MASK] is dead; long live the [MASK]."}),
-    Lesson("encoder-decoder", "8. Encoder-decoder: T5 text to text", "t5",
+    Lesson("encoder-decoder", "9. Encoder-decoder: T5 text to text", "t5",
            "T5 turns every task into text to text: the encoder reads the input (with a task prefix), the decoder writes "
            "the output token by token while cross-attending to it. **Beam search** keeps several partial outputs.",
            "Read the beams table and the decoder's steps.",
@@ -211,7 +226,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Greedy commits to the single best token at each step; beam search keeps the 4 best partial outputs by "
                     "total log-probability, so it can find a sequence whose first token was not the top one."),
            {"model": "t5-small", "text": "reverse words: red cat blue dog", "beams": 4}),
-    Lesson("parameters", "9. Parameters vs training data", "inside",
+    Lesson("parameters", "10. Parameters vs training data", "inside",
            "**Parameters** are the numbers training adjusts (embeddings, attention and MLP weights). **Training data** is "
            "the text it read, counted in tokens. They are different quantities.",
            "Section 5: parameters by component, and parameters beside training tokens for known models.",
@@ -221,7 +236,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "GPT-2 was trained on WebText, about 40 GB of text. Later work (Chinchilla, 2022) found about 20 tokens "
                     "per parameter a good budget; Llama models read far more."),
            {"model": "gpt2", "text": "ROMEO. But soft, what light through yonder window breaks?", "layer": 0, "head": 0}),
-    Lesson("heads", "10. Which head matters? Knock it out", "interventions",
+    Lesson("heads", "11. Which head matters? Knock it out", "interventions",
            "A picture of attention is a claim: \"this head looks at the name\". To test it, change the model and watch the "
            "prediction. **Knocking out** a head sets its output to zero for this one request; if the answer depends on the "
            "head, its probability falls. The **sweep** knocks out every head alone and maps the damage.",
@@ -229,14 +244,14 @@ LESSONS: tuple[Lesson, ...] = (
            Question(f"\"{HEAD_TEXT}\": the model predicts the name again. Which head does that depend on most? Type "
                     "layer.head, both from 0 (e.g. 1.2).", live=_head_that_matters, sample_guess="0.0"),
            {"model": "gpt2", "text": HEAD_TEXT, "heads": "sweep"}),
-    Lesson("noising", "11. Diffusion: forward noising", "diffusion",
+    Lesson("noising", "12. Diffusion: forward noising", "diffusion",
            "A diffusion model learns to undo noise. The **forward process** adds Gaussian noise in T small steps: "
            "x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, with a schedule β_t and ᾱ_t = Π(1 − β_s).",
            "Move *Timestep t* in the forward section; read ᾱ_t and the signal-to-noise ratio beside it.",
            Question("After t = 500 of 1,000 steps of the linear schedule, how much signal is left (the factor √ᾱ_t on x_0)?",
                     ("about 0.9", "about 0.3", "about 0.01"), live=_signal_left),
            {"t": 500, "schedule": "linear"}),
-    Lesson("objective", "12. The training objective", "training",
+    Lesson("objective", "13. The training objective", "training",
            "Training picks a data point x_0, a step t and noise ε, makes x_t, and asks the network for ε back: the loss is "
            "‖ε − ε_θ(x_t, t)‖² (Ho et al. 2020). Here it trains live on 2-D points, so you can watch it learn.",
            "Watch the loss fall and the samples take the data's shape.",
@@ -245,7 +260,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "DDPM's simple loss regresses the added noise. Knowing ε gives x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, an "
                     "estimate of the clean data, from which each reverse step is built."),
            {"dataset": "moons", "steps": 1000}),
-    Lesson("denoising", "13. Reverse denoising, step by step", "diffusion",
+    Lesson("denoising", "14. Reverse denoising, step by step", "diffusion",
            "Sampling starts from pure noise and repeats: predict ε̂, estimate x̂_0, step to a less noisy x_(t−1). The "
            "explorer streams every step: x_t, the model's x̂_0, and the predicted noise.",
            "Scrub through the steps; watch x̂_0 early on.",
@@ -254,7 +269,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "x̂_0 is the model's best guess of the clean image, roughly the average of every image that fits: early on a "
                     "blurry silhouette of the class; later steps add the details. x_t itself still looks like noise."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDIM", "steps": 50, "seed": 0}),
-    Lesson("schedulers", "14. Schedulers", "diffusion",
+    Lesson("schedulers", "15. Schedulers", "diffusion",
            "A **scheduler** is the rule that turns ε̂ into the next x: DDPM (1,000 small random steps), DDIM (few "
            "deterministic steps), Euler, DPM-Solver++. The network is the same.",
            "Run the same seed with DDPM and then DDIM and compare.",
@@ -263,7 +278,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Schedulers share the training objective; they differ only in how they step between noise levels. That is "
                     "why one trained model can be sampled with any of them."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
-    Lesson("guidance", "15. Classifier-free guidance", "text-to-image",
+    Lesson("guidance", "16. Classifier-free guidance", "text-to-image",
            "The same network predicts noise with the prompt and with the empty prompt; guidance pushes away from the "
            "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). w = 0 ignores the prompt, w = 1 is the prompt's model alone. A "
            "**negative prompt** takes the empty prompt's place.",
@@ -275,7 +290,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "and, too high, of quality: count the ✓ in each row. At w = 0 the prompt is ignored altogether; at w = 1 "
                     "a combination the model never saw is often drawn in a colour or shape it knows better."),
            {"model": "segmind/tiny-sd", "prompt": "a purple triangle", "guidance": 7.5, "seed": 0, "compare": "yes"}),
-    Lesson("latent", "16. Latent diffusion and text to image", "text-to-image",
+    Lesson("latent", "17. Latent diffusion and text to image", "text-to-image",
            "Stable Diffusion denoises in the small **latent** of an autoencoder, not in pixels; a text encoder turns the "
            "prompt into vectors that the UNet's **cross-attention** reads. The word maps show where each word lands.",
            "Look at the word maps: where do \"blue\" and \"square\" put their mass?",
@@ -285,7 +300,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Only the autoencoder's decoder touches pixels, once, at the end. Stable Diffusion 1.5 does the same with a "
                     "4x64x64 latent for a 512x512 image: 48 times fewer numbers to denoise."),
            {"model": "segmind/tiny-sd", "prompt": "a small blue square on the left", "steps": 30, "seed": 0}),
-    Lesson("image-models", "17. Stable Diffusion, Imagen, DALL-E 2", "models",
+    Lesson("image-models", "18. Stable Diffusion, Imagen, DALL-E 2", "models",
            "Three ways to turn text into images. **Stable Diffusion**: latent diffusion with a frozen CLIP text encoder. "
            "**Imagen**: pixel-space diffusion (64 px, then two super-resolution models) with a frozen T5-XXL text encoder. "
            "**DALL-E 2** (unCLIP): a *prior* maps the CLIP text embedding to a CLIP image embedding; a diffusion decoder draws it.",

@@ -42,6 +42,7 @@ from playground.ui.common import (
     session_gpt,
     user_errors,
 )
+from playground.ui.kv_cache_section import build_kv_cache_section
 
 EXPLAINER = """
 ### GPT: a decoder writes one token at a time
@@ -497,10 +498,11 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
                 api_visibility="private",
             )
 
+        kv_form = build_kv_cache_section(loader, model, trained)
         api_endpoint(generate_api, loader, api_name="generate", budget=TOKENS_BUDGET)
         api_endpoint(score_api, loader, api_name="score", budget=GpuBudget(30))
     return TabView(inputs={"model": model, "prompt": prompt, "mode": mode, "max_new": max_new, "seed": seed}, run=("gpt-generate",),
-                   forms={"gpt-generate": generate})
+                   forms={"gpt-generate": generate, "kv-run": kv_form})
 
 
 if __name__ == "__main__":  # run this tab on its own
