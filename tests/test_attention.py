@@ -375,3 +375,26 @@ def test_the_page_says_where_an_embedded_model_is_out_of_its_depth():
     short = resolve(tab.on_run(loader, tab.AttentionRequest("bert-base-uncased", "the king is dead", "", 128), progress=None)[0]).notes
     assert not any("out of its depth" in n for n in short)
     assert loader.load("gpt2", "causal-lm").trained_length == 128 and loader.load("t5-small", "seq2seq").trained_length is None
+
+
+def test_a_grouped_query_model_says_which_heads_share_keys_and_values():
+    """Issue 31, item 1: a Llama-family model's attention (4 query heads, 2 key/value heads) equals output_attentions,
+    and the view says how the heads are grouped and what the KV cache saves."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from playground.config import ASSETS_DIR
+    from playground.core.text.attention import run_attention
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                         attn_implementation="eager")).eval()
+    tokenizer = AutoTokenizer.from_pretrained(ASSETS_DIR / "tokenizers" / "gpt2")
+    r = run_attention(model, tokenizer, "The cat sat on the mat.", max_tokens=32)
+    with torch.no_grad():
+        expected = torch.stack([a[0] for a in model(**tokenizer("The cat sat on the mat.", return_tensors="pt"),
+                                                   output_attentions=True).attentions]).numpy()
+    assert r.attentions["decoder"].shape == expected.shape and abs(r.attentions["decoder"] - expected).max() < 1e-6
+    note = next(n for n in r.notes if n.startswith("Grouped-query attention"))
+    assert "heads 0-1 read key/value head 0; heads 2-3 read key/value head 1" in note and "2x smaller" in note

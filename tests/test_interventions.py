@@ -434,3 +434,71 @@ def test_the_endpoints_and_plain_generate_at_once_on_the_shared_model(shared_loa
         t.join()
     for name in jobs:
         assert len(results[name]) == 3 and all(_close(got, alone[name]) for got in results[name]), name
+
+
+# ---- the Llama family (rotary positions, grouped-query attention) ------------------------------------------------
+
+
+def _llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+                         attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(4)
+    return model
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return _llama()
+
+
+def test_the_llama_pass_equals_the_model(llama, tokenizer):
+    ids = _ids(tokenizer, TEXT)
+    dec = interventions.Decoder.of(llama)
+    assert isinstance(dec, interventions.LlamaDecoder) and (dec.heads, dec.kv_heads) == (4, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(dec.run(dec.embed(ids), last_only=False), llama(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_llama_head_knock_out_and_residual_patching_match_hooks(llama, tokenizer):
+    """A knock-out is per query head (the o_proj input's slice), whichever key/value head it reads."""
+    ids, corrupt_ids = _ids(tokenizer, TEXT), _ids(tokenizer, CORRUPT)
+    d = 32 // 4
+    r = interventions.knock_out(llama, tokenizer, TEXT, "0.1, 2.3", "zero")
+    private = copy.deepcopy(llama)
+    private.model.layers[0].self_attn.o_proj.register_forward_pre_hook(_zero_heads([1], d))
+    private.model.layers[2].self_attn.o_proj.register_forward_pre_hook(_zero_heads([3], d))
+    with torch.no_grad():
+        clean, ablated = llama(ids).logits[0, -1], private(ids).logits[0, -1]
+    top = int(clean.argmax())
+    assert r.delta_logprob == pytest.approx(float(ablated.log_softmax(-1)[top] - clean.log_softmax(-1)[top]), abs=1e-4)
+    p = interventions.patch(llama, tokenizer, TEXT, CORRUPT, " Mary", " John", "residual")
+    clean_h = _hidden_states(llama, ids)
+    ld = lambda logits: float(logits[p.answer_id] - logits[p.wrong_id])  # noqa: E731
+    for layer, pos in ((0, 9), (1, 9), (2, 12), (1, 3)):
+        def hook(module, args, kwargs, layer=layer, pos=pos):
+            x = (args[0] if args else kwargs["hidden_states"]).clone()
+            x[:, pos] = clean_h[layer][:, pos]
+            return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": x})
+        private = copy.deepcopy(llama)
+        private.model.layers[layer].register_forward_pre_hook(hook, with_kwargs=True)
+        with torch.no_grad():
+            expected = (ld(private(corrupt_ids).logits[0, -1]) - p.ld_corrupt) / (p.ld_clean - p.ld_corrupt)
+        assert p.recovery[layer][pos] == pytest.approx(expected, abs=1e-3), (layer, pos)
+    assert p.recovery[0][9] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_llama_sink_share_equals_output_attentions(llama, tokenizer):
+    ids = _ids(tokenizer, TEXT)
+    r = interventions.sink(llama, tokenizer, TEXT, "all")
+    with torch.no_grad():
+        out = llama(ids, output_attentions=True)
+    for layer in range(3):
+        assert r.sink_share[layer] == pytest.approx(out.attentions[layer][0, :, 1:, 0].mean(-1).tolist(), abs=1e-5)

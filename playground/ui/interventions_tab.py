@@ -42,7 +42,8 @@ back, and from which layer and position), or take away the attention every head 
 Limits: a text of at most {interventions.MAX_TOKENS} tokens for one knock-out or the sink (a longer one keeps its end);
 the sweep and the patching maps run one pass per cell, so they read at most {interventions.MAX_GRID_TOKENS} tokens
 (the sweep keeps the end; patching refuses longer prompts). Models: GPT-2-family decoders (gpt2, offline the small GPT
-trained here on Shakespeare, your tiny GPT from the Training tab). Layers and heads count from 0.
+trained here on Shakespeare, your tiny GPT from the Training tab) and Llama-family ones (a folder or Hub id; with
+grouped-query attention a head is a query head). Layers and heads count from 0.
 """
 MODEL_CHOICES = ["gpt2", SESSION_GPT]
 # offline, gpt2 is the embedded Shakespeare GPT: these prompts have a clear next token there (its tests check them);
@@ -219,7 +220,7 @@ def build_interventions_tab(loader: ModelLoader, trained: gr.State | None = None
     with gr.Column():
         gr.Markdown(EXPLAINER)
         model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, elem_id="iv-model",
-                            label="Model: gpt2, your tiny GPT from the Training tab, or another GPT-2-family id or folder")
+                            label="Model: gpt2, your tiny GPT from the Training tab, or another GPT-2- or Llama-family id or folder")
         notice = gr.Markdown(elem_id="iv-notice")
 
         with gr.Accordion("1. Knock out heads", open=True, elem_id="iv-ablate-section"):

@@ -132,6 +132,9 @@ def run_attention(
         out = model(**inputs, output_attentions=True, output_hidden_states=True)
         attentions = {arch: _stack(out.attentions)}
         target_ids = []
+    grouping = grouped_heads_note(config)
+    if grouping:
+        notes.append(grouping)
     if any(a is None for a in attentions.values()):
         raise InputError("This model returned no attention weights; load it with eager attention.")
     with shared_lock(tokenizer):
@@ -145,6 +148,25 @@ def run_attention(
         words=words, target_words=_piece_words(target_tokens, [i in special_ids for i in target_ids]),
         truncated=truncated, n_tokens_before_cap=n_before, notes=notes,
     )
+
+
+def grouped_heads_note(config: Any) -> str | None:
+    """What a grouped-query model's heads share, and what the KV cache saves by it; None for one key/value head a head.
+
+    >>> from transformers import LlamaConfig
+    >>> grouped_heads_note(LlamaConfig(num_attention_heads=4, num_key_value_heads=2))[:60]
+    'Grouped-query attention: 4 query heads share 2 key/value hea'
+    """
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    if not heads or kv >= heads:
+        return None
+    group = heads // kv
+    groups = "; ".join(f"heads {g * group}-{g * group + group - 1} read key/value head {g}" for g in range(min(kv, 4)))
+    more = f"; ... ({kv} groups)" if kv > 4 else ""
+    return (f"Grouped-query attention: {heads} query heads share {kv} key/value heads, {group} a group ({groups}{more}). Heads of "
+            f"one group score against the same keys with their own queries, so their maps differ; the KV cache is {group}x "
+            "smaller than with a key and value per head.")
 
 
 def _stack(per_layer) -> np.ndarray | None:

@@ -1,7 +1,8 @@
 """Interventions: change one thing inside a decoder and measure what its prediction does. No gradio.
 
 A picture of attention is a claim ("this head looks at the previous name"); an intervention tests it. Three
-experiments, each on a GPT-2-family causal LM (the embedded GPT, gpt2 and its family, a session's tiny GPT):
+experiments, each on a GPT-2-family causal LM (the embedded GPT, gpt2 and its family, a session's tiny GPT) or a
+Llama-family one (rotary positions, grouped-query attention: a knock-out or a patch is per query head):
 
 - **knock out heads** (head ablation, Michel et al. 2019): head h of layer l writes z^{l,h}_i = Σ_j α_ij v_j, its
   output before the output projection W_O; *zero* sets z^{l,h} to 0, *mean* to its mean over the positions of the
@@ -45,7 +46,7 @@ TOP_K = 10  # candidates shown before and after
 MAX_TOP_K = 50
 MODES = ("zero", "mean")
 WHATS = ("residual", "heads")
-FAMILIES = ("gpt2",)  # written out here; other decoders are refused with a message
+FAMILIES = ("gpt2", "llama")  # written out here (`Decoder`, `LlamaDecoder`); other decoders are refused with a message
 
 Progress = Callable[[float, str], None]
 
@@ -71,23 +72,37 @@ class Decoder:
 
     x^0 = W_E[t] + W_P[i]; per block l: a = LN_1(x^l); q, k, v = a W_QKV; α = softmax(q k^T / √d + causal mask);
     z = α v (per head); x' = x^l + z W_O; x^{l+1} = x' + MLP(LN_2(x')); logits = LN_f(x^L) W_E^T. Equal to the model's
-    own forward pass (tested against it)."""
+    own forward pass (tested against it). `Decoder.of(model)` picks the family's pass (`LlamaDecoder` for Llama)."""
+
+    family = "gpt2"
+
+    @staticmethod
+    def of(model: Any) -> Decoder:
+        kind = getattr(model.config, "model_type", "")
+        if kind == "llama" and hasattr(model, "model"):
+            return LlamaDecoder(model)
+        return Decoder(model)
 
     def __init__(self, model: Any) -> None:
         config = model.config
         kind = getattr(config, "model_type", "")
-        if kind not in FAMILIES or not hasattr(model, "transformer"):
-            raise InputError(f"Interventions are written out for GPT-2-family decoders (gpt2, distilgpt2, the embedded GPT, "
-                             f"your tiny GPT); this model is {kind or 'of an unknown kind'!r}. Choose one of those.")
+        if kind != self.family or not hasattr(model, "transformer" if self.family == "gpt2" else "model"):
+            raise InputError(f"Interventions are written out for GPT-2-family and Llama-family decoders (gpt2, distilgpt2, the "
+                             f"embedded GPT, your tiny GPT, Llama-architecture models); this model is {kind or 'of an unknown kind'!r}. "
+                             "Choose one of those.")
         self.model = model
         self.config = config
-        self.blocks = model.transformer.h
+        self._setup()
+        self.device = next(model.parameters()).device
+
+    def _setup(self) -> None:
+        config = self.config
+        self.blocks = self.model.transformer.h
         self.layers = len(self.blocks)
         self.heads = config.n_head
         self.width = config.n_embd
         self.head_dim = self.width // self.heads
         self.context = int(config.n_positions)
-        self.device = next(model.parameters()).device
 
     def scale(self, layer: int) -> float:
         scale = 1 / math.sqrt(self.head_dim) if getattr(self.config, "scale_attn_weights", True) else 1.0
@@ -98,14 +113,25 @@ class Decoder:
         positions = torch.arange(ids.shape[1], device=ids.device)
         return self.model.transformer.wte(ids) + self.model.transformer.wpe(positions)[None]
 
+    def qkv(self, layer: int, x: Any) -> tuple[Any, Any, Any]:
+        """q, k, v [B, H, T, d] of block `layer` from its input x^l (k and v one per query head)."""
+        blk = self.blocks[layer]
+        B, T, D = x.shape
+        q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(D, dim=-1)
+        return tuple(t.view(B, T, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+
+    def finish(self, layer: int, x: Any, z: Any) -> Any:
+        """x^{l+1} from x^l and the heads' outputs z [B, T, H, d]: W_O, the residual add, the MLP."""
+        blk = self.blocks[layer]
+        B, T, _ = x.shape
+        x = x + blk.attn.c_proj(z.reshape(B, T, -1))
+        return x + blk.mlp(blk.ln_2(x))
+
     def block(self, layer: int, x: Any, edit_z: EditZ | None = None, edit_attention: EditAttention | None = None,
               trace: Trace | None = None, keep_attention: bool = False) -> Any:
         """x^{l+1} from x^l [B, T, D], with the head outputs z and the weights α open to an edit."""
-        blk = self.blocks[layer]
-        B, T, D = x.shape
-        H, d = self.heads, self.head_dim
-        q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(D, dim=-1)
-        q, k, v = (t.view(B, T, H, d).transpose(1, 2) for t in (q, k, v))  # [B, H, T, d]
+        T = x.shape[1]
+        q, k, v = self.qkv(layer, x)
         scores = (q @ k.transpose(-1, -2)) * self.scale(layer)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
@@ -120,8 +146,7 @@ class Decoder:
                 trace.attention.append(alpha)
         if edit_z is not None:
             z = edit_z(layer, z)
-        x = x + blk.attn.c_proj(z.reshape(B, T, D))
-        return x + blk.mlp(blk.ln_2(x))
+        return self.finish(layer, x, z)
 
     def unembed(self, x: Any) -> Any:
         return self.model.lm_head(self.model.transformer.ln_f(x)).float()
@@ -133,6 +158,55 @@ class Decoder:
         for layer in range(start, self.layers):
             x = self.block(layer, x, edit_z, edit_attention, trace, keep_attention)
         return self.unembed(x[:, -1] if last_only else x)
+
+
+class LlamaDecoder(Decoder):
+    """The Llama family's pass: no position embedding; per block a = RMSNorm(x^l); q and k rotated by their position (RoPE,
+    the model's own rotary embedding); grouped-query attention (each key/value head serves heads / kv heads query heads);
+    z W_O; then x' + SwiGLU(RMSNorm(x')); logits = RMSNorm(x^L) W_E^T. Heads count query heads; an edit of z or α is per
+    query head, as for GPT-2."""
+
+    family = "llama"
+
+    def _setup(self) -> None:
+        config = self.config
+        self.blocks = self.model.model.layers
+        self.layers = len(self.blocks)
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.width = config.hidden_size
+        self.head_dim = getattr(config, "head_dim", None) or self.width // self.heads
+        self.context = int(config.max_position_embeddings)
+
+    def scale(self, layer: int) -> float:
+        return self.blocks[layer].self_attn.scaling
+
+    def embed(self, ids: Any) -> Any:
+        return self.model.model.embed_tokens(ids)
+
+    def qkv(self, layer: int, x: Any) -> tuple[Any, Any, Any]:
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        attn = self.blocks[layer].self_attn
+        a = self.blocks[layer].input_layernorm(x)
+        B, T, _ = x.shape
+        q = attn.q_proj(a).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        k = attn.k_proj(a).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = attn.v_proj(a).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+        positions = torch.arange(T, device=x.device)[None].expand(B, -1)
+        cos, sin = self.model.model.rotary_emb(v, positions)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        group = self.heads // self.kv_heads  # query head h reads key/value head h // group
+        return q, k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+
+    def finish(self, layer: int, x: Any, z: Any) -> Any:
+        blk = self.blocks[layer]
+        B, T, _ = x.shape
+        x = x + blk.self_attn.o_proj(z.reshape(B, T, -1))
+        return x + blk.mlp(blk.post_attention_layernorm(x))
+
+    def unembed(self, x: Any) -> Any:
+        return self.model.lm_head(self.model.model.norm(x)).float()
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------------
@@ -361,7 +435,7 @@ def _mean_z(trace: Trace) -> list[Any]:
 @no_grad
 def knock_out(model: Any, tokenizer: Any, text: Any, heads: Any, mode: Any = "zero", top_k: Any = TOP_K) -> Ablation:
     """The next-token distribution of `text` before and after the named heads' outputs are zeroed or mean-replaced."""
-    dec = Decoder(model)
+    dec = Decoder.of(model)
     mode = require_choice(mode, "mode", MODES)
     top_k = require_int(top_k, "top_k", low=1, high=MAX_TOP_K)
     pairs = parse_heads(heads, dec.layers, dec.heads)
@@ -386,7 +460,7 @@ def knock_out(model: Any, tokenizer: Any, text: Any, heads: Any, mode: Any = "ze
 @no_grad
 def sweep(model: Any, tokenizer: Any, text: Any, mode: Any = "zero", top_k: Any = TOP_K, progress: Progress | None = None) -> Ablation:
     """Every head knocked out alone: [layer][head] change in the clean top token's log-probability, and KL."""
-    dec = Decoder(model)
+    dec = Decoder.of(model)
     mode = require_choice(mode, "mode", MODES)
     top_k = require_int(top_k, "top_k", low=1, high=MAX_TOP_K)
     cap = _cap(dec, MAX_GRID_TOKENS)
@@ -460,7 +534,7 @@ def patch(model: Any, tokenizer: Any, clean: Any, corrupt: Any, answer: Any, wro
           progress: Progress | None = None) -> Patching:
     """The corrupted prompt run again with one clean activation at a time: the residual stream x^l at one position
     (`residual`: [layer][position]) or one head's output z^{l,h} at every position (`heads`: [layer][head])."""
-    dec = Decoder(model)
+    dec = Decoder.of(model)
     what = require_choice(what, "what", WHATS)
     cap = _cap(dec, MAX_GRID_TOKENS)
     c = tokenize(tokenizer, clean, "clean prompt", cap, keep_end=False)
@@ -550,7 +624,7 @@ def _bits_per_char(logits: Any, ids: list[int], chars: int) -> float:
 @no_grad
 def sink(model: Any, tokenizer: Any, text: Any, layers: Any = "all", top_k: Any = TOP_K) -> SinkKnockout:
     """How much attention each head parks on the first token, and what the model does when it cannot."""
-    dec = Decoder(model)
+    dec = Decoder.of(model)
     top_k = require_int(top_k, "top_k", low=1, high=MAX_TOP_K)
     chosen = parse_layers(layers, dec.layers)
     cap = _cap(dec, MAX_TOKENS)
