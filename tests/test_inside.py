@@ -417,3 +417,86 @@ def test_browser_walks_the_inside_tab(_page):
         expect(page.locator(element)).to_contain_text(text, timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / f"inside-{name[0]}.png"), full_page=True)
     assert page.outside_requests == []
+
+
+# ---- the Llama family: RMSNorm, rotary positions, grouped-query attention, SwiGLU (issue 31, item 2) --------------
+
+
+def _tiny_llama():
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(2)
+    config = LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=64, rope_theta=500.0, rms_norm_eps=1e-6,
+                         attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # norms' scales away from 1, so a missing one would show
+    return model, AutoTokenizer.from_pretrained(PROJECT_ROOT / "assets" / "tokenizers" / "gpt2")
+
+
+def _rotate(x, position, theta):
+    """RoPE written out (the rotate-half layout transformers uses): pairs (i, i + d/2) turned by position · θ^(−2i/d)."""
+    d = x.shape[-1]
+    angles = position * theta ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+    cos, sin = torch.cat([angles, angles]).cos(), torch.cat([angles, angles]).sin()
+    half = torch.cat([-x[..., d // 2:], x[..., : d // 2]], dim=-1)
+    return x * cos + half * sin
+
+
+def test_llama_every_vector_recomputed_from_the_layers_own_weights():
+    model, tok = _tiny_llama()
+    text = TEXT
+    ids = torch.tensor([tok(text)["input_ids"]])
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True)
+    T, H, KV, d, theta = ids.shape[1], 4, 2, 8, 500.0
+    for layer, head, token in ((0, 3, T - 1), (1, 1, T // 2), (2, 2, T - 1)):
+        r = inside.inside(model, tok, text, layer, head, token)
+        blk = model.model.layers[layer]
+        h = out.hidden_states[layer][0]
+        rms = lambda v, mod: v / torch.sqrt(v.pow(2).mean(-1, keepdim=True) + mod.variance_epsilon) * mod.weight  # noqa: E731
+        x = rms(h, blk.input_layernorm)
+        assert torch.allclose(_t(r.x), x[token], atol=1e-5)
+        q = (x @ blk.self_attn.q_proj.weight.T).view(T, H, d)
+        k = (x @ blk.self_attn.k_proj.weight.T).view(T, KV, d)
+        v = (x @ blk.self_attn.v_proj.weight.T).view(T, KV, d)
+        kv = head // (H // KV)
+        assert r.kv_head == kv and r.n_kv_heads == KV
+        q_rot = _rotate(q[token, head], token, theta)
+        k_rot = torch.stack([_rotate(k[j, kv], j, theta) for j in range(T)])
+        assert torch.allclose(_t(r.rope["q_unrotated"]), q[token, head], atol=1e-5)
+        assert torch.allclose(_t(r.q), q_rot, atol=1e-5) and torch.allclose(_t(r.rope["q_rotated"]), q_rot, atol=1e-5)
+        assert torch.allclose(_t(r.k), k_rot, atol=1e-5) and torch.allclose(_t(r.v), v[:, kv], atol=1e-5)
+        assert r.rope["base"] == theta and torch.allclose(_t(r.rope["angles"]), token * theta ** (-torch.arange(0, d, 2) / d), atol=1e-5)
+        scores = k_rot @ q_rot
+        assert torch.allclose(_t(r.scores), scores, atol=1e-4) and r.scale == pytest.approx(d ** -0.5)
+        weights = _softmax_row(scores * d ** -0.5, torch.arange(T) <= token)
+        assert torch.allclose(_t(r.weights), weights, atol=1e-5)
+        assert torch.allclose(_t(r.weights), out.attentions[layer][0, head, token], atol=1e-5)
+        assert torch.allclose(_t(r.head_output), weights @ v[:, kv], atol=1e-5)
+        mid = h[token] + _t(r.attention_output)
+        y = rms(mid, blk.post_attention_layernorm)
+        swiglu = (torch.nn.functional.silu(y @ blk.mlp.gate_proj.weight.T) * (y @ blk.mlp.up_proj.weight.T)) @ blk.mlp.down_proj.weight.T
+        assert torch.allclose(_t(r.mlp_output), swiglu, atol=1e-5)
+        nxt = out.hidden_states[layer + 1][0, token]
+        mine = _t(r.hidden_out) if layer < 2 else rms(_t(r.hidden_out), model.model.norm)  # the last has the final norm on top
+        assert torch.allclose(mine, nxt, atol=1e-4)
+    assert r.activation == "swiglu (silu gate)" and r.embedding.position is None
+    assert sum(c.count for c in r.components) == sum(p.numel() for p in model.parameters())
+    for c in r.components:
+        assert c.formula.endswith(f"= {c.count:,}"), c
+    payload = r.to_json()
+    assert set(payload["rope"]) == {"base", "angles", "q_unrotated", "q_rotated", "k_unrotated", "k_rotated"}
+    assert len(payload["rope"]["k_rotated"]) == T and payload["n_kv_heads"] == 2
+
+
+def test_llama_views_show_rope_and_the_grouped_head():
+    from playground.core.render import inside as views
+
+    model, tok = _tiny_llama()
+    r = inside.inside(model, tok, TEXT, 1, 3, -1)
+    head = views.head_view(r)
+    assert "RoPE" in head and "key/value head 1 of 2" in head and "q rotated" in head
+    assert "SwiGLU" in views.block_view(r) and "rotates every query and key" in views.embeddings_view(r, [], None)

@@ -64,7 +64,7 @@ def _load(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
     if model == SESSION_GPT:  # the session's tiny GPT from the Training tab
         return session_gpt(trained)
     return load_transformer(loader, model, (Family.CAUSAL_LM, Family.MASKED_LM, Family.ENCODER, Family.SEQ2SEQ),
-                            "a GPT-2-, BERT- or T5-family model", attention=True, progress=progress)
+                            "a GPT-2-, BERT-, T5- or Llama-family model", attention=True, progress=progress)
 
 
 def _stack(stack: Any) -> str:
@@ -198,7 +198,7 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
                 allow_custom_value=True,
                 scale=2,
                 elem_id="ins-model",
-                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5-family id or folder",
+                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5/Llama-family id or folder",
             )
             stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
         text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=inside.MAX_TEXT_CHARS, elem_id="ins-text")

@@ -77,6 +77,8 @@ def embeddings_view(r: Inside, neighbours: Sequence[Neighbour], points: Sequence
         "gpt2": "GPT-2 learns an absolute position embedding per position and adds it.",
         "bert": "BERT adds a learned position embedding and a token-type (segment) embedding, then a LayerNorm.",
         "t5": "T5 adds no position embedding: it adds a learned relative-position bias to the attention scores instead (below).",
+        "llama": "Llama adds no position embedding: inside attention it rotates every query and key by an angle that grows with "
+                 "the token's position (RoPE, section 2), so a score depends on how far apart two tokens are.",
     }[r.family]
     parts = [
         f'<div class="ins-view"><div class="ins-title">Token {r.token}: {_e(tok)}</div><p>{_e(pos_note)}</p>',
@@ -117,7 +119,8 @@ def head_view(r: Inside) -> str:
     """One head, step by step, for the query token: x, q, then per key token k_j, v_j, the score and the weight."""
     d = len(r.q)
     norm = {"gpt2": "x = LayerNorm(h) (GPT-2 normalizes before attention)", "t5": "x = RMSNorm(h) (T5 normalizes before attention)",
-            "bert": "x = h (BERT normalizes after attention, so the head reads the layer's input itself)"}[r.family]
+            "bert": "x = h (BERT normalizes after attention, so the head reads the layer's input itself)",
+            "llama": "x = RMSNorm(h) = h / √(mean(h²) + ε) · g (Llama normalizes before attention; no mean subtracted, no bias)"}[r.family]
     scale = (
         f"scale = 1/√d_k = 1/√{d} = {r.scale:.4g}" if r.family != "t5" else "no scale: T5 folds 1/√d_k into its initialisation (scale = 1)"
     )
@@ -149,8 +152,28 @@ def head_view(r: Inside) -> str:
         f'<div class="ins-scroll"><table class="ins-table ins-steps"><tr><th>j</th><th>token</th><th>k_j</th><th>v_j</th><th>q·k_j</th>'
         f"{bias_head}<th>{'× scale + bias' if bias_head else '× scale'}</th><th>softmax weight</th></tr>{''.join(body)}</table></div>"
     )
+    if r.rope is not None:
+        steps.append(rope_view(r))
     steps += [strip(r.head_output, "head output Σ weight_j v_j"), strip(r.head_projected, "through this head's slice of W_O"), "</div>"]
     return "".join(steps)
+
+
+def rope_view(r: Inside) -> str:
+    """Rotary positions for this head: q and the query token's own k before and after rotation, the angle of each pair."""
+    rope = r.rope
+    d = len(rope["q_rotated"])
+    group = "" if r.n_kv_heads is None else (
+        f" Grouped-query attention: this query head reads key/value head {r.kv_head} of {r.n_kv_heads} (the k and v above are "
+        "that head's, shared with the other query heads of its group).")
+    angles = ", ".join(f"{a:.3g}" for a in rope["angles"][:6]) + (" ..." if len(rope["angles"]) > 6 else "")
+    return "".join([
+        f"<p><b>RoPE</b> (Su et al. 2021): dimension pairs of q and k are rotated by θ_i·position, θ_i = base^(−2i/d) with base "
+        f"{rope['base']:g}, d = {d}; for the query token (position {r.token}) the angles are {angles} radians. Rotating both "
+        f"makes q·k depend on the distance between the tokens, not where they are.{_e(group)}</p>",
+        strip(rope["q_unrotated"], "q before rotation"), strip(rope["q_rotated"], "q rotated (the q above)"),
+        strip(rope["k_unrotated"][r.token], f"k of token {r.token} before rotation"),
+        strip(rope["k_rotated"][r.token], f"k of token {r.token} rotated"),
+    ])
 
 
 def block_view(r: Inside) -> str:
@@ -158,6 +181,8 @@ def block_view(r: Inside) -> str:
     placement = ("pre-norm: h' = h + Attention(norm(h)) + MLP(norm(h + Attention))" if r.norm_placement == "pre"
                  else "post-norm: m = LayerNorm(h + Attention(h)); h' = LayerNorm(m + MLP(m))")
     act = {"gelu_new": "GELU (tanh approximation)", "gelu": "GELU", "relu": "ReLU"}.get(r.activation, r.activation)
+    if r.family == "llama":
+        act = "SwiGLU: W_down (silu(W_gate y) ⊙ W_up y), y = RMSNorm(h + attention); the neurons are silu(W_gate y) ⊙ W_up y"
     rows = "".join(f"<tr><td>{n.index}</td><td>{n.activation:.3f}</td></tr>" for n in r.neurons)
     cross = strip(r.cross_attention_output, "cross-attention output (reads the encoder)") if r.cross_attention_output is not None else ""
     return (

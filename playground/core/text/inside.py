@@ -41,7 +41,7 @@ MAX_WORDS = 40  # words in the embedding-space projection
 NEIGHBOURS = 8  # nearest tokens in the input embedding matrix
 TOP_NEURONS = 10  # the MLP's most active neurons shown
 MAX_SCORE_TOKENS = 1024  # /score: tokens scored (and at most the model's context)
-FAMILIES = ("gpt2", "bert", "t5")
+FAMILIES = ("gpt2", "bert", "t5", "llama")
 STACKS = ("encoder", "decoder")
 
 
@@ -113,6 +113,10 @@ class Inside:
     relative_bias: dict[str, Any] | None = None  # T5: {"distances": [...], "values": [head][distance]}
     notes: list[str] = field(default_factory=list)
     faces: list[str] = field(default_factory=list)  # the tokens as the page shows them (decoded, spaces as ␣: "␣king", not "Ġking")
+    rope: dict[str, Any] | None = None  # Llama: {"base", "angles" [d/2] (θ_i·position of the query), "q_unrotated", "q_rotated",
+    # "k_unrotated" [tokens][d], "k_rotated"}; None for a family with other positions
+    kv_head: int | None = None  # grouped-query attention: the key/value head this query head reads (None: one per head)
+    n_kv_heads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `/inside` API's answer."""
@@ -128,13 +132,14 @@ class Inside:
             "mlp_output": self.mlp_output, "hidden_in": self.hidden_in, "hidden_out": self.hidden_out,
             "norm_placement": self.norm_placement, "activation": self.activation,
             "parameters": {c.name: c.count for c in self.components}, "total_parameters": self.total_parameters,
+            "rope": self.rope, "kv_head": self.kv_head, "n_kv_heads": self.n_kv_heads,
         }
 
 
 def family_of(config: Any) -> str:
     kind = getattr(config, "model_type", "")
     if kind not in FAMILIES:
-        raise InputError(f"The Inside view knows GPT-2-, BERT- and T5-family models; this one is {kind or 'unknown'!r}.")
+        raise InputError(f"The Inside view knows GPT-2-, BERT-, T5- and Llama-family models; this one is {kind or 'unknown'!r}.")
     return kind
 
 
@@ -165,6 +170,7 @@ class _Look:
     hidden_in: torch.Tensor
     hidden_out: torch.Tensor
     neurons: torch.Tensor  # [d_ff] activations
+    rope: dict[str, torch.Tensor] | None = None  # Llama: q [H, d] and k [T, KV, d] before and after rotation; the angles
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, bias: torch.Tensor | None, mask: torch.Tensor):
@@ -272,6 +278,45 @@ def _t5_layer(stack: Any, layer: int, h: torch.Tensor, i: int, config: Any, enco
                  h[i], mid + mlp_output, act)
 
 
+def _llama_layer(model: Any, layer: int, h: torch.Tensor, i: int, alpha: torch.Tensor | None = None) -> _Look:
+    """x = RMSNorm(h) (no mean subtraction, no bias); q, k, v; q and k rotated by their positions (RoPE, the model's own
+    cos and sin from θ_i = base^(−2i/d)); each key/value head serves heads / kv heads query heads; SwiGLU:
+    W_down (silu(W_gate y) ⊙ W_up y), y = RMSNorm(h + attn)."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    config = model.config
+    blk = model.model.layers[layer]
+    sa = blk.self_attn
+    T, D = h.shape
+    H = config.num_attention_heads
+    KV = getattr(config, "num_key_value_heads", None) or H
+    d = getattr(config, "head_dim", None) or D // H
+    group = H // KV
+    x = blk.input_layernorm(h)
+    q0, k0, v0 = sa.q_proj(x).view(T, H, d), sa.k_proj(x).view(T, KV, d), sa.v_proj(x).view(T, KV, d)
+    positions = torch.arange(T, device=h.device)[None]
+    cos, sin = model.model.rotary_emb(v0[None], positions)
+    q_rot, k_rot = apply_rotary_pos_emb(q0.transpose(0, 1)[None], k0.transpose(0, 1)[None], cos, sin)  # [1, H|KV, T, d]
+    q_rot, k_rot = q_rot[0].transpose(0, 1), k_rot[0].transpose(0, 1)  # [T, H, d], [T, KV, d]
+    v = v0.repeat_interleave(group, dim=1)  # [T, H, d]: query head h reads key/value head h // group
+    mask = torch.arange(T, device=h.device) <= i
+    if alpha is None:
+        q, k = q_rot[i], k_rot.repeat_interleave(group, dim=1)
+        scores, weights, heads_out = _attend(q, k, v, sa.scaling, None, mask)
+    else:
+        q = k = scores = None
+        weights, heads_out = alpha, torch.einsum("ht,thd->hd", alpha, v)
+    attention_output = sa.o_proj(heads_out.reshape(H * d))
+    mid = h[i] + attention_output
+    y = blk.post_attention_layernorm(mid)
+    act = blk.mlp.act_fn(blk.mlp.gate_proj(y)) * blk.mlp.up_proj(y)
+    mlp_output = blk.mlp.down_proj(act)
+    inv_freq = model.model.rotary_emb.inv_freq.float()
+    rope = {"q_unrotated": q0[i], "q_rotated": q_rot[i], "k_unrotated": k0, "k_rotated": k_rot, "angles": inv_freq * i}
+    return _Look(x[i], q, k, v, scores, float(sa.scaling), None, mask, weights, heads_out, sa.o_proj.weight.T, attention_output, None,
+                 mlp_output, h[i], mid + mlp_output, act, rope)
+
+
 def _parts(model: Any, family: str, stack: str):
     """(the layers' container, number of layers, heads, the input embedding module)."""
     config = model.config
@@ -281,6 +326,8 @@ def _parts(model: Any, family: str, stack: str):
     if family == "bert":
         base = model.bert if hasattr(model, "bert") else model
         return base, config.num_hidden_layers, config.num_attention_heads, base.embeddings.word_embeddings
+    if family == "llama":
+        return model.model, config.num_hidden_layers, config.num_attention_heads, model.model.embed_tokens
     st = model.encoder if stack == "encoder" else model.decoder
     return st, len(st.block), config.num_heads, model.get_input_embeddings()
 
@@ -299,6 +346,8 @@ def _look(model: Any, family: str, stack: str, layer: int, h: torch.Tensor, i: i
         return _gpt2_layer(base.h[layer], layer, h, i, model.config, alpha)
     if family == "bert":
         return _bert_layer(base.encoder.layer[layer], h, i, model.config, alpha)
+    if family == "llama":
+        return _llama_layer(model, layer, h, i, alpha)
     return _t5_layer(base, layer, h, i, model.config, encoder_out, alpha, cross_alpha)
 
 
@@ -308,6 +357,8 @@ def activation_name(model: Any, family: str) -> str:
         return config.activation_function
     if family == "bert":
         return config.hidden_act
+    if family == "llama":
+        return f"swiglu ({config.hidden_act} gate)"
     return ("gated-" if getattr(config, "is_gated_act", False) else "") + config.dense_act_fn
 
 
@@ -411,6 +462,9 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         head=head,
         token=token,
         norm_placement="post" if family == "bert" else "pre",
+        rope=_rope_json(model, look, head) if look.rope is not None else None,
+        kv_head=head // (n_heads // _kv_heads(model)) if family == "llama" else None,
+        n_kv_heads=_kv_heads(model) if family == "llama" else None,
         activation=activation_name(model, family),
         embedding=_embedding(model, family, stack, seq, token, embed),
         x=_list(look.x),
@@ -436,6 +490,19 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         relative_bias=relative,
         notes=notes,
     )
+
+
+def _kv_heads(model: Any) -> int:
+    return int(getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads)
+
+
+def _rope_json(model: Any, look: _Look, head: int) -> dict[str, Any]:
+    """The rotation of this head's query and of its key/value head's keys, and the angle of every dimension pair."""
+    kv = head // (model.config.num_attention_heads // _kv_heads(model))
+    r = look.rope
+    return {"base": float(getattr(model.config, "rope_theta", None) or model.config.rope_parameters["rope_theta"]),
+            "angles": _list(r["angles"]), "q_unrotated": _list(r["q_unrotated"][head]), "q_rotated": _list(r["q_rotated"][head]),
+            "k_unrotated": _list(r["k_unrotated"][:, kv]), "k_rotated": _list(r["k_rotated"][:, kv])}
 
 
 def _embedding(model: Any, family: str, stack: str, seq: torch.Tensor, i: int, embed: Any) -> Embedding:
@@ -512,9 +579,9 @@ _PATTERNS = [  # (component, regex on the parameter's name), first match wins
     ("position embeddings", r"(^|\.)(wpe|position_embeddings)\."),
     ("token-type embeddings", r"token_type_embeddings\."),
     ("relative position bias", r"relative_attention_bias\."),
-    ("norms", r"(ln_\d|ln_f|LayerNorm|layer_norm|final_layer_norm)\."),
-    ("attention Q/K/V", r"(attn\.c_attn|attention\.self\.(query|key|value)|Attention\.(q|k|v))\."),
-    ("attention output W_O", r"(attn\.c_proj|attention\.output\.dense|Attention\.o)\."),
+    ("norms", r"(ln_\d|ln_f|LayerNorm|layer_norm|final_layer_norm|input_layernorm|post_attention_layernorm|model\.norm)\."),
+    ("attention Q/K/V", r"(attn\.c_attn|attention\.self\.(query|key|value)|Attention\.(q|k|v)|self_attn\.(q|k|v)_proj)\."),
+    ("attention output W_O", r"(attn\.c_proj|attention\.output\.dense|Attention\.o|self_attn\.o_proj)\."),
     ("MLP", r"(mlp\.|intermediate\.dense|(?<!attention\.)output\.dense|DenseReluDense)"),
     ("pooler", r"pooler\."),
     ("LM head", r"(lm_head|cls\.predictions)"),
@@ -580,6 +647,17 @@ def _formulas(model: Any) -> dict[str, str]:
                "attention output W_O": (f"(L + 2L_dec)·(h·d_kv)·d = ({L} + 2·{Ld})·{inner}·{d}", (L + 2 * Ld) * inner * d),
                "MLP": (f"(L + L_dec)·{'3' if gated else '2'}·d·d_ff = ({L} + {Ld})·{'3' if gated else '2'}·{d}·{f}", (L + Ld) * mlp_one),
                "norms": (f"(2L + 1 + 3L_dec + 1)·d = ({2 * L + 1} + {3 * Ld + 1})·{d}", (2 * L + 1 + 3 * Ld + 1) * d)}
+        if not tied and hasattr(model, "lm_head"):
+            out["LM head"] = (f"V·d = {V}·{d} (untied)", V * d)
+    elif family == "llama":
+        V, d, L, f, H = c.vocab_size, c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.num_attention_heads
+        kv = getattr(c, "num_key_value_heads", None) or H
+        dh = getattr(c, "head_dim", None) or d // H
+        out = {"token embeddings": (f"V·d = {V}·{d}", V * d),
+               "attention Q/K/V": (f"L·(d·H·d_h + 2·d·KV·d_h) = {L}·({d}·{H}·{dh} + 2·{d}·{kv}·{dh})", L * (d * H * dh + 2 * d * kv * dh)),
+               "attention output W_O": (f"L·H·d_h·d = {L}·{H}·{dh}·{d}", L * H * dh * d),
+               "MLP": (f"L·3·d·d_ff (gate, up, down) = {L}·3·{d}·{f}", L * 3 * d * f),
+               "norms": (f"(2L + 1)·d (RMSNorm: a scale, no bias) = {2 * L + 1}·{d}", (2 * L + 1) * d)}
         if not tied and hasattr(model, "lm_head"):
             out["LM head"] = (f"V·d = {V}·{d} (untied)", V * d)
     else:
