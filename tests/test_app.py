@@ -44,6 +44,7 @@ def test_named_api_endpoints_exist():
         "patch",
         "sink",
         "kv_cache",
+        "route",
     } <= names
     assert "load_model" not in names  # model management is not a public API
 

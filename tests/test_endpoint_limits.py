@@ -34,6 +34,7 @@ BASE = {
               "wrong": "John", "what": "residual"},
     "sink": {"model": "gpt2", "text": "To be, or not to be", "layers": "all"},
     "kv_cache": {"model": "gpt2", "prompt": "ROMEO.", "max_new_tokens": 2},
+    "route": {"model": "gpt2", "text": "ROMEO."},
 }
 
 

@@ -160,7 +160,7 @@ MODEL_HANDLERS = [
     ("diffusion_tab", "denoise_api"), ("text_to_image_tab", "on_generate"), ("text_to_image_tab", "cross_attention"),
     ("interventions_tab", "on_ablate"), ("interventions_tab", "on_patch"), ("interventions_tab", "on_sink"),
     ("interventions_tab", "ablate"), ("interventions_tab", "patch"), ("interventions_tab", "sink"),
-    ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"),
+    ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"), ("inside_tab", "on_route"), ("inside_tab", "route"),
 ]
 
 

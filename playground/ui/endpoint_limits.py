@@ -18,7 +18,18 @@ from playground.config import ATTENTION_MAX_TOKENS, QueueLimits, Settings
 from playground.core.diffusion import conditioning
 from playground.core.diffusion import run as diffusion_run
 from playground.core.diffusion.pictures import MAX_IMAGE_SIDE
-from playground.core.text import attention, generation, inside, interventions, kv_cache, masked, seq2seq, tokenize, word_split
+from playground.core.text import (
+    attention,
+    generation,
+    inside,
+    interventions,
+    kv_cache,
+    masked,
+    routing,
+    seq2seq,
+    tokenize,
+    word_split,
+)
 from playground.core.training import toy_diffusion, toy_gpt
 from playground.models.sources import MAX_SOURCE_LEN
 from playground.readme_blocks import read_block, write_block
@@ -51,6 +62,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit("generate", "max_new_tokens", generation.MAX_NEW_TOKENS, ""),
     Limit("inside", "text", inside.MAX_TEXT_CHARS, "characters"),
     Limit("inside", "text", inside.MAX_TOKENS, "tokens", "cut to its start"),
+    Limit("route", "text", routing.MAX_TEXT_CHARS, "characters"),
+    Limit("route", "text", routing.MAX_TOKENS, "tokens", "cut to its start, with a note; and the model's context"),
     Limit("kv_cache", "prompt", kv_cache.MAX_PROMPT_CHARS, "characters"),
     Limit("kv_cache", "prompt", 0, "", "its positions less `max_new_tokens`: cut to its end, with a notice"),
     Limit("kv_cache", "max_new_tokens", kv_cache.MAX_NEW_TOKENS, ""),

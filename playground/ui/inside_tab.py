@@ -10,7 +10,8 @@ import pandas as pd
 
 from playground.core.inputs import require_text
 from playground.core.render import inside as inside_views
-from playground.core.text import inside
+from playground.core.render.routing import routing_html
+from playground.core.text import inside, routing
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.sources import SourceKind
@@ -230,6 +231,12 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
             params = gr.Dataframe(label="Parameters by component (tied weights counted once)", interactive=False, wrap=True,
                                   elem_id="ins-params")
             scale = gr.Dataframe(label="Parameters and training tokens", interactive=False, wrap=True, elem_id="ins-scale")
+        with gr.Accordion("6. Experts (mixture-of-experts models)", open=False, elem_id="ins-experts"):
+            gr.Markdown("In a mixture-of-experts layer the MLP is several MLPs, the experts; a router sends each token to a "
+                        "few of them (softmax of its scores, the top k). For a Mixtral-style model: every layer's choice for "
+                        "every token of the text above, and how evenly the experts are used.")
+            route_btn = gr.Button("Route the text", elem_id="ins-route")
+            routed = gr.HTML(elem_id="ins-routing")
 
         look = form_event(gpu_task(bind(on_run, loader), INSIDE_BUDGET), InsideRequest,
                           {"model": model, "text": text, "stack": stack, "layer": layer, "head": head, "token": token, "words": words},
@@ -242,8 +249,44 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
         for control in (model, text, stack):  # another text or model: its tokens are not these; start from the last one
             control.input(_no_tokens, None, token, api_visibility="private", queue=False)
         api_endpoint(inside_api, loader, api_name="inside", budget=INSIDE_BUDGET)
+        route_form = form_event(gpu_task(bind(on_route, loader), INSIDE_BUDGET), RouteRequest, {"model": model, "text": text})
+        route_btn.click(route_form.event, route_form.inputs, routed, api_visibility="private")
+        api_endpoint(route_api, loader, api_name="route", budget=INSIDE_BUDGET)
     return TabView(inputs={"model": model, "text": text, "layer": layer, "head": head}, run=("ins-run",), forms={"ins-run": look},
                    link_check=layer_head_link_check(loader, MODEL_CHOICES[0], first=0))
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """A text routed through a mixture-of-experts model's layers."""
+
+    model: str  # a Mixtral-style causal LM (preset, Hub id or folder)
+    text: str
+
+
+def _route(loader: ModelLoader, request: RouteRequest, progress=None):
+    from playground.models import Family
+
+    name, lm = load_transformer(loader, request.model, (Family.CAUSAL_LM,), "a mixture-of-experts decoder (Mixtral-style)",
+                                progress=progress)
+    return lm, routing.route(lm.model, lm.tokenizer, request.text)
+
+
+@user_errors
+def on_route(loader: ModelLoader, request: RouteRequest, progress=gr.Progress()) -> str:
+    """The routing view: each layer's tokens on their top expert's colour, and the experts' load."""
+    lm, r = _route(loader, request, progress)
+    return routing_html(r)
+
+
+@user_errors
+def route_api(loader: ModelLoader, model: str, text: str) -> dict:
+    """Every token's router probabilities and chosen experts in every layer of a mixture-of-experts model.
+
+    Returns {"tokens", "experts", "top_k", "router_probs" [layer][token][expert] (softmax of the router logits, equal to the
+    model's own output_router_logits), "chosen" [layer][token][k], "load" [layer][expert] (share of tokens)}.
+    """
+    return _route(loader, RouteRequest(model, text))[1].to_json()
 
 
 def _no_tokens():

@@ -1,0 +1,35 @@
+"""HTML for mixture-of-experts routing: each layer's tokens coloured by their top expert, and the experts' load."""
+
+from __future__ import annotations
+
+import html
+
+from playground.core.text.routing import Routing
+
+# Okabe-Ito and two more, light enough behind dark ink (each expert keeps its colour in every layer)
+EXPERT_COLOURS = ("#9ecae9", "#f6b87a", "#8fd6b8", "#f1a6c9", "#d9d36e", "#b9a7e0", "#c9c9c9", "#f59d8f")
+
+
+def _e(text: str) -> str:
+    return html.escape(text)
+
+
+def routing_html(r: Routing) -> str:
+    """A row per layer: the tokens, each on its top expert's colour, the experts it went to and their probabilities in its
+    hover title; then each layer's load over the experts."""
+    legend = " ".join(f'<span class="rt-chip" style="background:{EXPERT_COLOURS[e % len(EXPERT_COLOURS)]}">expert {e}</span>'
+                      for e in range(r.experts))
+    rows = []
+    for layer, (picks, probs) in enumerate(zip(r.chosen, r.router_probs)):
+        chips = []
+        for i, face in enumerate(r.faces):
+            top = picks[i][0]
+            title = ", ".join(f"expert {e}: {probs[i][e]:.2f}" for e in picks[i])
+            chips.append(f'<span class="rt-chip" style="background:{EXPERT_COLOURS[top % len(EXPERT_COLOURS)]}" '
+                         f'title="{_e(face)} → {_e(title)}">{_e(face)}<sub>{top}</sub></span>')
+        load = " · ".join(f"{e}: {share:.0%}" for e, share in enumerate(r.load[layer]))
+        rows.append(f'<div class="rt-layer"><b>layer {layer}</b> <small>load {load}</small><div>{"".join(chips)}</div></div>')
+    notes = "".join(f'<div class="att-note">{_e(n)}</div>' for n in r.notes)
+    return (f'<div class="lm-gen rt-view" id="rt-result"><p>{r.experts} experts a layer, {r.top_k} a token: each token sits on its '
+            f"top expert's colour (the small number); hover for the experts it went to and the router's probabilities. The load "
+            f"is the share of tokens each expert got (a layer's shares sum to {r.top_k}).</p><p>{legend}</p>{''.join(rows)}{notes}</div>")
