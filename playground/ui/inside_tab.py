@@ -267,7 +267,8 @@ class RouteRequest:
 def _route(loader: ModelLoader, request: RouteRequest, progress=None):
     from playground.models import Family
 
-    name, lm = load_transformer(loader, request.model, (Family.CAUSAL_LM,), "a mixture-of-experts decoder (Mixtral-style)",
+    routing.check_text(request.text)  # a bad text is refused before a model loads
+    _, lm = load_transformer(loader, request.model, (Family.CAUSAL_LM,), "a mixture-of-experts decoder (Mixtral-style)",
                                 progress=progress)
     return lm, routing.route(lm.model, lm.tokenizer, request.text)
 

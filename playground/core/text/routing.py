@@ -60,17 +60,23 @@ class Routing:
                 "chosen": self.chosen, "load": self.load}
 
 
+def check_text(text: Any) -> str:
+    """The text, checked before any model loads."""
+    text = require_text(text, "text", max_chars=MAX_TEXT_CHARS)
+    if not text.strip():
+        raise InputError("Enter a text: each of its tokens is routed to experts.")
+    return text
+
+
 @no_grad
 def route(model: Any, tokenizer: Any, text: Any) -> Routing:
     """Every token's router probabilities and chosen experts in every layer (`output_router_logits`)."""
+    text = check_text(text)
     shape = experts_of(model.config)
     if shape is None:
         raise InputError(f"This model ({getattr(model.config, 'model_type', 'unknown')}) has no experts: every token goes through the "
                          "same MLP. Routing needs a mixture-of-experts model (Mixtral-style: num_local_experts).")
     experts, k = shape
-    text = require_text(text, "text", max_chars=MAX_TEXT_CHARS)
-    if not text.strip():
-        raise InputError("Enter a text: each of its tokens is routed to experts.")
     limit = min(MAX_TOKENS, int(getattr(model.config, "max_position_embeddings", MAX_TOKENS)))
     with shared_lock(tokenizer):
         ids = list(tokenizer(text, verbose=False)["input_ids"])
