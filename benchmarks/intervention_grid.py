@@ -14,28 +14,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
 
 import torch  # noqa: E402
 
-from benchmarks.report import record  # noqa: E402
+from benchmarks.report import median_time, record  # noqa: E402
 from playground.config import ASSETS_DIR  # noqa: E402
 from playground.core.text import interventions  # noqa: E402
 
 CLEAN = "When Mary and John went to the store, John gave a drink to Mary and"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to Mary and"
-
-
-def median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -69,9 +59,9 @@ def main() -> None:
          lambda: interventions.patch(model, tokenizer, CLEAN, CORRUPT, " Mary", " John", "residual")),
     ):
         run()  # warm up
-        grid = median(run, args.repeats)
-        one_by_one = median(lambda n=n: plain(n), args.repeats)
-        batched = median(lambda n=n: plain_batched(n), args.repeats)
+        grid = median_time(run, args.repeats)
+        one_by_one = median_time(lambda n=n: plain(n), args.repeats)
+        batched = median_time(lambda n=n: plain_batched(n), args.repeats)
         print(f"{label}: {n} passes, grid {grid:.2f} s, plain one by one {one_by_one:.2f} s ({grid / one_by_one:.2f}x), "
               f"plain batched {batched:.2f} s ({grid / batched:.2f}x)")
         parts.append(f"{label} ({n} passes) {grid:.2f} s vs {one_by_one:.2f} s one by one (**{grid / one_by_one:.2f}x**), vs "

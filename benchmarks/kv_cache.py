@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install needed
 
 import torch  # noqa: E402
 
-from benchmarks.report import record  # noqa: E402
+from benchmarks.report import median_time, record  # noqa: E402
 
 LENGTHS = (32, 128, 512, 1000)
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -54,7 +44,7 @@ def main() -> None:
             def uncached(ids=ids) -> None:
                 model(ids, use_cache=False)
 
-            c, u = median_ms(cached, args.repeats), median_ms(uncached, args.repeats)
+            c, u = median_time(cached, args.repeats) * 1000, median_time(uncached, args.repeats) * 1000
             rows.append((length, c, u))
             print(f"{length:5d} tokens: cached {c:6.1f} ms, uncached {u:7.1f} ms ({u / c:.1f}x)")
             parts.append(f"{length}: {c:.0f} vs {u:.0f} ms")

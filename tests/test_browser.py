@@ -251,6 +251,40 @@ def test_kv_cache_section_measures_both_ways_on_the_embedded_gpt(page):
     assert page.outside_requests == []
 
 
+def test_todays_decoder_on_the_embedded_llama_inside_and_its_kv_cache(page):
+    """Issue 31: the embedded Llama-family model (rotary positions, 4 query heads on 2 key/value heads) in the Inside tab
+    (RoPE written out, the shared key/value head) and in the KV-cache section (half the cache of full multi-head
+    attention), with screenshots."""
+    from tests.conftest import has_model
+
+    if not has_model("llama-shakespeare"):
+        pytest.skip("assets/models/llama-shakespeare is not built yet")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Inside").click()
+    model = page.locator("#ins-model input")
+    model.fill("assets/models/llama-shakespeare")
+    model.press("Enter")
+    page.locator("#ins-run").click()
+    expect(page.locator("#ins-head-view")).to_contain_text("RoPE", timeout=60_000)
+    expect(page.locator("#ins-head-view")).to_contain_text("key/value head")
+    expect(page.locator("#ins-block")).to_contain_text("SwiGLU")
+    page.locator("#ins-head-view").screenshot(path=str(ARTIFACTS / "inside-llama-head.png"))
+    page.get_by_role("tab", name="GPT").click()
+    gpt_model = page.locator("#gpt-model input")
+    gpt_model.fill("assets/models/llama-shakespeare")
+    gpt_model.press("Enter")
+    page.locator("#kv-section").get_by_text("The KV cache, measured").first.click()
+    page.locator("#kv-run").click()
+    expect(page.locator("#kv-summary")).to_contain_text("4 query heads share 2 key/value heads", timeout=60_000)
+    page.locator("#kv-section").screenshot(path=str(ARTIFACTS / "gpt-kv-cache-llama.png"))
+    gpt_model.fill("gpt2")
+    gpt_model.press("Enter")
+    page.get_by_role("tab", name="Inside").click()
+    model.fill("gpt2")  # the next tests find the tabs as they were
+    model.press("Enter")
+    assert page.outside_requests == []
+
+
 def test_t5_flow_runs_a_task_with_beams(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="T5").click()

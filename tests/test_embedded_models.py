@@ -22,7 +22,7 @@ from tests.conftest import MODELS, PROJECT_ROOT, has_model
 
 # every preset with a model trained here, as (family, Hub id, embedded folder)
 TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
-FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier"]  # ldm-fashion: a folder without a preset
+FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier", "llama-shakespeare"]  # folders without a preset
 
 
 def needs(name: str):
@@ -95,6 +95,7 @@ def test_presets_run_on_the_embedded_models_offline(loader, family, preset, fold
 
 LIBRARY_FOLDERS = [  # every embedded folder a library's own class loads, with what the app loads it as
     ("gpt-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "gpt2"),
+    ("llama-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "assets/models/llama-shakespeare"),
     ("bert-shakespeare", "transformers", "AutoModelForMaskedLM", "masked-lm", "bert-base-uncased"),
     ("t5-tasks", "transformers", "AutoModelForSeq2SeqLM", "seq2seq", "t5-small"),
     ("ddpm-fashion", "diffusers", "DDPMPipeline", "diffusion", "google/ddpm-cifar10-32"),
@@ -150,6 +151,25 @@ this assembly, any dear friend of Caesar's, to him I say, that Brutus'
 love to Caesar was no less than his. If then that friend demand why
 Brutus rose against Caesar, this is my answer: Not that I loved
 Caesar less, but that I loved Rome more."""
+
+
+@needs("llama-shakespeare")
+def test_the_llama_is_todays_decoder_and_meets_its_card(loader):
+    """Issue 31: a Llama-family model of gpt-shakespeare's size on its tokenizer and split: rotary positions, RMSNorm,
+    SwiGLU, 4 query heads on 2 key/value heads; its held-out figure is the card's (re-measured here on one play's
+    opening) and it writes Shakespeare-like text."""
+    lm = loader.load("assets/models/llama-shakespeare", "causal-lm")
+    c = lm.model.config
+    assert c.model_type == "llama" and (c.num_attention_heads, c.num_key_value_heads) == (4, 2) and c.hidden_act == "silu"
+    m = metrics("llama-shakespeare")
+    assert abs(m["parameters"] - metrics("gpt-shakespeare")["parameters"]) / m["parameters"] < 0.05  # the same size
+    assert m["heldout_bits_per_char"] < 2.71 and f"**{m['heldout_bits_per_char']:.3f} bits per character**" in (
+        MODELS / "llama-shakespeare" / "README.md").read_text()
+    gpt = loader.load("gpt2", "causal-lm")
+    assert lm.tokenizer.get_vocab() == gpt.tokenizer.get_vocab()  # the same tokens: the two figures compare
+    ids = lm.tokenizer("ROMEO.\n", return_tensors="pt").input_ids
+    text = lm.tokenizer.decode(lm.model.generate(ids, max_new_tokens=30, do_sample=False)[0, ids.shape[1]:])
+    assert sum(w.isalpha() for w in text.split()) >= 5
 
 
 @needs("gpt-shakespeare")

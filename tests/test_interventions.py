@@ -307,12 +307,18 @@ def test_threads_with_different_interventions_each_get_their_own_answer(model, t
     }
     alone = {name: job() for name, job in jobs.items()}
     hooks = _hooks(model)  # the library's own (transformers keeps output-capturing hooks once attentions were asked for)
+    _all_at_once_as_alone(jobs, alone)
+    assert _hooks(model) == hooks and all(where.startswith("transformers") for _, _, where in hooks)
+
+
+def _all_at_once_as_alone(jobs: dict, alone: dict, rounds: int = 3) -> None:
+    """Every job in its own thread, started together, `rounds` times each: each answer is the one it gives alone."""
     results: dict[str, list] = {name: [] for name in jobs}
     start = threading.Barrier(len(jobs))
 
     def work(name):
         start.wait()
-        for _ in range(3):
+        for _ in range(rounds):
             results[name].append(jobs[name]())
 
     threads = [threading.Thread(target=work, args=(name,)) for name in jobs]
@@ -321,8 +327,7 @@ def test_threads_with_different_interventions_each_get_their_own_answer(model, t
     for t in threads:
         t.join()
     for name in jobs:
-        assert all(_close(got, alone[name]) for got in results[name]), name
-    assert _hooks(model) == hooks and all(where.startswith("transformers") for _, _, where in hooks)
+        assert len(results[name]) == rounds and all(_close(got, alone[name]) for got in results[name]), name
 
 
 def _hooks(model) -> set:
@@ -419,21 +424,7 @@ def test_the_endpoints_and_plain_generate_at_once_on_the_shared_model(shared_loa
         "generate": lambda: gpt_tab.generate_api(shared_loader, "ROMEO.\n", "gpt2", 12),
     }
     alone = {name: job() for name, job in jobs.items()}
-    results: dict[str, list] = {name: [] for name in jobs}
-    start = threading.Barrier(len(jobs))
-
-    def work(name):
-        start.wait()
-        for _ in range(3):
-            results[name].append(jobs[name]())
-
-    threads = [threading.Thread(target=work, args=(name,)) for name in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for name in jobs:
-        assert len(results[name]) == 3 and all(_close(got, alone[name]) for got in results[name]), name
+    _all_at_once_as_alone(jobs, alone)
 
 
 # ---- the Llama family (rotary positions, grouped-query attention) ------------------------------------------------

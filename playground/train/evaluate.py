@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "bert", "t5", "ddpm", "ldm", "shapes")
+MODELS = ("classifier", "gpt", "llama", "bert", "t5", "ddpm", "ldm", "shapes")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -59,6 +59,19 @@ def eval_gpt(loader: ModelLoader) -> dict:
     lm = loader.load("gpt2", "causal-lm")
     _, heldout = shakespeare_split()
     return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, GPTTrainConfig.block_size), 4)}
+
+
+def eval_llama(loader: ModelLoader) -> dict:
+    """llama-shakespeare's held-out bits per character, by gpt-shakespeare's function on the same plays and windows."""
+    from playground.train.data import shakespeare_split
+    from playground.train.gpt import bits_per_char
+    from playground.train.llama import LlamaTrainConfig
+
+    lm = loader.load(str(common.MODELS_DIR / "llama-shakespeare"), "causal-lm")
+    _, heldout = shakespeare_split()
+    gpt = common.load_metrics(common.MODELS_DIR / "gpt-shakespeare").get("heldout_bits_per_char")
+    return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, LlamaTrainConfig.block_size), 4),
+            "gpt_shakespeare_bits_per_char": gpt}
 
 
 def eval_bert(loader: ModelLoader) -> dict:
@@ -241,12 +254,18 @@ def _bar(met: bool) -> str:
 def summary_table() -> str:
     """The figures of every built model as a Markdown table (the README shows it between markers)."""
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
-         ("gpt-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "sd-shapes", "fashion-classifier")}
+         ("gpt-shakespeare", "llama-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "sd-shapes",
+          "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
         bpc = g["heldout_bits_per_char"]
         rows.append(f"| gpt-shakespeare | held-out {bpc:.3f} bits/char | < 2.71 (aim 2.3): {_bar(bpc < 2.71)} | {_time(g)} |")
+    if m["llama-shakespeare"]:
+        g = m["llama-shakespeare"]
+        bpc, ref = g["heldout_bits_per_char"], m["gpt-shakespeare"].get("heldout_bits_per_char")
+        rows.append(f"| llama-shakespeare | held-out {bpc:.3f} bits/char (gpt-shakespeare: {ref}; same tokenizer, plays and steps) | "
+                    f"< 2.71: {_bar(bpc < 2.71)} | {_time(g)} |")
     if m["bert-shakespeare"]:
         b = m["bert-shakespeare"]
         f, u = b["heldout_fill_mask"], b["unigram_baseline"]
@@ -309,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     loader = offline_loader()
-    folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "bert": "bert-shakespeare", "t5": "t5-tasks",
+    folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "bert": "bert-shakespeare",
+               "t5": "t5-tasks",
                "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
     for name in args.only:
         folder = common.MODELS_DIR / folders[name]
@@ -319,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_classifier()
         elif name == "gpt":
             figures = eval_gpt(loader)
+        elif name == "llama":
+            figures = eval_llama(loader)
         elif name == "bert":
             figures = eval_bert(loader)
         elif name == "t5":
