@@ -497,6 +497,11 @@ def test_llama_views_show_rope_and_the_grouped_head():
 
     model, tok = _tiny_llama()
     r = inside.inside(model, tok, TEXT, 1, 3, -1)
+    # the score-by-distance plot's claim, on the model's own rotation: q at position t against k at position j scores as the
+    # unrotated pair moved Δ = t − j apart
+    for j in (0, 3, r.token):
+        by_distance = views.rope_scores(r.rope["q_unrotated"], r.rope["k_unrotated"][j], r.rope["base"])
+        assert r.scores[j] == pytest.approx(by_distance[r.token - j], abs=1e-4)
     head = views.head_view(r)
-    assert "RoPE" in head and "key/value head 1 of 2" in head and "q rotated" in head
+    assert "RoPE" in head and "key/value head 1 of 2" in head and "q rotated" in head and "distance Δ" in head
     assert "SwiGLU" in views.block_view(r) and "rotates every query and key" in views.embeddings_view(r, [], None)

@@ -158,6 +158,25 @@ def head_view(r: Inside) -> str:
     return "".join(steps)
 
 
+def rope_scores(q: Sequence[float], k: Sequence[float], base: float, distances: int = 64) -> list[float]:
+    """q·k after rotating q by each distance Δ = 0..distances-1 and k by 0 (RoPE's rotate-half layout: pair (i, i + d/2)
+    turned by Δ·base^(−2i/d)): the score of the same two vectors as they move apart. Only Δ matters: rotating both by
+    the same extra angle changes nothing.
+
+    >>> [round(s, 3) for s in rope_scores([1.0, 0.0], [1.0, 0.0], 10_000.0, 3)]   # d = 2: one pair, θ_0 = 1: cos Δ
+    [1.0, 0.54, -0.416]
+    """
+    qa, ka = np.asarray(q, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    d = len(qa)
+    inv = base ** (-np.arange(0, d, 2) / d)
+    out = []
+    for delta in range(distances):
+        ang = np.concatenate([inv, inv]) * delta
+        rotated = qa * np.cos(ang) + np.concatenate([-qa[d // 2:], qa[: d // 2]]) * np.sin(ang)
+        out.append(float(rotated @ ka))
+    return out
+
+
 def rope_view(r: Inside) -> str:
     """Rotary positions for this head: q and the query token's own k before and after rotation, the angle of each pair."""
     rope = r.rope
@@ -173,6 +192,11 @@ def rope_view(r: Inside) -> str:
         strip(rope["q_unrotated"], "q before rotation"), strip(rope["q_rotated"], "q rotated (the q above)"),
         strip(rope["k_unrotated"][r.token], f"k of token {r.token} before rotation"),
         strip(rope["k_rotated"][r.token], f"k of token {r.token} rotated"),
+        "<p>The same q and k, moved apart: their score q·k when the query sits Δ tokens after the key (RoPE alone, "
+        "no other change). It depends on Δ only, and the high-frequency pairs make it swing at short range while the "
+        "slow ones carry far.</p>",
+        line_chart_svg({"q·k": (list(range(64)), rope_scores(rope["q_unrotated"], rope["k_unrotated"][r.token], rope["base"]))},
+                       "distance Δ (tokens)", "score", width=460, height=200),
     ])
 
 
