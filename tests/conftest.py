@@ -24,6 +24,7 @@ def tiny_root(tmp_path_factory) -> Path:
     """A folder of tiny random-weight models in HF format (the loader's local-folder path)."""
     root = tmp_path_factory.mktemp("tiny-models")
     _tiny_gpt(root / "tiny-gpt")
+    _tiny_llama(root / "tiny-llama")
     _tiny_bert(root / "tiny-bert")
     _tiny_ddpm(root / "tiny-ddpm")
     _tiny_t5(root / "tiny-t5")
@@ -53,6 +54,19 @@ def _tiny_gpt(folder: Path) -> None:
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=32, n_embd=16, n_layer=2, n_head=2))
     model.save_pretrained(folder)
+    _copy_tokenizer("gpt2", folder)
+
+
+def _tiny_llama(folder: Path) -> None:
+    """A Llama-family decoder (rotary positions, 4 query heads on 2 key/value heads) with GPT-2's tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=50257, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=64, bos_token_id=50256, eos_token_id=50256,
+                         tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
     _copy_tokenizer("gpt2", folder)
 
 

@@ -38,6 +38,10 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
     gpt = folder_files(tiny_root / "tiny-gpt")
     gpt["generation_config.json"] = json.dumps({"bos_token_id": 50256, "eos_token_id": 50256}).encode()
     del gpt["tokenizer_config.json"]  # openai-community/gpt2 has none: vocab.json, merges.txt and tokenizer.json
+    llama = folder_files(tiny_root / "tiny-llama")  # HuggingFaceTB/SmolLM2-135M: the tokenizer's five files at the root
+    llama["generation_config.json"] = json.dumps({"bos_token_id": 50256, "eos_token_id": 50256}).encode()
+    llama["special_tokens_map.json"] = json.dumps({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}).encode()
+    llama.setdefault("tokenizer_config.json", json.dumps({"model_max_length": 8192}).encode())
     bert = folder_files(tiny_root / "tiny-bert")
     t5 = folder_files(tiny_root / "tiny-t5")
     t5["generation_config.json"] = json.dumps({"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0}).encode()
@@ -93,6 +97,8 @@ def _layouts(tiny_root: Path) -> tuple[dict, dict]:
             )
             | {"onnx/config.json": b"{}", "onnx/tokenizer.json": b"{}"}
         },
+        # HuggingFaceTB/SmolLM2-135M at 4e53f73: everything at the root, safetensors only
+        "HuggingFaceTB/SmolLM2-135M": {REV["HuggingFaceTB/SmolLM2-135M"]: _with_junk(llama, [])},
         # google-bert/bert-base-uncased at 86b5e09: a coreml/ export with JSON manifests, model.onnx, LICENSE
         "bert-base-uncased": {
             REV["bert-base-uncased"]: _with_junk(

@@ -92,6 +92,17 @@ PRESETS: tuple[Preset, ...] = (
         files=(*GPT2_TOKENIZER, "generation_config.json", "model.safetensors"),
     ),
     Preset(
+        Family.CAUSAL_LM,
+        "HuggingFaceTB/SmolLM2-135M",
+        "models/llama-shakespeare",
+        "today's decoder (Llama family: RoPE, RMSNorm, SwiGLU, 9 query heads on 3 key/value heads); offline: a small Llama trained "
+        "here on Shakespeare",
+        "python -m playground.train.llama",
+        "4e53f736cbb20a9a0f56b4c4bf378d9f306ff915",
+        files=("config.json", "generation_config.json", "merges.txt", "model.safetensors", "special_tokens_map.json", "tokenizer.json",
+               "tokenizer_config.json", "vocab.json"),
+    ),
+    Preset(
         Family.MASKED_LM,
         "bert-base-uncased",
         "models/bert-shakespeare",

@@ -264,7 +264,7 @@ def summary_table() -> str:
     if m["llama-shakespeare"]:
         g = m["llama-shakespeare"]
         bpc, ref = g["heldout_bits_per_char"], m["gpt-shakespeare"].get("heldout_bits_per_char")
-        rows.append(f"| llama-shakespeare | held-out {bpc:.3f} bits/char (gpt-shakespeare: {ref}; same tokenizer, plays and steps) | "
+        rows.append(f"| llama-shakespeare | held-out {bpc:.3f} bits/char (gpt-shakespeare: {ref:.3f}; same tokenizer, plays and steps) | "
                     f"< 2.71: {_bar(bpc < 2.71)} | {_time(g)} |")
     if m["bert-shakespeare"]:
         b = m["bert-shakespeare"]

@@ -141,6 +141,7 @@ def write_card(out: Path, metrics: dict) -> None:
     """The model card, from metrics.json."""
     cfg = LlamaTrainConfig(**metrics["config"])
     gpt = metrics.get("gpt_shakespeare_bits_per_char")
+    gpt_text = f"{gpt:.3f}" if gpt is not None else "n/a"
     architecture = (f"`LlamaForCausalLM`, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads} query heads sharing "
                     f"{cfg.num_key_value_heads} key/value heads (grouped-query attention), width {cfg.hidden_size}, SwiGLU MLP "
                     f"{cfg.intermediate_size}, RMSNorm, rotary positions (θ = {cfg.rope_theta:g}), no biases, tied embeddings; "
@@ -163,9 +164,9 @@ def write_card(out: Path, metrics: dict) -> None:
 | tokenizer | gpt-shakespeare's byte-level BPE (4,096 tokens), so the two compare on the same tokens |
 | data | the same split as gpt-shakespeare: {metrics["training_tokens"]:,} training tokens; held out by play: {", ".join(HELDOUT_PLAYS)} |
 | training | {training} |
-| **held-out loss** | **{metrics["heldout_bits_per_char"]:.3f} bits per character** (gpt-shakespeare: {gpt if gpt is not None else "n/a"}) |
+| **held-out loss** | **{metrics["heldout_bits_per_char"]:.3f} bits per character** (gpt-shakespeare: {gpt_text}) |
 
-Train: `python -m playground.train.llama`.
+Train: `python -m playground.train.llama`. Measure: `python -m playground.train.evaluate --only llama`.
 
 Sample (prompt `ROMEO.`, top-k 40, temperature 0.8):
 

@@ -408,7 +408,8 @@ def build_gpt_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabVi
         gr.Markdown(EXPLAINER)
         session = gr.State(None, time_to_live=3600)
         with gr.Row():
-            model = gr.Dropdown(["gpt2", SESSION_GPT], value="gpt2", allow_custom_value=True, elem_id="gpt-model",
+            model = gr.Dropdown(["gpt2", "HuggingFaceTB/SmolLM2-135M", SESSION_GPT], value="gpt2", allow_custom_value=True,
+                                elem_id="gpt-model",
                                 label="Model: gpt2, your tiny GPT from the Training tab, a Hub id or an allowed folder", scale=2)
             mode = gr.Radio(MODES, value="greedy", label="Decoding", scale=3, elem_id="gpt-mode")
         prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0][1], max_length=MAX_PROMPT_CHARS, elem_id="gpt-prompt")

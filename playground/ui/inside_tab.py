@@ -43,7 +43,7 @@ values. All heads go through the output projection W_O and are **added** to the 
 **residual stream**), then an **MLP** adds its own update. Every number here is checked against the model in the tests.
 Which of these numbers does the prediction need? The **Interventions** tab knocks heads out and patches the residual stream.
 """
-MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small"]
+MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small", "HuggingFaceTB/SmolLM2-135M"]
 EXAMPLES = [
     ["gpt2", "ROMEO. But soft, what light through yonder window breaks?"],
     ["bert-base-uncased", "The king is dead, long live the king."],

@@ -45,7 +45,7 @@ the sweep and the patching maps run one pass per cell, so they read at most {int
 trained here on Shakespeare, your tiny GPT from the Training tab) and Llama-family ones (a folder or Hub id; with
 grouped-query attention a head is a query head). Layers and heads count from 0.
 """
-MODEL_CHOICES = ["gpt2", SESSION_GPT]
+MODEL_CHOICES = ["gpt2", "HuggingFaceTB/SmolLM2-135M", SESSION_GPT]
 # offline, gpt2 is the embedded Shakespeare GPT: these prompts have a clear next token there (its tests check them);
 # the last one is the indirect-object prompt of Wang et al. (2022), for the real gpt2 on the Hub
 ABLATE_EXAMPLES = [
