@@ -12,13 +12,16 @@ from tests.test_browser import page as _page  # noqa: F401  (the fixture's brows
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "workshop"
-TAB_NAMES = {"start": "Start", "tokenizer": "Tokenizer", "attention": "Attention", "inside": "Inside", "gpt": "GPT", "bert": "BERT",
-             "t5": "T5", "diffusion": "Diffusion", "text-to-image": "Text-to-image", "training": "Training", "models": "Models"}
+TAB_NAMES = {"start": "Start", "tokenizer": "Tokenizer", "attention": "Attention", "inside": "Inside", "interventions": "Interventions",
+             "gpt": "GPT", "bert": "BERT", "t5": "T5", "diffusion": "Diffusion", "text-to-image": "Text-to-image", "training": "Training",
+             "models": "Models"}
 # per tab: a lesson link, the input it fills (a selector) and the value the input must show
 FILLED = {
     "tokenizer": ("?tab=tokenizer&text=Hello%20workshop&tokenizers=gpt2", "#tok-text textarea", "Hello workshop"),
     "attention": ("?tab=attention&model=gpt2&text=The%20cat%20sat&layer=3&head=2", "#att-text textarea", "The cat sat"),
     "inside": ("?tab=inside&model=gpt2&text=The%20king%20is%20dead&layer=1&head=2", "#ins-text textarea", "The king is dead"),
+    "interventions": ("?tab=interventions&model=gpt2&text=I%20am%20Lord%20Angelo%27s%20man.%20Lord&heads=3.2", "#iv-text textarea",
+                      "I am Lord Angelo's man. Lord"),
     "gpt": ("?tab=gpt&model=gpt2&prompt=To%20be%20or%20not&max_new=5", "#gpt-prompt textarea", "To be or not"),
     "bert": ("?tab=bert&text=The%20%5BMASK%5D%20is%20dead.", "#bert-text textarea", "The [MASK] is dead."),
     "t5": ("?tab=t5&text=sort%20numbers%3A%203%201%202&beams=2", "#t5-text textarea", "sort numbers: 3 1 2"),
@@ -45,8 +48,9 @@ def _answer(page, lesson) -> str:
         pick = q.answer or q.choices[0]
         page.locator("#start-choice label", has_text=pick).first.click()
         return pick
-    page.locator("#start-guess textarea, #start-guess input").first.fill("ears")
-    return "ears"
+    guess = "ears" if q.sample_guess == "the" else q.sample_guess  # a head's "layer.head" for lesson 11
+    page.locator("#start-guess textarea, #start-guess input").first.fill(guess)
+    return guess
 
 
 def test_the_whole_path_from_first_lesson_to_last_through_its_links(_page, live_app):
@@ -55,7 +59,7 @@ def test_the_whole_path_from_first_lesson_to_last_through_its_links(_page, live_
     SHOTS.mkdir(parents=True, exist_ok=True)
     _open(page, live_app + "?tab=start&lesson=tokens")
     page.locator("#start-reset").click()  # a fresh learner
-    expect(page.locator("#start-progress")).to_contain_text("0 of 16", timeout=30_000)
+    expect(page.locator("#start-progress")).to_contain_text(f"0 of {len(LESSONS)}", timeout=30_000)
     for n, lesson in enumerate(LESSONS, 1):
         _open(page, live_app + f"?tab=start&lesson={lesson.id}")  # the lesson's own link
         expect(page.locator("#start-concept")).to_contain_text(lesson.title, timeout=30_000)
@@ -64,7 +68,7 @@ def test_the_whole_path_from_first_lesson_to_last_through_its_links(_page, live_
         answer = _answer(page, lesson)
         page.locator("#start-reveal-btn").click()
         expect(page.locator("#start-reveal")).to_contain_text(f"Your answer: {answer}", timeout=120_000)
-        expect(page.locator("#start-progress")).to_contain_text(f"{n} of 16", timeout=30_000)
+        expect(page.locator("#start-progress")).to_contain_text(f"{n} of {len(LESSONS)}", timeout=30_000)
         page.screenshot(path=str(SHOTS / f"{n:02d}-{lesson.id}-reveal.png"), full_page=True)
         page.locator("#start-try").click()  # opens the lesson's tab, inputs filled, and runs it
         page.wait_for_function(f"() => document.querySelector('#tab-{lesson.tab}') && "
@@ -73,7 +77,7 @@ def test_the_whole_path_from_first_lesson_to_last_through_its_links(_page, live_
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / f"{n:02d}-{lesson.id}-tab.png"))
     _open(page, live_app)
-    expect(page.locator("#start-progress")).to_contain_text("16 of 16", timeout=30_000)  # kept in the browser across reloads
+    expect(page.locator("#start-progress")).to_contain_text(f"{len(LESSONS)} of {len(LESSONS)}", timeout=30_000)  # kept across reloads
 
 
 @pytest.mark.parametrize("tab", list(FILLED))
