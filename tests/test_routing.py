@@ -77,3 +77,5 @@ def test_the_endpoint_and_the_inside_section_through_the_loader(mixtral, tokeniz
     assert 'id="rt-result"' in view and view.count('class="rt-layer"') == 2
     with pytest.raises(Exception, match="has no experts"):
         inside_tab.route_api(loader, "gpt2", TEXT)  # offline: the embedded GPT, dense
+    with pytest.raises(Exception, match="nothing to route"):
+        inside_tab.on_route(loader, inside_tab.RouteRequest(inside_tab.SESSION_GPT, TEXT), progress=None)

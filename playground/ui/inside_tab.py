@@ -268,6 +268,9 @@ def _route(loader: ModelLoader, request: RouteRequest, progress=None):
     from playground.models import Family
 
     routing.check_text(request.text)  # a bad text is refused before a model loads
+    if request.model == SESSION_GPT:
+        raise InputError("Your tiny GPT is a dense model: every token goes through the same MLP, so there is nothing to route. "
+                         "Choose a mixture-of-experts model (Mixtral-style) by its Hub id or folder.")
     _, lm = load_transformer(loader, request.model, (Family.CAUSAL_LM,), "a mixture-of-experts decoder (Mixtral-style)",
                                 progress=progress)
     return lm, routing.route(lm.model, lm.tokenizer, request.text)
