@@ -242,6 +242,14 @@ def load_transformer(loader: ModelLoader, model: Any, accept: tuple[Family, ...]
     return name, loader.load(name, family, attention=attention, progress=progress_fn(progress) if progress is not None else None)
 
 
+def load_causal(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
+    """(name, model) of a decoder-only model (a preset, Hub id or folder), or of the session's tiny GPT when `model` is
+    SESSION_GPT (`trained`: its handle); a clear error for any other kind."""
+    if model == SESSION_GPT:
+        return session_gpt(trained)
+    return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
+
+
 def local_layers_and_heads(loader: ModelLoader, model: Any) -> tuple[int, int] | None:
     """(layers, heads) of a preset or local model folder from its config.json alone (no weights, no network); None when
     that cannot be known here (a Hub model not in the cache, an unknown name: the run itself says what is wrong)."""

@@ -26,7 +26,7 @@ from playground.core.text.tokenize import byte_piece_face, visible
 from playground.errors import InputError
 from playground.lazy import torch
 from playground.lessons import game
-from playground.models import Family, ModelLoader
+from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import (
     SESSION_GPT,
@@ -38,8 +38,7 @@ from playground.ui.common import (
     form_event,
     launch_alone,
     lens_table,
-    load_transformer,
-    session_gpt,
+    load_causal,
     user_errors,
 )
 from playground.ui.kv_cache_section import build_kv_cache_section
@@ -84,18 +83,6 @@ class GenSession:
     def __post_init__(self) -> None:
         if self.asked_ids is None:
             self.asked_ids = list(self.prompt_ids)
-
-
-def load_causal(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
-    """`trained`: the session's tiny GPT (its handle), used when `model` is SESSION_GPT."""
-    if model == SESSION_GPT:
-        return session_gpt(trained)
-    return _load_causal(loader, model, progress)
-
-
-def _load_causal(loader: ModelLoader, model: Any, progress=None):
-    """(name, LoadedModel) of a decoder-only model; a clear error for any other kind."""
-    return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
 
 
 def sampling_config(

@@ -13,7 +13,7 @@ import gradio as gr
 from playground.core.render import interventions as views
 from playground.core.text import interventions
 from playground.errors import InputError
-from playground.models import Family, ModelLoader
+from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import (
     SESSION_GPT,
@@ -24,9 +24,8 @@ from playground.ui.common import (
     examples,
     form_event,
     launch_alone,
-    load_transformer,
+    load_causal,
     progress_fn,
-    session_gpt,
     user_errors,
 )
 
@@ -67,13 +66,6 @@ WHATS = [("Residual stream: layer x position", "residual"), ("Heads: layer x hea
 BUDGET = GpuBudget(30)
 GRID_BUDGET = GpuBudget(60)
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-interventions"
-
-
-def load_decoder(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
-    """(name, model) of a GPT-2-family causal LM (a preset, Hub id, folder, or the session's tiny GPT)."""
-    if model == SESSION_GPT:
-        return session_gpt(trained)
-    return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
 
 
 def _json_file(kind: str, data: dict) -> str:
@@ -133,7 +125,7 @@ def _is_sweep(heads: Any) -> bool:
 
 def ablate(loader: ModelLoader, request: AblateRequest, progress=None, trained: Any = None):
     """(the model's description, Ablation)."""
-    _, lm = load_decoder(loader, request.model, progress, trained)
+    _, lm = load_causal(loader, request.model, progress, trained)
     report = progress_fn(progress) if progress is not None else None
     if _is_sweep(request.heads):
         result = interventions.sweep(lm.model, lm.tokenizer, request.text, request.mode, request.top_k, progress=report)
@@ -153,7 +145,7 @@ def on_ablate(loader: ModelLoader, request: AblateRequest, trained: Any = None, 
 @user_errors
 def on_patch(loader: ModelLoader, request: PatchRequest, trained: Any = None, progress=gr.Progress()) -> tuple:
     """ExperimentView's outputs: notice, the recovery map, the JSON download."""
-    _, lm = load_decoder(loader, request.model, progress, trained)
+    _, lm = load_causal(loader, request.model, progress, trained)
     r = interventions.patch(lm.model, lm.tokenizer, request.clean, request.corrupt, request.answer, request.wrong, request.what,
                             progress=progress_fn(progress) if progress is not None else None)
     return ExperimentView(f"Running {lm.source.describe()}.", views.patching_html(r), _json_file("patch", r.to_json())).outputs()
@@ -162,7 +154,7 @@ def on_patch(loader: ModelLoader, request: PatchRequest, trained: Any = None, pr
 @user_errors
 def on_sink(loader: ModelLoader, request: SinkRequest, trained: Any = None, progress=gr.Progress()) -> tuple:
     """ExperimentView's outputs: notice, the sink map and the before/after bars, the JSON download."""
-    _, lm = load_decoder(loader, request.model, progress, trained)
+    _, lm = load_causal(loader, request.model, progress, trained)
     r = interventions.sink(lm.model, lm.tokenizer, request.text, request.layers)
     return ExperimentView(f"Running {lm.source.describe()}.", views.sink_html(r), _json_file("sink", r.to_json())).outputs()
 
@@ -196,7 +188,7 @@ def patch_api(loader: ModelLoader, model: str, clean: str, corrupt: str, answer:
     Returns {"tokens", "corrupt_tokens", "what", "ld_clean", "ld_corrupt", "recovery", "answer_id", "wrong_id", "answer",
     "wrong"}; recovery = (LD_patched − LD_corrupt) / (LD_clean − LD_corrupt), LD = logit(answer) − logit(wrong).
     """
-    _, lm = load_decoder(loader, _text(model, "model"))
+    _, lm = load_causal(loader, _text(model, "model"))
     return interventions.patch(lm.model, lm.tokenizer, clean, corrupt, answer, wrong, what).to_json()
 
 
@@ -207,7 +199,7 @@ def sink_api(loader: ModelLoader, model: str, text: str, layers: str = "all") ->
     Returns {"tokens", "layers", "sink_share" ([layer][head]: mean attention on the first token), "clean",
     "knocked_out" (top-k {token, prob}), "bits_per_char_clean", "bits_per_char_knocked_out", "truncated"}.
     """
-    _, lm = load_decoder(loader, _text(model, "model"))
+    _, lm = load_causal(loader, _text(model, "model"))
     return interventions.sink(lm.model, lm.tokenizer, text, layers).to_json()
 
 

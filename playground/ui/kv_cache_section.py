@@ -10,9 +10,9 @@ import pandas as pd
 
 from playground.core.render.lm import line_chart_svg
 from playground.core.text import kv_cache
-from playground.models import Family, ModelLoader
+from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import SESSION_GPT, api_endpoint, bind, clear_first, form_event, load_transformer, session_gpt, user_errors
+from playground.ui.common import api_endpoint, bind, clear_first, form_event, load_causal, user_errors
 
 EXPLAINER = f"""
 #### The KV cache, measured
@@ -88,16 +88,10 @@ class KVCacheView:
         return self.summary, self.chart, self.steps
 
 
-def _load(loader: ModelLoader, model: Any, progress=None, trained: Any = None):
-    if model == SESSION_GPT:
-        return session_gpt(trained)
-    return load_transformer(loader, model, (Family.CAUSAL_LM,), "a decoder-only (causal-lm) model such as gpt2", progress=progress)
-
-
 @user_errors
 def on_measure(loader: ModelLoader, request: KVCacheRequest, trained: Any = None, progress=gr.Progress()) -> tuple:
     """KVCacheView's outputs: the summary, the time chart, the per-step table."""
-    name, lm = _load(loader, request.model, progress, trained)
+    name, lm = load_causal(loader, request.model, progress, trained)
     run = kv_cache.measure(lm.model, lm.tokenizer, request.prompt, request.max_new_tokens)
     return KVCacheView(summary(lm.source.describe() if hasattr(lm.source, "describe") else name, run), chart(run), table(run)).outputs()
 
@@ -109,7 +103,7 @@ def kv_cache_api(loader: ModelLoader, model: str, prompt: str, max_new_tokens: i
     Returns {"tokens", "steps": [{"cache_tokens", "cache_bytes", "ms_cached", "ms_uncached"}], "max_abs_logit_diff",
     "layers", "kv_heads", "heads", "d_head", "bytes_per_token", "prompt_tokens", "dtype"}.
     """
-    _, lm = _load(loader, model)
+    _, lm = load_causal(loader, model)
     return kv_cache.measure(lm.model, lm.tokenizer, prompt, max_new_tokens).to_json()
 
 
