@@ -35,25 +35,28 @@ def page(live_app):
         outside = []
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
         # not "networkidle": per-user gr.State keeps a heartbeat stream open for the session
-        page.goto(live_app, wait_until="load")
+        goto(page, live_app)
         page.get_by_role("tab", name="Models").wait_for(timeout=60_000)
         page.outside_requests = outside
         yield page
         browser.close()
 
 
-def goto(page, url: str) -> None:
-    """page.goto(url), once more from a blank page if Chromium aborted it (net::ERR_ABORTED: the last page's own streams
-    were still closing as it was left; seen once in a loaded CI run between the light- and dark-theme checks)."""
+def goto(page, url: str, tries: int = 3) -> None:
+    """page.goto(url), again from a blank page if Chromium aborted it (net::ERR_ABORTED: the last page's own streams
+    were still closing as it was left; seen in loaded CI runs between the light- and dark-theme checks and between
+    two lesson links). Up to `tries` times, half a second apart; any other error is raised at once."""
     from playwright.sync_api import Error
 
-    try:
-        page.goto(url, wait_until="load")
-    except Error as exc:
-        if "ERR_ABORTED" not in str(exc):
-            raise
-        page.goto("about:blank")
-        page.goto(url, wait_until="load")
+    for attempt in range(tries):
+        try:
+            page.goto(url, wait_until="load")
+            return
+        except Error as exc:
+            if "ERR_ABORTED" not in str(exc) or attempt == tries - 1:
+                raise
+            page.goto("about:blank")
+            page.wait_for_timeout(500)
 
 
 def test_page_switches_tabs_and_loads_nothing_from_outside(page):

@@ -116,7 +116,7 @@ def test_no_tab_scrolls_sideways_on_a_phone(_page, live_app):
     page = _page
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        page.goto(live_app, wait_until="load")
+        goto(page, live_app)
         page.get_by_role("tab", name="Tokenizer").wait_for(timeout=60_000)
         wide = {}
         for name in ACTIONS:
@@ -132,7 +132,7 @@ def test_no_tab_scrolls_sideways_on_a_phone(_page, live_app):
 
 def test_long_text_chips_scroll_in_their_own_box_and_focus_is_visible(_page, live_app):
     page = _page
-    page.goto(live_app, wait_until="load")
+    goto(page, live_app)
     _open_tab(page, "Tokenizer")
     page.locator("#tok-text textarea").fill("To be, or not to be, that is the question. " * 2300)  # 100,000 characters
     page.locator("#tok-go").click()
@@ -185,7 +185,7 @@ COVERED_JS = """() => { const hit = (a, b) => a.left < b.right && b.left < a.rig
 def test_tables_fit_and_no_label_covers_a_picture_at_1400_px(_page, live_app):
     expect = pytest.importorskip("playwright.sync_api").expect
     page = _page
-    page.goto(live_app, wait_until="load")
+    goto(page, live_app)
     wide, covered = {}, {}
     for name in ACTIONS:
         _fill_tab(page, name)
@@ -202,7 +202,7 @@ def test_phone_shows_tabs_examples_and_options_readably(_page, live_app):
     page = _page
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        page.goto(live_app, wait_until="load")
+        goto(page, live_app)
         page.get_by_role("tab").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
         visible = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].filter(t => t.offsetParent).length")

@@ -8,6 +8,7 @@ import pytest
 
 from playground.lessons.path import LESSONS
 from tests.conftest import ARTIFACTS
+from tests.test_browser import goto
 from tests.test_browser import page as _page  # noqa: F401  (the fixture's browser setup)
 
 pytestmark = pytest.mark.browser
@@ -34,7 +35,7 @@ FILLED = {
 
 
 def _open(page, url: str) -> None:
-    page.goto(url, wait_until="load")
+    goto(page, url)
     page.get_by_role("tab", name="Models").wait_for(timeout=60_000)
 
 
@@ -164,7 +165,7 @@ def test_the_start_tab_fits_a_phone(_page, live_app):
     page = _page
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        page.goto(live_app + "?tab=start&lesson=decoder", wait_until="load")  # a phone folds most tabs into a menu
+        goto(page, live_app + "?tab=start&lesson=decoder")  # a phone folds most tabs into a menu
         expect(page.locator("#start-concept")).to_contain_text("GPT", timeout=60_000)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
         for sel in ("#start-lesson", "#start-guess", "#start-reveal-btn", "#start-try", "#start-next"):
