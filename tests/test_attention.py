@@ -381,7 +381,7 @@ def test_a_grouped_query_model_says_which_heads_share_keys_and_values():
     """Issue 31, item 1: a Llama-family model's attention (4 query heads, 2 key/value heads) equals output_attentions,
     and the view says how the heads are grouped and what the KV cache saves."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from playground.config import ASSETS_DIR
     from playground.core.text.attention import run_attention
@@ -397,4 +397,21 @@ def test_a_grouped_query_model_says_which_heads_share_keys_and_values():
                                                    output_attentions=True).attentions]).numpy()
     assert r.attentions["decoder"].shape == expected.shape and abs(r.attentions["decoder"] - expected).max() < 1e-6
     note = next(n for n in r.notes if n.startswith("Grouped-query attention"))
-    assert "heads 0-1 read key/value head 0; heads 2-3 read key/value head 1" in note and "2x smaller" in note
+    assert "heads 1-2 read key/value head 1; heads 3-4 read key/value head 2" in note and "2x smaller" in note
+    # drawn grouped: the model view puts heads 1-2 and 3-4 under brackets "KV 1", "KV 2" (room above, a line between);
+    # the one-head view names the head's group; the JSON says how many key/value heads there are
+    from playground.core.render import attention as views
+
+    assert r.kv_heads == 2 and r.to_json()["kv_heads"] == 2
+    grouped, plain = views.mosaic(r.attentions["decoder"], [0], r.kv_heads), views.mosaic(r.attentions["decoder"], [0])
+    assert grouped.top == plain.top + 18 and grouped.image.height == plain.image.height + 18
+    assert grouped.locate(grouped.left + 3 * grouped.pitch + 2, grouped.top + 2) == (0, 3)
+    bracket = np.asarray(grouped.image)[grouped.top - 20, grouped.left: grouped.left + 2 * grouped.pitch - 6]
+    assert (bracket < 128).all()  # one unbroken dark line over heads 1-2
+    between = np.asarray(grouped.image)[grouped.top + 10, grouped.left + 2 * grouped.pitch - 3]
+    assert tuple(between) == (150, 150, 150)  # the line parting the groups
+    view = views.build_view(r, views.ViewRequest(kind="decoder", view="head", layer=1, head=2))
+    assert "(key/value head 2, shared by heads 3-4)" in view.panels[0].title
+    gpt = run_attention(AutoModelForCausalLM.from_pretrained(ASSETS_DIR / "models" / "gpt-shakespeare", attn_implementation="eager"),
+                        AutoTokenizer.from_pretrained(ASSETS_DIR / "models" / "gpt-shakespeare"), "The cat sat.", max_tokens=32)
+    assert gpt.kv_heads is None and "shared by" not in views.build_view(gpt, views.ViewRequest(kind="decoder", view="head")).panels[0].title

@@ -67,13 +67,13 @@ def round_to_half(model: torch.nn.Module) -> torch.nn.Module:
     return model.to(torch.float16).to(torch.float32)
 
 
-def save_half(model: Any, folder: Path) -> None:
+def save_half(model: Any, folder: Path, max_shard_size: str | None = None) -> None:
     """save_pretrained with float16 weights: half the bytes, so each file stays under a Space's
     10 MB limit without Git LFS. The config says float32: transformers 5 loads a model in the dtype
     its config names, so a plain `from_pretrained(folder)` upcasts the weights and runs on a CPU
     beside diffusers' float32 parts (a float16 text encoder met a float32 UNet: "mat1 and mat2 must
-    have the same dtype")."""
-    model.to(torch.float16).save_pretrained(folder)
+    have the same dtype"). `max_shard_size` (e.g. "9MB") splits a larger model into shards, each under the limit."""
+    model.to(torch.float16).save_pretrained(folder, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     model.to(torch.float32)
     config = folder / "config.json"
     if config.exists():

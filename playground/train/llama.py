@@ -62,32 +62,33 @@ def build(cfg: LlamaTrainConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=LlamaTrainConfig.steps)
-    parser.add_argument("--threads", type=int, default=LlamaTrainConfig.threads)
+def parse_args(doc: str, cfg_class, out_name: str, argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=cfg_class.steps)
+    parser.add_argument("--threads", type=int, default=cfg_class.threads)
     parser.add_argument("--save-every", type=int, default=100, help="steps between resumable checkpoints")
     parser.add_argument("--fresh", action="store_true", help="ignore a checkpoint and start again")
-    parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "llama-shakespeare")
-    args = parser.parse_args(argv)
-    cfg = LlamaTrainConfig(steps=args.steps, threads=args.threads)
+    parser.add_argument("--out", type=Path, default=common.MODELS_DIR / out_name)
+    return parser.parse_args(argv)
+
+
+def train_decoder(cfg, model, tokenizer, ckpt: Path, args, forward_kwargs: dict | None = None):
+    """gpt-shakespeare's loop for any causal LM on its split: AdamW, cosine schedule, clipped gradients, resumable
+    checkpoints at `ckpt`. Returns (model rounded to float16 precision, training minutes, training tokens, held-out
+    texts). The caller builds the model right after `common.setup(cfg.seed, ...)`, so its initial weights follow the seed.
+    `forward_kwargs` go to every training forward (the MoE model's `output_router_logits=True` adds its
+    load-balancing loss)."""
     gen = common.setup(cfg.seed, cfg.threads)
     clock = common.Clock()
-
-    from transformers import AutoTokenizer, GenerationConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(common.MODELS_DIR / "gpt-shakespeare")  # gpt-shakespeare's own BPE: a fair comparison
     train_texts, heldout_texts = shakespeare_split()
     data = torch.from_numpy(encode(tokenizer, train_texts))
     print(f"{len(data):,} training tokens, {sum(map(len, train_texts)) / len(data):.2f} chars/token", flush=True)
-    model = build(cfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95)
     )
     start, minutes_before = 0, 0.0
-    ckpt = checkpoint_path()
     if ckpt.exists() and not args.fresh:
         state = torch.load(ckpt, weights_only=False)
         if state["config"] == asdict(cfg) | {"threads": state["config"]["threads"]}:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             group["lr"] = common.cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         starts = torch.randint(0, len(data) - cfg.block_size - 1, (cfg.batch_size,), generator=gen)
         x = torch.stack([data[s: s + cfg.block_size] for s in starts])  # [B, T]
-        loss = model(x, labels=x).loss  # labels are shifted inside the model
+        loss = model(x, labels=x, **(forward_kwargs or {})).loss  # labels are shifted inside the model
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -115,26 +116,47 @@ def main(argv: list[str] | None = None) -> None:
             torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                         "minutes": minutes_before + clock.minutes(), "config": asdict(cfg)}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
-
-    train_minutes = minutes_before + clock.minutes()
+    model.eval()
     common.round_to_half(model)  # shipped in float16: measure exactly those weights
-    bpc = bits_per_char(model, tokenizer, heldout_texts, cfg.block_size)
-    print(f"held-out bits/char: {bpc:.3f}", flush=True)
+    return model, minutes_before + clock.minutes(), len(data), heldout_texts
+
+
+def save_decoder(model, tokenizer, out: Path, max_shard_size: str | None = None) -> None:
+    from transformers import GenerationConfig
+
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    common.save_half(model, args.out)
-    tokenizer.save_pretrained(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common.save_half(model, out, max_shard_size)
+    tokenizer.save_pretrained(out)
+
+
+def shakespeare_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(common.MODELS_DIR / "gpt-shakespeare")  # gpt-shakespeare's own BPE: a fair comparison
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(__doc__, LlamaTrainConfig, "llama-shakespeare", argv)
+    cfg = LlamaTrainConfig(steps=args.steps, threads=args.threads)
+    tokenizer = shakespeare_tokenizer()
+    common.setup(cfg.seed, cfg.threads)
+    model = build(cfg, tokenizer)
+    model, train_minutes, n_tokens, heldout_texts = train_decoder(cfg, model, tokenizer, checkpoint_path(), args)
+    bpc = bits_per_char(model, tokenizer, heldout_texts, cfg.block_size)
+    print(f"held-out bits/char: {bpc:.3f}", flush=True)
+    save_decoder(model, tokenizer, args.out)
     metrics = {
         "heldout_bits_per_char": round(bpc, 4), "heldout_plays": list(HELDOUT_PLAYS),
         "train_minutes": round(train_minutes, 1), "machine": common.machine(), "parameters": sum(p.numel() for p in model.parameters()),
-        "training_tokens": len(data), "config": asdict(cfg), "sample": sample_text(model, tokenizer, "ROMEO.\n", seed=cfg.seed),
+        "training_tokens": n_tokens, "config": asdict(cfg), "sample": sample_text(model, tokenizer, "ROMEO.\n", seed=cfg.seed),
         "gpt_shakespeare_bits_per_char": common.load_metrics(common.MODELS_DIR / "gpt-shakespeare").get("heldout_bits_per_char"),
     }
     common.save_metrics(args.out, metrics)
     write_card(args.out, metrics)
-    ckpt.unlink(missing_ok=True)
+    checkpoint_path().unlink(missing_ok=True)
 
 
 def write_card(out: Path, metrics: dict) -> None:

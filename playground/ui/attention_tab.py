@@ -187,7 +187,7 @@ def on_view(choice: ViewChoice, result: Any) -> tuple:
     result = _kept(result)
     req = choice.view_request()
     v = attention_views.build_view(result, req)
-    m = attention_views.mosaic(result.attentions[req.kind], attention_views.sinks_of(result, req.kind))
+    m = attention_views.mosaic(result.attentions[req.kind], attention_views.sinks_of(result, req.kind), result.kv_heads)
     return attention_views.render_html(v), png_file(m.image)
 
 
@@ -210,7 +210,8 @@ def on_pick_head(result: attention.AttentionResult | None, kind: str, evt: gr.Se
     result = resolve(result)
     x, y = evt.index
     m = attention_views.mosaic(
-        result.attentions[require_choice(kind, "attention kind", attention_views.kinds_of(result))], attention_views.sinks_of(result, kind)
+        result.attentions[require_choice(kind, "attention kind", attention_views.kinds_of(result))], attention_views.sinks_of(result, kind),
+        result.kv_heads,
     )
     hit = m.locate(x, y)
     if hit is None:

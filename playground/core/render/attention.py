@@ -144,7 +144,7 @@ def build_view(result: attention.AttentionResult, req: ViewRequest) -> View:
         attention.DECODER: "decoder self-attention (causal)",
         attention.CROSS: "cross-attention",
     }
-    where = f"layer {L + 1}, head {H + 1}"
+    where = f"layer {L + 1}, head {H + 1}{_group_of(result, H)}"
     if req.view == "head":
         panels = [panel(req.kind, att[req.kind][L, H], f"{kind_name[req.kind]}, {where}")]
         caption = "Row i: how query token i spreads its attention over the keys (each row sums to 1)."
@@ -170,6 +170,17 @@ def build_view(result: attention.AttentionResult, req: ViewRequest) -> View:
                         lines=mats, line_labels=[f"head {h + 1}" for h in heads])]
         caption = f"Each query token (left) to the {req.top_k} key token(s) (right) it attends to most; line weight = attention."
     return View(panels, caption, _parse_focus(req.focus), req.top_k)  # the result's notes are shown once, by the caller
+
+
+def _group_of(result: attention.AttentionResult, head: int) -> str:
+    """", key/value head 1 with heads 1-2" for a grouped-query model's head (counted from 1, as the views count); "" otherwise."""
+    kv = result.kv_heads
+    heads = next(iter(result.attentions.values())).shape[1]
+    if not kv or heads % kv:
+        return ""
+    group = heads // kv
+    g = head // group
+    return f" (key/value head {g + 1}, shared by heads {g * group + 1}-{g * group + group})"
 
 
 def _side_tokens(result: attention.AttentionResult, kind: str) -> tuple[str, str]:
@@ -435,10 +446,11 @@ class Mosaic:
         return None
 
 
-def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
+def mosaic(att: np.ndarray, sinks: list[int], kv_heads: int | None = None) -> Mosaic:
     """The model view: every layer x head of [L, H, Q, K] as small heatmaps in one grid; under each
     tile, an orange bar as long as that head's share of attention on the sink tokens (the first
-    token and separators)."""
+    token and separators). With grouped-query attention (`kv_heads` key/value heads for H query heads), the heads that
+    share a key/value head stand under one bracket, labelled with that head ("KV 1"), and a line parts the groups."""
     n_layers, n_heads = att.shape[:2]
     layers = list(range(n_layers))
     if n_layers * n_heads > MAX_TILES:
@@ -446,7 +458,8 @@ def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
         layers = sorted({round(i * (n_layers - 1) / max(keep - 1, 1)) for i in range(keep)})
     tile = 64 if len(layers) * n_heads <= 64 else 40
     bar, gap = 4, 6
-    left, top = 34, 40  # room above for the head labels (the image's own label overlays the top-left)
+    group = n_heads // kv_heads if kv_heads and 0 < kv_heads < n_heads and n_heads % kv_heads == 0 else 0
+    left, top = 34, 40 + (18 if group else 0)  # room above for the head labels (and the group brackets)
     pitch, pitch_y = tile + gap, tile + bar + 2 + gap
     share = attention.sink_share(att, sinks)
     # every tile at once: area-average each [Q, K] map to tile x tile, scaled by its own maximum
@@ -470,6 +483,13 @@ def mosaic(att: np.ndarray, sinks: list[int]) -> Mosaic:
     font = ImageFont.load_default(size=10)
     for h in range(n_heads):
         draw.text((left + h * pitch + tile // 2, top - 4), f"H{h + 1}", fill="black", font=font, anchor="mb")
+    for g in range(n_heads // group if group else 0):  # a bracket over each group of query heads, and a line between groups
+        x0, x1 = left + g * group * pitch, left + (g + 1) * group * pitch - gap
+        y = top - 20
+        draw.line([(x0, y + 4), (x0, y), (x1, y), (x1, y + 4)], fill=(80, 80, 80), width=1)
+        draw.text(((x0 + x1) // 2, y - 2), f"KV {g + 1}", fill="black", font=font, anchor="mb")
+        if g:
+            draw.line([(x0 - gap // 2, top - 6), (x0 - gap // 2, canvas.shape[0] - 2)], fill=(150, 150, 150), width=1)
     for r, layer in enumerate(layers):
         draw.text((2, top + r * pitch_y + tile // 2), f"L{layer + 1}", fill="black", font=font, anchor="lm")
     return Mosaic(img, layers, n_heads, left, top, tile, pitch, pitch_y)

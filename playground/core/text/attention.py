@@ -53,6 +53,7 @@ class AttentionResult:
     truncated: bool  # the text (or target text) had more tokens than the cap and was cut
     n_tokens_before_cap: int  # tokens of the input before truncation
     notes: list[str] = field(default_factory=list)  # what the page should say (truncation, generated output)
+    kv_heads: int | None = None  # key/value heads per layer when fewer than query heads (grouped-query attention); else None
 
     @property
     def nbytes(self) -> int:
@@ -74,6 +75,7 @@ class AttentionResult:
             "target_tokens": self.target_tokens,
             "attentions": {kind: a.tolist() for kind, a in self.attentions.items()},
             "truncated": self.truncated,
+            "kv_heads": self.kv_heads,  # key/value heads when fewer than the query heads (grouped-query attention), else null
         }
 
     def to_npz(self, path) -> None:
@@ -146,8 +148,20 @@ def run_attention(
         target_tokens=target_tokens, attentions=attentions, value_norms=_value_norms(model, arch, out, attentions),
         special=[bool(s) for s in special_mask], target_special=[i in special_ids for i in target_ids],
         words=words, target_words=_piece_words(target_tokens, [i in special_ids for i in target_ids]),
-        truncated=truncated, n_tokens_before_cap=n_before, notes=notes,
+        truncated=truncated, n_tokens_before_cap=n_before, notes=notes, kv_heads=kv_heads_of(config),
     )
+
+
+def kv_heads_of(config: Any) -> int | None:
+    """Key/value heads of a grouped-query model (fewer than its query heads); None when every head has its own.
+
+    >>> from transformers import LlamaConfig
+    >>> kv_heads_of(LlamaConfig(num_attention_heads=4, num_key_value_heads=2)), kv_heads_of(LlamaConfig(num_attention_heads=4))
+    (2, None)
+    """
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    return int(kv) if heads and kv < heads else None
 
 
 def grouped_heads_note(config: Any) -> str | None:
@@ -157,16 +171,16 @@ def grouped_heads_note(config: Any) -> str | None:
     >>> grouped_heads_note(LlamaConfig(num_attention_heads=4, num_key_value_heads=2))[:60]
     'Grouped-query attention: 4 query heads share 2 key/value hea'
     """
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    if not heads or kv >= heads:
+    kv = kv_heads_of(config)
+    if kv is None:
         return None
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
     group = heads // kv
-    groups = "; ".join(f"heads {g * group}-{g * group + group - 1} read key/value head {g}" for g in range(min(kv, 4)))
+    groups = "; ".join(f"heads {g * group + 1}-{g * group + group} read key/value head {g + 1}" for g in range(min(kv, 4)))
     more = f"; ... ({kv} groups)" if kv > 4 else ""
-    return (f"Grouped-query attention: {heads} query heads share {kv} key/value heads, {group} a group ({groups}{more}). Heads of "
-            f"one group score against the same keys with their own queries, so their maps differ; the KV cache is {group}x "
-            "smaller than with a key and value per head.")
+    return (f"Grouped-query attention: {heads} query heads share {kv} key/value heads, {group} a group ({groups}{more}; "
+            f"counted from 1). Heads of one group score against the same keys with their own queries, so their maps differ; "
+            f"the KV cache is {group}x smaller than with a key and value per head. The model view draws each group under one bracket.")
 
 
 def _stack(per_layer) -> np.ndarray | None:
