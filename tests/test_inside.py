@@ -505,3 +505,34 @@ def test_llama_views_show_rope_and_the_grouped_head():
     head = views.head_view(r)
     assert "RoPE" in head and "key/value head 1 of 2" in head and "q rotated" in head and "distance Δ" in head
     assert "SwiGLU" in views.block_view(r) and "rotates every query and key" in views.embeddings_view(r, [], None)
+
+
+def test_llama_rope_stands_beside_gpt2s_learned_positions():
+    """Issue 31, item 2: beside the RoPE plot, GPT-2's learned position embeddings on the same positions: cos(p_t, p_{t−Δ})
+    recomputed here from the model's own wpe; the page draws both for a Llama model and neither for GPT-2."""
+    from playground.config import Settings
+    from playground.core.render import inside as views
+    from playground.models.loader import ModelLoader
+    from playground.ui import inside_tab as tab
+
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    gpt = loader.load("gpt2", "causal-lm").model
+    curves = inside.learned_position_curves(gpt, [5, 70])
+    wpe = gpt.transformer.wpe.weight.detach()
+    assert curves["positions"] == [5, 70] and curves["context"] == wpe.shape[0]
+    assert len(curves["curves"][5]) == 6 and len(curves["curves"][70]) == 64  # Δ = 0..t, at most 63
+    for t, delta in [(5, 0), (5, 5), (70, 1), (70, 63)]:
+        expected = float(wpe[t] @ wpe[t - delta] / (wpe[t].norm() * wpe[t - delta].norm()))
+        assert curves["curves"][t][delta] == pytest.approx(expected, abs=1e-5)
+    assert curves["curves"][70][:6] != pytest.approx(curves["curves"][5], abs=1e-3)  # learned: the curve depends on t
+
+    model, tok = _tiny_llama()
+    r = inside.inside(model, tok, TEXT, 1, 3, -1)
+    assert "Learned positions" not in views.head_view(r)
+    r.learned_positions = {**curves, "model": "gpt2"}
+    page = views.head_view(r)
+    assert "Learned positions (gpt2)" in page and "query at position 70" in page and "RoPE (this model)" in page
+    text = "ROMEO. O, she doth teach the torches to burn bright!"
+    llama_page = tab.on_run(loader, tab.InsideRequest(model="assets/models/llama-shakespeare", text=text), progress=None)[6]
+    gpt_page = tab.on_run(loader, tab.InsideRequest(model="gpt2", text=text), progress=None)[6]
+    assert "Learned positions (gpt2: assets/models/gpt-shakespeare)" in llama_page and "Learned positions" not in gpt_page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -163,12 +163,26 @@ def on_run(loader: ModelLoader, request: InsideRequest, trained: Any = None, pro
                           columns=["component", "parameters", "share", "formula"])
     scale = pd.DataFrame(training_rows(lm, r.total_parameters), columns=["model", "parameters", "training tokens", "tokens per parameter"])
     t5 = inside.family_of(lm.model.config) == "t5"
+    if r.rope is not None:
+        r = replace(r, learned_positions=_gpt2_positions(loader, r.token))
     return InsideView(notice, gr.update(choices=[(f"{i}: {t}", i) for i, t in enumerate(r.faces or r.tokens)], value=r.token),
                       gr.update(value=(r.stack or "encoder") if t5 else None, interactive=t5),
                       gr.update(maximum=max(1, n_layers - 1), value=r.layer, interactive=n_layers > 1),
                       gr.update(maximum=max(1, n_heads - 1), value=r.head, interactive=n_heads > 1),
                       inside_views.embeddings_view(r, neighbours, points), inside_views.head_view(r), inside_views.block_view(r),
                       inside_views.residual_chart(r), params, scale).outputs()
+
+
+def _gpt2_positions(loader: ModelLoader, token: int) -> dict | None:
+    """The GPT-2 preset's learned position curves (offline: gpt-shakespeare, which shares the embedded Llama's tokenizer,
+    so its positions are this text's) for the query's position and a later one, to draw beside RoPE; None if it cannot
+    load (the RoPE view then stands alone)."""
+    try:
+        gpt = loader.load("gpt2", Family.CAUSAL_LM)
+    except Exception:  # noqa: BLE001  (a side view: its absence must not break the main one)
+        return None
+    curves = inside.learned_position_curves(gpt.model, [token, token + 60])
+    return {**curves, "model": f"{gpt.source.requested}: {gpt.source.short_location()}"}
 
 
 @user_errors

@@ -195,9 +195,24 @@ def rope_view(r: Inside) -> str:
         "<p>The same q and k, moved apart: their score q·k when the query sits Δ tokens after the key (RoPE alone, "
         "no other change). It depends on Δ only, and the high-frequency pairs make it swing at short range while the "
         "slow ones carry far.</p>",
+        '<div class="ins-pair" style="display:flex;flex-wrap:wrap;gap:12px">',
+        '<div style="flex:1 1 360px;max-width:420px"><b>RoPE (this model)</b>',
         line_chart_svg({"q·k": (list(range(64)), rope_scores(rope["q_unrotated"], rope["k_unrotated"][r.token], rope["base"]))},
-                       "distance Δ (tokens)", "score", width=460, height=200),
+                       "distance Δ (tokens)", "score", width=400, height=200),
+        "</div>", _learned_positions(r.learned_positions), "</div>",
     ])
+
+
+def _learned_positions(learned: dict | None) -> str:
+    """GPT-2's learned position embeddings beside the RoPE chart: cos(p_t, p_{t−Δ}) for a query at a few positions t."""
+    if not learned:
+        return ""
+    series = {f"query at position {t}": (list(range(len(c))), c) for t, c in learned["curves"].items()}
+    return (f"<div style='flex:1 1 360px;max-width:420px'><b>Learned positions ({_e(learned['model'])})</b>"
+            + line_chart_svg(series, "distance Δ (tokens)", "cos(p_t, p_t−Δ)", width=400, height=200)
+            + f"<p>GPT-2 adds a learned vector p_t for each position (its context: {learned['context']} positions). How alike "
+              "two positions are depends on where they are, not only how far apart: the curves differ by t, and nothing "
+              "past the context exists. RoPE's score depends on Δ alone, at any position.</p></div>")
 
 
 def block_view(r: Inside) -> str:

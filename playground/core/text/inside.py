@@ -117,6 +117,7 @@ class Inside:
     # "k_unrotated" [tokens][d], "k_rotated"}; None for a family with other positions
     kv_head: int | None = None  # grouped-query attention: the key/value head this query head reads (None: one per head)
     n_kv_heads: int | None = None
+    learned_positions: dict[str, Any] | None = None  # the page's GPT-2 counterpart beside RoPE: see learned_position_curves
 
     def to_json(self) -> dict[str, Any]:
         """The `/inside` API's answer."""
@@ -516,6 +517,23 @@ def _embedding(model: Any, family: str, stack: str, seq: torch.Tensor, i: int, e
         pos, typ = emb.position_embeddings.weight[i], emb.token_type_embeddings.weight[0]
         return Embedding(_list(tok), _list(pos), _list(typ), _list(tok + pos + typ))
     return Embedding(_list(tok), None, None, _list(tok))
+
+
+@no_grad
+def learned_position_curves(model: Any, positions: list[int], distances: int = 64) -> dict[str, Any]:
+    """GPT-2's answer to RoPE, for the Llama view to draw beside it: cos(p_t, p_{t−Δ}) of the model's learned position
+    embeddings (wpe) for a query at each position t of `positions` and a key Δ = 0..min(distances−1, t) tokens before.
+    Learned positions know nearness only as far as training taught it, and a curve depends on t, not on Δ alone:
+    {"positions": [...], "curves": {t: [cos for Δ = 0, 1, ...]}, "context": n_positions}.
+    """
+    wpe = model.transformer.wpe.weight.float()
+    n = wpe.shape[0]
+    curves = {}
+    for t in sorted({min(max(0, int(p)), n - 1) for p in positions}):
+        reach = min(distances - 1, t)
+        keys = wpe[t - reach: t + 1].flip(0)  # Δ = 0, 1, ..., reach
+        curves[t] = torch.nn.functional.cosine_similarity(keys, wpe[t][None], dim=-1).tolist()
+    return {"positions": list(curves), "curves": curves, "context": int(n)}
 
 
 def _relative_bias(model: Any, stack: str, reach: int = 32) -> dict[str, Any]:
