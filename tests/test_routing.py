@@ -11,6 +11,7 @@ import torch
 
 from playground.config import ASSETS_DIR, Settings
 from playground.core.text import routing
+from playground.core.text.tokenize import visible
 from playground.errors import InputError
 
 TEXT = "When Mary and John went to the store, John gave a drink to"
@@ -75,7 +76,33 @@ def test_the_endpoint_and_the_inside_section_through_the_loader(mixtral, tokeniz
     assert set(out) == {"tokens", "experts", "top_k", "router_probs", "chosen", "load"} and out["experts"] == 4
     view = inside_tab.on_route(loader, inside_tab.RouteRequest(str(folder), TEXT), progress=None)
     assert 'id="rt-result"' in view and view.count('class="rt-layer"') == 2
+    assert 'id="rt-experts"' in view and "Julius Caesar" in view and view.count("<th>expert ") == 4
     with pytest.raises(Exception, match="has no experts"):
         inside_tab.route_api(loader, "gpt2", TEXT)  # offline: the embedded GPT, dense
     with pytest.raises(Exception, match="nothing to route"):
         inside_tab.on_route(loader, inside_tab.RouteRequest(inside_tab.SESSION_GPT, TEXT), progress=None)
+
+
+def test_what_one_experts_tokens_have_in_common(mixtral, tokenizer):
+    """Issue 31, item 4: each expert's most faithful tokens over a text, counted here again from the model's own
+    output_router_logits (first choice per token, windows of 16)."""
+    text = " ".join(["the king", "the queen, the king.", "O Caesar! the king"] * 6)
+    x = routing.expert_tokens(mixtral, tokenizer, text, "a test text", window=16)
+    ids = tokenizer(text)["input_ids"]
+    with torch.no_grad():
+        firsts = [[] for _ in range(2)]
+        for s in range(0, len(ids), 16):
+            out = mixtral(torch.tensor([ids[s: s + 16]]), output_router_logits=True)
+            for layer in range(2):
+                firsts[layer] += out.router_logits[layer].argmax(-1).tolist()
+    assert x.tokens == len(ids) and x.experts == 4 and len(x.top) == 2
+    for layer in range(2):
+        for e in range(4):
+            assert x.load[layer][e] == pytest.approx(firsts[layer].count(e) / len(ids), abs=1e-4)
+            for face, n, m in x.top[layer][e]:
+                tid = next(i for i in set(ids) if visible(tokenizer.decode([i])) == face)
+                assert m == ids.count(tid) >= routing.MIN_COUNT
+                assert n == sum(1 for i, f in zip(ids, firsts[layer]) if i == tid and f == e)
+            shares = [n / m for _, n, m in x.top[layer][e]]
+            assert shares == sorted(shares, reverse=True)  # most faithful first
+    assert sum(len(t) for t in x.top[0]) > 0

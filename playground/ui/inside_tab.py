@@ -8,9 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from playground.config import ASSETS_DIR
 from playground.core.inputs import require_text
 from playground.core.render import inside as inside_views
-from playground.core.render.routing import routing_html
+from playground.core.render.routing import expert_tokens_html, routing_html
 from playground.core.text import inside, routing
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
@@ -290,11 +291,17 @@ def _route(loader: ModelLoader, request: RouteRequest, progress=None):
     return lm, routing.route(lm.model, lm.tokenizer, request.text)
 
 
+HELDOUT_TEXT = ASSETS_DIR / "corpus" / "julius_caesar_opening.txt"  # written by python -m playground.train.corpus
+
+
 @user_errors
 def on_route(loader: ModelLoader, request: RouteRequest, progress=gr.Progress()) -> str:
-    """The routing view: each layer's tokens on their top expert's colour, and the experts' load."""
+    """The routing view: each layer's tokens on their top expert's colour, and the experts' load; then what each expert's
+    tokens have in common over a held-out text."""
     lm, r = _route(loader, request, progress)
-    return routing_html(r)
+    source = "the opening of Julius Caesar (held out from the embedded models' training; a Hub model may have read it)"
+    common = routing.expert_tokens(lm.model, lm.tokenizer, HELDOUT_TEXT.read_text(encoding="utf-8"), source)
+    return routing_html(r) + expert_tokens_html(common)
 
 
 @user_errors

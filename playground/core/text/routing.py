@@ -93,3 +93,61 @@ def route(model: Any, tokenizer: Any, text: Any) -> Routing:
         tokens = tokenizer.convert_ids_to_tokens(ids)
         faces = [visible(tokenizer.decode([i])) or t for i, t in zip(ids, tokens)]
     return Routing(tokens, faces, experts, k, [p.tolist() for p in probs], chosen, expert_load(chosen, experts), notes)
+
+
+MIN_COUNT = 3  # a token must occur this often in the text to be listed as an expert's
+TOP_TOKENS = 8  # tokens listed per expert
+MAX_READ_TOKENS = 8_192  # tokens of the held-out text read
+
+
+@dataclass
+class ExpertTokens:
+    """What one expert's tokens have in common: over a text, the tokens each expert receives as its first choice."""
+
+    source: str  # what text was read
+    tokens: int  # how many tokens were routed
+    experts: int
+    # [layer][expert]: up to TOP_TOKENS (face, times sent here first, times in the text), the tokens this expert most often
+    # gets as their first choice, by that share (then by count); only tokens seen at least MIN_COUNT times
+    top: list[list[list[tuple[str, int, int]]]]
+    load: list[list[float]]  # [layer][expert]: share of first choices
+
+
+@no_grad
+def expert_tokens(model: Any, tokenizer: Any, text: str, source: str, window: int = 128) -> ExpertTokens:
+    """Read `text` in windows of `window` tokens (at most MAX_READ_TOKENS) and count, per layer, which expert each token's
+    router ranks first; list each expert's most faithful tokens (the share of a token's occurrences it gets first).
+
+    A frequent token (" the") reaches every expert now and then; a token an expert gets nearly every time says what
+    the expert is for (punctuation, names, line starts...)."""
+    shape = experts_of(model.config)
+    if shape is None:
+        raise InputError("This model has no experts; choose a mixture-of-experts model.")
+    experts, _ = shape
+    window = min(window, int(getattr(model.config, "max_position_embeddings", window)))
+    with shared_lock(tokenizer):
+        ids = list(tokenizer(text, verbose=False)["input_ids"])[:MAX_READ_TOKENS]
+    device = next(model.parameters()).device
+    firsts: list[list[int]] = []  # [layer][token]
+    for s in range(0, len(ids), window):
+        out = model(input_ids=torch.tensor([ids[s: s + window]], device=device), output_router_logits=True)
+        picks = [layer.float().reshape(-1, experts).argmax(-1).tolist() for layer in out.router_logits]
+        firsts = picks if not firsts else [a + b for a, b in zip(firsts, picks)]
+    totals: dict[int, int] = {}
+    for i in ids:
+        totals[i] = totals.get(i, 0) + 1
+    with shared_lock(tokenizer):
+        faces = {i: visible(tokenizer.decode([i])) or str(i) for i in totals}
+    top, load = [], []
+    for layer in firsts:
+        per_expert: list[dict[int, int]] = [{} for _ in range(experts)]
+        for i, e in zip(ids, layer):
+            per_expert[e][i] = per_expert[e].get(i, 0) + 1
+        ranked = []
+        for counts in per_expert:
+            kept = [(i, c) for i, c in counts.items() if totals[i] >= MIN_COUNT]
+            kept.sort(key=lambda ic: (-ic[1] / totals[ic[0]], -ic[1], ic[0]))
+            ranked.append([(faces[i], c, totals[i]) for i, c in kept[:TOP_TOKENS]])
+        top.append(ranked)
+        load.append([round(sum(c.values()) / max(1, len(ids)), 4) for c in per_expert])
+    return ExpertTokens(source, len(ids), experts, top, load)
