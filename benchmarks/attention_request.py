@@ -33,11 +33,28 @@ TEXT = ("The animal didn't cross the street because it was too tired, and the ke
         "in the hall were on the table where she had left them the night before. ") * 16
 
 
+def smollm2_shaped_config():
+    """HuggingFaceTB/SmolLM2-135M's architecture (30 layers, width 576, 9 query heads on 3 key/value heads, SwiGLU 1536,
+    RoPE θ 100,000, tied embeddings), with GPT-2's vocabulary so that GPT-2's tokenizer fits it (50,257 rows, not 49,152)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=50257, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                       num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100_000.0, rms_norm_eps=1e-5,
+                       tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
+
+
 def save_random(kind: str, folder: Path) -> None:
-    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
+    """A randomly initialized model of `kind` ("gpt2": GPT-2-small, "bert": BERT-base, "llama": SmolLM2-135M's shape) and
+    its tokenizer, saved to `folder`."""
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
     torch.manual_seed(0)
-    model, tokenizer = (BertForMaskedLM(BertConfig()), "bert-base-uncased") if kind == "bert" else (GPT2LMHeadModel(GPT2Config()), "gpt2")
+    if kind == "bert":
+        model, tokenizer = BertForMaskedLM(BertConfig()), "bert-base-uncased"
+    elif kind == "llama":
+        model, tokenizer = LlamaForCausalLM(smollm2_shaped_config()), "gpt2"
+    else:
+        model, tokenizer = GPT2LMHeadModel(GPT2Config()), "gpt2"
     model.save_pretrained(folder)
     for f in (ASSETS_DIR / "tokenizers" / tokenizer).iterdir():
         shutil.copy(f, folder / f.name)

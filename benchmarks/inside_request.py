@@ -7,7 +7,8 @@ forward pass with hidden states and attentions, the chosen layer written out in 
 and MLP contribution for the residual-stream view, the parameter breakdown). "Forward" is
 `model(**inputs, output_hidden_states=True, output_attentions=True)` on the same tokens. Both in this one
 process, alternating, medians. Model: a randomly initialized GPT-2-small architecture (124M; weights do not
-change the cost), eager attention; also BERT-base and the embedded GPT.
+change the cost), eager attention; also BERT-base, a Llama of SmolLM2-135M's shape (issue 31's target: 1.3x; its
+layer is written out with RMSNorm, RoPE, grouped heads and SwiGLU), and the embedded GPT.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         loader = ModelLoader(Settings(offline=True, device="cpu", model_roots=(root,), hf_cache=root / "hf-cache"))
-        for kind, label in (("gpt2", "GPT-2-small"), ("bert", "BERT-base")):
+        for kind, label in (("gpt2", "GPT-2-small"), ("bert", "BERT-base"), ("llama", "SmolLM2-135M-shaped Llama")):
             save_random(kind, root / kind)
             f, r, n = measure(loader, str(root / kind), args.repeats)
-            print(f"{label:12s} {n} tokens: forward {f * 1000:.0f} ms, /inside {r * 1000:.0f} ms, ratio {r / f:.2f}x")
+            print(f"{label:26s} {n} tokens: forward {f * 1000:.0f} ms, /inside {r * 1000:.0f} ms, ratio {r / f:.2f}x")
             parts.append(f"{label} {r * 1000:.0f} ms vs {f * 1000:.0f} ms (**{r / f:.2f}x**)")
         f, r, n = measure(loader, "gpt2", args.repeats)  # offline: the embedded gpt-shakespeare
         print(f"embedded GPT {n} tokens: forward {f * 1000:.1f} ms, /inside {r * 1000:.1f} ms, ratio {r / f:.2f}x")

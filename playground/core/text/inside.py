@@ -294,26 +294,27 @@ def _llama_layer(model: Any, layer: int, h: torch.Tensor, i: int, alpha: torch.T
     d = getattr(config, "head_dim", None) or D // H
     group = H // KV
     x = blk.input_layernorm(h)
-    q0, k0, v0 = sa.q_proj(x).view(T, H, d), sa.k_proj(x).view(T, KV, d), sa.v_proj(x).view(T, KV, d)
-    positions = torch.arange(T, device=h.device)[None]
-    cos, sin = model.model.rotary_emb(v0[None], positions)
-    q_rot, k_rot = apply_rotary_pos_emb(q0.transpose(0, 1)[None], k0.transpose(0, 1)[None], cos, sin)  # [1, H|KV, T, d]
-    q_rot, k_rot = q_rot[0].transpose(0, 1), k_rot[0].transpose(0, 1)  # [T, H, d], [T, KV, d]
-    v = v0.repeat_interleave(group, dim=1)  # [T, H, d]: query head h reads key/value head h // group
     mask = torch.arange(T, device=h.device) <= i
-    if alpha is None:
+    if alpha is not None:  # the residual-stream view: the forward pass's own weights, so only the values are needed
+        v = sa.v_proj(x).view(T, KV, d).repeat_interleave(group, dim=1)  # [T, H, d]: query head h reads kv head h // group
+        q = k = scores = rope = None
+        weights, heads_out = alpha, torch.einsum("ht,thd->hd", alpha, v)
+    else:
+        q0, k0, v0 = sa.q_proj(x).view(T, H, d), sa.k_proj(x).view(T, KV, d), sa.v_proj(x).view(T, KV, d)
+        positions = torch.arange(T, device=h.device)[None]
+        cos, sin = model.model.rotary_emb(v0[None], positions)
+        q_rot, k_rot = apply_rotary_pos_emb(q0.transpose(0, 1)[None], k0.transpose(0, 1)[None], cos, sin)  # [1, H|KV, T, d]
+        q_rot, k_rot = q_rot[0].transpose(0, 1), k_rot[0].transpose(0, 1)  # [T, H, d], [T, KV, d]
+        v = v0.repeat_interleave(group, dim=1)  # [T, H, d]: query head h reads key/value head h // group
         q, k = q_rot[i], k_rot.repeat_interleave(group, dim=1)
         scores, weights, heads_out = _attend(q, k, v, sa.scaling, None, mask)
-    else:
-        q = k = scores = None
-        weights, heads_out = alpha, torch.einsum("ht,thd->hd", alpha, v)
+        inv_freq = model.model.rotary_emb.inv_freq.float()
+        rope = {"q_unrotated": q0[i], "q_rotated": q_rot[i], "k_unrotated": k0, "k_rotated": k_rot, "angles": inv_freq * i}
     attention_output = sa.o_proj(heads_out.reshape(H * d))
     mid = h[i] + attention_output
     y = blk.post_attention_layernorm(mid)
     act = blk.mlp.act_fn(blk.mlp.gate_proj(y)) * blk.mlp.up_proj(y)
     mlp_output = blk.mlp.down_proj(act)
-    inv_freq = model.model.rotary_emb.inv_freq.float()
-    rope = {"q_unrotated": q0[i], "q_rotated": q_rot[i], "k_unrotated": k0, "k_rotated": k_rot, "angles": inv_freq * i}
     return _Look(x[i], q, k, v, scores, float(sa.scaling), None, mask, weights, heads_out, sa.o_proj.weight.T, attention_output, None,
                  mlp_output, h[i], mid + mlp_output, act, rope)
 
