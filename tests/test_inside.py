@@ -536,3 +536,52 @@ def test_llama_rope_stands_beside_gpt2s_learned_positions():
     llama_page = tab.on_run(loader, tab.InsideRequest(model="assets/models/llama-shakespeare", text=text), progress=None)[6]
     gpt_page = tab.on_run(loader, tab.InsideRequest(model="gpt2", text=text), progress=None)[6]
     assert "Learned positions (gpt2: assets/models/gpt-shakespeare)" in llama_page and "Learned positions" not in gpt_page
+
+
+def test_mixtral_inside_writes_the_experts_out():
+    """Issue 31: Inside on a Mixtral model: attention as Llama's (RoPE, grouped heads), and the MLP as a mixture of
+    experts written out here again: p = softmax(W_r y), the top 2 run, mixed by p renormalized; hidden_out equals the
+    model's hidden_states; the router probabilities equal output_router_logits' softmax; the parameter formulas add up."""
+    from transformers import AutoTokenizer, MixtralConfig, MixtralForCausalLM
+
+    from playground.core.render import inside as views
+
+    torch.manual_seed(3)
+    model = MixtralForCausalLM(MixtralConfig(
+        vocab_size=50257, hidden_size=32, intermediate_size=24, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=64, rope_theta=500.0, attn_implementation="eager",
+    )).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    tok = AutoTokenizer.from_pretrained(PROJECT_ROOT / "assets" / "tokenizers" / "gpt2")
+    ids = torch.tensor([tok(TEXT)["input_ids"]])
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True, output_router_logits=True)
+    T = ids.shape[1]
+    for layer, head, token in ((0, 3, T - 1), (1, 0, T // 2)):
+        r = inside.inside(model, tok, TEXT, layer, head, token)
+        blk = model.model.layers[layer]
+        assert r.family == "llama" and r.n_kv_heads == 2 and r.kv_head == head // 2
+        assert torch.allclose(_t(r.weights), out.attentions[layer][0, head, token], atol=1e-5)
+        mid = out.hidden_states[layer][0, token] + _t(r.attention_output)
+        y = mid / torch.sqrt(mid.pow(2).mean() + blk.post_attention_layernorm.variance_epsilon) * blk.post_attention_layernorm.weight
+        p = (y @ blk.mlp.gate.weight.T).softmax(-1)
+        assert torch.allclose(_t(r.experts["router_probs"]), p, atol=1e-5)
+        assert torch.allclose(p, out.router_logits[layer].reshape(T, -1)[token].softmax(-1), atol=1e-5)
+        top = p.topk(2)
+        assert r.experts["chosen"] == top.indices.tolist() and r.experts["count"] == 4 and r.experts["top_k"] == 2
+        mixed = torch.zeros(32)
+        for w, e in zip(top.values / top.values.sum(), top.indices):
+            gate_up = blk.mlp.experts.gate_up_proj[e]  # [2 * d_ff, d]: the gate's rows, then the up projection's
+            gate, up = y @ gate_up[:24].T, y @ gate_up[24:].T
+            mixed += w * ((torch.nn.functional.silu(gate) * up) @ blk.mlp.experts.down_proj[e].T)
+        assert torch.allclose(_t(r.mlp_output), mixed, atol=1e-5)
+        if layer == 0:
+            assert torch.allclose(_t(r.hidden_out), out.hidden_states[1][0, token], atol=1e-4)
+    assert sum(c.count for c in r.components) == sum(p.numel() for p in model.parameters())
+    for c in r.components:
+        assert c.formula.endswith(f"= {c.count:,}"), c
+    assert r.neurons == [] and r.to_json()["experts"]["count"] == 4
+    page = views.block_view(r)
+    assert "a mixture of 4 experts" in page and page.count(">ran<") == 2 and "most active neurons" not in page

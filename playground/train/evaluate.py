@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "llama", "bert", "t5", "ddpm", "ldm", "shapes")
+MODELS = ("classifier", "gpt", "llama", "moe", "bert", "t5", "ddpm", "ldm", "shapes")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -72,6 +72,21 @@ def eval_llama(loader: ModelLoader) -> dict:
     gpt = common.load_metrics(common.MODELS_DIR / "gpt-shakespeare").get("heldout_bits_per_char")
     return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, LlamaTrainConfig.block_size), 4),
             "gpt_shakespeare_bits_per_char": gpt}
+
+
+def eval_moe(loader: ModelLoader) -> dict:
+    """moe-shakespeare's held-out bits per character (gpt-shakespeare's function, plays and windows) and how evenly its
+    router uses the experts on those plays, beside the dense model with the same active parameters (llama-shakespeare)."""
+    from playground.train.data import shakespeare_split
+    from playground.train.gpt import bits_per_char
+    from playground.train.moe import MoeTrainConfig, expert_balance
+
+    lm = loader.load(str(common.MODELS_DIR / "moe-shakespeare"), "causal-lm")
+    _, heldout = shakespeare_split()
+    dense = common.load_metrics(common.MODELS_DIR / "llama-shakespeare")
+    return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, MoeTrainConfig.block_size), 4),
+            "expert_balance": expert_balance(lm.model, lm.tokenizer, heldout, MoeTrainConfig.block_size),
+            "dense_bits_per_char": dense.get("heldout_bits_per_char"), "dense_parameters": dense.get("parameters")}
 
 
 def eval_bert(loader: ModelLoader) -> dict:
@@ -254,7 +269,8 @@ def _bar(met: bool) -> str:
 def summary_table() -> str:
     """The figures of every built model as a Markdown table (the README shows it between markers)."""
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
-         ("gpt-shakespeare", "llama-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion", "sd-shapes",
+         ("gpt-shakespeare", "llama-shakespeare", "moe-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion",
+          "sd-shapes",
           "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
@@ -266,6 +282,13 @@ def summary_table() -> str:
         bpc, ref = g["heldout_bits_per_char"], m["gpt-shakespeare"].get("heldout_bits_per_char")
         rows.append(f"| llama-shakespeare | held-out {bpc:.3f} bits/char (gpt-shakespeare: {ref:.3f}; same tokenizer, plays and steps) | "
                     f"< 2.71: {_bar(bpc < 2.71)} | {_time(g)} |")
+    if m["moe-shakespeare"]:
+        g = m["moe-shakespeare"]
+        bpc, ref = g["heldout_bits_per_char"], g.get("dense_bits_per_char")
+        even = min(g["expert_balance"]["evenness"])
+        rows.append(f"| moe-shakespeare | held-out {bpc:.3f} bits/char (llama-shakespeare, the dense model with the same active "
+                    f"parameters: {ref:.3f}); expert use evenness ≥ {even:.2f} in every layer (1 = even) | < 2.71: {_bar(bpc < 2.71)} | "
+                    f"{_time(g)} |")
     if m["bert-shakespeare"]:
         b = m["bert-shakespeare"]
         f, u = b["heldout_fill_mask"], b["unigram_baseline"]
@@ -328,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     loader = offline_loader()
-    folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "bert": "bert-shakespeare",
-               "t5": "t5-tasks",
+    folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "moe": "moe-shakespeare",
+               "bert": "bert-shakespeare", "t5": "t5-tasks",
                "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
     for name in args.only:
         folder = common.MODELS_DIR / folders[name]
@@ -341,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_gpt(loader)
         elif name == "llama":
             figures = eval_llama(loader)
+        elif name == "moe":
+            figures = eval_moe(loader)
         elif name == "bert":
             figures = eval_bert(loader)
         elif name == "t5":

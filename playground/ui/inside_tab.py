@@ -44,9 +44,11 @@ values. All heads go through the output projection W_O and are **added** to the 
 **residual stream**), then an **MLP** adds its own update. Every number here is checked against the model in the tests.
 Which of these numbers does the prediction need? The **Interventions** tab knocks heads out and patches the residual stream.
 """
-MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small", "HuggingFaceTB/SmolLM2-135M"]
+MOE_EMBEDDED = "assets/models/moe-shakespeare"  # the embedded mixture of experts (Mixtral-style), for section 6
+MODEL_CHOICES = ["gpt2", "bert-base-uncased", "t5-small", "HuggingFaceTB/SmolLM2-135M", MOE_EMBEDDED]
 EXAMPLES = [
     ["gpt2", "ROMEO. But soft, what light through yonder window breaks?"],
+    [MOE_EMBEDDED, "ROMEO. But soft, what light through yonder window breaks? It is the east, and Juliet is the sun."],
     ["bert-base-uncased", "The king is dead, long live the king."],
     ["t5-small", "reverse words: red cat blue dog"],
 ]
@@ -214,7 +216,8 @@ def build_inside_tab(loader: ModelLoader, trained: gr.State | None = None) -> Ta
                 allow_custom_value=True,
                 scale=2,
                 elem_id="ins-model",
-                label="Model: gpt2, bert-base-uncased, t5-small, or another GPT-2/BERT/T5/Llama-family id or folder",
+                label="Model: gpt2, bert-base-uncased, t5-small, SmolLM2, the embedded mixture of experts, or another GPT-2/BERT/T5/"
+                      "Llama/Mixtral-family id or folder",
             )
             stack = gr.Radio([("Encoder", "encoder"), ("Decoder", "decoder")], value=None, label="Stack (T5 only)", elem_id="ins-stack")
         text = gr.Textbox(label="Text", value=EXAMPLES[0][1], lines=2, max_length=inside.MAX_TEXT_CHARS, elem_id="ins-text")

@@ -223,6 +223,18 @@ def block_view(r: Inside) -> str:
     if r.family == "llama":
         act = "SwiGLU: W_down (silu(W_gate y) ⊙ W_up y), y = RMSNorm(h + attention); the neurons are silu(W_gate y) ⊙ W_up y"
     rows = "".join(f"<tr><td>{n.index}</td><td>{n.activation:.3f}</td></tr>" for n in r.neurons)
+    table = ('<table class="ins-table"><caption>The MLP\'s most active neurons for this token (after the activation)</caption>'
+             f"<tr><th>neuron</th><th>activation</th></tr>{rows}</table>")
+    if r.experts:
+        x = r.experts
+        act = (f"a mixture of {x['count']} experts: the router scores them, p = softmax(W_r y), y = RMSNorm(h + attention); the "
+               f"top {x['top_k']} run, each a SwiGLU W_down,e (silu(W_gate,e y) ⊙ W_up,e y), their outputs mixed by their p "
+               "renormalized to sum to 1; the others do nothing for this token")
+        ran = set(x["chosen"])
+        rows = "".join(f"<tr><td>expert {e}</td><td>{p:.3f}</td><td>{'ran' if e in ran else ''}</td></tr>"
+                       for e, p in enumerate(x["router_probs"]))
+        table = (f'<table class="ins-table"><caption>The router, for this token: each expert\'s probability; the top '
+                 f"{x['top_k']} ran</caption><tr><th>expert</th><th>p</th><th></th></tr>{rows}</table>")
     cross = strip(r.cross_attention_output, "cross-attention output (reads the encoder)") if r.cross_attention_output is not None else ""
     return (
         f'<div class="ins-view"><div class="ins-title">Layer {r.layer}: the block, for token {r.token}</div><p>{_e(placement)}. '
@@ -232,8 +244,7 @@ def block_view(r: Inside) -> str:
         + cross
         + strip(r.mlp_output, "MLP output")
         + strip(r.hidden_out, "h': the hidden state after the layer")
-        + f'<table class="ins-table"><caption>The MLP\'s most active neurons for this token (after the activation)</caption>'
-        f"<tr><th>neuron</th><th>activation</th></tr>{rows}</table></div>"
+        + table + "</div>"
     )
 
 

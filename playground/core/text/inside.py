@@ -118,6 +118,7 @@ class Inside:
     kv_head: int | None = None  # grouped-query attention: the key/value head this query head reads (None: one per head)
     n_kv_heads: int | None = None
     learned_positions: dict[str, Any] | None = None  # the page's GPT-2 counterpart beside RoPE: see learned_position_curves
+    experts: dict[str, Any] | None = None  # Mixtral: {"count", "top_k", "router_probs" [E], "chosen" [k]} for the token's MLP
 
     def to_json(self) -> dict[str, Any]:
         """The `/inside` API's answer."""
@@ -133,14 +134,18 @@ class Inside:
             "mlp_output": self.mlp_output, "hidden_in": self.hidden_in, "hidden_out": self.hidden_out,
             "norm_placement": self.norm_placement, "activation": self.activation,
             "parameters": {c.name: c.count for c in self.components}, "total_parameters": self.total_parameters,
-            "rope": self.rope, "kv_head": self.kv_head, "n_kv_heads": self.n_kv_heads,
+            "rope": self.rope, "kv_head": self.kv_head, "n_kv_heads": self.n_kv_heads, "experts": self.experts,
         }
 
 
 def family_of(config: Any) -> str:
+    """"gpt2", "bert", "t5" or "llama" (Mixtral counts as Llama: the same block, its MLP split into experts)."""
     kind = getattr(config, "model_type", "")
+    if kind == "mixtral":
+        return "llama"
     if kind not in FAMILIES:
-        raise InputError(f"The Inside view knows GPT-2-, BERT-, T5- and Llama-family models; this one is {kind or 'unknown'!r}.")
+        raise InputError(f"The Inside view knows GPT-2-, BERT-, T5- and Llama-family (and Mixtral) models; this one is "
+                         f"{kind or 'unknown'!r}.")
     return kind
 
 
@@ -313,10 +318,28 @@ def _llama_layer(model: Any, layer: int, h: torch.Tensor, i: int, alpha: torch.T
     attention_output = sa.o_proj(heads_out.reshape(H * d))
     mid = h[i] + attention_output
     y = blk.post_attention_layernorm(mid)
-    act = blk.mlp.act_fn(blk.mlp.gate_proj(y)) * blk.mlp.up_proj(y)
-    mlp_output = blk.mlp.down_proj(act)
+    if hasattr(blk.mlp, "experts"):  # Mixtral: the router picks top-k experts, each a SwiGLU; their outputs mixed by p
+        mlp_output, act = _moe_mlp(blk.mlp, y, config)
+    else:
+        act = blk.mlp.act_fn(blk.mlp.gate_proj(y)) * blk.mlp.up_proj(y)
+        mlp_output = blk.mlp.down_proj(act)
     return _Look(x[i], q, k, v, scores, float(sa.scaling), None, mask, weights, heads_out, sa.o_proj.weight.T, attention_output, None,
                  mlp_output, h[i], mid + mlp_output, act, rope)
+
+
+def _moe_mlp(moe: Any, y: torch.Tensor, config: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Mixtral block's MLP for one token, written out: p = softmax(W_r y); the top-k experts e, their weights p_e
+    renormalized to sum to 1; Σ_e w_e · W_down,e (silu(W_gate,e y) ⊙ W_up,e y). Returns (the output, the router's p)."""
+    k = config.num_experts_per_tok
+    probs = (y @ moe.gate.weight.T).float().softmax(-1)
+    top_p, top = probs.topk(k)
+    weights = top_p / top_p.sum() if getattr(config, "norm_topk_prob", True) else top_p
+    out = torch.zeros_like(y)
+    experts = moe.experts
+    for w, e in zip(weights.tolist(), top.tolist()):
+        gate, up = (experts.gate_up_proj[e] @ y).chunk(2)
+        out = out + w * (experts.down_proj[e] @ (experts.act_fn(gate) * up))
+    return out, probs
 
 
 def _parts(model: Any, family: str, stack: str):
@@ -360,7 +383,9 @@ def activation_name(model: Any, family: str) -> str:
     if family == "bert":
         return config.hidden_act
     if family == "llama":
-        return f"swiglu ({config.hidden_act} gate)"
+        experts = getattr(config, "num_local_experts", 0)
+        moe = f"; {experts} experts, {config.num_experts_per_tok} a token" if experts else ""
+        return f"swiglu ({config.hidden_act} gate{moe})"
     return ("gated-" if getattr(config, "is_gated_act", False) else "") + config.dense_act_fn
 
 
@@ -452,6 +477,7 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         faces = [visible(tokenizer.decode([i])) or t if any(c in t for c in "ĠĊĉ") else t for i, t in zip(seq.tolist(), tokens)]
     relative = _relative_bias(model, stack) if family == "t5" else None
     components = parameter_components(model)
+    moe = int(getattr(config, "num_local_experts", 0) or 0) if family == "llama" else 0  # Mixtral: the MLP's "neurons" are experts
     return Inside(
         model=name,
         architecture=arch,
@@ -485,7 +511,10 @@ def inside(model: Any, tokenizer: Any, text: str, layer: int, head: int, token: 
         mlp_output=_list(look.mlp_output),
         hidden_in=_list(look.hidden_in),
         hidden_out=_list(look.hidden_out),
-        neurons=[Neuron(int(n), float(look.neurons[n])) for n in look.neurons.abs().topk(min(TOP_NEURONS, look.neurons.numel())).indices],
+        neurons=[] if moe else
+        [Neuron(int(n), float(look.neurons[n])) for n in look.neurons.abs().topk(min(TOP_NEURONS, look.neurons.numel())).indices],
+        experts={"count": moe, "top_k": config.num_experts_per_tok, "router_probs": _list(look.neurons),
+                 "chosen": look.neurons.topk(config.num_experts_per_tok).indices.tolist()} if moe else None,
         residual=steps,
         components=components,
         total_parameters=sum(c.count for c in components),
@@ -668,14 +697,16 @@ def _formulas(model: Any) -> dict[str, str]:
                "norms": (f"(2L + 1 + 3L_dec + 1)·d = ({2 * L + 1} + {3 * Ld + 1})·{d}", (2 * L + 1 + 3 * Ld + 1) * d)}
         if not tied and hasattr(model, "lm_head"):
             out["LM head"] = (f"V·d = {V}·{d} (untied)", V * d)
-    elif family == "llama":
+    elif family in ("llama", "mixtral"):
         V, d, L, f, H = c.vocab_size, c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.num_attention_heads
         kv = getattr(c, "num_key_value_heads", None) or H
         dh = getattr(c, "head_dim", None) or d // H
         out = {"token embeddings": (f"V·d = {V}·{d}", V * d),
                "attention Q/K/V": (f"L·(d·H·d_h + 2·d·KV·d_h) = {L}·({d}·{H}·{dh} + 2·{d}·{kv}·{dh})", L * (d * H * dh + 2 * d * kv * dh)),
                "attention output W_O": (f"L·H·d_h·d = {L}·{H}·{dh}·{d}", L * H * dh * d),
-               "MLP": (f"L·3·d·d_ff (gate, up, down) = {L}·3·{d}·{f}", L * 3 * d * f),
+               "MLP": (f"L·3·d·d_ff (gate, up, down) = {L}·3·{d}·{f}", L * 3 * d * f) if family == "llama" else
+               (f"L·E·(3·d·d_ff + d) (E experts of gate, up, down; the router's row each) = {L}·{c.num_local_experts}·(3·{d}·{f} + {d})",
+                L * c.num_local_experts * (3 * d * f + d)),
                "norms": (f"(2L + 1)·d (RMSNorm: a scale, no bias) = {2 * L + 1}·{d}", (2 * L + 1) * d)}
         if not tied and hasattr(model, "lm_head"):
             out["LM head"] = (f"V·d = {V}·{d} (untied)", V * d)
