@@ -458,6 +458,24 @@ def test_the_llama_pass_equals_the_model(llama, tokenizer):
         torch.testing.assert_close(dec.run(dec.embed(ids), last_only=False), llama(ids).logits, atol=1e-4, rtol=1e-4)
 
 
+def test_the_pass_equals_a_mixtral_model_too(tokenizer):
+    """Mixtral is the Llama block with a mixture of experts for its MLP: the same written-out pass reproduces its logits,
+    and a head sweep runs on it."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    torch.manual_seed(5)
+    model = MixtralForCausalLM(MixtralConfig(vocab_size=50257, hidden_size=32, intermediate_size=24, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                             num_experts_per_tok=2, max_position_embeddings=64)).eval()
+    ids = _ids(tokenizer, TEXT)
+    dec = interventions.Decoder.of(model)
+    assert isinstance(dec, interventions.LlamaDecoder)
+    with torch.no_grad():
+        torch.testing.assert_close(dec.run(dec.embed(ids), last_only=False), model(ids).logits, atol=1e-4, rtol=1e-4)
+    swept = interventions.sweep(model, tokenizer, TEXT)
+    assert (swept.layers, swept.n_heads) == (2, 4) and len(swept.kl) == 2 and len(swept.kl[0]) == 4
+
+
 def test_llama_head_knock_out_and_residual_patching_match_hooks(llama, tokenizer):
     """A knock-out is per query head (the o_proj input's slice), whichever key/value head it reads."""
     ids, corrupt_ids = _ids(tokenizer, TEXT), _ids(tokenizer, CORRUPT)

@@ -75,21 +75,22 @@ class Decoder:
     own forward pass (tested against it). `Decoder.of(model)` picks the family's pass (`LlamaDecoder` for Llama)."""
 
     family = "gpt2"
+    kinds = ("gpt2",)  # the config model_types this pass reads
 
     @staticmethod
     def of(model: Any) -> Decoder:
         kind = getattr(model.config, "model_type", "")
-        if kind == "llama" and hasattr(model, "model"):
+        if kind in LlamaDecoder.kinds and hasattr(model, "model"):
             return LlamaDecoder(model)
         return Decoder(model)
 
     def __init__(self, model: Any) -> None:
         config = model.config
         kind = getattr(config, "model_type", "")
-        if kind != self.family or not hasattr(model, "transformer" if self.family == "gpt2" else "model"):
+        if kind not in self.kinds or not hasattr(model, "transformer" if self.family == "gpt2" else "model"):
             raise InputError(f"Interventions are written out for GPT-2-family and Llama-family decoders (gpt2, distilgpt2, the "
-                             f"embedded GPT, your tiny GPT, Llama-architecture models); this model is {kind or 'of an unknown kind'!r}. "
-                             "Choose one of those.")
+                             f"embedded GPT, your tiny GPT, Llama-architecture models, Mixtral); this model is "
+                             f"{kind or 'of an unknown kind'!r}. Choose one of those.")
         self.model = model
         self.config = config
         self._setup()
@@ -167,6 +168,7 @@ class LlamaDecoder(Decoder):
     query head, as for GPT-2."""
 
     family = "llama"
+    kinds = ("llama", "mixtral")  # Mixtral: the same block, its MLP a mixture of experts (the module's own forward runs it)
 
     def _setup(self) -> None:
         config = self.config
