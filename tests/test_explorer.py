@@ -327,7 +327,7 @@ def test_forward_view_keeps_grey_images_grey_and_labels_every_schedule():
     noised, strip, *charts = diffusion_tab.on_forward(diffusion_tab.ForwardRequest(grey, 400, "linear", 0))
     noised, strip = Image.open(noised), Image.open(strip)  # pictures reach the page as PNG files (see test_pictures)
     assert all('class="lm-mark"' in c and ">t = 400</text>" in c for c in charts)  # the forward view's t is marked
-    # with every schedule's value there (lesson 12 asks the learner to read ᾱ_t and the SNR at a t)
+    # with every schedule's value there (lesson 13 asks the learner to read ᾱ_t and the SNR at a t)
     from playground.core.diffusion.schedule import noise_schedule
 
     assert f">linear {float(noise_schedule('linear').alphas_cumprod[400]):.3g}</text>" in charts[1]

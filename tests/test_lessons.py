@@ -111,6 +111,27 @@ def test_lesson_parameters__the_scale_table_answers_with_gpt2s_training_data():
     assert "WebText, 40 GB" in gpt2[0] and gpt2[1] == 124e6 and gpt2[2] > 1e9  # billions of tokens, not 124 million
 
 
+@pytest.mark.skipif(not has_model("moe-shakespeare"), reason="assets/models/moe-shakespeare is not built yet")
+def test_lesson_experts__two_experts_do_the_llamas_mlp_arithmetic(room):
+    """Two of the mixture's experts hold exactly the embedded Llama's MLP weights (so the same arithmetic per token), the
+    mixture stores twice the MLP parameters, and routing the link's text sends every token to 2 experts in every layer."""
+    from playground.core.text import routing
+    from playground.train.moe import active_parameters
+
+    values = link("experts")
+    moe = room.load(values["model"], Family.CAUSAL_LM).model
+    llama = room.load("assets/models/llama-shakespeare", Family.CAUSAL_LM).model
+    c, d = moe.config, llama.config
+    assert (c.num_local_experts, c.num_experts_per_tok, c.intermediate_size, d.intermediate_size) == (4, 2, 384, 768)
+    expert = sum(p.numel() for n, p in moe.named_parameters() if ".experts." in n) // (c.num_hidden_layers * c.num_local_experts)
+    dense_mlp = sum(p.numel() for n, p in llama.named_parameters() if ".mlp." in n) // d.num_hidden_layers
+    assert 2 * expert == dense_mlp == 3 * 256 * 768  # "the same as the Llama"
+    router = c.num_hidden_layers * c.num_local_experts * c.hidden_size
+    assert active_parameters(moe) == sum(p.numel() for p in llama.parameters()) + router
+    r = routing.route(moe, room.load(values["model"], Family.CAUSAL_LM).tokenizer, values["text"])
+    assert all(len(picks) == 2 and len(set(picks)) == 2 for layer in r.chosen for picks in layer)
+
+
 def test_lesson_objective__the_toy_network_learns_to_predict_the_added_noise():
     from playground.core.training import toy_diffusion
 
@@ -180,7 +201,7 @@ def test_lesson_image_models__the_models_tab_shows_what_runs_for_each_preset(roo
 
 @pytest.mark.skipif(not has_model("sd-shapes"), reason="the embedded sd-shapes is not built")
 def test_lesson_guidance__the_comparison_shows_guidance_following_the_prompt(room):
-    """Lesson 16 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it
+    """Lesson 17 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it
     never saw), the checker counts fewer pictures that follow the prompt at w = 0 than at w = 1, and fewer at w = 1
     than at w = 7.5 (issue 29, item 10)."""
     from playground.ui import text_to_image_tab

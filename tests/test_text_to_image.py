@@ -176,7 +176,7 @@ def test_browser_types_a_prompt_runs_and_sees_the_word_maps(_page):
     expect(page.locator("#t2i-words img")).to_have_count(7)  # a, small, blue, square, on, the, left
     expect(page.locator("#t2i-image img")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "text-to-image-tab.png"), full_page=True)
-    page.locator("#t2i-prompt textarea").fill("a purple triangle")  # lesson 16: guidance compared (issue 29, item 10)
+    page.locator("#t2i-prompt textarea").fill("a purple triangle")  # lesson 17: guidance compared (issue 29, item 10)
     page.locator("#t2i-compare label", has_text="Yes").click()
     page.locator("#t2i-run").click()
     expect(page.locator("#t2i-compare-grid img")).to_have_count(24, timeout=120_000)

@@ -129,7 +129,7 @@ def test_live_reveals_compute_on_the_page_models(shared_loader):
 
 
 def test_the_head_lesson_reveals_the_sweeps_answer_on_the_model_that_runs(shared_loader):
-    """Lesson 11 (interventions): offline the embedded GPT predicts " Angelo" and head 3.2's knock-out costs it the most
+    """Lesson 12 (interventions): offline the embedded GPT predicts " Angelo" and head 3.2's knock-out costs it the most
     (its sweep, tests/test_interventions.py checks the sweep itself)."""
     from playground.errors import InputError
 
@@ -268,11 +268,11 @@ def test_the_start_tab_records_the_answer_then_reveals_and_remembers_it(shared_l
     from playground.ui import start_tab
 
     concept, question, choice, guess, reveal, line = start_tab.on_lesson("causal", {"answers": {}})
-    assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and "0 of 18" in line
+    assert "4. Causal" in concept and "Predict" in question and "recorded before the reveal" in reveal and f"0 of {len(LESSONS)}" in line
     assert choice["visible"] is True and guess["visible"] is False
     shown, progress, line = start_tab.on_reveal(shared_loader, "causal", "No", "", {"answers": {}})
     assert progress["answers"]["causal"]["answer"] == "No" and progress["answers"]["causal"]["correct"] is True
-    assert "✅" in shown and "1 of 18 lessons answered, 1 predicted right" in line
+    assert "✅" in shown and f"1 of {len(LESSONS)} lessons answered, 1 predicted right" in line
     again = start_tab.on_lesson("causal", progress)  # back to it later: the recorded answer and its reveal, no new prediction asked
     assert again[2]["value"] == "No" and "**Your answer:** No" in again[4]
     typed = start_tab.on_lesson("decoder", progress)

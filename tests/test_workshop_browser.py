@@ -30,7 +30,7 @@ FILLED = {
     "text-to-image": ("?tab=text-to-image&prompt=a%20large%20red%20circle&steps=5", "#t2i-prompt textarea", "a large red circle"),
     "training": ("?tab=training&dataset=spiral&steps=300", "#trn-toy-steps input[type=number]", "300"),
     "models": ("?tab=models", None, None),
-    "start": ("?tab=start&lesson=latent", "#start-concept", "17. Latent diffusion"),
+    "start": ("?tab=start&lesson=latent", "#start-concept", "18. Latent diffusion"),
 }
 
 
@@ -49,7 +49,7 @@ def _answer(page, lesson) -> str:
         pick = q.answer or q.choices[0]
         page.locator("#start-choice label", has_text=pick).first.click()
         return pick
-    guess = "ears" if q.sample_guess == "the" else q.sample_guess  # a head's "layer.head" for lesson 11
+    guess = "ears" if q.sample_guess == "the" else q.sample_guess  # a head's "layer.head" for lesson 12
     page.locator("#start-guess textarea, #start-guess input").first.fill(guess)
     return guess
 

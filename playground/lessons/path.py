@@ -236,7 +236,22 @@ LESSONS: tuple[Lesson, ...] = (
                     "GPT-2 was trained on WebText, about 40 GB of text. Later work (Chinchilla, 2022) found about 20 tokens "
                     "per parameter a good budget; Llama models read far more."),
            {"model": "gpt2", "text": "ROMEO. But soft, what light through yonder window breaks?", "layer": 0, "head": 0}),
-    Lesson("heads", "11. Which head matters? Knock it out", "interventions",
+    Lesson("experts", "11. Experts: more parameters, the same cost", "inside",
+           "In a **mixture of experts** (Mixtral, many of today's largest models) each block's MLP is several MLPs, the "
+           "**experts**, and a small **router** sends every token to a few of them (the top k of a softmax). The model holds "
+           "all the experts' parameters but runs only k of them per token.",
+           "Open section 6, *Experts*, and press *Route the text*: every token on its top expert's colour, layer by layer, the "
+           "load per expert, and below, what each expert's favourite tokens have in common.",
+           Question("The embedded mixture of experts has 4 experts of width 384 in each block and sends each token to 2; the "
+                    "embedded Llama has one MLP of width 768. Per token, how much MLP arithmetic does the mixture do?",
+                    ("The same as the Llama", "Twice as much: it has twice the MLP parameters", "Four times as much"),
+                    "The same as the Llama",
+                    "Two experts of width 384 are 2 x 3 x 256 x 384 weights, exactly the Llama's 3 x 256 x 768: the same "
+                    "arithmetic per token (plus the router's 4 x 256), though the model stores twice the MLP parameters. What "
+                    "the extra parameters buy is on the two models' cards: held-out bits per character, the same plays."),
+           {"model": "assets/models/moe-shakespeare", "text": "ROMEO. But soft, what light through yonder window breaks? It is the "
+            "east, and Juliet is the sun.", "layer": 0, "head": 0}),
+    Lesson("heads", "12. Which head matters? Knock it out", "interventions",
            "A picture of attention is a claim: \"this head looks at the name\". To test it, change the model and watch the "
            "prediction. **Knocking out** a head sets its output to zero for this one request; if the answer depends on the "
            "head, its probability falls. The **sweep** knocks out every head alone and maps the damage.",
@@ -244,14 +259,14 @@ LESSONS: tuple[Lesson, ...] = (
            Question(f"\"{HEAD_TEXT}\": the model predicts the name again. Which head does that depend on most? Type "
                     "layer.head, both from 0 (e.g. 1.2).", live=_head_that_matters, sample_guess="0.0"),
            {"model": "gpt2", "text": HEAD_TEXT, "heads": "sweep"}),
-    Lesson("noising", "12. Diffusion: forward noising", "diffusion",
+    Lesson("noising", "13. Diffusion: forward noising", "diffusion",
            "A diffusion model learns to undo noise. The **forward process** adds Gaussian noise in T small steps: "
            "x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, with a schedule β_t and ᾱ_t = Π(1 − β_s).",
            "Move *Timestep t* in the forward section; read ᾱ_t and the signal-to-noise ratio beside it.",
            Question("After t = 500 of 1,000 steps of the linear schedule, how much signal is left (the factor √ᾱ_t on x_0)?",
                     ("about 0.9", "about 0.3", "about 0.01"), live=_signal_left),
            {"t": 500, "schedule": "linear"}),
-    Lesson("objective", "13. The training objective", "training",
+    Lesson("objective", "14. The training objective", "training",
            "Training picks a data point x_0, a step t and noise ε, makes x_t, and asks the network for ε back: the loss is "
            "‖ε − ε_θ(x_t, t)‖² (Ho et al. 2020). Here it trains live on 2-D points, so you can watch it learn.",
            "Watch the loss fall and the samples take the data's shape.",
@@ -260,7 +275,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "DDPM's simple loss regresses the added noise. Knowing ε gives x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, an "
                     "estimate of the clean data, from which each reverse step is built."),
            {"dataset": "moons", "steps": 1000}),
-    Lesson("denoising", "14. Reverse denoising, step by step", "diffusion",
+    Lesson("denoising", "15. Reverse denoising, step by step", "diffusion",
            "Sampling starts from pure noise and repeats: predict ε̂, estimate x̂_0, step to a less noisy x_(t−1). The "
            "explorer streams every step: x_t, the model's x̂_0, and the predicted noise.",
            "Scrub through the steps; watch x̂_0 early on.",
@@ -269,7 +284,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "x̂_0 is the model's best guess of the clean image, roughly the average of every image that fits: early on a "
                     "blurry silhouette of the class; later steps add the details. x_t itself still looks like noise."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDIM", "steps": 50, "seed": 0}),
-    Lesson("schedulers", "15. Schedulers", "diffusion",
+    Lesson("schedulers", "16. Schedulers", "diffusion",
            "A **scheduler** is the rule that turns ε̂ into the next x: DDPM (1,000 small random steps), DDIM (few "
            "deterministic steps), Euler, DPM-Solver++. The network is the same.",
            "Run the same seed with DDPM and then DDIM and compare.",
@@ -278,7 +293,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Schedulers share the training objective; they differ only in how they step between noise levels. That is "
                     "why one trained model can be sampled with any of them."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
-    Lesson("guidance", "16. Classifier-free guidance", "text-to-image",
+    Lesson("guidance", "17. Classifier-free guidance", "text-to-image",
            "The same network predicts noise with the prompt and with the empty prompt; guidance pushes away from the "
            "unconditional one: ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅). w = 0 ignores the prompt, w = 1 is the prompt's model alone. A "
            "**negative prompt** takes the empty prompt's place.",
@@ -290,7 +305,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "and, too high, of quality: count the ✓ in each row. At w = 0 the prompt is ignored altogether; at w = 1 "
                     "a combination the model never saw is often drawn in a colour or shape it knows better."),
            {"model": "segmind/tiny-sd", "prompt": "a purple triangle", "guidance": 7.5, "seed": 0, "compare": "yes"}),
-    Lesson("latent", "17. Latent diffusion and text to image", "text-to-image",
+    Lesson("latent", "18. Latent diffusion and text to image", "text-to-image",
            "Stable Diffusion denoises in the small **latent** of an autoencoder, not in pixels; a text encoder turns the "
            "prompt into vectors that the UNet's **cross-attention** reads. The word maps show where each word lands.",
            "Look at the word maps: where do \"blue\" and \"square\" put their mass?",
@@ -300,7 +315,7 @@ LESSONS: tuple[Lesson, ...] = (
                     "Only the autoencoder's decoder touches pixels, once, at the end. Stable Diffusion 1.5 does the same with a "
                     "4x64x64 latent for a 512x512 image: 48 times fewer numbers to denoise."),
            {"model": "segmind/tiny-sd", "prompt": "a small blue square on the left", "steps": 30, "seed": 0}),
-    Lesson("image-models", "18. Stable Diffusion, Imagen, DALL-E 2", "models",
+    Lesson("image-models", "19. Stable Diffusion, Imagen, DALL-E 2", "models",
            "Three ways to turn text into images. **Stable Diffusion**: latent diffusion with a frozen CLIP text encoder. "
            "**Imagen**: pixel-space diffusion (64 px, then two super-resolution models) with a frozen T5-XXL text encoder. "
            "**DALL-E 2** (unCLIP): a *prior* maps the CLIP text embedding to a CLIP image embedding; a diffusion decoder draws it.",
