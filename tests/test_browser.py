@@ -272,7 +272,17 @@ def test_todays_decoder_on_the_embedded_llama_inside_and_its_kv_cache(page):
     expect(page.locator("#ins-head-view")).to_contain_text("RoPE", timeout=60_000)
     expect(page.locator("#ins-head-view")).to_contain_text("key/value head")
     expect(page.locator("#ins-block")).to_contain_text("SwiGLU")
+    expect(page.locator("#ins-head-view")).to_contain_text("Learned positions (gpt2")  # GPT-2's positions beside RoPE
     page.locator("#ins-head-view").screenshot(path=str(ARTIFACTS / "inside-llama-head.png"))
+    page.get_by_role("tab", name="Attention").click()  # the model view draws the heads that share a key/value head grouped
+    att_model = page.locator("#att-model input")
+    att_model.fill("assets/models/llama-shakespeare")
+    att_model.press("Enter")
+    page.locator("#att-run").click()
+    expect(page.locator("#att-notice")).to_contain_text("Grouped-query attention: 4 query heads share 2", timeout=60_000)
+    att_model.fill("gpt2")
+    att_model.press("Enter")
+    page.get_by_role("tab", name="Inside").click()
     page.get_by_role("tab", name="GPT").click()
     gpt_model = page.locator("#gpt-model input")
     gpt_model.fill("assets/models/llama-shakespeare")
@@ -286,6 +296,35 @@ def test_todays_decoder_on_the_embedded_llama_inside_and_its_kv_cache(page):
     gpt_model.press("Enter")
     page.get_by_role("tab", name="Inside").click()
     model.fill("gpt2")  # the next tests find the tabs as they were
+    model.press("Enter")
+    assert page.outside_requests == []
+
+
+def test_the_embedded_mixture_of_experts_inside_and_routed(page):
+    """Issue 31: the embedded mixture of experts in the Inside tab: its block's router (which experts ran for the token),
+    then section 6: every token on its top expert's colour per layer, and what each expert's tokens have in common over
+    the held-out Julius Caesar; screenshots."""
+    from tests.conftest import has_model
+
+    if not has_model("moe-shakespeare"):
+        pytest.skip("assets/models/moe-shakespeare is not built yet")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Inside").click()
+    model = page.locator("#ins-model input")
+    model.fill("assets/models/moe-shakespeare")
+    model.press("Enter")
+    page.locator("#ins-run").click()
+    expect(page.locator("#ins-block")).to_contain_text("a mixture of 4 experts", timeout=60_000)
+    assert page.locator("#ins-block td", has_text="ran").count() == 2
+    if not page.locator("#ins-route").is_visible():
+        page.locator("#ins-experts").get_by_text("6. Experts").first.click()
+    page.locator("#ins-route").click()
+    expect(page.locator("#rt-result")).to_contain_text("4 experts a layer, 2 a token", timeout=60_000)
+    expect(page.locator("#rt-experts")).to_contain_text("Julius Caesar", timeout=60_000)
+    assert page.locator("#rt-result .rt-layer").count() == 4 and page.locator("#rt-experts tr").count() == 5
+    page.locator("#ins-experts").screenshot(path=str(ARTIFACTS / "inside-moe-routing.png"))
+    page.locator("#ins-block").screenshot(path=str(ARTIFACTS / "inside-moe-block.png"))
+    model.fill("gpt2")  # the next tests find the tab as it was
     model.press("Enter")
     assert page.outside_requests == []
 

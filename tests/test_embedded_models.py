@@ -22,7 +22,8 @@ from tests.conftest import MODELS, PROJECT_ROOT, has_model
 
 # every preset with a model trained here, as (family, Hub id, embedded folder)
 TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
-FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier", "llama-shakespeare"]  # folders without a preset
+FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier", "llama-shakespeare",  # folders without a preset
+                                                   "moe-shakespeare"]
 
 
 def needs(name: str):
@@ -96,6 +97,7 @@ def test_presets_run_on_the_embedded_models_offline(loader, family, preset, fold
 LIBRARY_FOLDERS = [  # every embedded folder a library's own class loads, with what the app loads it as
     ("gpt-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "gpt2"),
     ("llama-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "assets/models/llama-shakespeare"),
+    ("moe-shakespeare", "transformers", "AutoModelForCausalLM", "causal-lm", "assets/models/moe-shakespeare"),
     ("bert-shakespeare", "transformers", "AutoModelForMaskedLM", "masked-lm", "bert-base-uncased"),
     ("t5-tasks", "transformers", "AutoModelForSeq2SeqLM", "seq2seq", "t5-small"),
     ("ddpm-fashion", "diffusers", "DDPMPipeline", "diffusion", "google/ddpm-cifar10-32"),
@@ -170,6 +172,37 @@ def test_the_llama_is_todays_decoder_and_meets_its_card(loader):
     ids = lm.tokenizer("ROMEO.\n", return_tensors="pt").input_ids
     text = lm.tokenizer.decode(lm.model.generate(ids, max_new_tokens=30, do_sample=False)[0, ids.shape[1]:])
     assert sum(w.isalpha() for w in text.split()) >= 5
+
+
+@needs("moe-shakespeare")
+def test_the_mixture_of_experts_meets_its_card(loader):
+    """Issue 31: a Mixtral-style model on the same tokenizer and split: 4 experts a block, 2 a token, the dense Llama's
+    active parameters; its card's held-out figure beside the dense model's; its router's probabilities are the model's
+    own output_router_logits' softmax (routing the held-out Brutus speech), and the experts' shares there are near the
+    card's over the three held-out plays."""
+    from playground.core.text import routing
+    from playground.train.moe import active_parameters, expert_balance
+
+    lm = loader.load("assets/models/moe-shakespeare", "causal-lm")
+    c = lm.model.config
+    assert c.model_type == "mixtral" and (c.num_local_experts, c.num_experts_per_tok, c.num_key_value_heads) == (4, 2, 2)
+    m, dense = metrics("moe-shakespeare"), metrics("llama-shakespeare")
+    assert m["active_parameters"] == active_parameters(lm.model) and abs(m["active_parameters"] - dense["parameters"]) < 5_000
+    assert m["dense_bits_per_char"] == dense["heldout_bits_per_char"] and m["heldout_bits_per_char"] < 2.71
+    card = (MODELS / "moe-shakespeare" / "README.md").read_text()
+    assert f"**{m['heldout_bits_per_char']:.3f} bits per character**" in card and f"{dense['heldout_bits_per_char']:.3f}" in card
+    assert lm.tokenizer.get_vocab() == loader.load("gpt2", "causal-lm").tokenizer.get_vocab()
+    r = routing.route(lm.model, lm.tokenizer, BRUTUS)
+    ids = lm.tokenizer(BRUTUS, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = lm.model(ids, output_router_logits=True).router_logits
+    for layer in range(c.num_hidden_layers):
+        torch.testing.assert_close(torch.tensor(r.router_probs[layer]), logits[layer].reshape(ids.shape[1], -1).softmax(-1),
+                                   atol=1e-5, rtol=0)
+    here = expert_balance(lm.model, lm.tokenizer, [BRUTUS], 128)["shares"]
+    for mine, card_row in zip(here, m["expert_balance"]["shares"]):
+        assert max(abs(a - b) for a, b in zip(mine, card_row)) < 0.2  # one speech against three plays: near, not equal
+    assert all(min(row) > 0.02 for row in m["expert_balance"]["shares"])  # every expert is used in every layer
 
 
 @needs("gpt-shakespeare")
