@@ -89,7 +89,7 @@ ENDPOINTS = {
         V(small_int(0, 9)),
     ],
     "inside": [
-        V(models("gpt2", "bert-base-uncased", "t5-small")),
+        V(models("gpt2", "bert-base-uncased", "t5-small", "assets/models/moe-shakespeare")),
         V(words),
         V(small_int(0, 2)),
         V(small_int(0, 3)),
@@ -114,7 +114,7 @@ ENDPOINTS = {
     ],
     "sink": [V(models("gpt2")), V(words), V(st.sampled_from(["all", "0", "1, 3"]))],
     "kv_cache": [V(models("gpt2")), V(words), V(small_int(1, 4))],
-    "route": [V(models("gpt2")), V(words)],  # offline there is no mixture-of-experts preset: every answer is a refusal
+    "route": [V(models("assets/models/moe-shakespeare", "gpt2")), V(words)],  # the embedded mixture of experts; gpt2 is refused
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
     "cross_attention": [
