@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "llama", "moe", "bert", "t5", "ddpm", "ldm", "shapes")
+MODELS = ("classifier", "gpt", "llama", "moe", "clip", "bert", "t5", "ddpm", "ldm", "shapes")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -87,6 +87,18 @@ def eval_moe(loader: ModelLoader) -> dict:
     return {"heldout_bits_per_char": round(bits_per_char(lm.model, lm.tokenizer, heldout, MoeTrainConfig.block_size), 4),
             "expert_balance": expert_balance(lm.model, lm.tokenizer, heldout, MoeTrainConfig.block_size),
             "dense_bits_per_char": dense.get("heldout_bits_per_char"), "dense_parameters": dense.get("parameters")}
+
+
+def eval_clip() -> dict:
+    """clip-shapes' zero-shot colour, shape and place (training pairs and held-out pairs) and its retrieval top-1, on
+    the folder as `CLIPModel.from_pretrained` loads it."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from playground.train.clip import retrieval, zero_shot
+
+    folder = common.MODELS_DIR / "clip-shapes"
+    model, tok = CLIPModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok)}
 
 
 def eval_bert(loader: ModelLoader) -> dict:
@@ -271,7 +283,7 @@ def summary_table() -> str:
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
          ("gpt-shakespeare", "llama-shakespeare", "moe-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion",
           "sd-shapes",
-          "fashion-classifier")}
+          "clip-shapes", "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
@@ -330,6 +342,12 @@ def summary_table() -> str:
         )
     else:
         rows.append(f"| sd-shapes | {'not measured yet' if m['sd-shapes'] else 'not built yet'} | - | - |")
+    if m["clip-shapes"].get("zero_shot"):
+        z = m["clip-shapes"]["zero_shot"]
+        seen, held = z["seen_pairs"], z["heldout_pairs"]
+        rows.append(f"| clip-shapes | zero-shot colour {seen['colour']:.1%}, shape {seen['shape']:.1%}, place {seen['place']:.1%} "
+                    f"(held-out colour-shape pairs: {held['colour']:.1%} / {held['shape']:.1%} / {held['place']:.1%}); picture -> "
+                    f"caption top-1 {m['clip-shapes']['retrieval_top1']:.1%} of 180 | reported | {_time(m['clip-shapes'])} |")
     if m["fashion-classifier"]:
         rows.append(
             f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
@@ -352,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     loader = offline_loader()
     folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "moe": "moe-shakespeare",
+               "clip": "clip-shapes",
                "bert": "bert-shakespeare", "t5": "t5-tasks",
                "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
     for name in args.only:
@@ -366,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_llama(loader)
         elif name == "moe":
             figures = eval_moe(loader)
+        elif name == "clip":
+            figures = eval_clip()
         elif name == "bert":
             figures = eval_bert(loader)
         elif name == "t5":
