@@ -67,9 +67,9 @@ def test_the_folder_loads_with_the_librarys_own_classes_and_reads_pictures_as_tr
 
 
 def test_the_grammars_captions_and_class_prompts():
-    captions = clip.single_captions()
+    captions = shapes_data.single_captions()
     assert len(captions) == len(set(captions)) == 2 * 6 * 3 * 5 and all(shapes_data.parse(c).caption() == c for c in captions)
-    prompts = clip.class_prompts()
+    prompts = shapes_data.class_prompts()
     assert set(prompts["colour"]) == set(shapes_data.COLOURS) and all(len(v) == 3 for v in prompts["colour"].values())
     assert set(prompts["shape"]) == set(shapes_data.SHAPES) and all(len(v) == 6 for v in prompts["shape"].values())
     assert len(prompts["place"]) == 5 and all(len(v) == 36 for v in prompts["place"].values())
@@ -92,3 +92,72 @@ def test_clip_shapes_meets_its_card():
     assert m["zero_shot"]["seen_pairs"]["colour"] > 0.8 and m["zero_shot"]["seen_pairs"]["shape"] > 0.8
     card = (MODELS / "clip-shapes" / "README.md").read_text()
     assert f"{m['retrieval_top1']:.1%}" in card
+
+
+@pytest.fixture
+def clip_folder(tmp_path, monkeypatch):
+    """The embedded clip-shapes when built, else a tiny CLIP saved the same way; the section reads it."""
+    from playground.ui import clip_section
+
+    if has_model("clip-shapes"):
+        return MODELS / "clip-shapes", None
+    model, tok, _ = _tiny()
+    folder = tmp_path / "clip-shapes"
+    clip.save(model, tok, folder)
+    monkeypatch.setattr(clip_section, "CLIP_MODEL", str(folder))
+    return folder, tmp_path
+
+
+def _loader(root):
+    from playground.config import Settings
+    from playground.models import ModelLoader
+
+    if root is None:
+        return ModelLoader(Settings(offline=True, device="cpu"))
+    return ModelLoader(Settings(offline=True, device="cpu", model_roots=(root,), hf_cache=root / "hf-cache"))
+
+
+def test_clip_endpoint_gives_the_librarys_similarities(clip_folder):
+    """/clip's cosines equal CLIPModel.from_pretrained(folder) with CLIPProcessor, default arguments; without a picture
+    the captions' cosines with each other; a single caption is refused with what to do."""
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    from playground.ui import clip_section
+
+    folder, root = clip_folder
+    loader = _loader(root)
+    texts = ["a red circle", "a blue square", "a yellow triangle above a white circle"]
+    picture = Image.fromarray(shapes_data.draw(shapes_data.parse("a large red circle on the left"), np.random.default_rng(0)))
+    out = clip_section.clip_api(loader, "\n".join(texts), picture)
+    model, processor = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        inputs = processor(text=texts, images=[picture], return_tensors="pt", padding="max_length",
+                           max_length=model.config.text_config.max_position_embeddings)
+        result = model(**inputs)
+    expected = result.logits_per_image / model.logit_scale.exp()
+    assert set(out) == {"texts", "similarity", "logit_scale"} and out["texts"] == texts
+    torch.testing.assert_close(torch.tensor(out["similarity"]), expected, atol=2e-4, rtol=0)
+    assert out["logit_scale"] == pytest.approx(float(model.logit_scale.detach().exp()), abs=1e-3)
+    alone = clip_section.clip_api(loader, "\n".join(texts))
+    assert set(alone) == {"texts", "text_similarity", "logit_scale"}
+    sims = torch.tensor(alone["text_similarity"])
+    torch.testing.assert_close(sims.diagonal(), torch.ones(3), atol=1e-3, rtol=0)
+    with pytest.raises(Exception, match="at least 2 captions"):
+        clip_section.clip_api(loader, "a red circle")
+
+
+def test_the_clip_section_draws_the_grid_zero_shot_and_the_two_clouds(clip_folder):
+    from PIL import Image
+
+    from playground.ui import clip_section
+
+    folder, root = clip_folder
+    loader = _loader(root)
+    own = Image.fromarray(shapes_data.draw(shapes_data.parse("a blue square"), np.random.default_rng(3)))
+    notice, grid, zero, projection = clip_section.on_compare(
+        loader, clip_section.ClipRequest("a red circle\na blue square\nhello world\na green triangle", own, 0), progress=None)
+    assert "Caption(s) 3 are outside the shapes grammar" in notice and "gap" in notice
+    assert grid.count("<span>picture of ") == 3 and "<span>your picture" in grid and grid.count("outline:3px") == 3
+    assert "colour:" in zero and "shape:" in zero and "place:" in zero
+    assert projection.startswith("<svg") and "modality" not in projection and "the gap" in projection

@@ -58,7 +58,7 @@ _COMPONENT_LIBRARIES = ("diffusers", "transformers")
 # t5-small 22x / 30 MB), so that is what it counts against the memory budget.
 TOKENIZER_MEMORY_FACTOR = 20
 
-_TRANSFORMER_FAMILIES = (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ, Family.ENCODER)
+_TRANSFORMER_FAMILIES = (Family.CAUSAL_LM, Family.MASKED_LM, Family.SEQ2SEQ, Family.ENCODER, Family.CLIP)
 
 
 class LoadError(UserError, RuntimeError):
@@ -519,13 +519,17 @@ def _load_folder(folder: Path, family: Family, device: torch.device, dtype: torc
             Family.CAUSAL_LM: "AutoModelForCausalLM",
             Family.MASKED_LM: "AutoModelForMaskedLM",
             Family.SEQ2SEQ: "AutoModelForSeq2SeqLM",
+            Family.CLIP: "CLIPModel",
         }[family])
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
         if attention:
             kwargs["attn_implementation"] = "eager"  # SDPA returns no attention weights
         model = auto.from_pretrained(folder, **kwargs).to(device).eval()
         tokenizer = auto_tokenizer.from_pretrained(folder, trust_remote_code=False)
-        return _Parts(model, tokenizer, {"model": model, "tokenizer": tokenizer})
+        parts = {"model": model, "tokenizer": tokenizer}
+        if family is Family.CLIP:  # pictures as the model was trained to read them: the processor saved beside it
+            parts["image_processor"] = library_class("transformers", "AutoImageProcessor").from_pretrained(folder)
+        return _Parts(model, tokenizer, parts)
 
     return _load_diffusion_components(folder, device, dtype)
 

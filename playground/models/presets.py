@@ -21,6 +21,7 @@ class Family(str, Enum):
     MASKED_LM = "masked-lm"  # encoder-only (BERT)
     SEQ2SEQ = "seq2seq"  # encoder-decoder (T5)
     ENCODER = "encoder"  # any encoder's base model without a head (AutoModel): attention and embeddings
+    CLIP = "clip"  # a CLIPModel (image and text towers in one space), its tokenizer and its image processor
     DIFFUSION = "diffusion"  # pixel-space DDPM (UNet2DModel + scheduler)
     LATENT_DIFFUSION = "latent-diffusion"  # autoencoder + UNet on its latents
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -96,25 +95,6 @@ def encode_texts(tok, texts: list[str], max_tokens: int) -> dict[str, torch.Tens
 # ---- figures ----------------------------------------------------------------------------------------------------------
 
 
-def single_captions() -> list[str]:
-    """The grammar's fully specified one-object captions: size, colour, shape and place (2 x 6 x 3 x 5 = 180)."""
-    return [f"a {size} {colour} {shape} {place}" for size, colour, shape, place in
-            product(shapes_data.SIZES, shapes_data.COLOURS, shapes_data.SHAPES, shapes_data.PLACES)]
-
-
-def class_prompts() -> dict[str, dict[str, list[str]]]:
-    """attribute -> class -> the grammar's captions that say it (averaged into one class embedding: prompt ensembling)."""
-    place_of = {p: name for p, (name, *_) in shapes_data.PLACES.items()}
-    out: dict[str, dict[str, list[str]]] = {"colour": {}, "shape": {}, "place": {}}
-    for c in single_captions():
-        words = c.split()
-        out["colour"].setdefault(words[2], []).append(f"a {words[2]} {words[3]}")
-        out["shape"].setdefault(words[3], []).append(f"a {words[2]} {words[3]}")
-        place = " ".join(words[4:])
-        out["place"].setdefault(place_of[place], []).append(c)
-    return {k: {cls: sorted(set(v)) for cls, v in d.items()} for k, d in out.items()}
-
-
 @torch.no_grad()
 def embed_texts(model, tok, texts: list[str]) -> torch.Tensor:
     enc = encode_texts(tok, texts, model.config.text_config.max_position_embeddings)
@@ -137,7 +117,7 @@ def zero_shot(model, tok, n: int = 600, seed: int = 1234) -> dict:
     """Zero-shot colour, shape and place of fresh one-object pictures (fully specified captions), each class embedding
     the mean of its captions' (renormalized): accuracy over pictures of the training pairs and of the held-out pairs."""
     rng = np.random.default_rng(seed)
-    prompts = class_prompts()
+    prompts = shapes_data.class_prompts()
     classes = {a: list(d) for a, d in prompts.items()}
     centres = {a: torch.nn.functional.normalize(torch.stack([embed_texts(model, tok, d[c]).mean(0) for c in classes[a]]), dim=-1)
                for a, d in prompts.items()}
@@ -163,7 +143,7 @@ def zero_shot(model, tok, n: int = 600, seed: int = 1234) -> dict:
 def retrieval(model, tok, n: int = 600, seed: int = 4321) -> float:
     """Picture -> caption top-1 over the 180 fully specified one-object captions, on fresh pictures of training pairs."""
     rng = np.random.default_rng(seed)
-    captions = single_captions()
+    captions = shapes_data.single_captions()
     keep = [c for c in captions if tuple(c.split()[2:4]) not in shapes_data.HELDOUT_PAIRS]
     texts = embed_texts(model, tok, keep)
     picks = [keep[i] for i in rng.integers(0, len(keep), n)]

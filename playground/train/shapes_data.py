@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 
@@ -209,3 +210,22 @@ def twin_dataset(n: int, seed: int, *, two_share: float = 0.5) -> tuple[np.ndarr
         captions += [scene.caption(), mirror.caption()]
         twin += [len(images) - 1, len(images) - 2]
     return np.stack(images), captions, np.array(twin)
+
+
+def single_captions() -> list[str]:
+    """The grammar's fully specified one-object captions: size, colour, shape and place (2 x 6 x 3 x 5 = 180)."""
+    return [f"a {size} {colour} {shape} {place}" for size, colour, shape, place in
+            product(SIZES, COLOURS, SHAPES, PLACES)]
+
+
+def class_prompts() -> dict[str, dict[str, list[str]]]:
+    """attribute -> class -> the grammar's captions that say it (averaged into one class embedding: prompt ensembling)."""
+    place_of = {p: name for p, (name, *_) in PLACES.items()}
+    out: dict[str, dict[str, list[str]]] = {"colour": {}, "shape": {}, "place": {}}
+    for c in single_captions():
+        words = c.split()
+        out["colour"].setdefault(words[2], []).append(f"a {words[2]} {words[3]}")
+        out["shape"].setdefault(words[3], []).append(f"a {words[2]} {words[3]}")
+        place = " ".join(words[4:])
+        out["place"].setdefault(place_of[place], []).append(c)
+    return {k: {cls: sorted(set(v)) for cls, v in d.items()} for k, d in out.items()}

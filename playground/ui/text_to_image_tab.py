@@ -17,6 +17,7 @@ from playground.core.inputs import require_choice, require_int
 from playground.core.render import word_maps as word_map_views
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.clip_section import build_clip_section
 from playground.ui.common import (
     TabView,
     api_endpoint,
@@ -246,6 +247,7 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
         clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files, comparison, comparison_notes],
                                               api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
+        build_clip_section(loader)
     return TabView(
         inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
                 "compare": compare_scales},

@@ -1,0 +1,160 @@
+"""The Text-to-image tab's "CLIP space" section: pictures and captions in one embedding space, DALL-E 2's first stage
+(`/clip`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from playground.core.multimodal import clip_space
+from playground.core.render import clip as clip_views
+from playground.core.render.lm import similarity_heatmap
+from playground.errors import InputError
+from playground.models import Family, ModelLoader
+from playground.models.zerogpu import GpuBudget, gpu_task
+from playground.ui.common import bind, checked_image, clear_first, form_event, user_errors
+
+CLIP_MODEL = "assets/models/clip-shapes"  # the embedded CLIP of the shapes world (python -m playground.train.clip)
+DEFAULT_CAPTIONS = "\n".join([
+    "a red circle", "a blue square", "a yellow triangle", "a large green circle on the left",
+    "a white square above a purple circle", "a purple triangle",
+])
+EXPLAINER = f"""
+#### CLIP space: pictures and words in one space
+DALL-E 2 starts from **CLIP** (Radford et al. 2021): an image tower and a text tower trained together so that a picture
+and its caption land close together in one embedding space. For a batch of N pictures and N captions the N x N cosines
+are read as N-way classification both ways (picture → its caption, caption → its picture), which pushes the matching
+pairs, the diagonal, up and the rest down. Here the embedded **clip-shapes** (trained in sd-shapes' world) reads your
+captions, one per line ({clip_space.MIN_TEXTS}-{clip_space.MAX_TEXTS}); every caption in the grammar is also drawn as a
+picture, and your own picture (optional) is added as a row. Below the grid: the zero-shot reading of a picture (which
+colour, shape, place is most like it, no classifier trained), and both clouds on one map, with the **gap** between them.
+"""
+BUDGET = GpuBudget(20)
+
+
+def load_clip(loader: ModelLoader, progress=None) -> Any:
+    """The embedded CLIP, or an error that says how to build it."""
+    from playground.models.sources import SourceError
+
+    try:
+        return loader.load(CLIP_MODEL, Family.CLIP, progress=progress)
+    except SourceError as exc:
+        raise InputError(f"The embedded CLIP ({CLIP_MODEL}) is not here: build it with `python -m playground.train.clip`.") from exc
+
+
+def drawn(lines: list[str], seed: int) -> list[tuple[int, np.ndarray]]:
+    """(caption index, picture) for every caption the shapes grammar can draw, with the seed's sizes and places."""
+    from playground.train import shapes_data
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append((i, shapes_data.draw(shapes_data.parse(line), rng)))
+        except ValueError:  # outside the grammar: a caption column, no picture
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """The CLIP-space section's inputs."""
+
+    texts: str  # captions, one per line
+    image: Any = None  # the learner's own picture (PIL), added as a row; None for none
+    seed: Any = 0  # the drawn pictures' sizes and places
+
+
+@dataclass(frozen=True)
+class ClipView:
+    notice: str  # markdown: the model, captions that could not be drawn
+    grid: str  # HTML: pictures x captions
+    zero_shot: str  # HTML: colour, shape, place probabilities of one picture
+    projection: str  # SVG: both clouds on two axes
+
+    def outputs(self) -> tuple:
+        return self.notice, self.grid, self.zero_shot, self.projection
+
+
+@user_errors
+def on_compare(loader: ModelLoader, request: ClipRequest, progress=gr.Progress()) -> tuple:
+    """ClipView's outputs."""
+    from playground.core.inputs import require_int
+    from playground.train import shapes_data
+
+    lines = clip_space.check_texts(request.texts)
+    seed = require_int(request.seed, "seed", low=0, high=2**31 - 1)
+    lm = load_clip(loader, progress)
+    model, tok, proc = lm.model, lm.tokenizer, lm.components["image_processor"]
+    pictures = drawn(lines, seed)
+    images = [img for _, img in pictures]
+    labels = [f"picture of {i + 1}" for i, _ in pictures]
+    pairs: list[int | None] = [i for i, _ in pictures]
+    if request.image is not None:
+        own = np.asarray(request.image.convert("RGB"))
+        images, labels, pairs = [*images, own], [*labels, "your picture"], [*pairs, None]
+    notes = [f"Running {lm.source.describe()}."]
+    missing = [f"{i + 1}" for i in range(len(lines)) if i not in {p for p, _ in pictures}]
+    if missing:
+        notes.append(f"Caption(s) {', '.join(missing)} are outside the shapes grammar: no picture drawn, a column only (the model "
+                     "spells unknown words in pieces and places them wherever the pieces land).")
+    if not images:
+        sims = clip_space.compare(model, tok, proc, "\n".join(lines))
+        grid = similarity_heatmap(lines, np.asarray(sims.text_similarity))
+        return ClipView(" ".join([*notes, "No caption could be drawn and no picture was given: the captions' cosines with each "
+                                  "other."]), grid, "", "").outputs()
+    sims = clip_space.compare(model, tok, proc, "\n".join(lines), images)
+    grid = clip_views.grid_html(images, labels, lines, sims.similarity, sims.probs, pairs)
+    subject = request.image if request.image is not None else images[0]
+    zero = clip_space.zero_shot(model, tok, proc, subject, shapes_data.class_prompts())
+    zero_html = (f"<p><b>Zero-shot: {'your picture' if request.image is not None else labels[0]}</b> against class embeddings "
+                 "averaged over the grammar's captions of each colour, shape and place (CLIP's prompt ensembling).</p>"
+                 + clip_views.zero_shot_html(zero))
+    projection = ""
+    if len(pictures) >= 2:
+        img_emb = clip_space.image_embeddings(model, proc, [img for _, img in pictures])
+        txt_emb = clip_space.text_embeddings(model, tok, [lines[i] for i, _ in pictures])
+        p = clip_space.project(img_emb, txt_emb)
+        projection = clip_views.projection_svg(p, [lines[i] for i, _ in pictures], [lines[i] for i, _ in pictures])
+        notes.append(f"The two clouds sit apart (gap {p.gap:.2f}): a picture is nearer its own caption than others' "
+                     f"(cos {p.paired_cosine:.2f} against {p.cross_cosine:.2f}), yet nearer other pictures than any caption.")
+    return ClipView(" ".join(notes), grid, zero_html, projection).outputs()
+
+
+@user_errors
+def clip_api(loader: ModelLoader, texts: str, image: Any = None) -> dict:
+    """Cosine similarities in the embedded CLIP's space.
+
+    `texts`: captions, one per line (2-32). `image`: optional picture. Returns {"texts", "similarity" [image][text]
+    (with a picture) or "text_similarity" [text][text] (without), "logit_scale" (logits = logit_scale x cosine)}.
+    """
+    lm = load_clip(loader)
+    images = None if image is None else [image]
+    return clip_space.compare(lm.model, lm.tokenizer, lm.components["image_processor"], texts, images).to_json()
+
+
+def build_clip_section(loader: ModelLoader) -> Any:
+    """The section. Named API endpoint: `/clip`. Returns its Form."""
+    with gr.Accordion("CLIP space: pictures and words in one space (DALL-E 2's first stage)", open=False, elem_id="clip-section"):
+        gr.Markdown(EXPLAINER)
+        with gr.Row():
+            texts = gr.Textbox(label=f"Captions, one per line ({clip_space.MIN_TEXTS}-{clip_space.MAX_TEXTS})", value=DEFAULT_CAPTIONS,
+                               lines=6, scale=3, max_length=clip_space.MAX_TEXT_CHARS, elem_id="clip-texts")
+            with gr.Column(scale=1):
+                image = checked_image(type="pil", label="Your picture (optional): a row of its own", height=160, elem_id="clip-image")
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (the drawn pictures' sizes and places)", elem_id="clip-seed")
+        run = gr.Button("Compare pictures and captions", elem_id="clip-run")
+        notice = gr.Markdown(elem_id="clip-notice")
+        grid = gr.HTML(elem_id="clip-grid")
+        zero = gr.HTML(elem_id="clip-zero-shot")
+        projection = gr.HTML(elem_id="clip-projection")
+        form = form_event(gpu_task(bind(on_compare, loader), BUDGET), ClipRequest, {"texts": texts, "image": image, "seed": seed})
+        clear_first(run.click, [notice]).then(form.event, form.inputs, [notice, grid, zero, projection], api_visibility="private")
+        with gr.Group(visible=False):  # the API's inputs: a picture is a file, so /clip is an event of its own, not a gr.api
+            api_texts, api_image, api_out = gr.Textbox(label="texts"), checked_image(type="pil", label="image"), gr.JSON(label="result")
+            api_run = gr.Button()
+        api_run.click(gpu_task(bind(clip_api, loader), BUDGET), [api_texts, api_image], api_out, api_name="clip")
+    return form
