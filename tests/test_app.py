@@ -45,6 +45,7 @@ def test_named_api_endpoints_exist():
         "sink",
         "kv_cache",
         "route",
+        "clip",
     } <= names
     assert "load_model" not in names  # model management is not a public API
 

@@ -136,7 +136,7 @@ for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False])
                    ("ablate", ["gpt2", "I am Lord Angelo's man. Lord", "sweep", "zero", 5]),
                    ("patch", ["gpt2", "I am Lord Angelo's man. Lord", "I am Lord John's man. Lord", "Angelo", "John", "heads"]),
                    ("sink", ["gpt2", "The cat sat on the mat.", "all"]),
-                   ("kv_cache", ["gpt2", "ROMEO.", 4]),
+                   ("kv_cache", ["gpt2", "ROMEO.", 4]), ("clip", ["a red circle\\na blue square", None]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 5, 3.0, 0, ""]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
@@ -161,6 +161,7 @@ MODEL_HANDLERS = [
     ("interventions_tab", "on_ablate"), ("interventions_tab", "on_patch"), ("interventions_tab", "on_sink"),
     ("interventions_tab", "ablate"), ("interventions_tab", "patch"), ("interventions_tab", "sink"),
     ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"), ("inside_tab", "on_route"), ("inside_tab", "route"),
+    ("clip_section", "on_compare"), ("clip_section", "clip_api"),
 ]
 
 
@@ -188,7 +189,7 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
         assert wrapped.get(key) is True, f"{key} runs a model outside spaces.GPU" if key in wrapped else f"{key} is not wired"
     granted = out["granted"]
     assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api", "inside", "score",
-                                                "ablate", "patch", "sink", "kv_cache"}
+                                                "ablate", "patch", "sink", "kv_cache", "clip_api"}
     for name, asked, ran in granted:
         assert ran < asked, f"{name} ran {ran:.1f} s but asked the GPU for only {asked} s"
     denoise = [asked for name, asked, _ in granted if name == "denoise_api"]

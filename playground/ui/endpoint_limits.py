@@ -18,6 +18,7 @@ from playground.config import ATTENTION_MAX_TOKENS, QueueLimits, Settings
 from playground.core.diffusion import conditioning
 from playground.core.diffusion import run as diffusion_run
 from playground.core.diffusion.pictures import MAX_IMAGE_SIDE
+from playground.core.multimodal import clip_space
 from playground.core.text import (
     attention,
     generation,
@@ -97,6 +98,10 @@ LIMITS: tuple[Limit, ...] = (
     Limit("cross_attention", "prompt", conditioning.MAX_PROMPT_CHARS, "characters"),
     Limit("cross_attention", "steps", diffusion_run.MAX_STEPS, ""),
     Limit("cross_attention", "guidance_scale", diffusion_run.MAX_GUIDANCE, ""),
+    Limit("clip", "texts", clip_space.MAX_TEXTS, "lines", f"and at least {clip_space.MIN_TEXTS}"),
+    Limit("clip", "texts", clip_space.MAX_LINE_CHARS, "characters a line"),
+    Limit("clip", "texts", 0, "tokens a line", "each caption cut to its start (clip-shapes reads 16 tokens)"),
+    Limit("clip", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size"),
     Limit("train_toy", "steps", toy_diffusion.MAX_STEPS, ""),
     Limit("train_gpt", "text", toy_gpt.MAX_CHARS, "characters"),
     Limit("train_gpt", "steps", toy_gpt.MAX_STEPS, ""),
