@@ -329,6 +329,28 @@ def test_the_embedded_mixture_of_experts_inside_and_routed(page):
     assert page.outside_requests == []
 
 
+def test_clip_space_grid_zero_shot_and_the_two_clouds(page):
+    """Issue 32, item 1: the Text-to-image tab's CLIP space on the embedded clip-shapes: the picture x caption grid with
+    each picture's own caption outlined, the zero-shot bars, the map of both clouds with the gap; screenshots."""
+    from tests.conftest import has_model
+
+    if not has_model("clip-shapes"):
+        pytest.skip("assets/models/clip-shapes is not built yet")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Text-to-image").click()
+    if not page.locator("#clip-run").is_visible():
+        page.locator("#clip-section").get_by_text("CLIP space").first.click()
+    page.locator("#clip-texts textarea").fill("a red circle\na blue square\na yellow triangle\na white square above a purple circle")
+    page.locator("#clip-run").click()
+    expect(page.locator("#clip-notice")).to_contain_text("clip-shapes", timeout=60_000)
+    expect(page.locator("#clip-grid-table")).to_be_visible()
+    assert page.locator("#clip-grid-table tr").count() == 5  # the header and a row per drawn picture
+    expect(page.locator("#clip-zero-shot")).to_contain_text("colour:")
+    expect(page.locator("#clip-projection svg")).to_be_visible()
+    page.locator("#clip-section").screenshot(path=str(ARTIFACTS / "text-to-image-clip-space.png"))
+    assert page.outside_requests == []
+
+
 def test_t5_flow_runs_a_task_with_beams(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="T5").click()
