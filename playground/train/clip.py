@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     model.eval()
     common.round_to_half(model)
     metrics = {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok),
-               "logit_scale": round(float(model.logit_scale.exp()), 2), "train_minutes": round(minutes_before + clock.minutes(), 1),
+               "logit_scale": round(float(model.logit_scale.detach().exp()), 2), "train_minutes": round(minutes_before + clock.minutes(), 1),
                "machine": common.machine(), "parameters": sum(p.numel() for p in model.parameters()), "config": asdict(cfg),
                "pairs_seen": cfg.steps * cfg.batch_size}
     print(metrics, flush=True)
