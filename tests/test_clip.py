@@ -157,7 +157,7 @@ def test_the_clip_section_draws_the_grid_zero_shot_and_the_two_clouds(clip_folde
     own = Image.fromarray(shapes_data.draw(shapes_data.parse("a blue square"), np.random.default_rng(3)))
     notice, grid, zero, projection = clip_section.on_compare(
         loader, clip_section.ClipRequest("a red circle\na blue square\nhello world\na green triangle", own, 0), progress=None)
-    assert "Caption(s) 3 are outside the shapes grammar" in notice and "gap" in notice
+    assert "Caption(s) 3 are outside the shapes grammar" in notice and "modality gap" in notice
     assert grid.count("<span>picture of ") == 3 and "<span>your picture" in grid and grid.count("outline:3px") == 3
     assert "colour:" in zero and "shape:" in zero and "place:" in zero
     assert projection.startswith("<svg") and "modality" not in projection and "the gap" in projection

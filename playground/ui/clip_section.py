@@ -119,8 +119,8 @@ def on_compare(loader: ModelLoader, request: ClipRequest, progress=gr.Progress()
         txt_emb = clip_space.text_embeddings(model, tok, [lines[i] for i, _ in pictures])
         p = clip_space.project(img_emb, txt_emb)
         projection = clip_views.projection_svg(p, [lines[i] for i, _ in pictures], [lines[i] for i, _ in pictures])
-        notes.append(f"The two clouds sit apart (gap {p.gap:.2f}): a picture is nearer its own caption than others' "
-                     f"(cos {p.paired_cosine:.2f} against {p.cross_cosine:.2f}), yet nearer other pictures than any caption.")
+        notes.append(f"The two clouds' centres sit {p.gap:.2f} apart (the modality gap); a picture's cosine with its own caption "
+                     f"averages {p.paired_cosine:.2f}, with the other captions {p.cross_cosine:.2f}.")
     return ClipView(" ".join(notes), grid, zero_html, projection).outputs()
 
 
