@@ -35,6 +35,7 @@ BASE = {
     "sink": {"model": "gpt2", "text": "To be, or not to be", "layers": "all"},
     "kv_cache": {"model": "gpt2", "prompt": "ROMEO.", "max_new_tokens": 2},
     "route": {"model": "gpt2", "text": "ROMEO."},
+    "clip": {"texts": "a red circle\na blue square", "image": None},
 }
 
 

@@ -98,7 +98,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit("cross_attention", "prompt", conditioning.MAX_PROMPT_CHARS, "characters"),
     Limit("cross_attention", "steps", diffusion_run.MAX_STEPS, ""),
     Limit("cross_attention", "guidance_scale", diffusion_run.MAX_GUIDANCE, ""),
-    Limit("clip", "texts", clip_space.MAX_TEXTS, "lines", f"and at least {clip_space.MIN_TEXTS}"),
+    Limit("clip", "texts", clip_space.MAX_TEXTS, "lines"),
     Limit("clip", "texts", clip_space.MAX_LINE_CHARS, "characters a line"),
     Limit("clip", "texts", 0, "tokens a line", "each caption cut to its start (clip-shapes reads 16 tokens)"),
     Limit("clip", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size"),
