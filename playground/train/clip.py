@@ -152,6 +152,19 @@ def retrieval(model, tok, n: int = 600, seed: int = 4321) -> float:
     return round(float(np.mean([keep[b] == c for b, c in zip(best, picks)])), 4)
 
 
+@torch.no_grad()
+def relations(model, tok, n: int = 400, seed: int = 99) -> float:
+    """Two-object pictures against their minimal pairs: the share whose own caption ("a red circle left of a blue square")
+    scores above the same words with the inverse relation ("... right of ..."), which describes the swapped picture.
+    Chance is 50%: a bag of words cannot tell them apart, only the word order can."""
+    images, captions, twin = shapes_data.twin_dataset(n, seed, two_share=1.0)
+    keep = [i for i in range(len(captions)) if twin[i] >= 0]
+    pictures = embed_images(model, images[keep])
+    own = embed_texts(model, tok, [captions[i] for i in keep])
+    other = embed_texts(model, tok, [captions[twin[i]] for i in keep])
+    return round(float(((pictures * own).sum(-1) > (pictures * other).sum(-1)).float().mean()), 4)
+
+
 # ---- training ---------------------------------------------------------------------------------------------------------
 
 
@@ -206,8 +219,9 @@ def main(argv: list[str] | None = None) -> None:
             ckpt.with_suffix(".tmp").replace(ckpt)
     model.eval()
     common.round_to_half(model)
-    metrics = {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok),
-               "logit_scale": round(float(model.logit_scale.detach().exp()), 2), "train_minutes": round(minutes_before + clock.minutes(), 1),
+    metrics = {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok), "relations": relations(model, tok),
+               "logit_scale": round(float(model.logit_scale.detach().exp()), 2),
+               "train_minutes": round(minutes_before + clock.minutes(), 1),
                "machine": common.machine(), "parameters": sum(p.numel() for p in model.parameters()), "config": asdict(cfg),
                "pairs_seen": cfg.steps * cfg.batch_size}
     print(metrics, flush=True)
@@ -236,6 +250,10 @@ def write_card(out: Path, metrics: dict) -> None:
             f"with two objects); the held-out colour-shape pairs ({pairs}) never drawn")
     training = (f"{cfg.steps:,} AdamW steps of {cfg.batch_size} pairs, the symmetric contrastive loss; "
                 f"{metrics['train_minutes']:.1f} min on {cfg.threads} CPU thread(s)")
+    rel = metrics.get("relations")
+    relation = ("not measured" if rel is None else
+                f"a two-object picture scores its own caption above the inverse relation's (\"left of\" for \"right of\", the "
+                f"swapped picture's caption) {rel:.1%} of the time (chance 50%)")
     zs = "; ".join(f"{split.replace('_', ' ')}: " + ", ".join(f"{a} {v:.1%}" for a, v in z[split].items()) for split in z)
     common.write_card(
         out,
@@ -254,6 +272,7 @@ def write_card(out: Path, metrics: dict) -> None:
 | training | {training} |
 | **zero-shot** | one-object pictures, class embeddings averaged over the grammar's captions of each class: {zs} |
 | **retrieval** | picture -> caption top-1 over the grammar's fully specified one-object captions: {metrics["retrieval_top1"]:.1%} |
+| **relations** | {relation} |
 | temperature | logit scale {metrics["logit_scale"]:g} |
 
 Load: `CLIPModel.from_pretrained(folder)` and `CLIPProcessor.from_pretrained(folder)`.

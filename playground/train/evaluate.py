@@ -94,11 +94,11 @@ def eval_clip() -> dict:
     the folder as `CLIPModel.from_pretrained` loads it."""
     from transformers import AutoTokenizer, CLIPModel
 
-    from playground.train.clip import retrieval, zero_shot
+    from playground.train.clip import relations, retrieval, zero_shot
 
     folder = common.MODELS_DIR / "clip-shapes"
     model, tok = CLIPModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    return {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok)}
+    return {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok), "relations": relations(model, tok)}
 
 
 def eval_bert(loader: ModelLoader) -> dict:
@@ -347,7 +347,8 @@ def summary_table() -> str:
         seen, held = z["seen_pairs"], z["heldout_pairs"]
         rows.append(f"| clip-shapes | zero-shot colour {seen['colour']:.1%}, shape {seen['shape']:.1%}, place {seen['place']:.1%} "
                     f"(held-out colour-shape pairs: {held['colour']:.1%} / {held['shape']:.1%} / {held['place']:.1%}); picture -> "
-                    f"caption top-1 {m['clip-shapes']['retrieval_top1']:.1%} of 180 | reported | {_time(m['clip-shapes'])} |")
+                    f"caption top-1 {m['clip-shapes']['retrieval_top1']:.1%} of 180; relation word over its inverse "
+                    f"{m['clip-shapes'].get('relations', float('nan')):.1%} (chance 50%) | reported | {_time(m['clip-shapes'])} |")
     if m["fashion-classifier"]:
         rows.append(
             f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
