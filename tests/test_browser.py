@@ -255,20 +255,26 @@ def test_kv_cache_section_measures_both_ways_on_the_embedded_gpt(page):
     assert page.outside_requests == []
 
 
+def _look_inside(page, folder: str):
+    """The Inside tab on the embedded model `folder` (skipped if it is not built), run; returns the model box."""
+    from tests.conftest import has_model
+
+    if not has_model(folder):
+        pytest.skip(f"assets/models/{folder} is not built yet")
+    page.get_by_role("tab", name="Inside").click()
+    model = page.locator("#ins-model input")
+    model.fill(f"assets/models/{folder}")
+    model.press("Enter")
+    page.locator("#ins-run").click()
+    return model
+
+
 def test_todays_decoder_on_the_embedded_llama_inside_and_its_kv_cache(page):
     """Issue 31: the embedded Llama-family model (rotary positions, 4 query heads on 2 key/value heads) in the Inside tab
     (RoPE written out, the shared key/value head) and in the KV-cache section (half the cache of full multi-head
     attention), with screenshots."""
-    from tests.conftest import has_model
-
-    if not has_model("llama-shakespeare"):
-        pytest.skip("assets/models/llama-shakespeare is not built yet")
     expect = pytest.importorskip("playwright.sync_api").expect
-    page.get_by_role("tab", name="Inside").click()
-    model = page.locator("#ins-model input")
-    model.fill("assets/models/llama-shakespeare")
-    model.press("Enter")
-    page.locator("#ins-run").click()
+    model = _look_inside(page, "llama-shakespeare")
     expect(page.locator("#ins-head-view")).to_contain_text("RoPE", timeout=60_000)
     expect(page.locator("#ins-head-view")).to_contain_text("key/value head")
     expect(page.locator("#ins-block")).to_contain_text("SwiGLU")
@@ -304,16 +310,8 @@ def test_the_embedded_mixture_of_experts_inside_and_routed(page):
     """Issue 31: the embedded mixture of experts in the Inside tab: its block's router (which experts ran for the token),
     then section 6: every token on its top expert's colour per layer, and what each expert's tokens have in common over
     the held-out Julius Caesar; screenshots."""
-    from tests.conftest import has_model
-
-    if not has_model("moe-shakespeare"):
-        pytest.skip("assets/models/moe-shakespeare is not built yet")
     expect = pytest.importorskip("playwright.sync_api").expect
-    page.get_by_role("tab", name="Inside").click()
-    model = page.locator("#ins-model input")
-    model.fill("assets/models/moe-shakespeare")
-    model.press("Enter")
-    page.locator("#ins-run").click()
+    model = _look_inside(page, "moe-shakespeare")
     expect(page.locator("#ins-block")).to_contain_text("a mixture of 4 experts", timeout=60_000)
     assert page.locator("#ins-block td", has_text="ran").count() == 2
     if not page.locator("#ins-route").is_visible():

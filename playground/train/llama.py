@@ -49,16 +49,21 @@ def checkpoint_path() -> Path:
     return data_dir() / "llama-shakespeare.ckpt.pt"
 
 
-def build(cfg: LlamaTrainConfig, tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
+def decoder_config(cfg: LlamaTrainConfig, tokenizer) -> dict:
+    """The config arguments llama-shakespeare and moe-shakespeare share: sizes, RoPE, RMSNorm, tied embeddings, tokens."""
+    return dict(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
         num_key_value_heads=cfg.num_key_value_heads, max_position_embeddings=cfg.block_size * 2, rope_theta=cfg.rope_theta,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
+        rms_norm_eps=1e-5, tie_word_embeddings=True,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
     )
+
+
+def build(cfg: LlamaTrainConfig, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**decoder_config(cfg, tokenizer), attention_bias=False, mlp_bias=False)
     return LlamaForCausalLM(config)
 
 
@@ -159,6 +164,21 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint_path().unlink(missing_ok=True)
 
 
+def card_tail(script: str, metrics: dict, block_size: int) -> str:
+    """The end of a Shakespeare decoder's card: how to train and measure it, its sample, where it is out of its depth."""
+    return f"""
+Train: `python -m playground.train.{script}`. Measure: `python -m playground.train.evaluate --only {script}`.
+
+Sample (prompt `ROMEO.`, top-k 40, temperature 0.8):
+
+```
+{metrics["sample"]}
+```
+
+Out of its depth: trained on windows of {block_size} tokens; rotary positions extend past it, but what it learned does not.
+"""
+
+
 def write_card(out: Path, metrics: dict) -> None:
     """The model card, from metrics.json."""
     cfg = LlamaTrainConfig(**metrics["config"])
@@ -187,17 +207,7 @@ def write_card(out: Path, metrics: dict) -> None:
 | data | the same split as gpt-shakespeare: {metrics["training_tokens"]:,} training tokens; held out by play: {", ".join(HELDOUT_PLAYS)} |
 | training | {training} |
 | **held-out loss** | **{metrics["heldout_bits_per_char"]:.3f} bits per character** (gpt-shakespeare: {gpt_text}) |
-
-Train: `python -m playground.train.llama`. Measure: `python -m playground.train.evaluate --only llama`.
-
-Sample (prompt `ROMEO.`, top-k 40, temperature 0.8):
-
-```
-{metrics["sample"]}
-```
-
-Out of its depth: trained on windows of {cfg.block_size} tokens; rotary positions extend past it, but what it learned does not.
-""",
+{card_tail("llama", metrics, cfg.block_size)}""",
     )
 
 

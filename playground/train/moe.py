@@ -26,7 +26,15 @@ import torch
 from playground.train import common
 from playground.train.data import HELDOUT_PLAYS, data_dir
 from playground.train.gpt import bits_per_char, encode, sample_text
-from playground.train.llama import LlamaTrainConfig, parse_args, save_decoder, shakespeare_tokenizer, train_decoder
+from playground.train.llama import (
+    LlamaTrainConfig,
+    card_tail,
+    decoder_config,
+    parse_args,
+    save_decoder,
+    shakespeare_tokenizer,
+    train_decoder,
+)
 
 
 @dataclass
@@ -44,14 +52,9 @@ def checkpoint_path() -> Path:
 def build(cfg: MoeTrainConfig, tokenizer):
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    config = MixtralConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads, max_position_embeddings=cfg.block_size * 2, rope_theta=cfg.rope_theta,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, num_local_experts=cfg.num_local_experts,
-        num_experts_per_tok=cfg.num_experts_per_tok, router_aux_loss_coef=cfg.router_aux_loss_coef, sliding_window=None,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
-    )
+    config = MixtralConfig(**decoder_config(cfg, tokenizer), num_local_experts=cfg.num_local_experts,
+                           num_experts_per_tok=cfg.num_experts_per_tok, router_aux_loss_coef=cfg.router_aux_loss_coef,
+                           sliding_window=None)
     return MixtralForCausalLM(config)
 
 
@@ -157,17 +160,7 @@ def write_card(out: Path, metrics: dict) -> None:
 | **held-out loss** | **{metrics["heldout_bits_per_char"]:.3f} bits per character**; {dense_text} |
 | **expert use** | {use} |
 {verdict}
-
-Train: `python -m playground.train.moe`. Measure: `python -m playground.train.evaluate --only moe`.
-
-Sample (prompt `ROMEO.`, top-k 40, temperature 0.8):
-
-```
-{metrics["sample"]}
-```
-
-Out of its depth: trained on windows of {cfg.block_size} tokens; rotary positions extend past it, but what it learned does not.
-""",
+{card_tail("moe", metrics, cfg.block_size)}""",
     )
 
 
