@@ -1,0 +1,88 @@
+"""prior-shapes (issue 32): DALL-E 2's diffusion prior in the shapes world, as KandinskyPriorPipeline runs it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from playground.train import prior as P
+from tests.conftest import MODELS, has_model
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A prior of 2 layers on clip-shapes' towers, saved the way the training script saves it (untrained: the loop, not
+    the figures, is under test)."""
+    if not has_model("clip-shapes"):
+        pytest.skip("assets/models/clip-shapes is not built yet")
+    torch.manual_seed(0)
+    cfg = P.PriorTrainConfig(layers=2)
+    text, image, tok, processor = P.towers()
+    prior = P.build_prior(cfg, text.config, text.config.projection_dim)
+    with torch.no_grad():
+        prior.clip_std.fill_(1.0)
+    folder = tmp_path_factory.mktemp("prior") / "prior-shapes"
+    P.save(prior, text, image, tok, processor, folder)
+    P.save_regression(P.RegressionPrior(text.config.projection_dim, 32), folder)
+    return folder
+
+
+def test_the_folder_runs_in_kandinskys_prior_pipeline_and_equals_the_projects_loop(tiny_folder):
+    """KandinskyPriorPipeline.from_pretrained(folder), default arguments, float32; its image embedding for a prompt and
+    seed equals `prior.sample` on the same text encodings, with and without guidance."""
+    from diffusers import KandinskyPriorPipeline
+
+    pipe = KandinskyPriorPipeline.from_pretrained(tiny_folder)
+    assert pipe.prior.dtype == pipe.text_encoder.dtype == pipe.image_encoder.dtype == torch.float32
+    for guidance in (1.0, 4.0):
+        theirs = pipe("a red circle left of a blue square", num_inference_steps=4, guidance_scale=guidance,
+                      generator=torch.Generator().manual_seed(3)).image_embeds
+        e, s, m = P.encode_captions(pipe.text_encoder, pipe.tokenizer, ["a red circle left of a blue square"])
+        null = P.encode_captions(pipe.text_encoder, pipe.tokenizer, [""])
+        ours = P.sample(pipe.prior, pipe.scheduler, e, s, m, null, 4, guidance, torch.Generator().manual_seed(3))
+        torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+
+
+def test_the_towers_are_clip_shapes_own(tiny_folder):
+    """The pipeline's text and image towers give clip-shapes' embeddings (CLIPModel.get_text_features / get_image_features)."""
+    import numpy as np
+    from transformers import AutoTokenizer, CLIPModel
+
+    from playground.train import clip, shapes_data
+
+    text, image, tok, _ = P.towers()
+    model = CLIPModel.from_pretrained(MODELS / "clip-shapes").eval()
+    captions = ["a red circle", "a large blue square on the left"]
+    pictures = np.stack([shapes_data.draw(shapes_data.parse(c), np.random.default_rng(0)) for c in captions])
+    e, _, _ = P.encode_captions(text, tok, captions)
+    enc = AutoTokenizer.from_pretrained(MODELS / "clip-shapes")(captions, padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(e, clip.features(model.get_text_features(**enc)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(P.encode_pictures(image, pictures),
+                                   clip.features(model.get_image_features(pixel_values=clip.pixels(pictures))), atol=1e-5, rtol=0)
+
+
+def test_the_regression_baseline_round_trips(tiny_folder):
+    mlp = P.load_regression(tiny_folder)
+    assert mlp.net[0].in_features == 64 and mlp.net[0].out_features == 32
+
+
+@pytest.mark.skipif(not has_model("prior-shapes"), reason="assets/models/prior-shapes is not built yet")
+def test_prior_shapes_meets_its_card():
+    """The card's figures (re-measured on fewer pictures, within a few points), and the prior does what it is for: its
+    image embedding is nearer the caption's picture than the text embedding is."""
+    from diffusers import KandinskyPriorPipeline
+
+    from playground.train import common
+
+    m = common.load_metrics(MODELS / "prior-shapes")
+    pipe = KandinskyPriorPipeline.from_pretrained(MODELS / "prior-shapes")
+    cfg = P.PriorTrainConfig(**m["config"])
+    here = P.measure(pipe.prior, P.load_regression(MODELS / "prior-shapes"), pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg,
+                     n=100)
+    for split in ("seen_pairs", "heldout_pairs"):
+        for kind, value in here[split]["cosine"].items():
+            assert abs(value - m[split]["cosine"][kind]) < 0.05, (split, kind, value)
+    assert m["seen_pairs"]["cosine"]["diffusion_prior"] > m["seen_pairs"]["cosine"]["text_embedding"]
+    card = (MODELS / "prior-shapes" / "README.md").read_text()
+    assert f"diffusion prior cos {m['seen_pairs']['cosine']['diffusion_prior']:.3f}" in card
