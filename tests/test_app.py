@@ -157,7 +157,7 @@ def test_attention_endpoint_over_http_on_the_embedded_t5(live_app):
 
     client = Client(live_app, verbose=False)
     out = client.predict("t5-small", "reverse words: red cat blue", "blue cat red", api_name="/attention")
-    assert set(out) == {"model", "tokens", "target_tokens", "attentions", "truncated"}
+    assert set(out) == {"model", "tokens", "target_tokens", "attentions", "truncated", "kv_heads"} and out["kv_heads"] is None
     assert set(out["attentions"]) == {"encoder", "decoder", "cross"} and out["truncated"] is False
     cross = np.array(out["attentions"]["cross"])
     assert cross.shape[2:] == (len(out["target_tokens"]), len(out["tokens"]))  # [layer][head][target][source]

@@ -44,7 +44,7 @@ class PriorTrainConfig:
     head_dim: int = 24  # 4 x 24 = 96: the text tower's width, so its token states enter without a projection
     pairs: int = 40_000  # training pictures and captions, embedded once by the frozen CLIP
     batch_size: int = 256  # pairs per step
-    steps: int = 3000  # optimizer steps
+    steps: int = 2000  # optimizer steps
     lr: float = 5e-4  # peak learning rate (AdamW), cosine-decayed
     warmup: int = 100  # linear warm-up steps
     drop_text: float = 0.1  # share of captions replaced by "" in training (classifier-free guidance)
