@@ -23,7 +23,8 @@ from tests.conftest import MODELS, PROJECT_ROOT, has_model
 # every preset with a model trained here, as (family, Hub id, embedded folder)
 TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
 FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier", "llama-shakespeare",  # folders without a preset
-                                                   "moe-shakespeare", "clip-shapes"]
+                                                   "moe-shakespeare", "clip-shapes",
+                                                   "prior-shapes"]
 
 
 def needs(name: str):

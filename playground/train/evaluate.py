@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "llama", "moe", "clip", "bert", "t5", "ddpm", "ldm", "shapes")
+MODELS = ("classifier", "gpt", "llama", "moe", "clip", "prior", "bert", "t5", "ddpm", "ldm", "shapes")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -99,6 +99,19 @@ def eval_clip() -> dict:
     folder = common.MODELS_DIR / "clip-shapes"
     model, tok = CLIPModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
     return {"zero_shot": zero_shot(model, tok), "retrieval_top1": retrieval(model, tok), "relations": relations(model, tok)}
+
+
+def eval_prior() -> dict:
+    """prior-shapes (and its regression baseline): cosine and top-1 of the predicted image embeddings against pictures
+    drawn from the captions, beside the text embedding's, on the folder as KandinskyPriorPipeline loads it."""
+    from diffusers import KandinskyPriorPipeline
+
+    from playground.train import prior as P
+
+    folder = common.MODELS_DIR / "prior-shapes"
+    pipe = KandinskyPriorPipeline.from_pretrained(folder)
+    cfg = P.PriorTrainConfig(**common.load_metrics(folder)["config"])
+    return P.measure(pipe.prior, P.load_regression(folder), pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg)
 
 
 def eval_bert(loader: ModelLoader) -> dict:
@@ -283,7 +296,7 @@ def summary_table() -> str:
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
          ("gpt-shakespeare", "llama-shakespeare", "moe-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion",
           "sd-shapes",
-          "clip-shapes", "fashion-classifier")}
+          "clip-shapes", "prior-shapes", "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
@@ -349,6 +362,12 @@ def summary_table() -> str:
                     f"(held-out colour-shape pairs: {held['colour']:.1%} / {held['shape']:.1%} / {held['place']:.1%}); picture -> "
                     f"caption top-1 {m['clip-shapes']['retrieval_top1']:.1%} of 180; relation word over its inverse "
                     f"{m['clip-shapes'].get('relations', float('nan')):.1%} (chance 50%) | reported | {_time(m['clip-shapes'])} |")
+    if m["prior-shapes"].get("seen_pairs"):
+        c, h = m["prior-shapes"]["seen_pairs"]["cosine"], m["prior-shapes"]["heldout_pairs"]["cosine"]
+        rows.append(f"| prior-shapes | cos(predicted image embedding, the caption's picture): diffusion prior {c['diffusion_prior']:.3f}, "
+                    f"regression MLP {c['regression_mlp']:.3f}, the text embedding itself {c['text_embedding']:.3f} (held-out pairs: "
+                    f"{h['diffusion_prior']:.3f} / {h['regression_mlp']:.3f} / {h['text_embedding']:.3f}) | reported | "
+                    f"{_time(m['prior-shapes'])} |")
     if m["fashion-classifier"]:
         rows.append(
             f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
@@ -371,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     loader = offline_loader()
     folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "moe": "moe-shakespeare",
-               "clip": "clip-shapes",
+               "clip": "clip-shapes", "prior": "prior-shapes",
                "bert": "bert-shakespeare", "t5": "t5-tasks",
                "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
     for name in args.only:
@@ -388,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
             figures = eval_moe(loader)
         elif name == "clip":
             figures = eval_clip()
+        elif name == "prior":
+            figures = eval_prior()
         elif name == "bert":
             figures = eval_bert(loader)
         elif name == "t5":
