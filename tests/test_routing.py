@@ -106,3 +106,24 @@ def test_what_one_experts_tokens_have_in_common(mixtral, tokenizer):
             shares = [n / m for _, n, m in x.top[layer][e]]
             assert shares == sorted(shares, reverse=True)  # most faithful first
     assert sum(len(t) for t in x.top[0]) > 0
+
+
+@pytest.mark.skipif(not (ASSETS_DIR / "models" / "moe-shakespeare" / "config.json").exists(), reason="moe-shakespeare is not built")
+def test_every_endpoint_that_takes_a_causal_lm_takes_the_embedded_mixture():
+    """Issue 31: the loader treats the mixture like any causal LM: attention (grouped heads), generation (greedy equals
+    the model's own generate), surprisal, the KV cache (cached and uncached agree), and the interventions."""
+    from playground.models import ModelLoader
+    from playground.ui import attention_tab, gpt_tab, interventions_tab, kv_cache_section
+
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    m = "assets/models/moe-shakespeare"
+    assert attention_tab.attention_api(loader, m, "ROMEO. But soft", "")["kv_heads"] == 2
+    out = gpt_tab.generate_api(loader, "ROMEO.\n", m, 8, 1.0, 0, 1.0, 0, False)
+    lm = loader.load(m, "causal-lm")
+    ids = lm.tokenizer("ROMEO.\n", return_tensors="pt").input_ids
+    with torch.no_grad():
+        expected = lm.tokenizer.decode(lm.model.generate(ids, max_new_tokens=8, do_sample=False)[0, ids.shape[1]:])
+    assert out["text"].endswith(expected)
+    assert 0 < gpt_tab.score_api(loader, "To be, or not to be", m)["bits_per_char"] < 10
+    assert kv_cache_section.kv_cache_api(loader, m, "ROMEO.", 4)["max_abs_logit_diff"] < 1e-3
+    assert len(interventions_tab.sink_api(loader, m, "To be, or not to be, that is the question.", "all")["sink_share"]) == 4
