@@ -346,6 +346,11 @@ def test_clip_space_grid_zero_shot_and_the_two_clouds(page):
     expect(page.locator("#clip-zero-shot")).to_contain_text("colour:")
     expect(page.locator("#clip-projection svg")).to_be_visible()
     page.locator("#clip-section").screenshot(path=str(ARTIFACTS / "text-to-image-clip-space.png"))
+    if has_model("prior-shapes"):  # DALL-E 2's prior: the caption's text embedding and the prior's image embedding, their neighbours
+        page.locator("#prior-run").click()
+        expect(page.locator("#prior-nearest")).to_contain_text("the prior's image embedding", timeout=60_000)
+        assert page.locator("#prior-nearest .clip-pic").count() == 10
+        page.locator("#prior-result").screenshot(path=str(ARTIFACTS / "text-to-image-prior.png"))
     assert page.outside_requests == []
 
 

@@ -86,3 +86,33 @@ def test_prior_shapes_meets_its_card():
     assert m["seen_pairs"]["cosine"]["diffusion_prior"] > m["seen_pairs"]["cosine"]["text_embedding"]
     card = (MODELS / "prior-shapes" / "README.md").read_text()
     assert f"diffusion prior cos {m['seen_pairs']['cosine']['diffusion_prior']:.3f}" in card
+
+
+@pytest.mark.skipif(not has_model("prior-shapes"), reason="assets/models/prior-shapes is not built yet")
+def test_the_prior_part_of_the_clip_section_and_the_loader():
+    """The loader reads the folder as the prior family; the section's run equals the library pipeline's embedding for
+    the same seed, and lists both embeddings' nearest captions (among all the grammar's) and pictures."""
+    from diffusers import KandinskyPriorPipeline
+
+    from playground.config import Settings
+    from playground.core.multimodal import prior
+    from playground.models import ModelLoader
+    from playground.train import shapes_data
+    from playground.ui import clip_section
+
+    assert clip_section.GRAMMAR_CAPTIONS == len(shapes_data.single_captions()) + len(shapes_data.pair_captions())
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    lm = loader.load("assets/models/prior-shapes", "prior")
+    run = prior.run(lm.components, "a red circle left of a blue square", 6, 4.0, 5)
+    pipe = KandinskyPriorPipeline.from_pretrained(MODELS / "prior-shapes")
+    theirs = pipe("a red circle left of a blue square", num_inference_steps=6, guidance_scale=4.0,
+                  generator=torch.Generator().manual_seed(5)).image_embeds
+    torch.testing.assert_close(torch.tensor([run.image_embedding]), theirs, atol=1e-4, rtol=0)
+    page = clip_section.on_prior(loader, clip_section.PriorRequest("a red circle left of a blue square", 6, 4.0, 5), progress=None)
+    assert page.count("nearest captions") == 2 and page.count('class="clip-pic"') == 10 and "cos(text embedding" in page
+    # the README's reading of the default request: the text embedding barely tells the relation from its inverse
+    default = clip_section.on_prior(loader, clip_section.PriorRequest("a red circle left of a blue square"), progress=None)
+    assert "<td>a red circle left of a blue square</td><td>1.000</td>" in default
+    assert "<td>a red circle right of a blue square</td><td>0.99" in default
+    with pytest.raises(Exception, match="steps"):
+        clip_section.on_prior(loader, clip_section.PriorRequest("a red circle", 0), progress=None)

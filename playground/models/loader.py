@@ -576,6 +576,7 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
         else:  # schedulers, tokenizers, feature extractors
             part = cls.from_pretrained(sub)
         components[name] = part
-    if "unet" not in components:
-        raise ValueError("model_index.json lists no 'unet'")
-    return _Parts(components["unet"], components.get("tokenizer"), components, _pipeline_info(index))
+    main = components.get("unet") or components.get("prior")  # a UNet; or DALL-E 2's prior, which denoises an embedding
+    if main is None:
+        raise ValueError("model_index.json lists no 'unet' (nor a 'prior')")
+    return _Parts(main, components.get("tokenizer"), components, _pipeline_info(index))

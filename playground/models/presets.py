@@ -22,6 +22,7 @@ class Family(str, Enum):
     SEQ2SEQ = "seq2seq"  # encoder-decoder (T5)
     ENCODER = "encoder"  # any encoder's base model without a head (AutoModel): attention and embeddings
     CLIP = "clip"  # a CLIPModel (image and text towers in one space), its tokenizer and its image processor
+    PRIOR = "prior"  # DALL-E 2's prior: a KandinskyPriorPipeline folder (PriorTransformer, scheduler, CLIP towers)
     DIFFUSION = "diffusion"  # pixel-space DDPM (UNet2DModel + scheduler)
     LATENT_DIFFUSION = "latent-diffusion"  # autoencoder + UNet on its latents
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from playground.core.multimodal.prior import encode_captions, sample
 from playground.train import common, shapes_data
 
 CLIP = common.MODELS_DIR / "clip-shapes"
@@ -88,45 +89,10 @@ def scheduler():
 
 
 @torch.no_grad()
-def encode_captions(text, tok, captions: list[str], batch: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(text embeddings [N, d], token states [N, T, width], masks [N, T] bool), as KandinskyPriorPipeline encodes a prompt."""
-    embeds, states, masks = [], [], []
-    for s in range(0, len(captions), batch):
-        enc = tok(captions[s: s + batch], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
-        out = text(enc.input_ids)
-        embeds.append(out.text_embeds)
-        states.append(out.last_hidden_state)
-        masks.append(enc.attention_mask.bool())
-    return torch.cat(embeds), torch.cat(states), torch.cat(masks)
-
-
-@torch.no_grad()
 def encode_pictures(image, pictures: np.ndarray, batch: int = 1024) -> torch.Tensor:
     from playground.train.clip import pixels
 
     return torch.cat([image(pixel_values=pixels(pictures[s: s + batch])).image_embeds for s in range(0, len(pictures), batch)])
-
-
-@torch.no_grad()
-def sample(prior, sched, embeds: torch.Tensor, states: torch.Tensor, masks: torch.Tensor, null: tuple, steps: int, guidance: float,
-           generator: torch.Generator) -> torch.Tensor:
-    """KandinskyPriorPipeline's loop on precomputed text encodings (`null`: the empty caption's embeds, states, mask)."""
-    n = embeds.shape[0]
-    sched.set_timesteps(steps)
-    timesteps = sched.timesteps
-    latents = torch.randn(n, prior.config.embedding_dim, generator=generator) * sched.init_noise_sigma
-    cond_e = torch.cat([embeds, null[0].expand(n, -1)]) if guidance > 1 else embeds
-    cond_s = torch.cat([states, null[1].expand(n, -1, -1)]) if guidance > 1 else states
-    cond_m = torch.cat([masks, null[2].expand(n, -1)]) if guidance > 1 else masks
-    for i, t in enumerate(timesteps):
-        x = torch.cat([latents] * 2) if guidance > 1 else latents
-        pred = prior(x, timestep=t, proj_embedding=cond_e, encoder_hidden_states=cond_s, attention_mask=cond_m).predicted_image_embedding
-        if guidance > 1:
-            text_pred, uncond = pred.chunk(2)
-            pred = uncond + guidance * (text_pred - uncond)
-        prev = None if i + 1 == len(timesteps) else timesteps[i + 1]
-        latents = sched.step(pred, timestep=t, sample=latents, generator=generator, prev_timestep=prev).prev_sample
-    return prior.post_process_latents(latents)
 
 
 class RegressionPrior(torch.nn.Module):
@@ -185,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     clock = common.Clock()
     text, image, tok, processor = towers()
     pictures, captions = shapes_data.dataset(cfg.pairs, cfg.seed)
-    e, s, m = encode_captions(text, tok, captions)
+    chunks = [encode_captions(text, tok, captions[i: i + 2048]) for i in range(0, len(captions), 2048)]
+    e, s, m = (torch.cat(part) for part in zip(*chunks))
     null = encode_captions(text, tok, [""])
     img = encode_pictures(image, pictures)
     print(f"{cfg.pairs:,} pairs embedded ({clock.minutes():.1f} min)", flush=True)

@@ -218,6 +218,13 @@ def single_captions() -> list[str]:
             product(SIZES, COLOURS, SHAPES, PLACES)]
 
 
+def pair_captions() -> list[str]:
+    """The grammar's two-object captions: every ordered pair of different colour-shape objects under every relation."""
+    objects = [(c, s) for c in COLOURS for s in SHAPES]
+    return [f"a {c1} {s1} {rel} a {c2} {s2}" for (c1, s1), (c2, s2) in product(objects, objects) if (c1, s1) != (c2, s2)
+            for rel in RELATIONS]
+
+
 def class_prompts() -> dict[str, dict[str, list[str]]]:
     """attribute -> class -> the grammar's captions that say it (averaged into one class embedding: prompt ensembling)."""
     place_of = {p: name for p, (name, *_) in PLACES.items()}

@@ -18,6 +18,19 @@ from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import bind, checked_image, clear_first, form_event, user_errors
 
 CLIP_MODEL = "assets/models/clip-shapes"  # the embedded CLIP of the shapes world (python -m playground.train.clip)
+PRIOR_MODEL = "assets/models/prior-shapes"  # DALL-E 2's prior on it (python -m playground.train.prior)
+POOL = 300  # pictures drawn (seed 2024) to find an embedding's nearest
+GRAMMAR_CAPTIONS = 180 + 18 * 17 * 4  # shapes_data.single_captions() and pair_captions(): the candidates for "nearest captions"
+PRIOR_EXPLAINER = f"""
+#### DALL-E 2's prior: from a caption to an image embedding
+DALL-E 2 does not draw from the caption's text embedding: a **prior** first turns it into an **image** embedding, the
+kind its decoder was trained to draw from. The embedded **prior-shapes** is DALL-E 2's diffusion prior (diffusers'
+`PriorTransformer`): from noise, each step predicts the clean image embedding from the caption's tokens and embedding,
+with classifier-free guidance. Below, for your caption: the text embedding's and the prior's image embedding's nearest
+captions (among the grammar's {GRAMMAR_CAPTIONS:,} fully specified ones) and nearest pictures ({POOL} drawn ones), and the
+cosine between the two embeddings. The text
+embedding sits among captions; the prior's lands among pictures. (The decoder that draws from it comes next.)
+"""
 DEFAULT_CAPTIONS = "\n".join([
     "a red circle", "a blue square", "a yellow triangle", "a large green circle on the left",
     "a white square above a purple circle", "a purple triangle",
@@ -124,6 +137,55 @@ def on_compare(loader: ModelLoader, request: ClipRequest, progress=gr.Progress()
     return ClipView(" ".join(notes), grid, zero_html, projection).outputs()
 
 
+@dataclass(frozen=True)
+class PriorRequest:
+    """The prior part's inputs."""
+
+    prompt: str  # the caption
+    steps: Any = 25  # sampling steps
+    guidance: Any = 4.0  # classifier-free guidance scale of the prior
+    seed: Any = 0  # the starting noise
+
+
+@user_errors
+def on_prior(loader: ModelLoader, request: PriorRequest, progress=gr.Progress()) -> str:
+    """The prior's run for a caption: both embeddings' nearest captions and pictures, and their cosine."""
+    import torch
+
+    from playground.core.multimodal import prior
+    from playground.models.sources import SourceError
+    from playground.train import shapes_data
+
+    prior.check(request.prompt, request.steps, request.guidance, request.seed)
+    try:
+        pipe = loader.load(PRIOR_MODEL, Family.PRIOR, progress=progress)
+    except SourceError as exc:
+        raise InputError(f"The embedded prior ({PRIOR_MODEL}) is not here: build it with `python -m playground.train.prior`.") from exc
+    run = prior.run(pipe.components, request.prompt, request.steps, request.guidance, request.seed)
+    lm = load_clip(loader)
+    model, tok, proc = lm.model, lm.tokenizer, lm.components["image_processor"]
+    captions = shapes_data.single_captions() + shapes_data.pair_captions()
+    caption_emb = clip_space.text_embeddings(model, tok, captions)
+    pictures, pool_captions = shapes_data.dataset(POOL, 2024)
+    picture_emb = clip_space.image_embeddings(model, proc, list(pictures))
+    columns = []
+    for title, vector in (("the caption's text embedding", run.text_embedding), ("the prior's image embedding", run.image_embedding)):
+        q = torch.nn.functional.normalize(torch.tensor(vector), dim=-1)
+        cap_cos, pic_cos = caption_emb @ q, picture_emb @ q
+        near_caps = [(captions[i], float(cap_cos[i])) for i in cap_cos.topk(5).indices.tolist()]
+        near_pics = [(pictures[i], pool_captions[i], float(pic_cos[i])) for i in pic_cos.topk(5).indices.tolist()]
+        columns.append(clip_views.nearest_html(title, near_caps, near_pics))
+    return (f"<p>Running {_e(pipe.source.describe())}. cos(text embedding, the prior's image embedding) = <b>{run.cosine:.3f}</b>; "
+            f"{request.steps} steps, guidance {float(request.guidance):g}, seed {request.seed}.</p>"
+            f'<div style="display:flex;flex-wrap:wrap;gap:16px" id="prior-nearest">{"".join(columns)}</div>')
+
+
+def _e(text: str) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
 @user_errors
 def clip_api(loader: ModelLoader, texts: str, image: Any = None) -> dict:
     """Cosine similarities in the embedded CLIP's space.
@@ -153,6 +215,18 @@ def build_clip_section(loader: ModelLoader) -> Any:
         projection = gr.HTML(elem_id="clip-projection")
         form = form_event(gpu_task(bind(on_compare, loader), BUDGET), ClipRequest, {"texts": texts, "image": image, "seed": seed})
         clear_first(run.click, [notice]).then(form.event, form.inputs, [notice, grid, zero, projection], api_visibility="private")
+        gr.Markdown(PRIOR_EXPLAINER)
+        with gr.Row():
+            prompt = gr.Textbox(label="Caption", value="a red circle left of a blue square", scale=3, max_length=200,
+                                elem_id="prior-prompt")
+            steps = gr.Slider(1, 100, value=25, step=1, label="Prior steps", elem_id="prior-steps")
+            guidance = gr.Slider(0, 20, value=4.0, step=0.5, label="Prior guidance", elem_id="prior-guidance")
+            prior_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="prior-seed")
+        prior_run = gr.Button("Run the prior", elem_id="prior-run")
+        prior_out = gr.HTML(elem_id="prior-result")
+        prior_form = form_event(gpu_task(bind(on_prior, loader), BUDGET), PriorRequest,
+                                {"prompt": prompt, "steps": steps, "guidance": guidance, "seed": prior_seed})
+        prior_run.click(prior_form.event, prior_form.inputs, prior_out, api_visibility="private")
         with gr.Group(visible=False):  # the API's inputs: a picture is a file, so /clip is an event of its own, not a gr.api
             api_texts, api_image, api_out = gr.Textbox(label="texts"), checked_image(type="pil", label="image"), gr.JSON(label="result")
             api_run = gr.Button()

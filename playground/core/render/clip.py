@@ -102,3 +102,12 @@ def projection_svg(p: Projection, image_labels: Sequence[str], captions: Sequenc
             f'{legend}<text x="{size / 2:.0f}" y="{size - 6}" font-size="11" text-anchor="middle" fill="#666">principal component 1 '
             f'({p.explained[0]:.0%} of the variance)</text><text x="14" y="{size / 2:.0f}" font-size="11" text-anchor="middle" fill="#666" '
             f'transform="rotate(-90 14 {size / 2:.0f})">principal component 2 ({p.explained[1]:.0%})</text></svg>')
+
+
+def nearest_html(title: str, captions: Sequence[tuple[str, float]], pictures: Sequence[tuple[np.ndarray, str, float]]) -> str:
+    """One column: an embedding's nearest captions (cosine) and nearest pictures (thumbnails, their captions, cosine)."""
+    caps = "".join(f"<tr><td>{_e(c)}</td><td>{v:.3f}</td></tr>" for c, v in captions)
+    pics = "".join(f'<div class="clip-pic" style="display:inline-block;margin:3px;text-align:center;font-size:11px">{thumbnail(img)}'
+                   f'<br>{v:.3f}<br><span title="{_e(c)}">{_e(_short(c, 22))}</span></div>' for img, c, v in pictures)
+    return (f'<div style="flex:1 1 340px"><b>{_e(title)}</b><table class="lm-sim"><tr><th>nearest captions</th><th>cos</th></tr>'
+            f"{caps}</table><div>{pics}</div></div>")
