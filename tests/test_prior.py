@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.train import prior as P
+from playground.train import prior as prior_training
 from tests.conftest import MODELS, has_model
 
 
@@ -16,14 +16,14 @@ def tiny_folder(tmp_path_factory):
     if not has_model("clip-shapes"):
         pytest.skip("assets/models/clip-shapes is not built yet")
     torch.manual_seed(0)
-    cfg = P.PriorTrainConfig(layers=2)
-    text, image, tok, processor = P.towers()
-    prior = P.build_prior(cfg, text.config, text.config.projection_dim)
+    cfg = prior_training.PriorTrainConfig(layers=2)
+    text, image, tok, processor = prior_training.towers()
+    prior = prior_training.build_prior(cfg, text.config, text.config.projection_dim)
     with torch.no_grad():
         prior.clip_std.fill_(1.0)
     folder = tmp_path_factory.mktemp("prior") / "prior-shapes"
-    P.save(prior, text, image, tok, processor, folder)
-    P.save_regression(P.RegressionPrior(text.config.projection_dim, 32), folder)
+    prior_training.save(prior, text, image, tok, processor, folder)
+    prior_training.save_regression(prior_training.RegressionPrior(text.config.projection_dim, 32), folder)
     return folder
 
 
@@ -37,9 +37,9 @@ def test_the_folder_runs_in_kandinskys_prior_pipeline_and_equals_the_projects_lo
     for guidance in (1.0, 4.0):
         theirs = pipe("a red circle left of a blue square", num_inference_steps=4, guidance_scale=guidance,
                       generator=torch.Generator().manual_seed(3)).image_embeds
-        e, s, m = P.encode_captions(pipe.text_encoder, pipe.tokenizer, ["a red circle left of a blue square"])
-        null = P.encode_captions(pipe.text_encoder, pipe.tokenizer, [""])
-        ours = P.sample(pipe.prior, pipe.scheduler, e, s, m, null, 4, guidance, torch.Generator().manual_seed(3))
+        e, s, m = prior_training.encode_captions(pipe.text_encoder, pipe.tokenizer, ["a red circle left of a blue square"])
+        null = prior_training.encode_captions(pipe.text_encoder, pipe.tokenizer, [""])
+        ours = prior_training.sample(pipe.prior, pipe.scheduler, e, s, m, null, 4, guidance, torch.Generator().manual_seed(3))
         torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
 
 
@@ -50,20 +50,20 @@ def test_the_towers_are_clip_shapes_own(tiny_folder):
 
     from playground.train import clip, shapes_data
 
-    text, image, tok, _ = P.towers()
+    text, image, tok, _ = prior_training.towers()
     model = CLIPModel.from_pretrained(MODELS / "clip-shapes").eval()
     captions = ["a red circle", "a large blue square on the left"]
     pictures = np.stack([shapes_data.draw(shapes_data.parse(c), np.random.default_rng(0)) for c in captions])
-    e, _, _ = P.encode_captions(text, tok, captions)
+    e, _, _ = prior_training.encode_captions(text, tok, captions)
     enc = AutoTokenizer.from_pretrained(MODELS / "clip-shapes")(captions, padding="max_length", max_length=16, return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(e, clip.features(model.get_text_features(**enc)), atol=1e-5, rtol=0)
-        torch.testing.assert_close(P.encode_pictures(image, pictures),
+        torch.testing.assert_close(prior_training.encode_pictures(image, pictures),
                                    clip.features(model.get_image_features(pixel_values=clip.pixels(pictures))), atol=1e-5, rtol=0)
 
 
 def test_the_regression_baseline_round_trips(tiny_folder):
-    mlp = P.load_regression(tiny_folder)
+    mlp = prior_training.load_regression(tiny_folder)
     assert mlp.net[0].in_features == 64 and mlp.net[0].out_features == 32
 
 
@@ -77,9 +77,9 @@ def test_prior_shapes_meets_its_card():
 
     m = common.load_metrics(MODELS / "prior-shapes")
     pipe = KandinskyPriorPipeline.from_pretrained(MODELS / "prior-shapes")
-    cfg = P.PriorTrainConfig(**m["config"])
-    here = P.measure(pipe.prior, P.load_regression(MODELS / "prior-shapes"), pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg,
-                     n=100)
+    cfg = prior_training.PriorTrainConfig(**m["config"])
+    regression = prior_training.load_regression(MODELS / "prior-shapes")
+    here = prior_training.measure(pipe.prior, regression, pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg, n=100)
     for split in ("seen_pairs", "heldout_pairs"):
         for kind, value in here[split]["cosine"].items():
             assert abs(value - m[split]["cosine"][kind]) < 0.05, (split, kind, value)
@@ -95,7 +95,7 @@ def test_the_prior_part_of_the_clip_section_and_the_loader():
     from diffusers import KandinskyPriorPipeline
 
     from playground.config import Settings
-    from playground.core.multimodal import prior
+    from playground.core.diffusion import prior
     from playground.models import ModelLoader
     from playground.train import shapes_data
     from playground.ui import clip_section

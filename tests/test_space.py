@@ -161,7 +161,7 @@ MODEL_HANDLERS = [
     ("interventions_tab", "on_ablate"), ("interventions_tab", "on_patch"), ("interventions_tab", "on_sink"),
     ("interventions_tab", "ablate"), ("interventions_tab", "patch"), ("interventions_tab", "sink"),
     ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"), ("inside_tab", "on_route"), ("inside_tab", "route"),
-    ("clip_section", "on_compare"), ("clip_section", "clip_api"),
+    ("clip_section", "on_compare"), ("clip_section", "clip_api"), ("clip_section", "on_prior"),
 ]
 
 

@@ -106,12 +106,13 @@ def eval_prior() -> dict:
     drawn from the captions, beside the text embedding's, on the folder as KandinskyPriorPipeline loads it."""
     from diffusers import KandinskyPriorPipeline
 
-    from playground.train import prior as P
+    from playground.train import prior as prior_training
 
     folder = common.MODELS_DIR / "prior-shapes"
     pipe = KandinskyPriorPipeline.from_pretrained(folder)
-    cfg = P.PriorTrainConfig(**common.load_metrics(folder)["config"])
-    return P.measure(pipe.prior, P.load_regression(folder), pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg)
+    cfg = prior_training.PriorTrainConfig(**common.load_metrics(folder)["config"])
+    regression = prior_training.load_regression(folder)
+    return prior_training.measure(pipe.prior, regression, pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, cfg)
 
 
 def eval_bert(loader: ModelLoader) -> dict:

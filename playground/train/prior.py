@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.core.multimodal.prior import encode_captions, sample
+from playground.core.diffusion.prior import encode_captions, sample
 from playground.train import common, shapes_data
 
 CLIP = common.MODELS_DIR / "clip-shapes"

@@ -152,7 +152,7 @@ def on_prior(loader: ModelLoader, request: PriorRequest, progress=gr.Progress())
     """The prior's run for a caption: both embeddings' nearest captions and pictures, and their cosine."""
     import torch
 
-    from playground.core.multimodal import prior
+    from playground.core.diffusion import prior
     from playground.models.sources import SourceError
     from playground.train import shapes_data
 
