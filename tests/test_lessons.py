@@ -132,6 +132,26 @@ def test_lesson_experts__two_experts_do_the_llamas_mlp_arithmetic(room):
     assert all(len(picks) == 2 and len(set(picks)) == 2 for layer in r.chosen for picks in layer)
 
 
+@pytest.mark.skipif(not has_model("clip-shapes"), reason="assets/models/clip-shapes is not built yet")
+def test_lesson_clip__the_relation_and_its_inverse_nearly_tie(room):
+    """On the link's captions, the picture drawn from "a red circle left of a blue square" scores its caption and the
+    inverse relation's within a few hundredths; over 200 minimal pairs CLIP is near chance; the reveal's figures are the card's."""
+    from playground.core.multimodal import clip_space
+    from playground.train import clip as clip_training
+    from playground.train import common
+    from playground.ui import clip_section
+
+    texts = link("clip")["clip_texts"]
+    _, grid, _, _ = clip_section.on_compare(room, clip_section.ClipRequest(texts, None, 0), progress=None)
+    lm = room.load(clip_section.CLIP_MODEL, Family.CLIP)
+    pictures = clip_section.drawn(texts.splitlines(), 0)
+    cos = clip_space.compare(lm.model, lm.tokenizer, lm.components["image_processor"], texts, [pictures[0][1]]).similarity[0]
+    assert abs(cos[0] - cos[1]) < 0.05 and "picture of 1" in grid  # nearly a tie
+    assert 0.35 < clip_training.relations(lm.model, lm.tokenizer, n=200, seed=5) < 0.65
+    card = common.load_metrics(common.MODELS_DIR / "clip-shapes")
+    assert f"only {card['relations']:.0%} of the time" in lesson_by_id("clip").question.why
+
+
 def test_lesson_objective__the_toy_network_learns_to_predict_the_added_noise():
     from playground.core.training import toy_diffusion
 

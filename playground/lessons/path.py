@@ -315,7 +315,23 @@ LESSONS: tuple[Lesson, ...] = (
                     "Only the autoencoder's decoder touches pixels, once, at the end. Stable Diffusion 1.5 does the same with a "
                     "4x64x64 latent for a 512x512 image: 48 times fewer numbers to denoise."),
            {"model": "segmind/tiny-sd", "prompt": "a small blue square on the left", "steps": 30, "seed": 0}),
-    Lesson("image-models", "19. Stable Diffusion, Imagen, DALL-E 2", "models",
+    Lesson("clip", "19. CLIP: pictures and words in one space", "text-to-image",
+           "**CLIP** trains an image tower and a text tower together: in a batch of pictures and captions, each picture's "
+           "cosine with its own caption is pushed up and with the others down. The result is one space where a picture and "
+           "its caption land close together: zero-shot classification, and DALL-E 2's starting point.",
+           "Open *CLIP space* (below the word maps) and press *Compare pictures and captions*: each picture's own caption is "
+           "outlined. Compare the two pictures whose captions differ only in *left of* / *right of*.",
+           Question("CLIP compares the picture of \"a red circle left of a blue square\" with that caption and with \"a red circle "
+                    "right of a blue square\". What happens?",
+                    ("Its own caption wins clearly", "Nearly a tie: the order of the words barely counts",
+                     "The wrong caption wins clearly"),
+                    "Nearly a tie: the order of the words barely counts",
+                    "Trained only to tell a batch's pictures apart, CLIP rarely needs the word order: colours and shapes tell "
+                    "almost every pair apart. The embedded clip-shapes reads colours, shapes and places zero-shot 99-100% right, yet "
+                    "prefers a two-object picture's own caption over the inverse relation's only 52% of the time (chance: 50%). "
+                    "DALL-E 2, built on CLIP's space, inherits this: its paper reports weak binding of attributes and relations."),
+           {"clip_texts": "a red circle left of a blue square\na red circle right of a blue square\na blue square\na red circle"}),
+    Lesson("image-models", "20. Stable Diffusion, Imagen, DALL-E 2", "models",
            "Three ways to turn text into images. **Stable Diffusion**: latent diffusion with a frozen CLIP text encoder. "
            "**Imagen**: pixel-space diffusion (64 px, then two super-resolution models) with a frozen T5-XXL text encoder. "
            "**DALL-E 2** (unCLIP): a *prior* maps the CLIP text embedding to a CLIP image embedding; a diffusion decoder draws it.",

@@ -198,8 +198,14 @@ def clip_api(loader: ModelLoader, texts: str, image: Any = None) -> dict:
     return clip_space.compare(lm.model, lm.tokenizer, lm.components["image_processor"], texts, images).to_json()
 
 
-def build_clip_section(loader: ModelLoader) -> Any:
-    """The section. Named API endpoint: `/clip`. Returns its Form."""
+@dataclass(frozen=True)
+class ClipSection:
+    form: Any  # the CLIP-space Form
+    texts: Any  # the captions box (a lesson link fills it)
+
+
+def build_clip_section(loader: ModelLoader) -> ClipSection:
+    """The section. Named API endpoint: `/clip`."""
     with gr.Accordion("CLIP space: pictures and words in one space (DALL-E 2's first stage)", open=False, elem_id="clip-section"):
         gr.Markdown(EXPLAINER)
         with gr.Row():
@@ -231,4 +237,4 @@ def build_clip_section(loader: ModelLoader) -> Any:
             api_texts, api_image, api_out = gr.Textbox(label="texts"), checked_image(type="pil", label="image"), gr.JSON(label="result")
             api_run = gr.Button()
         api_run.click(gpu_task(bind(clip_api, loader), BUDGET), [api_texts, api_image], api_out, api_name="clip")
-    return form
+    return ClipSection(form, texts)

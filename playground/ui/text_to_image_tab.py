@@ -247,10 +247,10 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
         clear_first(run.click, [status]).then(generate.event, generate.inputs, [status, image, words, files, comparison, comparison_notes],
                                               api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
-        build_clip_section(loader)
+        clip = build_clip_section(loader)
     return TabView(
         inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
-                "compare": compare_scales},
+                "compare": compare_scales, "clip_texts": clip.texts},
         run=("t2i-run",),
         forms={"t2i-run": generate},
     )
