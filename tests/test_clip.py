@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from playground.core.multimodal import clip_space
 from playground.train import clip, shapes_data
 from tests.conftest import MODELS, has_model
 
@@ -31,8 +32,8 @@ def test_the_contrastive_loss_written_out_equals_the_models_own():
     enc = clip.encode_texts(tok, captions, cfg.max_tokens)
     with torch.no_grad():
         theirs = model(**enc, pixel_values=clip.pixels(images), return_loss=True)
-        t = torch.nn.functional.normalize(clip.features(model.get_text_features(**enc)), dim=-1)
-        i = torch.nn.functional.normalize(clip.features(model.get_image_features(pixel_values=clip.pixels(images))), dim=-1)
+        t = torch.nn.functional.normalize(clip_space.projected(model.get_text_features(**enc)), dim=-1)
+        i = torch.nn.functional.normalize(clip_space.projected(model.get_image_features(pixel_values=clip.pixels(images))), dim=-1)
     logits = model.logit_scale.exp() * t @ i.T  # [caption, picture]
     target = torch.arange(len(captions))
     mine = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2

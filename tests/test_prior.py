@@ -48,6 +48,7 @@ def test_the_towers_are_clip_shapes_own(tiny_folder):
     import numpy as np
     from transformers import AutoTokenizer, CLIPModel
 
+    from playground.core.multimodal import clip_space
     from playground.train import clip, shapes_data
 
     text, image, tok, _ = prior_training.towers()
@@ -57,9 +58,9 @@ def test_the_towers_are_clip_shapes_own(tiny_folder):
     e, _, _ = prior_training.encode_captions(text, tok, captions)
     enc = AutoTokenizer.from_pretrained(MODELS / "clip-shapes")(captions, padding="max_length", max_length=16, return_tensors="pt")
     with torch.no_grad():
-        torch.testing.assert_close(e, clip.features(model.get_text_features(**enc)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(e, clip_space.projected(model.get_text_features(**enc)), atol=1e-5, rtol=0)
         torch.testing.assert_close(prior_training.encode_pictures(image, pictures),
-                                   clip.features(model.get_image_features(pixel_values=clip.pixels(pictures))), atol=1e-5, rtol=0)
+                                   clip_space.projected(model.get_image_features(pixel_values=clip.pixels(pictures))), atol=1e-5, rtol=0)
 
 
 def test_the_regression_baseline_round_trips(tiny_folder):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from playground.core.multimodal import clip_space
 from playground.train import common, shapes_data
 from playground.train.data import data_dir
 
@@ -95,21 +96,12 @@ def encode_texts(tok, texts: list[str], max_tokens: int) -> dict[str, torch.Tens
 # ---- figures ----------------------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def embed_texts(model, tok, texts: list[str]) -> torch.Tensor:
-    enc = encode_texts(tok, texts, model.config.text_config.max_position_embeddings)
-    return torch.nn.functional.normalize(features(model.get_text_features(**enc)), dim=-1)
+    return clip_space.text_embeddings(model, tok, texts)
 
 
-@torch.no_grad()
 def embed_images(model, images: np.ndarray) -> torch.Tensor:
-    return torch.nn.functional.normalize(features(model.get_image_features(pixel_values=pixels(images))), dim=-1)
-
-
-def features(out) -> torch.Tensor:
-    """The projected embedding from get_text_features / get_image_features (transformers 5 returns an output whose
-    pooler_output holds it; earlier versions the tensor itself)."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
+    return clip_space.pixel_embeddings(model, pixels(images))
 
 
 @torch.no_grad()
@@ -117,10 +109,9 @@ def zero_shot(model, tok, n: int = 600, seed: int = 1234) -> dict:
     """Zero-shot colour, shape and place of fresh one-object pictures (fully specified captions), each class embedding
     the mean of its captions' (renormalized): accuracy over pictures of the training pairs and of the held-out pairs."""
     rng = np.random.default_rng(seed)
-    prompts = shapes_data.class_prompts()
-    classes = {a: list(d) for a, d in prompts.items()}
-    centres = {a: torch.nn.functional.normalize(torch.stack([embed_texts(model, tok, d[c]).mean(0) for c in classes[a]]), dim=-1)
-               for a, d in prompts.items()}
+    found = clip_space.class_centres(model, tok, shapes_data.class_prompts())
+    classes = {a: names for a, (names, _) in found.items()}
+    centres = {a: c for a, (_, c) in found.items()}
     out = {}
     for split, heldout in (("seen_pairs", False), ("heldout_pairs", True)):
         captions, images = [], []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +120,8 @@ def on_compare(loader: ModelLoader, request: ClipRequest, progress=gr.Progress()
         grid = similarity_heatmap(lines, np.asarray(sims.text_similarity))
         return ClipView(" ".join([*notes, "No caption could be drawn and no picture was given: the captions' cosines with each "
                                   "other."]), grid, "", "").outputs()
-    sims = clip_space.compare(model, tok, proc, "\n".join(lines), images)
+    text_emb, image_emb = clip_space.text_embeddings(model, tok, lines), clip_space.image_embeddings(model, proc, images)
+    sims = clip_space.similarities(lines, text_emb, image_emb, clip_space.logit_scale(model))
     grid = clip_views.grid_html(images, labels, lines, sims.similarity, sims.probs, pairs)
     subject = request.image if request.image is not None else images[0]
     zero = clip_space.zero_shot(model, tok, proc, subject, shapes_data.class_prompts())
@@ -127,11 +129,11 @@ def on_compare(loader: ModelLoader, request: ClipRequest, progress=gr.Progress()
                  "averaged over the grammar's captions of each colour, shape and place (CLIP's prompt ensembling).</p>"
                  + clip_views.zero_shot_html(zero))
     projection = ""
-    if len(pictures) >= 2:
-        img_emb = clip_space.image_embeddings(model, proc, [img for _, img in pictures])
-        txt_emb = clip_space.text_embeddings(model, tok, [lines[i] for i, _ in pictures])
-        p = clip_space.project(img_emb, txt_emb)
-        projection = clip_views.projection_svg(p, [lines[i] for i, _ in pictures], [lines[i] for i, _ in pictures])
+    if len(pictures) >= 2:  # the drawn pictures (the first rows) and their own captions, embedded above
+        drawn_from = [i for i, _ in pictures]
+        p = clip_space.project(image_emb[: len(pictures)], text_emb[drawn_from])
+        captions = [lines[i] for i in drawn_from]
+        projection = clip_views.projection_svg(p, captions, captions)
         notes.append(f"The two clouds' centres sit {p.gap:.2f} apart (the modality gap); a picture's cosine with its own caption "
                      f"averages {p.paired_cosine:.2f}, with the other captions {p.cross_cosine:.2f}.")
     return ClipView(" ".join(notes), grid, zero_html, projection).outputs()
@@ -175,15 +177,10 @@ def on_prior(loader: ModelLoader, request: PriorRequest, progress=gr.Progress())
         near_caps = [(captions[i], float(cap_cos[i])) for i in cap_cos.topk(5).indices.tolist()]
         near_pics = [(pictures[i], pool_captions[i], float(pic_cos[i])) for i in pic_cos.topk(5).indices.tolist()]
         columns.append(clip_views.nearest_html(title, near_caps, near_pics))
-    return (f"<p>Running {_e(pipe.source.describe())}. cos(text embedding, the prior's image embedding) = <b>{run.cosine:.3f}</b>; "
+    return (f"<p>Running {html.escape(pipe.source.describe())}. cos(text embedding, the prior's image embedding) = "
+            f"<b>{run.cosine:.3f}</b>; "
             f"{request.steps} steps, guidance {float(request.guidance):g}, seed {request.seed}.</p>"
             f'<div style="display:flex;flex-wrap:wrap;gap:16px" id="prior-nearest">{"".join(columns)}</div>')
-
-
-def _e(text: str) -> str:
-    import html
-
-    return html.escape(str(text))
 
 
 @user_errors

@@ -46,8 +46,10 @@ def probabilities(cos: Any, scale: float) -> Any:
     return (torch.as_tensor(cos, dtype=torch.float32) * scale).softmax(-1)
 
 
-def _projected(out: Any) -> Any:
-    return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers 5: an output whose pooler_output holds it
+def projected(out: Any) -> Any:
+    """The projected embedding get_text_features / get_image_features return (transformers 5: an output whose pooler_output
+    holds it; earlier versions the tensor itself)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
 @no_grad
@@ -58,7 +60,7 @@ def text_embeddings(model: Any, tokenizer: Any, texts: list[str]) -> Any:
         enc = tokenizer(texts, padding="max_length", max_length=limit, truncation=True, return_tensors="pt", verbose=False)
     device = next(model.parameters()).device
     out = model.get_text_features(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
-    return torch.nn.functional.normalize(_projected(out).float(), dim=-1).cpu()
+    return torch.nn.functional.normalize(projected(out).float(), dim=-1).cpu()
 
 
 @no_grad
@@ -67,10 +69,15 @@ def image_embeddings(model: Any, processor: Any, images: list[Any]) -> Any:
     from PIL import Image
 
     pictures = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im, dtype=np.uint8)) for im in images]
-    pixels = processor(images=[p.convert("RGB") for p in pictures], return_tensors="pt")["pixel_values"]
+    return pixel_embeddings(model, processor(images=[p.convert("RGB") for p in pictures], return_tensors="pt")["pixel_values"])
+
+
+@no_grad
+def pixel_embeddings(model: Any, pixel_values: Any) -> Any:
+    """Normalized image embeddings [N, d] of pixel values already prepared as the model reads them [N, C, H, W]."""
     param = next(model.parameters())
-    out = model.get_image_features(pixel_values=pixels.to(param.device, param.dtype))
-    return torch.nn.functional.normalize(_projected(out).float(), dim=-1).cpu()
+    out = model.get_image_features(pixel_values=pixel_values.to(param.device, param.dtype))
+    return torch.nn.functional.normalize(projected(out).float(), dim=-1).cpu()
 
 
 def logit_scale(model: Any) -> float:
@@ -99,12 +106,17 @@ def compare(model: Any, tokenizer: Any, processor: Any, texts: Any, images: list
     """Every picture's cosine with every caption (and softmax(scale · cos) over the captions), or, without pictures, the
     captions' cosines with each other."""
     lines = check_texts(texts)
-    t = text_embeddings(model, tokenizer, lines)
-    scale = logit_scale(model)
-    if images:
-        cos = image_embeddings(model, processor, images) @ t.T
+    return similarities(lines, text_embeddings(model, tokenizer, lines),
+                        image_embeddings(model, processor, images) if images else None, logit_scale(model))
+
+
+def similarities(lines: list[str], text_emb: Any, image_emb: Any | None, scale: float) -> Similarities:
+    """`compare`'s answer from embeddings already made (normalized): [image][text] cosines and their softmax, or without
+    pictures the captions' cosines with each other."""
+    if image_emb is not None:
+        cos = image_emb @ text_emb.T
         return Similarities(lines, _round(cos), None, round(scale, 4), _round(probabilities(cos, scale)))
-    return Similarities(lines, None, _round(t @ t.T), round(scale, 4))
+    return Similarities(lines, None, _round(text_emb @ text_emb.T), round(scale, 4))
 
 
 def _round(m: Any, digits: int = 4) -> list[list[float]]:
@@ -128,11 +140,19 @@ def zero_shot(model: Any, tokenizer: Any, processor: Any, image: Any, prompts: d
     picture = image_embeddings(model, processor, [image])[0]
     scale = logit_scale(model)
     out = []
-    for attribute, classes in prompts.items():
-        names = list(classes)
-        centres = torch.nn.functional.normalize(torch.stack([text_embeddings(model, tokenizer, classes[c]).mean(0) for c in names]), dim=-1)
+    for attribute, (names, centres) in class_centres(model, tokenizer, prompts).items():
         cos = centres @ picture
         out.append(ZeroShot(attribute, names, [round(float(p), 4) for p in probabilities(cos, scale)], [round(float(c), 4) for c in cos]))
+    return out
+
+
+def class_centres(model: Any, tokenizer: Any, prompts: dict[str, dict[str, list[str]]]) -> dict[str, tuple[list[str], Any]]:
+    """attribute -> (its classes, their embeddings [classes, d]): each the mean of its captions' embeddings, renormalized."""
+    out = {}
+    for attribute, classes in prompts.items():
+        names = list(classes)
+        out[attribute] = (names, torch.nn.functional.normalize(
+            torch.stack([text_embeddings(model, tokenizer, classes[c]).mean(0) for c in names]), dim=-1))
     return out
 
 
