@@ -36,6 +36,15 @@ IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.o
 # Pipeline components the playground never runs: the NSFW checker and its image processor (the explorer builds
 # its pipelines with safety_checker=None), an IP-adapter's image encoder. Not downloaded, not loaded.
 UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
+# ... except in an unCLIP pipeline, where the image encoder and its processor are what makes variations
+UNCLIP_PIPELINES = ("StableUnCLIPPipeline", "StableUnCLIPImg2ImgPipeline")
+
+
+def unused_components(index: dict) -> tuple[str, ...]:
+    """The components of a pipeline (its model_index.json) that the playground neither loads nor downloads."""
+    if index.get("_class_name") in UNCLIP_PIPELINES:
+        return ("safety_checker",)
+    return UNUSED_COMPONENTS
 
 
 class HubFilesError(RuntimeError):

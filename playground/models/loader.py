@@ -34,7 +34,7 @@ from playground.lazy import LIBRARY_LOCK, from_library, torch
 from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import (
-    UNUSED_COMPONENTS,
+    unused_components,
     HubFilesError,
     HubProbe,
     HubStatus,
@@ -52,6 +52,8 @@ ProgressFn = Callable[[float, str], None]
 
 # Diffusion folders list their components in model_index.json; only these libraries may be named.
 _COMPONENT_LIBRARIES = ("diffusers", "transformers")
+# components that model_index.json names by their diffusers pipeline module (as diffusers' own loader reads them)
+_PIPELINE_MODULES = {"stable_diffusion": "diffusers.pipelines.stable_diffusion"}
 
 # A loaded fast tokenizer takes about 20x the bytes of its serialized tokenizer.json in process
 # memory (RSS measured for five copies each: gpt2 18x / 27 MB, bert-base-uncased 20x / 9 MB,
@@ -554,13 +556,15 @@ def _load_diffusion_components(folder: Path, device: torch.device, dtype: torch.
         raise ValueError("a diffusion model folder needs a model_index.json listing its components")
     index = json.loads(index_file.read_text())
     components: dict[str, Any] = {}
+    unused = unused_components(index)
     for name, spec in index.items():
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None or name in UNUSED_COMPONENTS:
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None or name in unused:
             continue
         library, class_name = spec
-        if library not in _COMPONENT_LIBRARIES:
-            raise ValueError(f"component {name!r} comes from {library!r}; only {_COMPONENT_LIBRARIES} are allowed")
-        cls = library_class(library, class_name)
+        if library not in _COMPONENT_LIBRARIES and library not in _PIPELINE_MODULES:
+            raise ValueError(f"component {name!r} comes from {library!r}; only {_COMPONENT_LIBRARIES} (and diffusers' pipeline "
+                             f"modules {tuple(_PIPELINE_MODULES)}) are allowed")
+        cls = library_class(_PIPELINE_MODULES.get(library, library), class_name)
         if cls is None:
             raise ValueError(f"component {name!r} names unknown class {library}.{class_name}")
         # a component's files sit in its own subfolder, or at the repo root when the pipeline has one

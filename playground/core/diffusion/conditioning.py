@@ -3,11 +3,11 @@ classifier-free guidance compares it with (the null class, the empty or negative
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from playground.core.cache import shared_lock
-from playground.core.inputs import require_text
+from playground.core.inputs import require_int, require_text
 from playground.errors import InputError
 from playground.lazy import from_library, torch
 
@@ -16,22 +16,33 @@ MAX_PROMPT_CHARS = 500  # a text prompt's and a negative prompt's limit (CLIP re
 
 @dataclass(frozen=True)
 class Conditioning:
-    """What the UNet is told: nothing, a class, or a text (embeddings); and the 'nothing' used for guidance."""
+    """What the UNet is told: nothing, a class, or a text (embeddings); and the 'nothing' used for guidance. An unCLIP
+    decoder is told a text and an image embedding (`labels`, its class-embedding input)."""
 
     kind: str  # "none", "class" or "text"
     cond: torch.Tensor | None = None  # class labels [B] or text embeddings [B, L, D]
     uncond: torch.Tensor | None = None  # the null class / the negative-prompt embeddings (for guidance)
+    labels: torch.Tensor | None = None  # an unCLIP decoder's image condition [B, 2d]: the (noised) embedding and its noise level
+    labels_uncond: torch.Tensor | None = None  # its "nothing": zeros, as the unCLIP pipelines feed it
 
     def to(self, device: Any) -> Conditioning:
         """The same on `device` (class labels are made on the CPU)."""
-        return Conditioning(self.kind, *(None if t is None else t.to(device) for t in (self.cond, self.uncond)))
+        return Conditioning(self.kind, *(None if t is None else t.to(device)
+                                         for t in (self.cond, self.uncond, self.labels, self.labels_uncond)))
 
-    def unet_kwargs(self, which: torch.Tensor | None) -> dict[str, Any]:
+    def unet_kwargs(self, branch: str) -> dict[str, Any]:
+        """The UNet's keyword arguments for one branch: "cond", "uncond", or "both" (the unconditional batch first)."""
+        def pick(cond: torch.Tensor | None, uncond: torch.Tensor | None) -> torch.Tensor | None:
+            return {"cond": cond, "uncond": uncond}.get(branch) if branch != "both" else torch.cat([uncond, cond])
+
+        kwargs: dict[str, Any] = {}
         if self.kind == "class":
-            return {"class_labels": which}
+            kwargs["class_labels"] = pick(self.cond, self.uncond)
         if self.kind == "text":
-            return {"encoder_hidden_states": which}
-        return {}
+            kwargs["encoder_hidden_states"] = pick(self.cond, self.uncond)
+        if self.labels is not None:
+            kwargs["class_labels"] = pick(self.labels, self.labels_uncond)
+        return kwargs
 
 
 def class_index(prompt: str, id2label: dict[int, str]) -> int:
@@ -70,7 +81,7 @@ def conditioning(model: Any, prompts: list[str], negatives: list[str], guidance:
     """The conditioning of `model` (anything with `.model`, `.components`, `.pipeline`) for one image per prompt, and a
     label for captions: a class-conditional UNet's classes, a text-to-image model's prompts, or none."""
     unet = model.model
-    if getattr(unet, "class_embedding", None) is not None:
+    if getattr(unet, "class_embedding", None) is not None and not is_unclip_decoder(model):
         labels = model.pipeline.id2label if model.pipeline is not None else {}
         if not labels:
             raise InputError("This class-conditional model lists no class names (id2label in model_index.json).")
@@ -91,3 +102,41 @@ def conditioning(model: Any, prompts: list[str], negatives: list[str], guidance:
     if guidance != 1.0:
         raise InputError("This model is unconditional (no class, no prompt): use guidance 1.")
     return Conditioning("none"), "unconditional"
+
+
+def is_unclip_decoder(model: Any) -> bool:
+    """Whether `model` is an unCLIP decoder (Stable unCLIP's UNet: a text condition, and a CLIP image embedding read through
+    `class_embed_type="projection"` with the pipeline's image normalizer)."""
+    config = model.model.config
+    return getattr(config, "class_embed_type", None) == "projection" and model.components.get("image_normalizer") is not None
+
+
+def image_condition(normalizer: Any, noising: Any, embeds: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """What an unCLIP decoder's class embedding reads (`StableUnCLIPPipeline.noise_image_embeddings`, one level per row):
+    the embedding standardized, noised to `levels` (the noising scheduler's q(x_t | x_0) with `noise`), un-standardized,
+    then followed by the sinusoidal embedding of its level: [e_noised, emb(level)], 2d numbers."""
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    x = noising.add_noise(normalizer.scale(embeds), timesteps=levels, noise=noise)
+    x = normalizer.unscale(x)
+    level = get_timestep_embedding(timesteps=levels, embedding_dim=x.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0)
+    return torch.cat((x, level.to(x.dtype)), 1)
+
+
+def with_image_embedding(model: Any, cond: Conditioning, embeds: Any, noise_level: Any, n: int, generator: torch.Generator) -> Conditioning:
+    """`cond` with an unCLIP decoder's image condition for `n` images: `embeds` [1 or n, d] (one row shared by every
+    image, as the variations pipeline repeats its picture's, or one per image, as the prior gives them), noised to
+    `noise_level` with noise drawn from `generator` (before the latents, in the pipelines' order); its "nothing" is zeros."""
+    normalizer, noising = model.components["image_normalizer"], model.components["image_noising_scheduler"]
+    top = noising.config.num_train_timesteps - 1
+    level = require_int(noise_level, "noise_level", low=0, high=top)
+    dim = normalizer.mean.shape[-1]
+    if not isinstance(embeds, torch.Tensor) or embeds.ndim != 2 or embeds.shape[-1] != dim or embeds.shape[0] not in (1, n):
+        raise InputError(f"An unCLIP decoder draws from CLIP image embeddings of {dim} numbers, one for all {n} images or one each: "
+                         "run the prior first (/unclip) or give a picture (/variations).")
+    device, dtype = normalizer.mean.device, normalizer.mean.dtype
+    noise = torch.randn(embeds.shape, generator=generator, dtype=embeds.dtype)  # on the CPU, as the pipelines draw it
+    levels = torch.full((embeds.shape[0],), level, device=device)
+    labels = image_condition(normalizer, noising, embeds.to(device, dtype), levels, noise.to(device, dtype))
+    labels = labels.expand(n, -1) if labels.shape[0] == 1 else labels
+    return replace(cond, labels=labels, labels_uncond=torch.zeros_like(labels))

@@ -38,8 +38,11 @@ def sample(prior: Any, scheduler: Any, embeds: Any, states: Any, masks: Any, nul
            generator: Any) -> Any:
     """The prior's loop on text encodings (`null`: the empty caption's (embeds, states, mask), the unconditional branch).
     Returns image embeddings [N, d] in CLIP's image space."""
+    import inspect
+
     n = embeds.shape[0]
     guided = guidance > 1.0
+    tells_prev = "prev_timestep" in inspect.signature(scheduler.step).parameters
     scheduler.set_timesteps(steps)
     timesteps = scheduler.timesteps
     # 1. z_T ~ N(0, I): a standardized image embedding of pure noise
@@ -56,9 +59,9 @@ def sample(prior: Any, scheduler: Any, embeds: Any, states: Any, masks: Any, nul
         if guided:
             text_z0, null_z0 = z0.chunk(2)
             z0 = null_z0 + guidance * (text_z0 - null_z0)
-        # 4. z_t -> z_{t-1}: the posterior step towards ẑ_0
-        prev = None if i + 1 == len(timesteps) else timesteps[i + 1]
-        latents = scheduler.step(z0, timestep=t, sample=latents, generator=generator, prev_timestep=prev).prev_sample
+        # 4. z_t -> z_{t-1}: the posterior step towards ẑ_0 (UnCLIPScheduler is told the previous timestep; DDPM knows it)
+        prev = {"prev_timestep": None if i + 1 == len(timesteps) else timesteps[i + 1]} if tells_prev else {}
+        latents = scheduler.step(z0, timestep=t, sample=latents, generator=generator, **prev).prev_sample
     # 5. back to CLIP's image space: × std + mean
     return prior.post_process_latents(latents)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from playground.core.diffusion.conditioning import MAX_PROMPT_CHARS, Conditioning, conditioning
+from playground.core.diffusion.conditioning import MAX_PROMPT_CHARS, Conditioning, conditioning, is_unclip_decoder, with_image_embedding
 from playground.core.diffusion.loop import Record, RunSettings, denoise_loop, resume_from, start
 from playground.core.diffusion.pictures import decode_is_cheap, image_grid, init_latent, picture, pixels, vae_factor
 from playground.core.diffusion.schedule import SCHEDULERS, make_scheduler
@@ -51,6 +51,8 @@ class DiffusionRequest:
     strength: float = 1.0  # image-to-image: the share of the steps re-run (1: from pure noise)
     batch: int = 1  # images per prompt
     snapshots: bool = True  # keep a rewind point per step (branching); False for runs that are never branched
+    image_embedding: Any = None  # an unCLIP decoder's CLIP image embedding(s) [1 or n, d] (the prior's, or a picture's)
+    noise_level: int = 0  # an unCLIP decoder: how far that embedding is noised first (Stable unCLIP's noise augmentation)
 
     def prompts(self) -> list[str]:
         """One prompt per image."""
@@ -167,16 +169,22 @@ class Run:
         return [(r.index + 1, float((r.x - self.records[r.index - first].x).norm())) for r in self.branch]
 
 
-def run(model: Any, request: DiffusionRequest, model_name: str = "") -> Run:
+def run(model: Any, request: DiffusionRequest, model_name: str = "", generator: torch.Generator | None = None) -> Run:
     """Check `request`, condition the model, build the sampler from the model's scheduler config, seed a CPU generator
-    and draw x_T (or noise the start image): the returned Run takes the steps when iterated."""
+    and draw x_T (or noise the start image): the returned Run takes the steps when iterated. `generator`: one already
+    drawn from (DALL-E 2's prior, which the unCLIP pipeline runs on the same generator first); default: a new one
+    seeded with `request.seed`."""
     request = request.checked()
     prompts = request.prompts()
     cond, label = conditioning(model, prompts, request.negatives(), request.guidance)
     shape = latent_shape(model, len(prompts))
     scheduler = make_scheduler(request.scheduler, model.components["scheduler"].config,
                                None if request.clip == "default" else request.clip == "clip")
-    generator = torch.Generator().manual_seed(request.seed)
+    generator = generator if generator is not None else torch.Generator().manual_seed(request.seed)
+    if is_unclip_decoder(model):
+        cond = with_image_embedding(model, cond, request.image_embedding, request.noise_level, len(prompts), generator)
+    elif request.image_embedding is not None:
+        raise InputError("Only an unCLIP decoder reads an image embedding; this model does not.")
     init = None
     if request.init_image is not None and request.strength < 1.0:
         init = init_latent(model, request.init_image, shape)
@@ -200,6 +208,8 @@ def branch_from(model: Any, diffusion_run: Run, step: Any, *, prompt: str, negat
     record = diffusion_run.record(step)
     asked = replace(diffusion_run.request, prompt=prompt, negative=negative, guidance=guidance).checked()
     cond, label = conditioning(model, asked.prompts(), asked.negatives(), asked.guidance)
+    if diffusion_run.cond.labels is not None:  # an unCLIP decoder's branch keeps the run's image embedding
+        cond = replace(cond, labels=diffusion_run.cond.labels, labels_uncond=diffusion_run.cond.labels_uncond)
     cond = cond.to(next(model.model.parameters()).device)
     if seed is not None:
         seed = require_int(seed, "branch seed", low=0, high=MAX_SEED)
