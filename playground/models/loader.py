@@ -34,13 +34,13 @@ from playground.lazy import LIBRARY_LOCK, from_library, torch
 from playground.models.architecture import architecture_of, has_masked_lm_head
 from playground.models.device import pick_device, pick_dtype, release_device_memory
 from playground.models.hub import (
-    unused_components,
     HubFilesError,
     HubProbe,
     HubStatus,
     download_config,
     download_repo,
     is_network_error,
+    unused_components,
 )
 from playground.models.presets import PRESETS, Family, Preset, find_preset
 from playground.models.results import ResultHandle, ResultStore

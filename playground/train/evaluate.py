@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "llama", "moe", "clip", "prior", "bert", "t5", "ddpm", "ldm", "shapes")
+MODELS = ("classifier", "gpt", "llama", "moe", "clip", "prior", "bert", "t5", "ddpm", "ldm", "shapes", "unclip")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -297,7 +297,7 @@ def summary_table() -> str:
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
          ("gpt-shakespeare", "llama-shakespeare", "moe-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion",
           "sd-shapes",
-          "clip-shapes", "prior-shapes", "fashion-classifier")}
+          "clip-shapes", "prior-shapes", "unclip-shapes", "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
@@ -369,6 +369,18 @@ def summary_table() -> str:
                     f"regression MLP {c['regression_mlp']:.3f}, the text embedding itself {c['text_embedding']:.3f} (held-out pairs: "
                     f"{h['diffusion_prior']:.3f} / {h['regression_mlp']:.3f} / {h['text_embedding']:.3f}) | reported | "
                     f"{_time(m['prior-shapes'])} |")
+    if m["unclip-shapes"].get("grammar"):
+        from playground.train.unclip_eval import targets_met as unclip_met
+
+        d, g, v = m["unclip-shapes"], m["unclip-shapes"]["grammar"], m["unclip-shapes"]["variations"]
+        sd = d["sd_shapes_same_prompts"]["grammar"]
+        met = unclip_met(d)
+        rows.append(
+            f"| unclip-shapes | caption -> prior -> decoder, read back by the checker: colour {g['colour']:.1%}, shape {g['shape']:.1%}, "
+            f"place {g['place']:.1%}, two objects {g['two_objects']:.1%} (sd-shapes on the same prompts: {sd['two_objects']:.1%}); "
+            f"variations keep colour and shape {v['kept']:.1%} | 85/85/75/80%: {_bar(all(met.values()))}"
+            f"{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |"
+        )
     if m["fashion-classifier"]:
         rows.append(
             f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
@@ -393,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "moe": "moe-shakespeare",
                "clip": "clip-shapes", "prior": "prior-shapes",
                "bert": "bert-shakespeare", "t5": "t5-tasks",
-               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes"}
+               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes", "unclip": "unclip-shapes"}
     for name in args.only:
         folder = common.MODELS_DIR / folders[name]
         start = time.perf_counter()
@@ -418,6 +430,10 @@ def main(argv: list[str] | None = None) -> None:
             from playground.train import shapes_eval
 
             figures = shapes_eval.evaluate(loader.load("segmind/tiny-sd", "latent-diffusion"), folder)
+        elif name == "unclip":  # DALL-E 2's design, on the same prompts as sd-shapes
+            from playground.train import unclip_eval
+
+            figures = unclip_eval.evaluate(loader.load(str(folder), "latent-diffusion").components, folder)
         else:  # the Fashion-MNIST latent model is an embedded folder without a Hub preset of its own
             preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else (str(folder), "latent-diffusion")
             figures = eval_diffusion(loader, preset, family, args.samples_per_class, folder)

@@ -58,11 +58,13 @@ def _share(values: list[bool | None]) -> float:
     return round(sum(kept) / len(kept), 4) if kept else float("nan")
 
 
-def one_and_two_objects(components: dict, n: int, seed: int, *, heldout: bool = False, guidance: float = GUIDANCE) -> dict:
-    """Colour, shape and place accuracy on n one-object prompts; both objects and the relation on n two-object ones."""
+def one_and_two_objects(components: dict, n: int, seed: int, *, heldout: bool = False, guidance: float = GUIDANCE,
+                        drawer=draw) -> dict:
+    """Colour, shape and place accuracy on n one-object prompts; both objects and the relation on n two-object ones.
+    `drawer(components, prompts, seed, guidance=...)` draws them (sd-shapes' run by default; the unCLIP model has its own)."""
     ones, twos = _scenes(n, seed, two=False, heldout=heldout), _scenes(n, seed + 1, two=True, heldout=heldout)
-    v1 = [shapes_check.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in ones], seed, guidance=guidance), ones)]
-    v2 = [shapes_check.judge(img, s) for img, s in zip(draw(components, [s.caption() for s in twos], seed + 1, guidance=guidance), twos)]
+    v1 = [shapes_check.judge(img, s) for img, s in zip(drawer(components, [s.caption() for s in ones], seed, guidance=guidance), ones)]
+    v2 = [shapes_check.judge(img, s) for img, s in zip(drawer(components, [s.caption() for s in twos], seed + 1, guidance=guidance), twos)]
     return {"colour": _share([v.colour for v in v1]), "shape": _share([v.shape for v in v1]), "place": _share([v.place for v in v1]),
             "two_objects": _share([v.both for v in v2]), "prompts": n}
 

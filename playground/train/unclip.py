@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from playground.core.diffusion.conditioning import image_condition  # the pipelines' noise_image_embeddings, batched
 from playground.train import common, shapes_data
 
 SD = common.MODELS_DIR / "sd-shapes"
@@ -134,17 +135,6 @@ def embed_everything(p: dict, images: np.ndarray, captions: list[str]):
     states = torch.cat([p["text_encoder"](ids[i: i + 2048]).last_hidden_state for i in range(0, len(ids), 2048)])
     null = p["text_encoder"](empty[None]).last_hidden_state[0]
     return latents, embeds, states, null
-
-
-def image_condition(normalizer, noising, embeds: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """What the UNet's class embedding reads: the embedding noised to `levels` in the normalizer's standardized space, then
-    [embedding, timestep embedding of the level]: `StableUnCLIPPipeline.noise_image_embeddings`, batched."""
-    from diffusers.models.embeddings import get_timestep_embedding
-
-    x = noising.add_noise(normalizer.scale(embeds), timesteps=levels, noise=noise)
-    x = normalizer.unscale(x)
-    level = get_timestep_embedding(timesteps=levels, embedding_dim=x.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0)
-    return torch.cat((x, level.to(x.dtype)), 1)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -281,3 +271,75 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_card(out: Path, m: dict) -> None:
+    from playground.train.unclip_eval import SAMPLE_PROMPTS, TARGETS, targets_met
+
+    cfg, g, h, e = UnclipTrainConfig(**m["config"]), m["grammar"], m["heldout_pairs"], m["embedding_only"]
+    sd, v, v2 = m["sd_shapes_same_prompts"], m["variations"], m["variations_two_objects"]
+    sg, sh = sd["grammar"], sd["heldout_pairs"]
+    met = targets_met(m)
+    ok = lambda k: "met" if met[k] else "**not met**"  # noqa: E731
+    status = "" if all(met.values()) else "**Status: below some of its targets** (marked below).\n"
+    weaker = g["two_objects"] < sg["two_objects"]
+    finding = (
+        f"Two objects and their relation: **{g['two_objects']:.0%}** through the prior and the decoder against sd-shapes' "
+        f"**{sg['two_objects']:.0%}** on the same prompts; with the decoder reading the prior's image embedding alone (its caption "
+        f"\"\") **{e['two_objects']:.0%}**. " + (
+            "DALL-E 2's design binds attributes and relations worse, as its paper reports: CLIP's embedding of \"a red circle left of "
+            "a blue square\" is nearly that of \"... right of ...\" (clip-shapes tells a two-object picture's caption from the "
+            "inverse relation's only about half the time), so the embedding the prior predicts says which shapes, not where."
+            if weaker else
+            "Here the decoder's own view of the caption (cross-attention, inherited from sd-shapes) carries the relation; the image "
+            "embedding alone carries it far less, which is the paper's binding weakness."))
+    common.write_card(
+        out,
+        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
+                  "tags": ["teaching", "dalle-2", "unclip", "stable-unclip", "text-to-image", "image-variation", "shapes"]},
+        body=f"""
+# unclip-shapes: DALL-E 2's design (prior + decoder of CLIP image embeddings) in the shapes world
+
+{common.TEACHING_NOTE.format(real="OpenAI's DALL-E 2 or Stability's Stable unCLIP")}
+
+{status}
+| | |
+|---|---|
+| pipelines | `StableUnCLIPPipeline.from_pretrained(folder)` (text to image) and `StableUnCLIPImg2ImgPipeline.from_pretrained(folder)` (variations) run it unchanged |
+| CLIP | clip-shapes' text tower (`prior_text_encoder`) and image tower (`image_encoder`, for variations), frozen |
+| prior | prior-shapes' `PriorTransformer` (caption -> CLIP image embedding), sampled by a `DDPMScheduler` with its cosine schedule |
+| decoder | `UNet2DConditionModel` in sd-shapes' latent space (4x16x16), fine-tuned from sd-shapes' UNet: the image embedding and its noise level enter through `class_embed_type="projection"` ({m["parameters"]["class_embedding"]:,} new parameters, added to the timestep embedding); it also cross-attends to sd-shapes' text encoder (frozen) |
+| training | {cfg.steps:,} AdamW steps of {cfg.batch_size} on {cfg.n_images:,} fresh pictures ({cfg.two_share:.0%} with two objects; the held-out colour-shape pairs never drawn), v-prediction as sd-shapes, caption dropped {cfg.drop_text:.0%} and image embedding {cfg.drop_image:.0%} of the time (DALL-E 2's rates), the embedding noised to a random level {cfg.noise_aug:.0%} of the time; EMA weights; {m["train_minutes"]:.0f} min on {cfg.threads} CPU threads |
+
+Why in latent space: the decoder then differs from sd-shapes only in what it is conditioned on, so the side-by-side
+compares conditioning, not resolution (DALL-E 2's decoder works in pixels at 64x64 with upsamplers; Stable unCLIP moved it
+into Stable Diffusion's latents, as here).
+
+## Figures
+
+Measured by the shapes checker, {m["ddim_steps"]} DDIM steps at decoder guidance {m["guidance"]:g}, the prior {m["prior_steps"]} steps at
+guidance {m["prior_guidance"]:g}; the same {g["prompts"]} grammar prompts and seeds as sd-shapes' figures (sd-shapes at its guidance {sd["guidance"]:g}):
+
+| figure | unclip-shapes | sd-shapes | target |
+|---|---|---|---|
+| one object: colour | **{g["colour"]:.1%}** | {sg["colour"]:.1%} | {TARGETS["colour"]:.0%}: {ok("colour")} |
+| one object: shape | **{g["shape"]:.1%}** | {sg["shape"]:.1%} | {TARGETS["shape"]:.0%}: {ok("shape")} |
+| one object: place (when said) | **{g["place"]:.1%}** | {sg["place"]:.1%} | {TARGETS["place"]:.0%}: {ok("place")} |
+| two objects: both right, and their relation | **{g["two_objects"]:.1%}** | {sg["two_objects"]:.1%} | reported |
+| held-out pairs ({h["prompts"]} prompts): colour / shape / two objects | {h["colour"]:.1%} / {h["shape"]:.1%} / {h["two_objects"]:.1%} | {sh["colour"]:.1%} / {sh["shape"]:.1%} / {sh["two_objects"]:.1%} | reported |
+| the decoder reading only the prior's embedding (caption ""; {e["prompts"]} prompts): colour / shape / place / two objects | {e["colour"]:.1%} / {e["shape"]:.1%} / {e["place"]:.1%} / {e["two_objects"]:.1%} | | reported |
+| variations ({v["pictures"]} one-object pictures x {v["variations_each"]}): colour and shape kept | **{v["kept"]:.1%}** (place kept {v["same_place"]:.1%}; pixels changed by {v["mean_abs_pixel_change"]:.1f}/255 on average) | | {TARGETS["variations_keep"]:.0%}: {ok("variations_keep")} |
+| variations of two-object pictures ({v2["pictures"]} x {v2["variations_each"]}): both objects and the relation kept | {v2["kept"]:.1%} | | reported |
+
+{finding}
+
+![samples: one row per prompt](samples.png)
+
+Rows: {"; ".join(f'"{p}"' for p in SAMPLE_PROMPTS)}.
+
+Train: `python -m playground.train.unclip` (after sd-shapes, clip-shapes and prior-shapes). Measure: `python -m playground.train.evaluate --only unclip`.
+
+Intended use: showing DALL-E 2's two stages and variations beside sd-shapes in the playground, offline. Limits: 32x32
+pictures of the shapes world's grammar; nothing else.
+""",
+    )

@@ -195,9 +195,9 @@ def run(model: Any, request: DiffusionRequest, model_name: str = "", generator: 
     return Run(request, label, cond, model_name=model_name, _steps=steps)
 
 
-def final_sample(model: Any, request: DiffusionRequest) -> torch.Tensor:
-    """The last step's x_0 of a run (no snapshots kept): for sampling and the evaluation."""
-    last, = deque(run(model, replace(request, snapshots=False)), maxlen=1)  # the steps run; only the last is kept
+def final_sample(model: Any, request: DiffusionRequest, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The last step's x_0 of a run (no snapshots kept): for sampling and the evaluation. `generator`: as `run`'s."""
+    last, = deque(run(model, replace(request, snapshots=False), generator=generator), maxlen=1)  # only the last step is kept
     return last.x
 
 

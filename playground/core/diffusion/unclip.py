@@ -90,18 +90,24 @@ def run(model: Any, request: UnclipRequest, model_name: str = "") -> UnclipRun:
     """Stages 1-3 now (text embedding, the prior's loop, the embedding's noise), and the decoder's run to iterate."""
     request = request.checked()
     check_model(model)
-    parts = model.components
     generator = torch.Generator().manual_seed(request.seed)
-    # 1. the caption's CLIP text embedding and token states; the empty caption's for the prior's guidance
-    tower, tok = parts["prior_text_encoder"], parts["prior_tokenizer"]
-    e, s, m = encode_captions(tower, tok, [request.prompt])
-    null = encode_captions(tower, tok, [""])
-    # 2. the prior: a CLIP image embedding for the caption (a copy of the scheduler: requests never share timesteps)
-    z = sample(parts["prior"], copy.deepcopy(parts["prior_scheduler"]), e, s, m, null, request.prior_steps,
-               request.prior_guidance, generator)
+    e, z = stage_one(model, [request.prompt], request.prior_steps, request.prior_guidance, generator)
     # 3-5. the decoder: the same generator goes on (the embedding's noise, then x_T)
     decoder = diffusion_run(model, request.decoder_request(z), model_name, generator=generator)
     return UnclipRun(request, e[0].float().cpu(), z[0].float().cpu(), decoder)
+
+
+@no_grad
+def stage_one(model: Any, prompts: list[str], steps: int, guidance: float, generator: Any) -> tuple[Any, Any]:
+    """(text embeddings [n, d], the prior's image embeddings [n, d]) of captions, drawing from `generator`."""
+    parts = model.components
+    # 1. the caption's CLIP text embedding and token states; the empty caption's for the prior's guidance
+    tower, tok = parts["prior_text_encoder"], parts["prior_tokenizer"]
+    e, s, m = encode_captions(tower, tok, prompts)
+    null = encode_captions(tower, tok, [""])
+    # 2. the prior: a CLIP image embedding for the caption (a copy of the scheduler: requests never share timesteps)
+    z = sample(parts["prior"], copy.deepcopy(parts["prior_scheduler"]), e, s, m, null, steps, guidance, generator)
+    return e, z
 
 
 @no_grad
@@ -128,7 +134,8 @@ class VariationsRequest:
     def checked(self) -> VariationsRequest:
         if self.image is None:
             raise InputError("Give a picture to make variations of (upload one, or draw one with /unclip first).")
-        return replace(self, n=require_int(self.n, "n", low=1, high=MAX_VARIATIONS), seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
+        return replace(self, n=require_int(self.n, "n", low=1, high=MAX_VARIATIONS),
+                       seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
                        steps=require_int(self.steps, "steps", low=1, high=MAX_STEPS),
                        guidance=require_float(self.guidance, "guidance_scale", low=0.0, high=MAX_GUIDANCE),
                        noise_level=require_int(self.noise_level, "noise_level", low=0, high=999))
