@@ -46,6 +46,8 @@ def test_named_api_endpoints_exist():
         "kv_cache",
         "route",
         "clip",
+        "unclip",
+        "variations",
     } <= names
     assert "load_model" not in names  # model management is not a public API
 

@@ -7,6 +7,7 @@ import inspect
 
 import gradio as gr
 import pytest
+from PIL import Image
 
 from playground.errors import UserError
 from playground.readme_blocks import read_block
@@ -36,6 +37,8 @@ BASE = {
     "kv_cache": {"model": "gpt2", "prompt": "ROMEO.", "max_new_tokens": 2},
     "route": {"model": "gpt2", "text": "ROMEO."},
     "clip": {"texts": "a red circle\na blue square", "image": None},
+    "unclip": {"prompt": "a red circle", "seed": 0, "steps": 2, "guidance_scale": 4.0},
+    "variations": {"image": Image.new("RGB", (32, 32)), "n": 1, "seed": 0},
 }
 
 

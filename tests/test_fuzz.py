@@ -117,6 +117,9 @@ ENDPOINTS = {
     "route": [V(models("assets/models/moe-shakespeare", "gpt2")), V(words)],  # the embedded mixture of experts; gpt2 is refused
     "clip": [V(st.lists(st.sampled_from(["a red circle", "a blue square", "a large white triangle on the left", "hello"]),
                         min_size=2, max_size=5).map("\n".join)), V(st.sampled_from([None, "IMAGE"]))],
+    "unclip": [V(st.sampled_from(["a red circle", "a purple triangle", "a red circle left of a blue square", "a red cat"])),
+               V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
+    "variations": [V(st.just("IMAGE")), V(small_int(1, 2)), V(small_int(0, 9))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
     "cross_attention": [

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from playground.config import ATTENTION_MAX_TOKENS, QueueLimits, Settings
-from playground.core.diffusion import conditioning
+from playground.core.diffusion import conditioning, unclip
 from playground.core.diffusion import run as diffusion_run
 from playground.core.diffusion.pictures import MAX_IMAGE_SIDE
 from playground.core.multimodal import clip_space
@@ -102,6 +102,12 @@ LIMITS: tuple[Limit, ...] = (
     Limit("clip", "texts", clip_space.MAX_LINE_CHARS, "characters a line"),
     Limit("clip", "texts", 0, "tokens a line", "each caption cut to its start (clip-shapes reads 16 tokens)"),
     Limit("clip", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size"),
+    Limit("unclip", "prompt", unclip.MAX_PROMPT_CHARS, "characters"),
+    Limit("unclip", "prompt", 0, "tokens", "cut to its start (unclip-shapes' text towers read 16 tokens)"),
+    Limit("unclip", "steps", unclip.MAX_STEPS, ""),
+    Limit("unclip", "guidance_scale", unclip.MAX_GUIDANCE, ""),
+    Limit("variations", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size (32x32)"),
+    Limit("variations", "n", unclip.MAX_VARIATIONS, ""),
     Limit("train_toy", "steps", toy_diffusion.MAX_STEPS, ""),
     Limit("train_gpt", "text", toy_gpt.MAX_CHARS, "characters"),
     Limit("train_gpt", "steps", toy_gpt.MAX_STEPS, ""),

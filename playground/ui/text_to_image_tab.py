@@ -31,6 +31,7 @@ from playground.ui.common import (
     png_file,
     user_errors,
 )
+from playground.ui.unclip_section import build_unclip_section
 
 EXPLAINER = """
 ### Text-to-image: how a prompt steers latent diffusion
@@ -207,7 +208,8 @@ def cross_attention_api(loader: ModelLoader, model: str, prompt: str, seed: int,
 
 
 def build_text_to_image_tab(loader: ModelLoader) -> TabView:
-    """Prompt, image and word maps. Named API endpoint: `/cross_attention`."""
+    """Prompt, image and word maps, CLIP space and DALL-E 2. Named API endpoints: `/cross_attention`, `/clip`, `/unclip`,
+    `/variations`."""
     with gr.Column():
         gr.Markdown(EXPLAINER)
         with gr.Row():
@@ -248,9 +250,11 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
                                               api_visibility="private")
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
         clip = build_clip_section(loader)
+        dalle2 = build_unclip_section(loader)
     return TabView(
         inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
-                "compare": compare_scales, "clip_texts": clip.texts},
+                "compare": compare_scales, "clip_texts": clip.texts,
+                "unclip_prompt": dalle2.prompt},
         run=("t2i-run",),
         forms={"t2i-run": generate},
     )
