@@ -354,6 +354,38 @@ def test_clip_space_grid_zero_shot_and_the_two_clouds(page):
     assert page.outside_requests == []
 
 
+def test_dalle2_stage_by_stage_beside_sd_shapes_and_variations(page):
+    """Issue 32, items 2 and 3: DALL-E 2's two stages on the embedded unclip-shapes (both embeddings with their nearest
+    captions and pictures, the decoder streamed, the picture), sd-shapes beside it with the checker's readings and the
+    table of differences; then variations of the drawn picture; screenshots."""
+    from tests.conftest import has_model
+
+    if not has_model("unclip-shapes"):
+        pytest.skip("assets/models/unclip-shapes is not built yet")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Text-to-image").click()
+    if not page.locator("#unclip-run").is_visible():
+        page.locator("#unclip-section").get_by_text("DALL-E 2, stage by stage").first.click()
+    page.locator("#unclip-prompt textarea").fill("a large red circle")
+    _set_slider(page, "unclip-steps", "20")
+    page.locator("#unclip-run").click()
+    expect(page.locator("#unclip-nearest")).to_contain_text("the prior's CLIP image embedding", timeout=90_000)
+    assert page.locator("#unclip-nearest .clip-pic").count() == 10
+    expect(page.locator("#unclip-status")).to_contain_text("Done", timeout=90_000)
+    expect(page.locator("#unclip-side-by-side")).to_contain_text("sd-shapes (Stable Diffusion's design)")
+    expect(page.locator("#unclip-side-by-side")).to_contain_text("the checker reads")
+    expect(page.locator("#unclip-final img")).to_be_visible()
+    expect(page.locator("#unclip-section")).to_contain_text("the diffusion model is conditioned on")
+    page.locator("#unclip-section").screenshot(path=str(ARTIFACTS / "text-to-image-dalle2.png"))
+    page.locator("#variations-take").click()
+    expect(page.locator("#variations-image img")).to_be_visible(timeout=30_000)
+    page.locator("#variations-run").click()
+    expect(page.locator("#variations-notes")).to_contain_text("variation 4", timeout=90_000)
+    assert page.locator("#variations-gallery img").count() >= 4
+    page.locator("#variations-gallery").screenshot(path=str(ARTIFACTS / "text-to-image-variations.png"))
+    assert page.outside_requests == []
+
+
 def test_t5_flow_runs_a_task_with_beams(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="T5").click()
