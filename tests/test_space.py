@@ -163,7 +163,8 @@ MODEL_HANDLERS = [
     ("interventions_tab", "ablate"), ("interventions_tab", "patch"), ("interventions_tab", "sink"),
     ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"), ("inside_tab", "on_route"), ("inside_tab", "route"),
     ("clip_section", "on_compare"), ("clip_section", "clip_api"), ("clip_section", "on_prior"),
-    ("unclip_section", "on_unclip"), ("unclip_section", "on_variations"), ("unclip_section", "unclip"), ("unclip_section", "variations_api"),
+    ("unclip_section", "on_unclip"), ("unclip_section", "on_variations"), ("unclip_section", "unclip"),
+    ("unclip_section", "variations_api"),
 ]
 
 
