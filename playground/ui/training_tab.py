@@ -13,7 +13,7 @@ from playground.core.diffusion.schedule import SCHEDULES
 from playground.core.inputs import require_choice, require_int
 from playground.core.render.lm import line_chart_svg
 from playground.core.render.training import arrows_svg, scatter_svg, trajectories_svg
-from playground.core.training import toy_diffusion, toy_gpt
+from playground.core.training import toy_diffusion, toy_flow, toy_gpt
 from playground.errors import InputError
 from playground.lazy import torch
 from playground.models import ModelLoader
@@ -201,6 +201,114 @@ def train_toy_api(dataset: str, steps: int, seed: int) -> dict:
 # ---- tiny GPT handlers -----------------------------------------------------------------------------------------
 
 
+# ---- flow matching beside DDPM ------------------------------------------------------------------------------
+
+FLOW_BUDGET = GpuBudget(30, 0.02, "steps")  # two trainings of `steps` steps each
+FLOW_EXPLAINER = """
+#### Flow matching beside DDPM
+Stable Diffusion 3 and Flux train with **flow matching** (rectified flow): pick a point σ in [0, 1] on the straight
+line x_σ = (1 − σ) x_0 + σ ε from a data point x_0 to its noise ε, and teach the network the line's velocity ε − x_0
+(loss ‖v_θ(x_σ, σ) − (ε − x_0)‖²). Sampling walks from noise (σ = 1) to data (σ = 0) in Euler steps
+x ← x + (σ_next − σ) v_θ(x, σ). Below, the same network, optimizer, data, seed and number of steps train both ways;
+then both draw from the same starting noise: the paths (straight against curved), and how close the samples come to
+held-out data for 1 to 100 sampling steps (DDIM for the DDPM-trained model: the deterministic sampler that skips steps;
+Euler for the flow). Each training stops at 60 s.
+"""
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """Both trainings, as the page asks them."""
+
+    dataset: str  # one of toy_diffusion.DATASETS
+    steps: Any = toy_diffusion.ToyConfig.steps  # training steps of each model
+    seed: Any = toy_diffusion.ToyConfig.seed  # data, initialization, batches, noise and samples (both models)
+
+
+@dataclass
+class FlowComparison:
+    """Both trained models, compared (compute only; the page and /train_flow draw it)."""
+
+    data: Any  # [n, 2] the training data
+    ddpm: Any  # the DDPM-trained ToyModel
+    flow: Any  # the FlowModel
+    ddpm_losses: list[float]
+    flow_losses: list[float]
+    flow_samples: Any  # [n, 2] at the default Euler steps
+    curve: Any  # toy_flow.StepsCurve
+    seconds: tuple[float, float]  # each training's wall time
+    stopped_early: bool  # a training hit its time cap
+
+
+def compare_flow(dataset: Any, steps: Any, seed: Any) -> FlowComparison:
+    """Train DDPM and flow matching alike on one dataset and measure both samplers against their steps."""
+    require_choice(dataset, "dataset", list(toy_diffusion.DATASETS))
+    steps = require_int(steps, "steps", low=1, high=toy_diffusion.MAX_STEPS)
+    seed = require_int(seed, "seed", low=0, high=2**31 - 1)
+    half = toy_diffusion.MAX_SECONDS / 2  # the pair within one training's cap
+    toy_cfg = toy_diffusion.ToyConfig(dataset=dataset, steps=steps, seed=seed, max_seconds=half)
+    data = toy_diffusion.make_dataset(dataset, toy_cfg.n_points, seed)
+    *_, (ddpm, d) = toy_diffusion.train_toy(data, toy_cfg, stream=False)
+    *_, (flow, f) = toy_flow.train_flow(data, toy_flow.FlowConfig(dataset=dataset, steps=steps, seed=seed, max_seconds=half))
+    curve = toy_flow.steps_curve(ddpm, flow, dataset, len(data), seed)
+    return FlowComparison(data, ddpm, flow, d.losses, f.losses, f.samples, curve, (d.seconds, f.seconds),
+                          d.stopped_early or f.stopped_early)
+
+
+def _steps_chart(curve: Any) -> str:
+    """Sample quality against sampling steps, both samplers, on a log scale (DDIM's one-step samples land far off)."""
+    import math
+
+    log = lambda ys: [math.log10(max(y, 1e-6)) for y in ys]  # noqa: E731
+    return line_chart_svg({"flow matching, Euler": (curve.counts, log(curve.flow)), "DDPM-trained, DDIM": (curve.counts, log(curve.ddim)),
+                           "fresh data (the floor)": (curve.counts, log([curve.data] * len(curve.counts)))},
+                          "sampling steps", "log10 distance to held-out data", width=460, height=260)
+
+
+@user_errors
+def on_train_flow(loader: ModelLoader, request: FlowRequest):
+    """(status, loss chart, samples, paths, steps chart, table) after training both models."""
+    c = compare_flow(request.dataset, request.steps, request.seed)
+    start = torch.randn(TRAJECTORIES, 2, generator=torch.Generator().manual_seed(int(request.seed) + 7))  # both from this noise
+    _, ddim_paths = toy_diffusion.sample(c.ddpm, TRAJECTORIES, seed=0, method="ddim", keep=TRAJECTORIES, start=start)
+    _, flow_paths = toy_flow.sample(c.flow, TRAJECTORIES, seed=0, keep=TRAJECTORIES, start=start)
+    losses = line_chart_svg({"DDPM: ‖ε − ε_θ‖² (mean of 20 steps)": _curve(c.ddpm_losses, 20),
+                             "flow: ‖v − v_θ‖² (mean of 20 steps)": _curve(c.flow_losses, 20)}, "step", "loss", width=420, height=240)
+    samples = scatter_svg({"data": c.data.tolist(), f"flow, {toy_flow.SAMPLE_STEPS} Euler steps": c.flow_samples.tolist()},
+                          "Flow matching's samples beside the data")
+    paths = trajectories_svg({f"DDIM, {c.ddpm.timesteps} steps": ddim_paths.tolist(), f"flow, {toy_flow.SAMPLE_STEPS} Euler steps":
+                              flow_paths.tolist()}, c.data.tolist(), f"{TRAJECTORIES} paths from the same noise")
+    cv = c.curve
+    rows = ["| sampling steps | " + " | ".join(str(n) for n in cv.counts) + " |", "|---|" + "---|" * len(cv.counts),
+            "| flow matching (Euler) | " + " | ".join(f"{v:.3f}" for v in cv.flow) + " |",
+            "| DDPM-trained (DDIM) | " + " | ".join(f"{v:.3g}" for v in cv.ddim) + " |"]
+    table = (f"Distance to held-out data (Chamfer: sample → nearest held-out point and back, averaged); {len(c.data):,} fresh data "
+             f"points score **{cv.data:.3f}**, the floor.\n\n" + "\n".join(rows))
+    status = (f"Trained both on {request.dataset} for {len(c.flow_losses):,} steps ({c.seconds[0]:.1f} s DDPM, {c.seconds[1]:.1f} s "
+              f"flow)." + (" A training stopped at its time cap." if c.stopped_early else ""))
+    return status, losses, samples, paths, _steps_chart(cv), table
+
+
+@user_errors
+def train_flow_api(dataset: str, steps: int, seed: int) -> dict:
+    """Train the 2-D model by flow matching (and, alike, by DDPM) on `dataset` (`moons`, `spiral`, `rings` or `gaussians`)
+    for `steps` steps from `seed`.
+
+    Returns {"data": [[x, y]], "samples": [[x, y]] (as many as the data, drawn by 50 Euler steps of the flow), "loss": [float]
+    (every step's flow-matching loss), "samples_by_steps": {n_steps: [[x, y]]} (the flow's samples from one starting noise
+    with n Euler steps, n = 1, 2, 4, 8, 16, 32, 64, 100), "quality_by_steps": {"flow": {n_steps: d}, "ddim": {n_steps: d}}
+    (d: Chamfer distance to held-out data; "ddim": the DDPM-trained model with n DDIM steps), "data_quality" (as many fresh
+    data points' d: the floor)}.
+    """
+    c = compare_flow(dataset, steps, seed)
+    cv = c.curve
+    return {"data": c.data.tolist(), "samples": c.flow_samples.tolist(), "loss": c.flow_losses,
+            "samples_by_steps": {str(n): cv.flow_samples[n].tolist() for n in cv.counts},
+            "quality_by_steps": {"flow": {str(n): v for n, v in zip(cv.counts, cv.flow)},
+                                 "ddim": {str(n): v for n, v in zip(cv.counts, cv.ddim)}},
+            "data_quality": cv.data}
+
+
 def _gpt_config(steps: Any, seed: Any, seconds: Any = toy_gpt.GPTTrainConfig.max_seconds) -> toy_gpt.GPTTrainConfig:
     steps = require_int(steps, "steps", low=1, high=toy_gpt.MAX_STEPS)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= toy_gpt.MAX_SECONDS:
@@ -261,7 +369,7 @@ def train_gpt_api(text: str, steps: int, seed: int) -> dict:
 
 
 def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> TabView:
-    """Train two small models live. Named API endpoints: `/train_toy`, `/train_gpt`. `trained`: where the session's tiny GPT
+    """Train small models live. Named API endpoints: `/train_toy`, `/train_flow`, `/train_gpt`. `trained`: where the session's tiny GPT
     is kept (a state the GPT and Inside tabs read too)."""
     with gr.Column():
         gr.Markdown(EXPLAINER)
@@ -296,6 +404,20 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
             explore = gr.Button("Show", elem_id="trn-explore")
         with gr.Row(elem_classes=["trn-row"]):
             forward_plot, field_plot, paths_plot = (gr.HTML(elem_id=f"trn-{name}") for name in ("forward", "field", "paths"))
+
+        gr.Markdown(FLOW_EXPLAINER)
+        with gr.Row():
+            flow_dataset = gr.Radio([("Two moons", "moons"), ("Spiral", "spiral"), ("Rings", "rings"), ("Grid of Gaussians", "gaussians")],
+                                    value="moons", label="Data", elem_id="trn-flow-dataset")
+            flow_steps = gr.Slider(100, 10_000, value=toy_diffusion.ToyConfig.steps, step=100, label="Training steps (each model)",
+                                   elem_id="trn-flow-steps")
+            flow_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="trn-flow-seed")
+        flow_train = gr.Button("Train both: DDPM and flow matching", variant="primary", elem_id="trn-flow-train")
+        flow_status = gr.Markdown(elem_id="trn-flow-status")
+        with gr.Row(elem_classes=["trn-row"]):
+            flow_loss, flow_samples, flow_paths = (gr.HTML(elem_id=f"trn-flow-{name}") for name in ("loss", "samples", "paths"))
+        flow_curve = gr.HTML(elem_id="trn-flow-curve")
+        flow_table = gr.Markdown(elem_id="trn-flow-table")
 
         gr.Markdown("#### A tiny GPT on your text")
         gpt_state = trained if trained is not None else gr.State(None, time_to_live=3600, delete_callback=loader.results.drop)
@@ -346,7 +468,14 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
             tiny_gpt.event, tiny_gpt.inputs, [gpt_status, gpt_chart, gpt_samples, gpt_state], api_visibility="private", **TRAINING
         )
         gpt_stop.click(on_gpt_stopped, [gpt_state], [gpt_status], cancels=[gpt_event], api_visibility="private", queue=False)
+        flow = form_event(gpu_task(bind(on_train_flow, loader), FLOW_BUDGET), FlowRequest,
+                          {"dataset": flow_dataset, "steps": flow_steps, "seed": flow_seed})
+        clear_first(flow_train.click, [flow_status]).then(
+            flow.event, flow.inputs, [flow_status, flow_loss, flow_samples, flow_paths, flow_curve, flow_table], api_visibility="private",
+            **TRAINING
+        )
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
+        api_endpoint(train_flow_api, api_name="train_flow", budget=FLOW_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
     return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",), forms={"trn-toy-train": toy})
 

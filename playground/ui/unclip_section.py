@@ -20,7 +20,16 @@ from playground.core.render.word_maps import png_base64
 from playground.errors import InputError
 from playground.models import Family, ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import api_endpoint, bind, checked_image, clear_first, form_event, load_diffusion, user_errors
+from playground.ui.common import (
+    api_endpoint,
+    bind,
+    checked_image,
+    clear_first,
+    examples,
+    form_event,
+    load_diffusion,
+    user_errors,
+)
 
 UNCLIP_MODEL = "assets/models/unclip-shapes"  # DALL-E 2's design on clip-shapes (python -m playground.train.unclip)
 SD_MODEL = "segmind/tiny-sd"  # offline: sd-shapes, the same world drawn by Stable Diffusion's design
@@ -40,8 +49,11 @@ decoder fine-tuned from sd-shapes' UNet in the same latent space, so the two des
 model is conditioned on. Below: both embeddings and their nearest captions and pictures, the decoder's steps (x̂_0, the
 picture each step predicts), and the same caption drawn by sd-shapes, each read by the shapes checker.
 Because the decoder reads an image embedding, a picture's own CLIP embedding gives **variations**: the same things, drawn
-again (the caption is empty; only the embedding says what to draw).
+again (the caption is empty; only the embedding says what to draw). Its limits: sd-shapes' world only (32x32 pictures
+of one or two flat shapes, in the grammar's words); its text towers read 16 tokens and cut the rest.
 """
+EXAMPLES = [["a large red circle"], ["a small blue square on the left"], ["a red circle left of a blue square"],
+            ["a green square above a white circle"], ["a purple triangle"]]  # a purple triangle: a pair never drawn in training
 DIFFERENCE_ROWS = (  # (what, sd-shapes, unclip-shapes)
     ("stages", "one: caption -> picture",
      "two: caption -> CLIP image embedding (the prior) -> picture (the decoder)"),
@@ -322,6 +334,7 @@ def build_unclip_section(loader: ModelLoader) -> UnclipSection:
             prompt = gr.Textbox(label="Caption", value="a red circle left of a blue square", scale=3, max_length=unclip.MAX_PROMPT_CHARS,
                                 elem_id="unclip-prompt")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="unclip-seed")
+        examples(EXAMPLES, [prompt], "Examples (the shapes grammar; 'a purple triangle' was never drawn in training)")
         with gr.Row(elem_classes=["option-row"]):
             steps = gr.Slider(1, unclip.MAX_STEPS, value=50, step=1, label="Decoder steps (DDIM)", elem_id="unclip-steps")
             guidance = gr.Slider(0, unclip.MAX_GUIDANCE, value=4.0, step=0.5, label="Decoder guidance", elem_id="unclip-guidance")

@@ -231,18 +231,27 @@ def train_toy(
 
 
 @no_grad
-def sample(model: ToyModel, n: int, seed: int, method: str = "ddpm", keep: int = 0, start: torch.Tensor | None = None):
+def sample(model: ToyModel, n: int, seed: int, method: str = "ddpm", keep: int = 0, start: torch.Tensor | None = None,
+           n_steps: int | None = None):
     """`n` points drawn by the reverse process from x_T ~ N(0, I) (or `start`); with `keep` > 0, returns
-    (points, the first `keep` points' trajectories [T + 1, keep, 2]) instead."""
+    (points, the first `keep` points' trajectories [steps + 1, keep, 2]) instead. `n_steps` (DDIM only): take that many
+    steps over evenly spaced timesteps from T − 1 to 0 instead of all T (DDIM's x̂_0 step jumps between any two)."""
     require_choice(method, "method", ["ddpm", "ddim"])
+    if n_steps is not None and method != "ddim":
+        raise InputError("Only DDIM skips timesteps; DDPM takes all T steps.")
+    timesteps = list(range(model.timesteps - 1, -1, -1))
+    if n_steps is not None:
+        n_steps = require_int(n_steps, "sampling steps", low=1, high=model.timesteps)
+        timesteps = sorted({round(float(v)) for v in torch.linspace(model.timesteps - 1, 0, n_steps)}, reverse=True)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 2, generator=g) if start is None else start.clone()
     betas, a_bar = model.betas, model.alphas_cumprod
     path = [x[:keep].clone()] if keep else None
     net = model.net.eval()
-    for t in range(model.timesteps - 1, -1, -1):
+    for i, t in enumerate(timesteps):
         eps = net(x, torch.full((len(x),), t), model.timesteps)
-        ab, ab_prev = a_bar[t], (a_bar[t - 1] if t > 0 else torch.tensor(1.0))
+        prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1  # the next timestep taken (-1: the clean end, ᾱ = 1)
+        ab, ab_prev = a_bar[t], (a_bar[prev] if prev >= 0 else torch.tensor(1.0))
         if method == "ddpm":
             mean = (x - betas[t] / (1 - ab).sqrt() * eps) / (1 - betas[t]).sqrt()
             var = betas[t] * (1 - ab_prev) / (1 - ab)  # β̃_t, the posterior variance
