@@ -29,6 +29,7 @@ BASE = {
                 "seed": 0, "negative_prompt": ""},
     "cross_attention": {"model": "segmind/tiny-sd", "prompt": "a red circle", "seed": 0, "steps": 2, "guidance_scale": 2.0},
     "train_toy": {"dataset": "moons", "steps": 2, "seed": 0},
+    "train_flow": {"dataset": "moons", "steps": 2, "seed": 0},
     "train_gpt": {"text": "To be, or not to be. " * 100, "steps": 2, "seed": 0},
     "ablate": {"model": "gpt2", "text": "I am Lord Angelo's man. Lord", "heads": "0.0", "mode": "zero", "top_k": 5},
     "patch": {"model": "gpt2", "clean": "I am Lord Angelo's man. Lord", "corrupt": "I am Lord John's man. Lord", "answer": "Angelo",

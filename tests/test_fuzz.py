@@ -121,6 +121,7 @@ ENDPOINTS = {
                V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
     "variations": [V(st.just("IMAGE")), V(small_int(1, 2)), V(small_int(0, 9))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
+    "train_flow": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],
     "cross_attention": [
         V(models("segmind/tiny-sd")),

@@ -157,6 +157,7 @@ MODEL_HANDLERS = [
     ("t5_tab", "on_run"), ("t5_tab", "on_lens"), ("t5_tab", "text2text"),
     ("inside_tab", "on_run"), ("inside_tab", "inside"), ("gpt_tab", "on_score"), ("gpt_tab", "score"),
     ("training_tab", "on_train_toy"), ("training_tab", "on_train_gpt"), ("training_tab", "train_toy"), ("training_tab", "train_gpt"),
+    ("training_tab", "on_train_flow"), ("training_tab", "train_flow"),
     ("diffusion_tab", "on_denoise"), ("diffusion_tab", "on_scrub"), ("diffusion_tab", "on_branch"), ("diffusion_tab", "on_export"),
     ("diffusion_tab", "denoise_api"), ("text_to_image_tab", "on_generate"), ("text_to_image_tab", "cross_attention"),
     ("interventions_tab", "on_ablate"), ("interventions_tab", "on_patch"), ("interventions_tab", "on_sink"),

@@ -109,6 +109,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit("variations", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size (32x32)"),
     Limit("variations", "n", unclip.MAX_VARIATIONS, ""),
     Limit("train_toy", "steps", toy_diffusion.MAX_STEPS, ""),
+    Limit("train_flow", "steps", toy_diffusion.MAX_STEPS, "", "refused (each of the two trainings stops at 60 s)"),
     Limit("train_gpt", "text", toy_gpt.MAX_CHARS, "characters"),
     Limit("train_gpt", "steps", toy_gpt.MAX_STEPS, ""),
 )
