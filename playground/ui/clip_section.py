@@ -30,7 +30,8 @@ kind its decoder was trained to draw from. The embedded **prior-shapes** is DALL
 with classifier-free guidance. Below, for your caption: the text embedding's and the prior's image embedding's nearest
 captions (among the grammar's {GRAMMAR_CAPTIONS:,} fully specified ones) and nearest pictures ({POOL} drawn ones), and the
 cosine between the two embeddings. The text
-embedding sits among captions; the prior's lands among pictures. (The decoder that draws from it comes next.)
+embedding sits among captions; the prior's lands among pictures. (The decoder that draws from it: *DALL-E 2, stage by
+stage*, below.)
 """
 DEFAULT_CAPTIONS = "\n".join([
     "a red circle", "a blue square", "a yellow triangle", "a large green circle on the left",
