@@ -233,3 +233,42 @@ def test_lesson_guidance__the_comparison_shows_guidance_following_the_prompt(roo
     counts = {w: int(notes.split(f"| {w} |")[1].split("|")[1].split(" of ")[0]) for w in ("0", "1", "3", "7.5")}
     assert counts["0"] < counts["1"] < counts["7.5"], counts
     assert sum(caption.endswith("✓") for _, caption in gallery) == sum(counts.values())
+
+
+@pytest.mark.slow
+def test_lesson_flow__four_euler_steps_land_closer_than_four_ddim_steps():
+    """Through the link's dataset and the page's defaults: the reveal's figures, re-measured."""
+    from playground.core.training import toy_diffusion
+    from playground.ui.training_tab import compare_flow
+
+    c = compare_flow(link("flow")["flow_dataset"], toy_diffusion.ToyConfig.steps, 0).curve
+    flow, ddim = dict(zip(c.counts, c.flow)), dict(zip(c.counts, c.ddim))
+    assert flow[4] * 4 < ddim[4]  # "eight times farther" (at least four)
+    why = lesson_by_id("flow").question.why
+    assert f"{flow[4]:.3f}" in why and f"{c.data:.3f}" in why and f"{ddim[4]:.2f}" in why and ddim[100] < 0.05
+    assert f"{flow[8]:.3f}" in why and f"{ddim[8]:.2f}" in why
+
+
+@pytest.mark.skipif(not has_model("unclip-shapes"), reason="assets/models/unclip-shapes is not built yet")
+def test_lesson_variations__the_variations_keep_the_colour(room):
+    """The link's caption drawn on the page, then its variations: they keep the colour and the shape while the pixels
+    differ; the reveal's figures are the card's."""
+    from playground.train import common, shapes_check
+    from playground.ui import unclip_section
+
+    prompt = link("variations")["unclip_prompt"]
+    *_, last = unclip_section.on_unclip(room, unclip_section.UnclipPageRequest(prompt, 0, 20, compare=False), progress=None)
+    drawn = last[-1]
+    original = shapes_check.read(drawn)[0]
+    run = unclip_section.unclip.variations(unclip_section.load_unclip(room),
+                                           unclip_section.unclip.VariationsRequest(drawn, n=4, seed=0, steps=20))
+    for _ in run.decoder:
+        pass
+    images = unclip_section.pixels(unclip_section.load_unclip(room), run.decoder.records[-1].x, full=True)
+    found = [shapes_check.read(unclip_section._uint8(images[i:i + 1])) for i in range(4)]
+    assert sum(bool(f) and f[0].colour == original.colour for f in found) >= 3  # the lesson's question
+    assert all(not np.array_equal(unclip_section._uint8(images[i:i + 1]), drawn) for i in range(4))
+    m = common.load_metrics(common.MODELS_DIR / "unclip-shapes")
+    why = lesson_by_id("variations").question.why
+    assert f"{m['variations']['kept']:.1%}" in why and f"{m['variations']['same_place']:.1%}" in why
+    assert f"{m['variations_two_objects']['kept']:.1%}" in why and f"{m['variations_of_own_pictures']['colour_kept']:.1%}" in why

@@ -225,6 +225,8 @@ def test_training_endpoints_over_http(live_app):
     client = Client(live_app, verbose=False)
     toy = client.predict("moons", 300, 0, api_name="/train_toy")
     assert len(toy["data"]) == len(toy["samples"]) == toy_diffusion.ToyConfig.n_points and len(toy["loss"]) == 300
+    flow = client.predict("moons", 100, 0, api_name="/train_flow")
+    assert len(flow["samples"]) == len(flow["data"]) and len(flow["loss"]) == 100 and "8" in flow["samples_by_steps"]
     gpt = client.predict(TEXT[:20_000], 20, 0, api_name="/train_gpt")
     assert len(gpt["loss"]) == 20 and gpt["heldout_bpc"] and gpt["samples"] and gpt["parameters"] > 100_000
 
@@ -261,4 +263,22 @@ def test_browser_trains_both_with_defaults_and_sees_them_stream(_page):
     page.locator("#trn-explore").click()
     expect(page.locator("#trn-paths")).to_contain_text("DDIM (deterministic)", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "training-tab.png"), full_page=True)
+    assert page.outside_requests == []
+
+
+@pytest.mark.browser
+def test_browser_trains_ddpm_and_flow_matching_alike_and_compares_their_steps(_page):
+    """Issue 33, flow matching: both trainings on the moons, the paths from the same noise, the steps curve; screenshot."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    from tests.conftest import ARTIFACTS
+
+    page = _page
+    page.get_by_role("tab", name="Training").click()
+    page.locator("#trn-flow-train").click()
+    expect(page.locator("#trn-flow-status")).to_contain_text("Trained both", timeout=240_000)
+    expect(page.locator("#trn-flow-paths")).to_contain_text("flow, 50 Euler steps")
+    expect(page.locator("#trn-flow-curve svg")).to_be_visible()
+    expect(page.locator("#trn-flow-table")).to_contain_text("flow matching (Euler)")
+    page.locator("#trn-flow-paths").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "training-flow-matching.png"), full_page=True)
     assert page.outside_requests == []

@@ -30,7 +30,7 @@ FILLED = {
     "text-to-image": ("?tab=text-to-image&prompt=a%20large%20red%20circle&steps=5", "#t2i-prompt textarea", "a large red circle"),
     "training": ("?tab=training&dataset=spiral&steps=300", "#trn-toy-steps input[type=number]", "300"),
     "models": ("?tab=models", None, None),
-    "start": ("?tab=start&lesson=latent", "#start-concept", "18. Latent diffusion"),
+    "start": ("?tab=start&lesson=latent", "#start-concept", "19. Latent diffusion"),
 }
 
 

@@ -52,16 +52,19 @@ def embedding_only(components: dict, prompts: list[str], seed: int, *, guidance:
 
 
 @torch.no_grad()
-def variations_kept(components: dict, n: int, per: int, seed: int, *, two: bool = False) -> dict:
+def variations_kept(components: dict, n: int, per: int, seed: int, *, two: bool = False, own: bool = False) -> dict:
     """`per` variations of each of n fresh pictures (one object, or two with a relation): how often the checker reads the
     same colour and shape (two objects: both objects and the relation) in the variation as in the picture, and how much
-    the pixels differ (mean |Δ| over the picture, 0-255)."""
+    the pixels differ (mean |Δ| over the picture, 0-255). `own`: pictures the model drew itself from those captions (CLIP
+    was trained on clean drawings only), instead of the world's drawings."""
     from playground.train.clip import pixels
 
     pictures, captions = shapes_data.dataset(n, seed, two_share=1.0 if two else 0.0)
+    if own:  # the model's own pictures of the same captions: drawn by the pipeline, so blurred and textured a little
+        pictures = draw(components, captions, seed)
     encoder = components["image_encoder"]
     embeds = encoder(pixel_values=pixels(pictures)).image_embeds  # the processor's pixels (tested equal in test_clip)
-    model, kept, moved, same_place = Parts.of(components), [], [], []
+    model, kept, moved, same_place, colour_kept = Parts.of(components), [], [], [], []
     for start in range(0, n, BATCH // per):
         rows = list(range(start, min(n, start + BATCH // per)))
         request = DiffusionRequest(prompt=("",) * len(rows), scheduler="DDIM", steps=STEPS, guidance=GUIDANCE, seed=seed + start, batch=per,
@@ -77,11 +80,13 @@ def variations_kept(components: dict, n: int, per: int, seed: int, *, two: bool 
                     continue
                 found = shapes_check.read(img)
                 kept.append(bool(found and original and found[0].colour == original[0].colour and found[0].shape == original[0].shape))
+                colour_kept.append(bool(found and original and found[0].colour == original[0].colour))
                 same_place.append(bool(found and original and found[0].place == original[0].place))
     figures = {"kept": round(float(np.mean(kept)), 4), "mean_abs_pixel_change": round(float(np.mean(moved)), 2),
                "pictures": n, "variations_each": per}
     if not two:
         figures["same_place"] = round(float(np.mean(same_place)), 4)
+        figures["colour_kept"] = round(float(np.mean(colour_kept)), 4)
     return figures
 
 
@@ -109,6 +114,7 @@ def evaluate(components: dict, folder: Path, n: int = N_PROMPTS) -> dict:
         "embedding_only": shapes_eval.one_and_two_objects(components, n // 2, 100, guidance=GUIDANCE, drawer=embedding_only),
         "variations": variations_kept(components, 50, 4, 600),
         "variations_two_objects": variations_kept(components, 50, 4, 700, two=True),
+        "variations_of_own_pictures": variations_kept(components, 50, 4, 800, own=True),
         "sd_shapes_same_prompts": {"grammar": sd["grammar"], "heldout_pairs": sd["heldout_pairs"], "guidance": sd["guidance"]},
     }
 

@@ -477,7 +477,8 @@ def build_training_tab(loader: ModelLoader, trained: gr.State | None = None) -> 
         api_endpoint(train_toy_api, api_name="train_toy", budget=TOY_BUDGET, **TRAINING)
         api_endpoint(train_flow_api, api_name="train_flow", budget=FLOW_BUDGET, **TRAINING)
         api_endpoint(train_gpt_api, api_name="train_gpt", budget=GPT_BUDGET, **TRAINING)
-    return TabView(inputs={"dataset": dataset, "steps": toy_steps}, run=("trn-toy-train",), forms={"trn-toy-train": toy})
+    return TabView(inputs={"dataset": dataset, "steps": toy_steps, "flow_dataset": flow_dataset}, run=("trn-toy-train",),
+                   forms={"trn-toy-train": toy})
 
 
 if __name__ == "__main__":  # run this tab on its own
