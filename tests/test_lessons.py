@@ -247,6 +247,7 @@ def test_lesson_flow__four_euler_steps_land_closer_than_four_ddim_steps():
     why = lesson_by_id("flow").question.why
     assert f"{flow[4]:.3f}" in why and f"{c.data:.3f}" in why and f"{ddim[4]:.2f}" in why and ddim[100] < 0.05
     assert f"{flow[8]:.3f}" in why and f"{ddim[8]:.2f}" in why
+    assert f"{c.flow_bend:.2f}" in why and f"{c.ddim_bend:.2f}" in why and c.flow_bend < c.ddim_bend
 
 
 @pytest.mark.skipif(not has_model("unclip-shapes"), reason="assets/models/unclip-shapes is not built yet")

@@ -277,7 +277,7 @@ def test_browser_trains_ddpm_and_flow_matching_alike_and_compares_their_steps(_p
     page.locator("#trn-flow-train").click()
     expect(page.locator("#trn-flow-status")).to_contain_text("Trained both", timeout=240_000)
     expect(page.locator("#trn-flow-paths")).to_contain_text("flow, 50 Euler steps")
-    expect(page.locator("#trn-flow-curve svg")).to_be_visible()
+    expect(page.locator("#trn-flow-curve svg").first).to_be_visible()
     expect(page.locator("#trn-flow-table")).to_contain_text("flow matching (Euler)")
     page.locator("#trn-flow-paths").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "training-flow-matching.png"), full_page=True)

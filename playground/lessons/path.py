@@ -61,9 +61,10 @@ class Lesson:
 # Measured, and re-measured by the lessons' tests (tests/test_lessons.py) on the page's own runs:
 FLOW_WHY = ("Measured on the two moons with the defaults (2,000 steps each, seed 0): with 4 steps the flow's samples lie 0.058 from "
             "held-out data (fresh data: 0.018), the DDPM-trained model's with 4 DDIM steps 1.21, twenty times farther; with 8 steps "
-            "0.030 against 0.24; DDIM needs about 100 steps to come within 0.04. The flow learned nearly straight paths, so a few "
-            "long Euler steps follow them; DDIM's first long jump from pure noise overshoots (with one or two steps it lands dozens "
-            "of units away). This is why Stable Diffusion 3 and Flux sample in far fewer steps.")
+            "0.030 against 0.24; DDIM needs about 100 steps to come within 0.04. The flow's paths bend less (a path's length over "
+            "the straight distance from start to end: 1.74 against DDIM's 2.33), so a few long Euler steps follow them; and DDIM's "
+            "first jump out of pure noise divides by √ᾱ_T, nearly 0 (with one or two steps it lands dozens of units away). This is "
+            "why Stable Diffusion 3 and Flux sample in fewer steps.")
 VARIATIONS_WHY = ("The decoder reads only the picture's CLIP image embedding (its caption is empty), and CLIP's space knows colours and "
                   "shapes: clip-shapes reads them zero-shot 99-100% right. Measured on unclip-shapes: variations of one-object "
                   "pictures keep the colour 100.0% of the time and the shape with it 96.5% while the pixels change (10.8 of 255 on "
@@ -305,10 +306,10 @@ LESSONS: tuple[Lesson, ...] = (
                     "Schedulers share the training objective; they differ only in how they step between noise levels. That is "
                     "why one trained model can be sampled with any of them."),
            {"model": "google/ddpm-cifar10-32", "prompt": "Ankle boot", "scheduler": "DDPM", "steps": 20, "seed": 0}),
-    Lesson("flow", "17. Flow matching: straight paths", "training",
+    Lesson("flow", "17. Flow matching: fewer sampling steps", "training",
            "Stable Diffusion 3 and Flux train by **flow matching**: on the straight line x_σ = (1 − σ) x_0 + σ ε from a "
            "data point to its noise, the network learns the line's velocity ε − x_0, and sampling walks from noise to data in "
-           "Euler steps. DDPM's sampler follows curved paths instead.",
+           "Euler steps.",
            "Under *Flow matching beside DDPM*, press *Train both*: the same network, data and steps, trained both ways. Compare "
            "the paths from the same noise, and the table of distances for 1 to 100 sampling steps.",
            Question("With only 4 sampling steps, whose samples land closer to the data?",

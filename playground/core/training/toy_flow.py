@@ -9,8 +9,9 @@ Notation (rectified flow, Liu et al. 2023; flow matching, Lipman et al. 2023; as
     sampling:   x_1 ~ N(0, I);  for σ_i > σ_{i+1}:  x_{σ_{i+1}} = x_{σ_i} + (σ_{i+1} − σ_i) v_θ(x_{σ_i}, σ_i)   (Euler)
 
 In rectified flow's own notation (x_0 the noise, x_1 the data, t = 1 − σ) the target is x_1 − x_0: the same line,
-walked the other way. Where DDPM's sampler follows a curved path that needs many small steps, a well-trained flow's
-paths are nearly straight, so a few Euler steps land close to where many do.
+walked the other way. Each training pair's path is straight, but the lines of different pairs cross, and where they
+do the learned field averages them: the sampler's paths bend (Liu et al.'s "reflow", training again on the model's
+own noise-sample pairs, straightens them; not done here). `bend` measures it.
 """
 
 from __future__ import annotations
@@ -150,6 +151,14 @@ def quality(samples: torch.Tensor, heldout: torch.Tensor) -> float:
     return 0.5 * (nearest_distance(samples, heldout) + nearest_distance(heldout, samples))
 
 
+def bend(paths: torch.Tensor) -> float:
+    """Median over points of a path's length divided by the straight distance from its start to its end (1: a straight
+    line), for paths [steps + 1, points, 2]."""
+    length = (paths[1:] - paths[:-1]).norm(dim=-1).sum(0)
+    chord = (paths[-1] - paths[0]).norm(dim=-1).clamp_min(1e-9)
+    return round(float((length / chord).median()), 3)
+
+
 @dataclass
 class StepsCurve:
     counts: list[int]  # sampling steps
@@ -158,6 +167,8 @@ class StepsCurve:
     data: float  # the quality of as many fresh data points: what a perfect sampler scores
     flow_samples: dict[int, torch.Tensor]  # the flow's samples at each count
     ddim_samples: dict[int, torch.Tensor]
+    flow_bend: float  # the flow's paths at its default steps: length / straight distance (median)
+    ddim_bend: float  # the DDPM-trained model's DDIM paths at all its steps
 
 
 def steps_curve(ddpm: Any, flow: FlowModel, dataset: str, n: int, seed: int, counts: tuple[int, ...] = STEP_COUNTS) -> StepsCurve:
@@ -172,6 +183,9 @@ def steps_curve(ddpm: Any, flow: FlowModel, dataset: str, n: int, seed: int, cou
     counts = tuple(c for c in counts if c <= ddpm.timesteps)
     flow_samples = {c: sample(flow, n, seed, c, start=start) for c in counts}
     ddim_samples = {c: toy_diffusion.sample(ddpm, n, seed, "ddim", start=start, n_steps=c) for c in counts}
+    k = min(n, 200)  # paths measured for the bend
+    _, flow_paths = sample(flow, k, seed, SAMPLE_STEPS, keep=k, start=start[:k])
+    _, ddim_paths = toy_diffusion.sample(ddpm, k, seed, "ddim", keep=k, start=start[:k])
     return StepsCurve(list(counts), [round(quality(ddim_samples[c], heldout), 4) for c in counts],
                       [round(quality(flow_samples[c], heldout), 4) for c in counts], round(quality(fresh, heldout), 4),
-                      flow_samples, ddim_samples)
+                      flow_samples, ddim_samples, bend(flow_paths), bend(ddim_paths))
