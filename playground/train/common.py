@@ -28,6 +28,16 @@ def setup(seed: int, threads: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@torch.no_grad()
+def ema_update(pairs, step: int, max_decay: float) -> None:
+    """Move each EMA copy towards its model: p_ema <- p_ema + (1 - d)(p - p_ema), d = min(max_decay, (1 + step) / (10 + step))
+    (a short memory early on, so the average is not dominated by the random start). `pairs`: (ema, model) modules."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    for ema, model in pairs:
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1 - decay)
+
+
 def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
     """Linear warm-up to `peak`, then cosine decay to `floor * peak`.
 

@@ -256,11 +256,7 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for ema, model in ((ema_unet, unet), (ema_text, text_encoder)):
-                for pe, p in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(p, 1 - decay)
+        common.ema_update([(ema_unet, unet), (ema_text, text_encoder)], step, cfg.ema_decay)
         if checkpoint and step and step % 2000 == 0:
             checkpoint(ema_unet, ema_text, noise_scheduler)
         if step % 200 == 0 or step == cfg.unet_steps - 1:

@@ -189,10 +189,7 @@ def train(unet, normalizer, latents, embeds, states, null, cfg: UnclipTrainConfi
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
+        common.ema_update([(ema, unet)], step, cfg.ema_decay)
         if step % 100 == 0 or step == cfg.steps - 1:
             print(f"step {step:5d}  loss {loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:

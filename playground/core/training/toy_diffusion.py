@@ -180,6 +180,12 @@ def new_model(cfg: ToyConfig) -> ToyModel:
     return ToyModel(net, s.betas.float(), s.alphas_cumprod.float())
 
 
+def optimizer(net: Any, lr: float, steps: int) -> tuple[Any, Any]:
+    """AdamW at `lr`, cosine-decayed to a tenth over `steps` (the 2-D trainers' shared recipe)."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+
+
 @dataclass
 class ToyProgress:
     step: int  # steps done
@@ -200,8 +206,7 @@ def train_toy(
     model = model or new_model(cfg)
     net, a_bar = model.net, model.alphas_cumprod
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    opt, sched = optimizer(net, cfg.lr, cfg.steps)
     losses, start, n = [], time.perf_counter(), len(data)
     for step in range(1, cfg.steps + 1):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=g)

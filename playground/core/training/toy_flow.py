@@ -16,14 +16,21 @@ own noise-sample pairs, straightens them; not done here). `bend` measures it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from playground.core.inputs import require_choice, require_int
-from playground.core.training.toy_diffusion import DATASETS, MAX_SECONDS, MAX_STEPS, NoisePredictor, ToyConfig, nearest_distance
+from playground.core.training.toy_diffusion import (
+    DATASETS,
+    MAX_SECONDS,
+    MAX_STEPS,
+    NoisePredictor,
+    ToyConfig,
+    nearest_distance,
+    optimizer,
+)
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 
@@ -99,8 +106,7 @@ def train_flow(data: torch.Tensor, cfg: FlowConfig, model: FlowModel | None = No
     model = model or new_model(cfg)
     net = model.net
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    opt, sched = optimizer(net, cfg.lr, cfg.steps)  # the DDPM trainer's recipe
     losses, start, n = [], time.perf_counter(), len(data)
     for step in range(1, cfg.steps + 1):
         # 1. a batch of data points x_0, their noise ε and a point σ on each straight path
