@@ -123,6 +123,34 @@ def test_embedded_pixel_model_equals_ddim_pipeline(embedded, clipped):
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
+@pytest.mark.skipif(not has_model("ddpm-fashion"), reason="embedded DDPM not built")
+def test_dynamic_thresholding_is_diffusers_own_and_keeps_x0_in_range_at_high_guidance(embedded):
+    """Imagen's dynamic thresholding (the clipping option "dynamic"): the run equals DDIMPipeline with a scheduler built with
+    `thresholding=True` (IF's ratio 0.95 and sample_max_value 1.5) at guidance 1; at guidance 15 every step's x̂_0 stays in
+    [-1, 1] and the picture differs from static clipping's; latent models and Euler are refused with the reason."""
+    from playground.core.diffusion.schedule import DYNAMIC_MAX, DYNAMIC_RATIO
+
+    lm = embedded.load("google/ddpm-cifar10-32", "diffusion")
+    records = list(run(lm, DiffusionRequest(prompt=lm.pipeline.id2label[9], steps=10, seed=3, guidance=1.0, clip="dynamic",
+                                            rederive=False)))
+    scheduler = make_scheduler("DDIM", lm.components["scheduler"].config)
+    scheduler = type(scheduler).from_config(scheduler.config, clip_sample=False, thresholding=True,
+                                            dynamic_thresholding_ratio=DYNAMIC_RATIO, sample_max_value=DYNAMIC_MAX)
+    pipe = DDIMPipeline(unet=_WithLabels(lm.model, torch.tensor([9])), scheduler=scheduler)
+    expected = pipe(batch_size=1, generator=torch.Generator().manual_seed(3), num_inference_steps=10, eta=0.0,
+                    use_clipped_model_output=False, output_type="np").images
+    np.testing.assert_allclose((records[-1].x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy(), expected, atol=1e-5)
+    high = dict(prompt=lm.pipeline.id2label[9], steps=10, seed=3, guidance=15.0)
+    dynamic = list(run(lm, DiffusionRequest(**high, clip="dynamic")))
+    static = list(run(lm, DiffusionRequest(**high, clip="clip")))
+    assert all(r.x0_hat.abs().max() <= 1.0 + 1e-5 for r in dynamic)
+    assert not torch.allclose(dynamic[-1].x, static[-1].x)
+    with pytest.raises(InputError, match="pixel models"):
+        run(embedded.load("assets/models/ldm-fashion", "latent-diffusion"), DiffusionRequest(prompt="Bag", clip="dynamic", guidance=1.0))
+    with pytest.raises(InputError, match="Dynamic thresholding is an option of"):
+        run(lm, DiffusionRequest(prompt="Bag", clip="dynamic", scheduler="Euler", guidance=1.0))
+
+
 @pytest.mark.parametrize("preset, family", [("google/ddpm-cifar10-32", "diffusion"), ("assets/models/ldm-fashion", "latent-diffusion")])
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_every_scheduler_runs_on_the_embedded_models(embedded, preset, family, name):

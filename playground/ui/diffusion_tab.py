@@ -67,7 +67,8 @@ LDM_FASHION = "assets/models/ldm-fashion"  # the class-conditional latent model:
 MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION]
 FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
 STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
-CLIP_CHOICES = list(zip(["model's setting", "clip x̂_0 to [-1, 1]", "do not clip"], CLIPPING, strict=True))
+CLIP_CHOICES = list(zip(["model's setting", "clip x̂_0 to [-1, 1]", "dynamic thresholding (Imagen; pixel models)", "do not clip"],
+                        CLIPPING, strict=True))
 FRAME_INTERVAL_S = 0.25  # while streaming, pictures go out at most this often (the status line at every step): a browser
 # cannot show 100 frames a second, and drawing x̂_0 for every step of a fast model cost more than the steps themselves
 _DOWNLOADS = Path(tempfile.gettempdir()) / "playground-diffusion"

@@ -30,7 +30,7 @@ MAX_RESOLUTION = 512  # pixels per side (latent models: the decoded image)
 MAX_GUIDANCE = 20.0  # the largest guidance scale w
 MAX_IMAGES = 256  # images in one run (the evaluation samples batches; the page and the API draw one)
 MAX_SEED = 2**63 - 1
-CLIPPING = ("default", "clip", "none")  # x̂_0 clipping: the model's setting, clip to [-1, 1], or not
+CLIPPING = ("default", "clip", "dynamic", "none")  # x̂_0: the model's setting, clip to [-1, 1], Imagen's dynamic thresholding, or not
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,11 @@ def run(model: Any, request: DiffusionRequest, model_name: str = "", generator: 
     prompts = request.prompts()
     cond, label = conditioning(model, prompts, request.negatives(), request.guidance)
     shape = latent_shape(model, len(prompts))
-    scheduler = make_scheduler(request.scheduler, model.components["scheduler"].config,
-                               None if request.clip == "default" else request.clip == "clip")
+    if request.clip == "dynamic" and "vae" in model.components:
+        raise InputError("Dynamic thresholding is for pixel models (Imagen's): a latent model's x̂_0 is a latent, not confined "
+                         "to [-1, 1]. Pick another clipping, or a pixel model.")
+    clip = None if request.clip in ("default", "dynamic") else request.clip == "clip"
+    scheduler = make_scheduler(request.scheduler, model.components["scheduler"].config, clip, dynamic=request.clip == "dynamic")
     generator = generator if generator is not None else torch.Generator().manual_seed(request.seed)
     if is_unclip_decoder(model):
         cond = with_image_embedding(model, cond, request.image_embedding, request.noise_level, len(prompts), generator)

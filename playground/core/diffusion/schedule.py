@@ -65,10 +65,21 @@ def forward_noise(x0: torch.Tensor, t: int, schedule: Schedule, generator: torch
     return a_bar.sqrt() * x0.float().cpu() + (1 - a_bar).sqrt() * eps, eps
 
 
-def make_scheduler(name: str, config: Any, clip_sample: bool | None = None):
+DYNAMIC_RATIO = 0.95  # dynamic thresholding: the quantile of |x̂_0| that sets each sample's threshold s (DeepFloyd IF's setting)
+DYNAMIC_MAX = 1.5  # ... and the largest s (IF's `sample_max_value`; Imagen leaves s unbounded)
+THRESHOLDING = ("DDPM", "DDIM", "DPM-Solver++")  # the schedulers diffusers gives a `thresholding` option
+
+
+def make_scheduler(name: str, config: Any, clip_sample: bool | None = None, dynamic: bool = False):
     """One of SCHEDULERS, diffusers' own class, built from the model's scheduler config (its β schedule).
-    `clip_sample` overrides whether x̂_0 is clipped to [-1, 1] (schedulers that have the option)."""
+    `clip_sample` overrides whether x̂_0 is clipped to [-1, 1] (schedulers that have the option). `dynamic`: Imagen's
+    dynamic thresholding instead (Saharia et al. 2022): per sample, s = a high percentile of |x̂_0| (at least 1),
+    then x̂_0 <- clip(x̂_0, −s, s) / s, so high guidance does not saturate the picture; with IF's settings (DeepFloyd IF is
+    Imagen's design in diffusers): the 95th percentile, s at most 1.5."""
     require_choice(name, "scheduler", SCHEDULERS)
+    if dynamic and name not in THRESHOLDING:
+        raise InputError(f"Dynamic thresholding is an option of {', '.join(THRESHOLDING)} only; pick one of them, or another "
+                         "clipping.")
     class_name, extra = {
         "DDPM": ("DDPMScheduler", {}),
         "DDIM": ("DDIMScheduler", {}),
@@ -79,6 +90,8 @@ def make_scheduler(name: str, config: Any, clip_sample: bool | None = None):
     cls = from_library("diffusers", class_name)
     if clip_sample is not None:
         extra["clip_sample"] = bool(clip_sample)
+    if dynamic:
+        extra.update(clip_sample=False, thresholding=True, dynamic_thresholding_ratio=DYNAMIC_RATIO, sample_max_value=DYNAMIC_MAX)
     return cls.from_config(config, **extra)
 
 
