@@ -400,6 +400,22 @@ def test_t5_flow_runs_a_task_with_beams(page):
     assert page.outside_requests == []
 
 
+def test_diffusion_clipping_compared_at_high_guidance(page):
+    """Issue 33: static clipping against Imagen's dynamic thresholding (and none), the same noise, on the pixel model."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Diffusion").click()
+    _set_slider(page, "dif-guidance", "15")
+    _set_slider(page, "dif-steps", "10")
+    page.locator("#dif-clipping-section").get_by_text("Clipping compared").first.click()
+    page.locator("#dif-clipping-run").click()
+    expect(page.locator("#dif-clipping-notes")).to_contain_text("pixels pinned white", timeout=120_000)
+    assert page.locator("#dif-clipping-grid img").count() >= 12
+    page.locator("#dif-clipping-section").screenshot(path=str(ARTIFACTS / "diffusion-clipping-compared.png"))
+    _set_slider(page, "dif-guidance", "3")  # the next tests find the tab as it was
+    _set_slider(page, "dif-steps", "20")
+    assert page.outside_requests == []
+
+
 def test_diffusion_flow_streams_20_steps_scrubs_and_branches(page):
     expect = pytest.importorskip("playwright.sync_api").expect
     page.get_by_role("tab", name="Diffusion").click()

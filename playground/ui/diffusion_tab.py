@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +326,34 @@ def on_branch(loader: ModelLoader, request: BranchRequest, handle: ResultHandle 
 
 
 @user_errors
+def on_compare_clipping(loader: ModelLoader, request: DenoiseRequest, progress=gr.Progress()) -> tuple[list, str]:
+    """(gallery items, notes): the page's request, 4 samples, with static clipping, dynamic thresholding and none, sample i
+    from the same noise in every row; the share of pixels pinned white under each."""
+    from PIL import Image
+
+    from playground.core.diffusion.compare import SATURATED, compare_clipping
+
+    asked = replace(request.checked(), clip="clip")
+    _, model = load_diffusion(loader, request.model, progress)
+    if "vae" in model.components:
+        raise InputError("Dynamic thresholding is for pixel models (Imagen's): pick google/ddpm-cifar10-32 (offline: ddpm-fashion).")
+    c = compare_clipping(model, asked)
+    names = {"clip": "static: clip to [-1, 1]", "dynamic": "dynamic thresholding", "none": "no clipping"}
+    items = []
+    for i, clip in enumerate(c.clippings):
+        for j, img in enumerate(c.images[i]):
+            picture_ = Image.fromarray(img)
+            items.append((picture_.resize((96, 96), Image.NEAREST), f"{names[clip]} · {j + 1}"))
+    rows = ["| x̂_0 bounded by | pixels pinned white (≥ " + f"{SATURATED:g}) |", "|---|---|"]
+    rows += [f"| {names[clip]} | {share:.1%} |" for clip, share in zip(c.clippings, c.saturated)]
+    notes = (f"Guidance {c.request.guidance:g}, {c.request.scheduler}, {c.request.steps} steps, seed {c.request.seed}: each row one way "
+             "of bounding x̂_0, sample i from the same noise in every row. High guidance pushes x̂_0 past [-1, 1]; static "
+             "clipping flattens what passes to the edge (white), dynamic thresholding scales each sample back by its own "
+             "95th percentile (at most 1.5) instead.\n\n" + "\n".join(rows))
+    return items, notes
+
+
+@user_errors
 def on_export(loader: ModelLoader, handle: ResultHandle | None) -> list[str]:
     """A grid of every step (x_t over x̂_0) as PNG, and an animated GIF of x_t."""
     diffusion_run = _session_run(handle)
@@ -438,6 +466,14 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
                     label="Original and branch", show_label=False, columns=2, height="auto", object_fit="contain", elem_id="dif-both"
                 )
             distance = gr.LinePlot(x="step", y="distance", label="‖x_branch − x_original‖ per step", height=260)
+        with gr.Accordion("Clipping compared at high guidance: static against Imagen's dynamic thresholding", open=False,
+                          elem_id="dif-clipping-section"):
+            gr.Markdown("Pixel models only. Set a high guidance (e.g. 15) and compare: the same request and noise with x̂_0 clipped "
+                        "to [-1, 1], with dynamic thresholding, and with neither.")
+            clipping_btn = gr.Button("Compare clipping", elem_id="dif-clipping-run")
+            clipping_notes = gr.Markdown(elem_id="dif-clipping-notes")
+            clipping_grid = gr.Gallery(label="Clipping compared", show_label=False, columns=4, height="auto", object_fit="contain",
+                                       elem_id="dif-clipping-grid")
         with gr.Row():
             export = gr.Button("Prepare downloads: grid of all steps (PNG), animation (GIF)")
             files = gr.File(label="Downloads", file_count="multiple")
@@ -479,6 +515,11 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
             branch.event, branch.inputs, [*frames, final, both, distance, status, state], api_visibility="private"
         )
         export.click(gpu_task(bind(on_export, loader), GpuBudget(60)), [state], files, api_visibility="private")
+        clipping = form_event(
+            gpu_task(bind(on_compare_clipping, loader), GpuBudget(30, 3 * STEPS_BUDGET.per_unit_s, "steps")), DenoiseRequest,
+            {"model": model, "prompt": prompt, "negative": negative, "scheduler": scheduler, "steps": steps, "guidance": guidance,
+             "seed": seed})
+        clipping_btn.click(clipping.event, clipping.inputs, [clipping_grid, clipping_notes], api_visibility="private")
         api_forward.click(forward_api, [api_in_image, api_t, api_schedule, api_seed], api_image, api_name="forward_noise")
         api_denoise.click(
             gpu_task(bind(denoise_api, loader), STEPS_BUDGET),

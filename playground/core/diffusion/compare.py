@@ -43,3 +43,30 @@ def compare_guidance(model: Any, request: DiffusionRequest, scales: tuple[float,
         rgb = to_uint8(x).permute(0, 2, 3, 1).numpy()
         rows.append(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3])
     return GuidanceComparison(request, tuple(float(w) for w in scales), np.stack(rows))
+
+
+CLIPPINGS = ("clip", "dynamic", "none")  # static clipping to [-1, 1], Imagen's dynamic thresholding, nothing
+SATURATED = 0.98  # a pixel value (of 1) at least this counts as pinned white: the flat, over-bright look of high guidance
+
+
+@dataclass
+class ClippingComparison:
+    """The same request (typically at high guidance) drawn with each way of bounding x̂_0, from the same noise."""
+
+    request: DiffusionRequest  # as checked (its `clip` is not used)
+    clippings: tuple[str, ...]
+    images: np.ndarray  # uint8 [clippings, samples, H, W, 3]
+    saturated: tuple[float, ...]  # per clipping: the share of pixel values pinned white, x >= SATURATED
+
+
+@no_grad
+def compare_clipping(model: Any, request: DiffusionRequest, samples: int = 4, clippings: tuple[str, ...] = CLIPPINGS) -> ClippingComparison:
+    """`samples` images of `request` with each of `clippings`, sample i from the same x_T in every row (a pixel model)."""
+    request = replace(request, batch=samples, snapshots=False, init_image=None, strength=1.0).checked()
+    rows, saturated = [], []
+    for clip in clippings:
+        x = final_sample(model, replace(request, clip=clip).checked()).float().cpu().clamp(-1, 1)
+        saturated.append(round(float((x >= SATURATED).float().mean()), 4))
+        rgb = to_uint8(x).permute(0, 2, 3, 1).numpy()
+        rows.append(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3])
+    return ClippingComparison(request, tuple(clippings), np.stack(rows), tuple(saturated))
