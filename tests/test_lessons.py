@@ -263,9 +263,7 @@ def test_lesson_variations__the_variations_keep_the_colour(room):
     original = shapes_check.read(drawn)[0]
     run = unclip_section.unclip.variations(unclip_section.load_unclip(room),
                                            unclip_section.unclip.VariationsRequest(drawn, n=4, seed=0, steps=20))
-    for _ in run.decoder:
-        pass
-    images = unclip_section.pixels(unclip_section.load_unclip(room), run.decoder.records[-1].x, full=True)
+    images = unclip_section.unclip.drawn(unclip_section.load_unclip(room), run.decoder)
     found = [shapes_check.read(unclip_section._uint8(images[i:i + 1])) for i in range(4)]
     assert sum(bool(f) and f[0].colour == original.colour for f in found) >= 3  # the lesson's question
     assert all(not np.array_equal(unclip_section._uint8(images[i:i + 1]), drawn) for i in range(4))

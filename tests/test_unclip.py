@@ -102,7 +102,7 @@ def test_the_image_condition_is_the_pipelines_noise_image_embeddings(pipe):
 def test_a_branch_of_a_decoder_run_keeps_its_image_embedding(pipe):
     """Branching at a step with the same settings retraces the run (the branch reads the run's image embedding)."""
     model = Parts.of(pipe.components)
-    first = unclip.run(model, unclip.UnclipRequest("a green square", seed=2, steps=5, prior_steps=3))
+    first = unclip.run(model, unclip.UnclipRequest("a green square", seed=2, steps=5, prior_steps=3), snapshots=True)
     records = list(first.decoder)
     branch = list(branch_from(model, first.decoder, 3, prompt="a green square", negative="", guidance=4.0))
     torch.testing.assert_close(branch[-1].x, records[-1].x)

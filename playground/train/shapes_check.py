@@ -124,6 +124,14 @@ def judge(img: np.ndarray, scene: shapes_data.Scene) -> Verdict:
                    fa is not None and fb is not None and relation_holds(fa, fb, scene.relation))
 
 
+def follows(verdict: Verdict) -> bool:
+    """A picture follows its caption: both objects and their relation, or the object's colour, shape and place (those
+    the caption says)."""
+    if verdict.both is not None:
+        return bool(verdict.both)
+    return bool(verdict.shape and verdict.colour is not False and verdict.place is not False)
+
+
 def has_colour(img: np.ndarray, colour: str) -> bool:
     """Whether any blob of `colour` is in the picture."""
     return any(f.colour == colour for f in read(img))

@@ -146,7 +146,7 @@ def guidance_comparison(loader: ModelLoader, request: WordMapsRequest) -> tuple[
         except ValueError:
             scene = None
         if scene is not None:
-            verdicts = [[_follows(shapes_check.judge(img, scene)) for img in row] for row in c.images]
+            verdicts = [[shapes_check.follows(shapes_check.judge(img, scene)) for img in row] for row in c.images]
     items = []
     for i, w in enumerate(c.scales):
         for j, img in enumerate(c.images[i]):
@@ -165,13 +165,6 @@ def guidance_comparison(loader: ModelLoader, request: WordMapsRequest) -> tuple[
         how += (" The checker that marks a picture ✓ reads only the embedded model's shapes world, so there are no marks for "
                 "this model or prompt.")
     return items, "\n\n".join([how, "\n".join(rows)])
-
-
-def _follows(verdict: Any) -> bool:
-    """A picture follows its caption: both objects and their relation, or the object's colour, shape and place."""
-    if verdict.both is not None:
-        return bool(verdict.both)
-    return bool(verdict.shape and verdict.colour is not False and verdict.place is not False)
 
 
 @user_errors

@@ -140,12 +140,12 @@ def reading(img: np.ndarray, prompt: str | None = None) -> str:
     except ValueError:
         return f"the checker reads: {seen} (the caption is outside the grammar, so nothing to check it against)"
     v = shapes_check.judge(img, scene)
-    if v.both is not None:
-        verdict = "both objects and the relation right ✓" if v.both else "not both objects in that relation ✗"
+    if shapes_check.follows(v):
+        verdict = "both objects and the relation right ✓" if v.both is not None else "follows the caption ✓"
+    elif v.both is not None:
+        verdict = "not both objects in that relation ✗"
     else:
-        ok = v.shape and v.colour is not False and v.place is not False
-        verdict = "follows the caption ✓" if ok else "misses: " + ", ".join(
-            k for k, x in (("colour", v.colour), ("shape", v.shape), ("place", v.place)) if x is False) + " ✗"
+        verdict = "misses: " + ", ".join(k for k, x in (("colour", v.colour), ("shape", v.shape), ("place", v.place)) if x is False) + " ✗"
     return f"the checker reads: {seen}: {verdict}"
 
 
@@ -229,7 +229,7 @@ def on_unclip(loader: ModelLoader, request: UnclipPageRequest, progress=gr.Progr
             shown = time.monotonic()
         else:
             yield UnclipFrame(line, gr.update(), gr.update(), None, None, None).outputs()
-    final = pixels(model, run.decoder.records[-1].x, full=True)
+    final = unclip.drawn(model, run.decoder)  # the steps are all taken: this decodes the last
     ours = _uint8(final)
     theirs = None
     if request.compare:
@@ -256,9 +256,7 @@ def on_variations(loader: ModelLoader, request: VariationsPageRequest, progress=
     asked = unclip.VariationsRequest(_as_array(request.image), request.n, request.seed, noise_level=request.noise_level).checked()
     model = load_unclip(loader, progress)
     run = unclip.variations(model, asked, UNCLIP_MODEL)
-    for _ in run.decoder:
-        pass
-    images = pixels(model, run.decoder.records[-1].x, full=True)
+    images = unclip.drawn(model, run.decoder)
     source = np.asarray(asked.image)
     drawn = [_uint8(images[i: i + 1]) for i in range(images.shape[0])]
     again = unclip.picture_embedding(model, drawn)
@@ -294,13 +292,12 @@ def unclip_api(loader: ModelLoader, prompt: str, seed: int = 0, steps: int = 50,
     asked = unclip.UnclipRequest(prompt, seed, steps, guidance_scale).checked()
     model = load_unclip(loader)
     run = unclip.run(model, asked, UNCLIP_MODEL)
-    for _ in run.decoder:
-        pass
+    image = unclip.drawn(model, run.decoder)
     caps, _ = nearest(model, run.image_embedding)
     return {"text_embedding": [round(float(v), 5) for v in run.text_embedding],
             "image_embedding": [round(float(v), 5) for v in run.image_embedding],
             "nearest_captions": [{"caption": c, "cosine": v} for c, v in caps],
-            "image": png_base64(pixels(model, run.decoder.records[-1].x, full=True)), "steps": asked.steps, "seed": asked.seed}
+            "image": png_base64(image), "steps": asked.steps, "seed": asked.seed}
 
 
 @user_errors
@@ -312,9 +309,7 @@ def variations_api(loader: ModelLoader, image: Any, n: int = 4, seed: int = 0) -
     asked = unclip.VariationsRequest(_as_array(image), n, seed).checked()
     model = load_unclip(loader)
     run = unclip.variations(model, asked, UNCLIP_MODEL)
-    for _ in run.decoder:
-        pass
-    images = pixels(model, run.decoder.records[-1].x, full=True)
+    images = unclip.drawn(model, run.decoder)
     return {"images": [png_base64(images[i: i + 1]) for i in range(images.shape[0])],
             "embedding": [round(float(v), 5) for v in run.embedding]}
 

@@ -30,6 +30,12 @@ class GuidanceComparison:
     images: np.ndarray  # uint8 [scales, samples, H, W, 3] at the model's native size
 
 
+def _rgb(x: Any) -> np.ndarray:
+    """Pictures [n, C, H, W] in [-1, 1] as uint8 [n, H, W, 3] (a grey picture's channel repeated)."""
+    rgb = to_uint8(x).permute(0, 2, 3, 1).numpy()
+    return np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3]
+
+
 @no_grad
 def compare_guidance(model: Any, request: DiffusionRequest, scales: tuple[float, ...] = SCALES,
                      samples: int = SAMPLES) -> GuidanceComparison:
@@ -39,9 +45,7 @@ def compare_guidance(model: Any, request: DiffusionRequest, scales: tuple[float,
     rows = []
     for w in scales:
         x = final_sample(model, replace(request, guidance=float(w)).checked())
-        x = decode(x, vae) if vae is not None else x.float().cpu()
-        rgb = to_uint8(x).permute(0, 2, 3, 1).numpy()
-        rows.append(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3])
+        rows.append(_rgb(decode(x, vae) if vae is not None else x.float().cpu()))
     return GuidanceComparison(request, tuple(float(w) for w in scales), np.stack(rows))
 
 
@@ -67,6 +71,5 @@ def compare_clipping(model: Any, request: DiffusionRequest, samples: int = 4, cl
     for clip in clippings:
         x = final_sample(model, replace(request, clip=clip).checked()).float().cpu().clamp(-1, 1)
         saturated.append(round(float((x >= SATURATED).float().mean()), 4))
-        rgb = to_uint8(x).permute(0, 2, 3, 1).numpy()
-        rows.append(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3])
+        rows.append(_rgb(x))
     return ClippingComparison(request, tuple(clippings), np.stack(rows), tuple(saturated))

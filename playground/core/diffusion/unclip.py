@@ -59,9 +59,19 @@ class UnclipRequest:
                        prior_guidance=require_float(self.prior_guidance, "prior guidance", low=0.0, high=MAX_GUIDANCE),
                        noise_level=require_int(self.noise_level, "noise_level", low=0, high=999))
 
-    def decoder_request(self, image_embedding: Any, snapshots: bool = True) -> DiffusionRequest:
+    def decoder_request(self, image_embedding: Any, snapshots: bool = False) -> DiffusionRequest:
         return DiffusionRequest(prompt=self.prompt, scheduler="DDIM", steps=self.steps, guidance=self.guidance, seed=self.seed,
                                 image_embedding=image_embedding, noise_level=self.noise_level, snapshots=snapshots)
+
+
+def drawn(model: Any, decoder: Run) -> Any:
+    """Take the decoder's remaining steps and decode the last: the pictures [n, 3, H, W] in [-1, 1]."""
+    from collections import deque
+
+    from playground.core.diffusion.pictures import pixels
+
+    deque(decoder, maxlen=0)
+    return pixels(model, decoder.records[-1].x, full=True)
 
 
 @dataclass
@@ -86,14 +96,15 @@ def check_model(model: Any, parts: tuple[str, ...] = PRIOR_PARTS + DECODER_PARTS
 
 
 @no_grad
-def run(model: Any, request: UnclipRequest, model_name: str = "") -> UnclipRun:
-    """Stages 1-3 now (text embedding, the prior's loop, the embedding's noise), and the decoder's run to iterate."""
+def run(model: Any, request: UnclipRequest, model_name: str = "", snapshots: bool = False) -> UnclipRun:
+    """Stages 1-3 now (text embedding, the prior's loop, the embedding's noise), and the decoder's run to iterate
+    (`snapshots`: keep a rewind point per step, for branching)."""
     request = request.checked()
     check_model(model)
     generator = torch.Generator().manual_seed(request.seed)
     e, z = stage_one(model, [request.prompt], request.prior_steps, request.prior_guidance, generator)
     # 3-5. the decoder: the same generator goes on (the embedding's noise, then x_T)
-    decoder = diffusion_run(model, request.decoder_request(z), model_name, generator=generator)
+    decoder = diffusion_run(model, request.decoder_request(z, snapshots), model_name, generator=generator)
     return UnclipRun(request, e[0].float().cpu(), z[0].float().cpu(), decoder)
 
 
@@ -155,5 +166,5 @@ def variations(model: Any, request: VariationsRequest, model_name: str = "") -> 
     check_model(model, DECODER_PARTS)
     embedding = picture_embedding(model, request.image)
     decoder_request = DiffusionRequest(prompt="", scheduler="DDIM", steps=request.steps, guidance=request.guidance, seed=request.seed,
-                                       batch=request.n, image_embedding=embedding, noise_level=request.noise_level)
+                                       batch=request.n, image_embedding=embedding, noise_level=request.noise_level, snapshots=False)
     return VariationsRun(request, embedding[0].float().cpu(), diffusion_run(model, decoder_request, model_name))
