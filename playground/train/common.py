@@ -68,6 +68,35 @@ class Clock:
         return (time.process_time() - self.cpu_start) / 60
 
 
+def save_checkpoint(path: Path, step: int, config: Any, gen: torch.Generator, **parts: Any) -> None:
+    """A resumable checkpoint: each part's state_dict (models, EMA copies, optimizers), the generator's state, the
+    next step and the run's configuration (a checkpoint of another configuration is not resumed)."""
+    state = {name: part.state_dict() for name, part in parts.items()}
+    tmp = path.with_suffix(".tmp")
+    torch.save({**state, "gen": gen.get_state(), "step": step, "config": _plain(config)}, tmp)
+    tmp.replace(path)  # a stop while writing leaves the previous checkpoint whole
+
+
+def load_checkpoint(path: Path, config: Any, gen: torch.Generator, **parts: Any) -> int:
+    """Load `save_checkpoint`'s file into `parts` and `gen` when it exists and was made with `config`; returns the
+    step to go on from (0: start afresh)."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=False)
+    if state["config"] != _plain(config):
+        print(f"{path} was made with another configuration: starting afresh", flush=True)
+        return 0
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    gen.set_state(state["gen"])
+    print(f"resumed from {path} at step {state['step']}", flush=True)
+    return state["step"]
+
+
+def _plain(config: Any) -> Any:
+    return json.loads(json.dumps(config, default=_jsonable))
+
+
 def machine() -> str:
     return f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 

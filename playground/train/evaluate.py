@@ -25,7 +25,7 @@ from playground.train import common
 from playground.train.data import FASHION_CLASSES
 from playground.train.ddpm import DDPMTrainConfig
 
-MODELS = ("classifier", "gpt", "llama", "moe", "clip", "prior", "bert", "t5", "ddpm", "ldm", "shapes", "unclip")
+MODELS = ("classifier", "gpt", "llama", "moe", "clip", "prior", "bert", "t5", "ddpm", "ldm", "shapes", "unclip", "imagen", "alttext")
 GUIDANCE_SCALES = (3.0, 0.0, 1.0)
 DDIM_STEPS = 50
 DDPM_BAR = 0.8  # the pixel-space DDPM's bar: share of samples labelled as the requested class at guidance 3
@@ -297,7 +297,7 @@ def summary_table() -> str:
     m = {name: common.load_metrics(common.MODELS_DIR / name) for name in
          ("gpt-shakespeare", "llama-shakespeare", "moe-shakespeare", "bert-shakespeare", "t5-tasks", "ddpm-fashion", "ldm-fashion",
           "sd-shapes",
-          "clip-shapes", "prior-shapes", "unclip-shapes", "fashion-classifier")}
+          "clip-shapes", "prior-shapes", "unclip-shapes", "imagen-shapes", "alttext-shapes", "fashion-classifier")}
     rows = ["| model | figure | bar | train time |", "|---|---|---|---|"]
     if m["gpt-shakespeare"]:
         g = m["gpt-shakespeare"]
@@ -381,6 +381,28 @@ def summary_table() -> str:
             f"variations keep colour and shape {v['kept']:.1%} | 85/85/75/80%: {_bar(all(met.values()))}"
             f"{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |"
         )
+    if m["imagen-shapes"].get("grammar"):
+        from playground.train.imagen_eval import targets_met as imagen_met
+
+        d = m["imagen-shapes"]
+        g, b, c = d["grammar"], d["base_grammar"], d["clipping"]
+        met = imagen_met(d)
+        rows.append(
+            f"| imagen-shapes (+ -sr) | frozen text-only T5, pixel cascade 16 -> 32, read back by the checker: colour {g['colour']:.1%}, "
+            f"shape {g['shape']:.1%}, place {g['place']:.1%}, two objects {g['two_objects']:.1%} (16x16 base alone: {b['colour']:.1%} / "
+            f"{b['shape']:.1%} / {b['place']:.1%} / {b['two_objects']:.1%}); pixels pinned white at guidance {c['guidance']:g}: static "
+            f"{c['clip']:.1%}, dynamic {c['dynamic']:.1%} | 90/90/85/60%: {_bar(all(met.values()))}"
+            f"{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |"
+        )
+    if m["alttext-shapes"].get("grammar"):
+        d, g = m["alttext-shapes"], m["alttext-shapes"]["grammar"]
+        sd, pe = d["sd_shapes_same_prompts"]["grammar"], d["sd_shapes_same_prompts"]["prompt_expansion"]
+        rows.append(
+            f"| alttext-shapes | sd-shapes' recipe on alt-text captions, full prompts: colour {g['colour']:.1%}, shape {g['shape']:.1%}, "
+            f"place {g['place']:.1%}, two objects {g['two_objects']:.1%} (sd-shapes: {sd['colour']:.1%} / {sd['shape']:.1%} / "
+            f"{sd['place']:.1%} / {sd['two_objects']:.1%}); sd-shapes on typed prompts, two objects {pe['typed']['two_objects']:.1%} "
+            f"as typed, {pe['expanded']['two_objects']:.1%} expanded | reported | {_time(d)} |"
+        )
     if m["fashion-classifier"]:
         rows.append(
             f"| fashion-classifier | real test images {m['fashion-classifier']['test_accuracy']:.1%} (the ceiling) | - | "
@@ -405,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     folders = {"classifier": "fashion-classifier", "gpt": "gpt-shakespeare", "llama": "llama-shakespeare", "moe": "moe-shakespeare",
                "clip": "clip-shapes", "prior": "prior-shapes",
                "bert": "bert-shakespeare", "t5": "t5-tasks",
-               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes", "unclip": "unclip-shapes"}
+               "ddpm": "ddpm-fashion", "ldm": "ldm-fashion", "shapes": "sd-shapes", "unclip": "unclip-shapes",
+               "imagen": "imagen-shapes", "alttext": "alttext-shapes"}
     for name in args.only:
         folder = common.MODELS_DIR / folders[name]
         start = time.perf_counter()
@@ -434,6 +457,16 @@ def main(argv: list[str] | None = None) -> None:
             from playground.train import unclip_eval
 
             figures = unclip_eval.evaluate(loader.load(str(folder), "latent-diffusion").components, folder)
+        elif name == "imagen":  # Imagen's cascade: the base folder and its super-resolution folder
+            from playground.train import imagen_eval
+
+            stages = tuple(loader.load(str(f), "diffusion").components for f in (folder, folder.with_name(folder.name + "-sr")))
+            figures = imagen_eval.evaluate(stages, folder)
+        elif name == "alttext":  # DALL-E 3's baseline, against sd-shapes
+            from playground.train import alttext_eval
+
+            alt, sd = loader.load(str(folder), "latent-diffusion"), loader.load("segmind/tiny-sd", "latent-diffusion")
+            figures = alttext_eval.evaluate(alt, sd, folder)
         else:  # the Fashion-MNIST latent model is an embedded folder without a Hub preset of its own
             preset, family = ("google/ddpm-cifar10-32", "diffusion") if name == "ddpm" else (str(folder), "latent-diffusion")
             figures = eval_diffusion(loader, preset, family, args.samples_per_class, folder)
@@ -443,6 +476,10 @@ def main(argv: list[str] | None = None) -> None:
             diffusion_card(folder, metrics, latent=name == "ldm")
         elif name == "shapes":
             shapes_eval.write_card(folder, metrics)
+        elif name == "imagen":
+            imagen_eval.write_card(folder, metrics, common.load_metrics(folder.with_name(folder.name + "-sr")))
+        elif name == "alttext":
+            alttext_eval.write_card(folder, metrics)
         elif name != "classifier":  # the language models' training scripts write their cards from metrics.json
             importlib.import_module(f"playground.train.{name}").write_card(folder, metrics)
         print(f"{name}: {json.dumps(figures)} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.train import common, shapes_data
+from playground.train import alt_text, common, shapes_data
 from playground.train.ldm import encode_all, train_autoencoder  # the same autoencoder training as the Fashion-MNIST latent model
 
 MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
@@ -77,6 +77,8 @@ class ShapesTrainConfig:
     num_train_timesteps: int = 1000  # diffusion steps T
     seed: int = 2718  # data, order, noise and initialization
     threads: int = 2  # torch CPU threads
+    captions: str = "descriptive"  # "descriptive" (the grammar's, always full) or "alt-text" (alt_text.alt_caption's, at its stated rates)
+    checkpoint_every: int = 500  # steps between resumable checkpoints of the UNet stage
 
 
 def build_tokenizer(words: list[str]):
@@ -187,8 +189,14 @@ def batch(latents: torch.Tensor, twin: torch.Tensor | None, cfg: ShapesTrainConf
 
 def role_targets(captions: list[str]) -> torch.Tensor:
     """int64 [n, 4]: `shapes_data.roles` of each caption (left/top colour and shape, right/bottom colour and shape),
-    -1 for a one-object caption (no role loss)."""
-    return torch.tensor([shapes_data.roles(shapes_data.parse(c)) or (-1, -1, -1, -1) for c in captions])
+    -1 for a one-object caption or one outside the grammar, such as alt text's "a circle and a square" (no role loss)."""
+    def roles(caption: str):
+        try:
+            return shapes_data.roles(shapes_data.parse(caption))
+        except ValueError:
+            return None
+
+    return torch.tensor([roles(c) or (-1, -1, -1, -1) for c in captions])
 
 
 def role_loss(head: torch.nn.Linear, c: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -208,12 +216,13 @@ def role_loss(head: torch.nn.Linear, c: torch.Tensor, targets: torch.Tensor) -> 
 
 def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, latents: torch.Tensor, cfg: ShapesTrainConfig,
                gen: torch.Generator, clock: common.Clock, checkpoint=None, twin: torch.Tensor | None = None,
-               roles: torch.Tensor | None = None):
+               roles: torch.Tensor | None = None, resumable: Path | None = None):
     """The DDPM objective with a text condition; returns the EMA (UNet, text encoder) and the noise scheduler.
 
     With `twin` (each latent's minimal-pair index, -1 for none; `shapes_data.twin_dataset`), half of every batch is
     drawn at random and the other half is their twins (or other random latents), noised with the same ε and t: the
-    two losses then differ only where the relation word moves the shapes.
+    two losses then differ only where the relation word moves the shapes. With `resumable`, the run saves everything it
+    needs there every `cfg.checkpoint_every` steps and goes on from that file when it exists.
     """
     from diffusers import DDPMScheduler
 
@@ -234,9 +243,11 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
     use_roles = roles is not None and cfg.role_weight > 0
     params = [*unet.parameters(), *text_encoder.parameters(), *(head.parameters() if use_roles else ())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    parts = dict(unet=unet, text_encoder=text_encoder, ema_unet=ema_unet, ema_text=ema_text, head=head, opt=opt)
+    first = common.load_checkpoint(resumable, cfg, gen, **parts) if resumable else 0
     unet.train()
     text_encoder.train()
-    for step in range(cfg.unet_steps):
+    for step in range(first, cfg.unet_steps):
         for group in opt.param_groups:
             group["lr"] = common.cosine_lr(step, cfg.unet_steps, cfg.lr, cfg.warmup, floor=0.05)
         idx, drop, noise, t = batch(latents, twin, cfg, gen)
@@ -259,6 +270,8 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
         common.ema_update([(ema_unet, unet), (ema_text, text_encoder)], step, cfg.ema_decay)
         if checkpoint and step and step % 2000 == 0:
             checkpoint(ema_unet, ema_text, noise_scheduler)
+        if resumable and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.unet_steps:
+            common.save_checkpoint(resumable, step + 1, cfg, gen, **parts)
         if step % 200 == 0 or step == cfg.unet_steps - 1:
             print(f"unet step {step:5d}  loss {loss.item():.4f}" + (f"  role {aux.item():.3f}" if use_roles else "")
                   + f"  {clock.minutes():.1f} min", flush=True)
@@ -284,11 +297,21 @@ def save(out: Path, *, vae, text_encoder, tokenizer, unet, scheduler) -> None:
 
 
 def pictures(cfg: ShapesTrainConfig) -> tuple[np.ndarray, list[str], torch.Tensor | None]:
-    """The training pictures, their captions and (with `cfg.twins`) each one's minimal-pair index."""
+    """The training pictures, their captions (alt text in place of the grammar's with `cfg.captions == "alt-text"`:
+    the same pictures) and (with `cfg.twins`) each one's minimal-pair index."""
     if cfg.twins:
         images, captions, twin = shapes_data.twin_dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share)
-        return images, captions, torch.from_numpy(twin)
-    return *shapes_data.dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share), None
+        out = images, captions, torch.from_numpy(twin)
+    else:
+        out = *shapes_data.dataset(cfg.n_images, cfg.seed, two_share=cfg.two_share), None
+    if cfg.captions == "alt-text":
+        return out[0], alt_text.alt_captions(out[1], cfg.seed + 1)[0], out[2]
+    return out
+
+
+def vocabulary(cfg: ShapesTrainConfig) -> list[str]:
+    """The words the tokenizer keeps whole: the grammar's, and alt text's own for an alt-text run."""
+    return sorted({*shapes_data.WORDS, *(alt_text.ALT_WORDS if cfg.captions == "alt-text" else ())})
 
 
 def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,6 +319,10 @@ def caption_ids(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Ten
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
     return ids, empty
+
+
+def resumable_path(out: Path) -> Path:
+    return out.with_name(out.name + "-checkpoint.pt")
 
 
 def checkpointer(out: Path, vae, tokenizer):
@@ -324,18 +351,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
     parser.add_argument("--twins", action=argparse.BooleanOptionalAction, default=ShapesTrainConfig.twins,
                         help="draw every two-object picture with its minimal pair (the inverse relation) and train on pairs")
+    parser.add_argument("--captions", choices=("descriptive", "alt-text"), default=ShapesTrainConfig.captions,
+                        help="the grammar's descriptive captions, or alt-text-like ones (playground.train.alt_text) for the DALL-E 3 comparison")
     parser.add_argument("--resume", type=Path, default=None,
                         help="a folder this script saved: keep its autoencoder and tokenizer, train its UNet and text encoder further")
     args = parser.parse_args(argv)
     cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads, lr=args.lr,
-                            two_share=args.two_share, twins=args.twins, role_weight=args.role_weight)
+                            two_share=args.two_share, twins=args.twins, role_weight=args.role_weight, captions=args.captions)
     if args.resume:
         return resume(args.resume, args.out, cfg)
     gen = common.setup(cfg.seed, cfg.threads)
     clock = common.Clock()
     images, captions, twin = pictures(cfg)
     data = pictures_tensor(images)
-    tokenizer = build_tokenizer(shapes_data.WORDS)
+    tokenizer = build_tokenizer(vocabulary(cfg))
     ids, empty = caption_ids(tokenizer, captions)
     print(f"{len(captions):,} pictures; vocabulary {len(tokenizer)} tokens; e.g. {captions[:3]}", flush=True)
 
@@ -356,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock,
-                                               checkpointer(args.out, vae, tokenizer), twin, role_targets(captions))
+                                               checkpointer(args.out, vae, tokenizer), twin, role_targets(captions),
+                                               resumable=resumable_path(args.out))
     minutes = clock.minutes()
     save(args.out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     common.save_metrics(args.out, {
@@ -366,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
                        "vae": sum(p.numel() for p in vae.parameters())},
         "heldout_pairs": [" ".join(p) for p in shapes_data.HELDOUT_PAIRS], "pictures": len(captions), "config": asdict(cfg),
     })
+    resumable_path(args.out).unlink(missing_ok=True)
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only shapes", flush=True)
 
 

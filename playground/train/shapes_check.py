@@ -135,3 +135,34 @@ def follows(verdict: Verdict) -> bool:
 def has_colour(img: np.ndarray, colour: str) -> bool:
     """Whether any blob of `colour` is in the picture."""
     return any(f.colour == colour for f in read(img))
+
+
+def reading(img: np.ndarray, caption: str) -> dict[str, bool | None]:
+    """The checker's verdict on a picture of `caption` as {colour, shape, place, relation}: true/false where the caption
+    says it, null where it does not (a caption outside the grammar: every entry null). One object: its colour, shape and
+    place. Two objects: colour = both colours are there, shape = both objects (colour and shape) are there, place = null,
+    relation = both objects are there in the caption's relation.
+
+    >>> img = shapes_data.draw(shapes_data.parse("a red circle left of a blue square"), np.random.default_rng(0))
+    >>> reading(img, "a red circle left of a blue square")
+    {'colour': True, 'shape': True, 'place': None, 'relation': True}
+    >>> reading(img, "a blue square left of a red circle")["relation"]
+    False
+    """
+    def truth(x) -> bool | None:
+        return None if x is None else bool(x)
+
+    try:
+        scene = shapes_data.parse(caption)
+    except ValueError:
+        return {"colour": None, "shape": None, "place": None, "relation": None}
+    if len(scene.objects) == 1:
+        v = judge(img, scene)
+        return {"colour": truth(v.colour), "shape": truth(v.shape), "place": truth(v.place), "relation": None}
+    blobs = read(img)
+    a, b = scene.objects
+    fa = next((f for f in blobs if f.colour == a.colour and f.shape == a.shape), None)
+    fb = next((f for f in blobs if f is not fa and f.colour == b.colour and f.shape == b.shape), None)
+    colours = {f.colour for f in blobs}
+    return {"colour": a.colour in colours and b.colour in colours, "shape": fa is not None and fb is not None, "place": None,
+            "relation": fa is not None and fb is not None and bool(relation_holds(fa, fb, scene.relation))}

@@ -128,6 +128,26 @@ SAMPLE_PROMPTS = (
 )
 
 
+def prompt_expansion(components: dict, n: int, seed: int) -> dict:
+    """DALL-E 3's prompt expansion, measured: the grammar's prompts as a user might type them (`alt_text.typed`: no
+    articles, everyday words), drawn as typed and after `alt_text.expand` rewrites them, on the same noise; the checker
+    reads both against the scene the prompt meant."""
+    from playground.train.alt_text import expand, typed
+
+    def drawer(rewrite: bool):
+        def draw_typed(comps, prompts, seed_, *, guidance=GUIDANCE):
+            rng = np.random.default_rng(seed_)
+            said = [typed(p, rng) for p in prompts]
+            return draw(comps, [expand(p) for p in said] if rewrite else said, seed_, guidance=guidance)
+        return draw_typed
+
+    rng = np.random.default_rng(seed)
+    examples = [(t, expand(t)) for t in (typed(s.caption(), rng) for s in _scenes(2, seed, two=False) + _scenes(2, seed + 1, two=True))]
+    return {"typed": one_and_two_objects(components, n, seed, drawer=drawer(False)),
+            "expanded": one_and_two_objects(components, n, seed, drawer=drawer(True)),
+            "examples": [{"typed": t, "expanded": e} for t, e in examples]}
+
+
 def sample_grid(components: dict, folder: Path, per_prompt: int = 6, seed: int = 7) -> None:
     from playground.core.diffusion.pictures import image_grid
 
@@ -147,6 +167,7 @@ def evaluate(lm, folder: Path, n: int = N_PROMPTS) -> dict:
                "negative_prompt": negative_removes_colour(components, n // 2, 300),
                "word_maps": word_map_mass(components, 40, 400)}
     figures["guidance_scan"] = {f"{g:g}": one_and_two_objects(components, n // 2, 500, guidance=g) for g in (1.0, 3.0, 7.5)}
+    figures["prompt_expansion"] = prompt_expansion(components, n // 2, 900)
     return figures
 
 

@@ -31,6 +31,7 @@ from playground.ui.common import (
     png_file,
     user_errors,
 )
+from playground.ui.designs_section import build_designs_section
 from playground.ui.unclip_section import build_unclip_section
 
 EXPLAINER = """
@@ -201,8 +202,8 @@ def cross_attention_api(loader: ModelLoader, model: str, prompt: str, seed: int,
 
 
 def build_text_to_image_tab(loader: ModelLoader) -> TabView:
-    """Prompt, image and word maps, CLIP space and DALL-E 2. Named API endpoints: `/cross_attention`, `/clip`, `/unclip`,
-    `/variations`."""
+    """Prompt, image and word maps, CLIP space, DALL-E 2 and the designs side by side. Named API endpoints:
+    `/cross_attention`, `/clip`, `/unclip`, `/variations`, `/designs`."""
     with gr.Column():
         gr.Markdown(EXPLAINER)
         with gr.Row():
@@ -244,12 +245,13 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
         api_endpoint(cross_attention_api, loader, api_name="cross_attention", budget=BUDGET)
         clip = build_clip_section(loader)
         dalle2 = build_unclip_section(loader)
+        side_by_side = build_designs_section(loader)
     return TabView(
         inputs={"model": model, "prompt": prompt, "negative": negative, "seed": seed, "steps": steps, "guidance": guidance,
                 "compare": compare_scales, "clip_texts": clip.texts,
-                "unclip_prompt": dalle2.prompt},
+                "unclip_prompt": dalle2.prompt, "designs_prompt": side_by_side.prompt},
         run=("t2i-run",),
-        forms={"t2i-run": generate},
+        forms={"t2i-run": generate, "designs-run": side_by_side.form},
     )
 
 

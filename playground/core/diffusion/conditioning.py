@@ -24,11 +24,20 @@ class Conditioning:
     uncond: torch.Tensor | None = None  # the null class / the negative-prompt embeddings (for guidance)
     labels: torch.Tensor | None = None  # an unCLIP decoder's image condition [B, 2d]: the (noised) embedding and its noise level
     labels_uncond: torch.Tensor | None = None  # its "nothing": zeros, as the unCLIP pipelines feed it
+    image: torch.Tensor | None = None  # a super-resolution stage's low-resolution picture, upsampled and noised [B, C, H, W]
 
     def to(self, device: Any) -> Conditioning:
         """The same on `device` (class labels are made on the CPU)."""
         return Conditioning(self.kind, *(None if t is None else t.to(device)
-                                         for t in (self.cond, self.uncond, self.labels, self.labels_uncond)))
+                                         for t in (self.cond, self.uncond, self.labels, self.labels_uncond, self.image)))
+
+    def unet_input(self, x: torch.Tensor, branch: str) -> torch.Tensor:
+        """What the UNet reads for x_t: x_t itself, or (a super-resolution stage) x_t with the upsampled low-resolution
+        picture as more channels, as IFSuperResolutionPipeline concatenates them. `branch` as `unet_kwargs`'."""
+        if self.image is None:
+            return x
+        image = torch.cat([self.image, self.image]) if branch == "both" else self.image
+        return torch.cat([x, image.to(x.dtype)], 1)
 
     def unet_kwargs(self, branch: str) -> dict[str, Any]:
         """The UNet's keyword arguments for one branch: "cond", "uncond", or "both" (the unconditional batch first)."""
@@ -62,18 +71,33 @@ def class_index(prompt: str, id2label: dict[int, str]) -> int:
     )
 
 
+def is_t5_model(components: dict[str, Any]) -> bool:
+    """Whether a text-to-image model reads a T5 encoder's states, as DeepFloyd IF (Imagen's design) does."""
+    encoder = components.get("text_encoder")
+    return encoder is not None and type(encoder).__name__ == "T5EncoderModel"
+
+
 def text_conditioning(components: dict[str, Any], prompts: list[str], negatives: list[str], guided: bool) -> Conditioning:
-    """A text-to-image model's prompt embeddings, encoded by the Stable Diffusion pipeline's own `encode_prompt`
-    (one per prompt; `negatives` as long, "" for the empty prompt)."""
+    """A text-to-image model's prompt embeddings, encoded by its pipeline's own `encode_prompt` (Stable Diffusion's; or
+    DeepFloyd IF's for a T5 encoder: 77 tokens, no caption cleaning) (one per prompt; `negatives` as long, "" for the
+    empty prompt)."""
+    device = next(components["unet"].parameters()).device
+    negative = negatives if any(negatives) else None
+    prompt = prompts if len(prompts) > 1 else prompts[0]
+    negative = negative if negative is None or len(negative) > 1 else negative[0]
+    if is_t5_model(components):
+        pipe = from_library("diffusers", "IFPipeline")(
+            tokenizer=components["tokenizer"], text_encoder=components["text_encoder"], unet=components["unet"], scheduler=None,
+            safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+        with shared_lock(components["tokenizer"]):
+            cond, uncond = pipe.encode_prompt(prompt, guided, 1, device, negative, clean_caption=False)
+        return Conditioning("text", cond, uncond)
     pipeline_cls = from_library("diffusers", "StableDiffusionPipeline")
 
     parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}
     pipe = pipeline_cls(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    device = next(components["unet"].parameters()).device
-    negative = negatives if any(negatives) else None
     with shared_lock(parts["tokenizer"]):  # encode_prompt sets the shared tokenizer's padding and truncation
-        cond, uncond = pipe.encode_prompt(prompts if len(prompts) > 1 else prompts[0], device, 1, guided,
-                                          negative if negative is None or len(negative) > 1 else negative[0])
+        cond, uncond = pipe.encode_prompt(prompt, device, 1, guided, negative)
     return Conditioning("text", cond, uncond)
 
 
@@ -81,7 +105,7 @@ def conditioning(model: Any, prompts: list[str], negatives: list[str], guidance:
     """The conditioning of `model` (anything with `.model`, `.components`, `.pipeline`) for one image per prompt, and a
     label for captions: a class-conditional UNet's classes, a text-to-image model's prompts, or none."""
     unet = model.model
-    if getattr(unet, "class_embedding", None) is not None and not is_unclip_decoder(model):
+    if getattr(unet, "class_embedding", None) is not None and not is_unclip_decoder(model) and not is_super_resolution(model):
         labels = model.pipeline.id2label if model.pipeline is not None else {}
         if not labels:
             raise InputError("This class-conditional model lists no class names (id2label in model_index.json).")
@@ -109,6 +133,33 @@ def is_unclip_decoder(model: Any) -> bool:
     `class_embed_type="projection"` with the pipeline's image normalizer)."""
     config = model.model.config
     return getattr(config, "class_embed_type", None) == "projection" and model.components.get("image_normalizer") is not None
+
+
+def is_super_resolution(model: Any) -> bool:
+    """Whether `model` is a cascade's super-resolution stage (DeepFloyd IF-II's UNet: x_t and an upsampled, noised
+    low-resolution picture as its input channels, the picture's noise level as its class label)."""
+    config = model.model.config
+    return getattr(config, "class_embed_type", None) == "timestep" and model.components.get("image_noising_scheduler") is not None
+
+
+def with_low_resolution(model: Any, cond: Conditioning, low: Any, noise_level: Any, shape: tuple[int, ...],
+                        generator: torch.Generator) -> Conditioning:
+    """`cond` with a super-resolution stage's picture, as IFSuperResolutionPipeline makes it: `low` [1 or n, C, h, w] in
+    [-1, 1] upsampled (bilinear, align_corners) to x's size, noised to `noise_level` by the image noising scheduler with
+    noise from `generator` (drawn after x_T, in the pipeline's order); the level is the UNet's class label."""
+    noising = model.components["image_noising_scheduler"]
+    level = require_int(noise_level, "noise_level", low=0, high=noising.config.num_train_timesteps - 1)
+    n, channels, size = shape[0], shape[1], shape[-1]
+    if not isinstance(low, torch.Tensor) or low.ndim != 4 or low.shape[1] != channels or low.shape[0] not in (1, n):
+        raise InputError(f"A super-resolution stage draws from a low-resolution picture ({channels} channels, one for all {n} "
+                         "images or one each): run the base stage first.")
+    if low.shape[-1] >= size:
+        raise InputError(f"A super-resolution stage enlarges a smaller picture; this one is {low.shape[-1]} px, the stage draws {size} px.")
+    up = torch.nn.functional.interpolate(low.float().cpu(), (size, size), mode="bilinear", align_corners=True).expand(n, -1, -1, -1)
+    noise = torch.randn(up.shape, generator=generator, dtype=up.dtype)
+    levels = torch.full((n,), level)
+    up = noising.add_noise(up, noise, levels)
+    return replace(cond, image=up, labels=levels, labels_uncond=levels)
 
 
 def image_condition(normalizer: Any, noising: Any, embeds: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -122,15 +122,18 @@ def denoise_loop(unet: torch.nn.Module, scheduler, cond: Conditioning, x: torch.
         x_in = x
         model_in = scheduler.scale_model_input(x, t)
         # 1. the UNet's prediction (ε̂, or v̂ for a v-prediction model) at (x_t, t, c); with guidance, also without c, in one batch
+        #    (a UNet that also predicts a variance, as DeepFloyd IF's 6 channels: only x's channels are read; the samplers
+        #    here use their fixed variances)
+        n = x.shape[1]
         if not guided:
-            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs("cond")).sample.float()
+            pred = unet(cond.unet_input(model_in.to(dtype), "cond"), t, **cond.unet_kwargs("cond")).sample[:, :n].float()
             pred_u = pred_c = None
         elif settings.guidance == 0.0:
-            pred = unet(model_in.to(dtype), t, **cond.unet_kwargs("uncond")).sample.float()
+            pred = unet(cond.unet_input(model_in.to(dtype), "uncond"), t, **cond.unet_kwargs("uncond")).sample[:, :n].float()
             pred_u = pred_c = None
         else:
             both = torch.cat([model_in, model_in]).to(dtype)
-            pred_u, pred_c = unet(both, t, **cond.unet_kwargs("both")).sample.float().chunk(2)
+            pred_u, pred_c = unet(cond.unet_input(both, "both"), t, **cond.unet_kwargs("both")).sample[:, :n].float().chunk(2)
             # 2. classifier-free guidance: ε̂ = ε_u + w (ε_c − ε_u) (the same on v̂: both are linear in the prediction)
             pred = pred_u + settings.guidance * (pred_c - pred_u)
         # 3. one reverse step x_t -> x_{t-1}; the scheduler also reports x̂_0 (a preview of the end)

@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from playground.core.diffusion.conditioning import MAX_PROMPT_CHARS, Conditioning, conditioning, is_unclip_decoder, with_image_embedding
+from playground.core.diffusion.conditioning import (
+    MAX_PROMPT_CHARS,
+    Conditioning,
+    conditioning,
+    is_super_resolution,
+    is_unclip_decoder,
+    with_image_embedding,
+    with_low_resolution,
+)
 from playground.core.diffusion.loop import Record, RunSettings, denoise_loop, resume_from, start
 from playground.core.diffusion.pictures import decode_is_cheap, image_grid, init_latent, picture, pixels, vae_factor
 from playground.core.diffusion.schedule import SCHEDULERS, make_scheduler
@@ -52,7 +60,9 @@ class DiffusionRequest:
     batch: int = 1  # images per prompt
     snapshots: bool = True  # keep a rewind point per step (branching); False for runs that are never branched
     image_embedding: Any = None  # an unCLIP decoder's CLIP image embedding(s) [1 or n, d] (the prior's, or a picture's)
-    noise_level: int = 0  # an unCLIP decoder: how far that embedding is noised first (Stable unCLIP's noise augmentation)
+    noise_level: int = 0  # an unCLIP decoder: how far that embedding is noised first (Stable unCLIP's noise augmentation);
+    #                       a super-resolution stage: how far its low-resolution picture is (IF-II's; its default is 250)
+    low_res: Any = None  # a super-resolution stage's low-resolution picture(s) [1 or n, C, h, w] in [-1, 1] (the base's)
 
     def prompts(self) -> list[str]:
         """One prompt per image."""
@@ -119,7 +129,8 @@ def latent_shape(model: Any, n: int = 1) -> tuple[int, ...]:
     pixels_side = side * vae_factor(model.components.get("vae"))
     if pixels_side > MAX_RESOLUTION:
         raise InputError(f"This model renders {pixels_side} px images; the playground's cap is {MAX_RESOLUTION} px.")
-    return (n, config.in_channels, side, side)
+    channels = config.in_channels // 2 if is_super_resolution(model) else config.in_channels  # IF-II: x_t and the picture
+    return (n, channels, side, side)
 
 
 @dataclass
@@ -188,12 +199,16 @@ def run(model: Any, request: DiffusionRequest, model_name: str = "", generator: 
         cond = with_image_embedding(model, cond, request.image_embedding, request.noise_level, len(prompts), generator)
     elif request.image_embedding is not None:
         raise InputError("Only an unCLIP decoder reads an image embedding; this model does not.")
+    if request.low_res is not None and not is_super_resolution(model):
+        raise InputError("Only a cascade's super-resolution stage reads a low-resolution picture; this model does not.")
     init = None
     if request.init_image is not None and request.strength < 1.0:
         init = init_latent(model, request.init_image, shape)
     device = next(model.model.parameters()).device
     cond = cond.to(device)
     x, first = start(scheduler, request.steps, shape, generator, device, init=init, strength=request.strength)
+    if is_super_resolution(model):  # after x_T, as IFSuperResolutionPipeline draws them
+        cond = with_low_resolution(model, cond, request.low_res, request.noise_level, shape, generator).to(device)
     steps = denoise_loop(model.model, scheduler, cond, x, generator, request.settings, first, snapshots=request.snapshots)
     return Run(request, label, cond, model_name=model_name, _steps=steps)
 
@@ -211,8 +226,10 @@ def branch_from(model: Any, diffusion_run: Run, step: Any, *, prompt: str, negat
     record = diffusion_run.record(step)
     asked = replace(diffusion_run.request, prompt=prompt, negative=negative, guidance=guidance).checked()
     cond, label = conditioning(model, asked.prompts(), asked.negatives(), asked.guidance)
-    if diffusion_run.cond.labels is not None:  # an unCLIP decoder's branch keeps the run's image embedding
-        cond = replace(cond, labels=diffusion_run.cond.labels, labels_uncond=diffusion_run.cond.labels_uncond)
+    if diffusion_run.cond.labels is not None:  # an unCLIP decoder's branch keeps the run's image embedding (a super-resolution
+        #                                        stage's, its low-resolution picture)
+        cond = replace(cond, labels=diffusion_run.cond.labels, labels_uncond=diffusion_run.cond.labels_uncond,
+                       image=diffusion_run.cond.image)
     cond = cond.to(next(model.model.parameters()).device)
     if seed is not None:
         seed = require_int(seed, "branch seed", low=0, high=MAX_SEED)

@@ -45,10 +45,13 @@ def word_gallery(wm: WordMaps, size: int = OVERLAY_PX) -> list[tuple[Any, str]]:
     return [(overlay(wm.image, m, size), tok) for tok, m in zip(wm.tokens, wm.maps)]
 
 
-def png_base64(image: torch.Tensor) -> str:
-    """The image at its native size as a base64 PNG (lossless)."""
+def png_base64(image: Any) -> str:
+    """The image at its native size as a base64 PNG (lossless): a tensor [1, 3, H, W] in [-1, 1], or uint8 [H, W, 3]."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    picture(image, 0).save(buffer, format="PNG")
+    shown = Image.fromarray(np.asarray(image, dtype=np.uint8)) if isinstance(image, np.ndarray) else picture(image, 0)
+    shown.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

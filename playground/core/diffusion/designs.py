@@ -1,0 +1,133 @@
+"""The lesson's text-to-image designs side by side: one prompt and seed drawn by every design the playground has, each
+a trained model of the same shapes world (the same pictures, the same grammar, the same checker). No gradio.
+
+| design | model | what is different |
+|---|---|---|
+| Stable Diffusion | sd-shapes | a text encoder trained with the images; diffusion in an autoencoder's latents; cross-attention |
+| DALL-E 2 | unclip-shapes | a prior maps the caption's CLIP embedding to an image embedding; the decoder reads that |
+| Imagen | imagen-shapes (+ -sr) | a frozen text-only T5; diffusion in pixels, 16x16 then 32x32; dynamic thresholding |
+| DALL-E 3 | sd-shapes + `expand` | descriptive training captions, and the user's prompt rewritten into that form first |
+| alt text | alttext-shapes | sd-shapes' recipe on alt-text-like captions: what DALL-E 3 improved on |
+
+Each design's pictures come from the same loops as everywhere else (`run.run`, `unclip.run`, `cascade.run`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from playground.core.diffusion import cascade, unclip
+from playground.core.diffusion.pictures import pixels
+from playground.core.diffusion.run import DiffusionRequest, final_sample
+from playground.core.inputs import require_float, require_int, require_text
+from playground.errors import InputError
+from playground.lazy import no_grad, torch
+
+MAX_PROMPT_CHARS = 200  # the designs' shortest window is 16 tokens (sd-shapes' CLIP-style encoder); the rest is cut
+MAX_STEPS = 100  # each stage's DDIM steps
+MAX_GUIDANCE = 20.0
+MAX_SEED = 2**31 - 2  # the cascade's second stage uses seed + 1
+
+
+@dataclass(frozen=True)
+class Design:
+    """One text-to-image design and the embedded model that stands for it."""
+
+    key: str  # "sd", "dalle2", "imagen", "dalle3", "alttext": the JSON's `design`
+    name: str  # the system it stands for
+    model: str  # the embedded model (the JSON's `model`)
+    folders: tuple[str, ...]  # what the loader loads (a preset's Hub id, or folders under assets/), in stage order
+    train_command: str  # how the model is built
+    text_encoder: str  # the table's rows: what reads the prompt ...
+    where: str  # ... where diffusion runs ...
+    conditioning: str  # ... what the diffusion model is told ...
+    captions: str  # ... what it was trained on ...
+    guidance: str  # ... and how guidance and clipping work in it
+
+
+DESIGNS = (
+    Design("sd", "Stable Diffusion", "sd-shapes", ("segmind/tiny-sd",), "python -m playground.train.shapes",
+           "a CLIP-style text encoder (2 layers) trained with the UNet, on the captions",
+           "a 4x16x16 latent of an autoencoder (32x32 pictures)",
+           "the caption's token states, by cross-attention", "the grammar's descriptive captions", "classifier-free (caption vs \"\")"),
+    Design("dalle2", "DALL-E 2", "unclip-shapes", ("assets/models/unclip-shapes",), "python -m playground.train.unclip",
+           "clip-shapes' text tower (trained contrastively against pictures) for the prior; sd-shapes' encoder for the decoder",
+           "sd-shapes' latents (the decoder); a 64-number CLIP space (the prior)",
+           "a CLIP image embedding from the prior (added to the timestep embedding) and the caption's states",
+           "the grammar's captions (the caption dropped half the time)", "classifier-free in both stages (prior at 4)"),
+    Design("imagen", "Imagen", "imagen-shapes", ("assets/models/imagen-shapes", "assets/models/imagen-shapes-sr"),
+           "python -m playground.train.imagen --stage base; ... --stage sr",
+           "t5-tasks' T5 encoder, frozen: trained only on text tasks, never with a picture",
+           "pixels, as a cascade: 16x16, then 32x32 from the upsampled 16x16", "the T5 token states (77), by cross-attention; the "
+           "second stage also reads the noised low-resolution picture", "the grammar's descriptive captions",
+           "classifier-free in both stages, x̂_0 dynamically thresholded (95th percentile)"),
+    Design("dalle3", "DALL-E 3", "sd-shapes + prompt expansion", ("segmind/tiny-sd",), "python -m playground.train.shapes",
+           "sd-shapes' (as Stable Diffusion's row), reading the prompt rewritten into the training captions' form",
+           "sd-shapes' latents", "the expanded caption's token states", "descriptive captions (DALL-E 3 recaptions its pictures "
+           "so; here the grammar is descriptive already)", "as sd-shapes"),
+    Design("alttext", "alt text (DALL-E 3's baseline)", "alttext-shapes", ("assets/models/alttext-shapes",),
+           "python -m playground.train.shapes --captions alt-text --out assets/models/alttext-shapes",
+           "as sd-shapes, trained on alt text", "as sd-shapes", "as sd-shapes",
+           "alt-text-like captions: 15% junk, 25% one word, 30% partial, 10% wrong, 20% full", "as sd-shapes"),
+)
+DESIGN_KEYS = tuple(d.key for d in DESIGNS)
+
+
+def design(key: str) -> Design:
+    for d in DESIGNS:
+        if d.key == key:
+            return d
+    raise InputError(f"Unknown design {key!r}: one of {', '.join(DESIGN_KEYS)}.")
+
+
+@dataclass(frozen=True)
+class DesignsRequest:
+    """One prompt and seed for every design. `checked()` validates every field."""
+
+    prompt: str  # the caption every design draws
+    seed: int = 0  # each design's noise (the noises still differ: the designs draw different shapes of noise)
+    steps: int = 50  # DDIM steps (of each stage)
+    guidance: float = 5.0  # classifier-free guidance w (of each stage)
+
+    def checked(self) -> DesignsRequest:
+        prompt = require_text(self.prompt, "prompt", max_chars=MAX_PROMPT_CHARS).strip()
+        if not prompt:
+            raise InputError("Enter a caption, e.g. 'a red circle left of a blue square'.")
+        return replace(self, prompt=prompt, seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
+                       steps=require_int(self.steps, "steps", low=1, high=MAX_STEPS),
+                       guidance=require_float(self.guidance, "guidance_scale", low=0.0, high=MAX_GUIDANCE))
+
+
+@dataclass
+class DesignPicture:
+    """One design's picture of the request."""
+
+    design: Design
+    image: Any  # uint8 [H, W, 3] at the model's native size (32x32)
+    prompt_used: str  # what the model read (DALL-E 3: the expanded prompt)
+    stages: tuple[Any, ...] = ()  # a cascade's base picture (uint8 16x16) before its final one
+
+
+def _uint8(x: Any) -> Any:
+    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+@no_grad
+def draw(d: Design, models: tuple[Any, ...], request: DesignsRequest) -> DesignPicture:
+    """Design `d`'s picture of `request`, from its loaded models (in `d.folders`' order)."""
+    asked = request.checked()
+    if d.key == "dalle2":
+        run = unclip.run(models[0], unclip.UnclipRequest(asked.prompt, asked.seed, asked.steps, asked.guidance), d.model)
+        return DesignPicture(d, _uint8(unclip.drawn(models[0], run.decoder)), asked.prompt)
+    if d.key == "imagen":
+        run = cascade.run(models[0], models[1], cascade.CascadeRequest(asked.prompt, asked.seed, asked.steps, asked.guidance), d.model)
+        base = run.base_picture()
+        return DesignPicture(d, _uint8(run.picture()), asked.prompt, (_uint8(base),))
+    prompt = asked.prompt
+    if d.key == "dalle3":
+        from playground.train.alt_text import expand
+
+        prompt = expand(asked.prompt)
+    request = DiffusionRequest(prompt=prompt, scheduler="DDIM", steps=asked.steps, guidance=asked.guidance, seed=asked.seed)
+    return DesignPicture(d, _uint8(pixels(models[0], final_sample(models[0], request), full=True)), prompt)
