@@ -48,6 +48,7 @@ def test_named_api_endpoints_exist():
         "clip",
         "unclip",
         "variations",
+        "designs",
         "train_flow",
     } <= names
     assert "load_model" not in names  # model management is not a public API

@@ -40,6 +40,7 @@ BASE = {
     "clip": {"texts": "a red circle\na blue square", "image": None},
     "unclip": {"prompt": "a red circle", "seed": 0, "steps": 2, "guidance_scale": 4.0},
     "variations": {"image": Image.new("RGB", (32, 32)), "n": 1, "seed": 0},
+    "designs": {"prompt": "a red circle", "seed": 0, "steps": 2, "guidance_scale": 5.0},
 }
 
 

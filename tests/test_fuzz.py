@@ -120,6 +120,8 @@ ENDPOINTS = {
     "unclip": [V(st.sampled_from(["a red circle", "a purple triangle", "a red circle left of a blue square", "a red cat"])),
                V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
     "variations": [V(st.just("IMAGE")), V(small_int(1, 2)), V(small_int(0, 9))],
+    "designs": [V(st.sampled_from(["a red circle", "red circle left blue square", "a red circle left of a blue square", "a red cat"])),
+                V(small_int(0, 9)), V(small_int(1, 2)), V(st.floats(0, 8))],
     "train_toy": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_flow": [V(st.sampled_from(["moons", "spiral", "rings", "gaussians"])), V(small_int(1, 3)), V(small_int(0, 5))],
     "train_gpt": [V(st.just("To be, or not to be, that is the question. " * 60)), V(small_int(1, 2)), V(small_int(0, 5))],

@@ -137,7 +137,7 @@ for name, args in [("generate", ["ROMEO.\\n", "gpt2", 8, 1.0, 0, 1.0, 0, False])
                    ("patch", ["gpt2", "I am Lord Angelo's man. Lord", "I am Lord John's man. Lord", "Angelo", "John", "heads"]),
                    ("sink", ["gpt2", "The cat sat on the mat.", "all"]),
                    ("kv_cache", ["gpt2", "ROMEO.", 4]), ("clip", ["a red circle\\na blue square", None]),
-                   ("unclip", ["a red circle", 0, 3, 4.0]),
+                   ("unclip", ["a red circle", 0, 3, 4.0]), ("designs", ["a red circle", 0, 2, 5.0]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 5, 3.0, 0, ""]),
                    ("denoise", ["google/ddpm-cifar10-32", "Bag", "DDIM", 60, 3.0, 0, ""])]:
     event = http.post(url + "gradio_api/call/" + name, json={"data": args}).json()["event_id"]
@@ -166,7 +166,7 @@ MODEL_HANDLERS = [
     ("kv_cache_section", "on_measure"), ("kv_cache_section", "kv_cache"), ("inside_tab", "on_route"), ("inside_tab", "route"),
     ("clip_section", "on_compare"), ("clip_section", "clip_api"), ("clip_section", "on_prior"),
     ("unclip_section", "on_unclip"), ("unclip_section", "on_variations"), ("unclip_section", "unclip"),
-    ("unclip_section", "variations_api"),
+    ("unclip_section", "variations_api"), ("designs_section", "on_designs"), ("designs_section", "designs"),
 ]
 
 
@@ -194,7 +194,8 @@ def test_zerogpu_runs_all_gpu_work_inside_spaces_gpu_with_a_fitting_duration(tmp
         assert wrapped.get(key) is True, f"{key} runs a model outside spaces.GPU" if key in wrapped else f"{key} is not wired"
     granted = out["granted"]
     assert {name for name, _, _ in granted} >= {"generate", "attention", "text2text", "fill_mask", "denoise_api", "inside", "score",
-                                                "ablate", "patch", "sink", "kv_cache", "clip_api", "unclip"}
+                                                "ablate", "patch", "sink", "kv_cache", "clip_api", "unclip",
+                                                "designs"}
     for name, asked, ran in granted:
         assert ran < asked, f"{name} ran {ran:.1f} s but asked the GPU for only {asked} s"
     denoise = [asked for name, asked, _ in granted if name == "denoise_api"]

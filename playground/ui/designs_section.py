@@ -12,11 +12,9 @@ import gradio as gr
 
 from playground.core.diffusion import designs
 from playground.core.render import clip as clip_views
-from playground.core.render.word_maps import png_base64
-from playground.errors import InputError
-from playground.models import Family, ModelLoader
+from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import api_endpoint, bind, clear_first, examples, form_event, load_diffusion, user_errors
+from playground.ui.common import api_endpoint, bind, clear_first, examples, form_event, user_errors
 
 # every design's steps: sd-shapes twice (Stable Diffusion, DALL-E 3), the alt-text model, the unCLIP prior and decoder,
 # and the cascade's two stages
@@ -39,23 +37,6 @@ EXAMPLES = [["a red circle left of a blue square"], ["a large red circle"], ["re
 MARK = {True: "✓", False: "✗", None: "–"}
 
 
-def load_design(loader: ModelLoader, d: designs.Design, progress=None) -> tuple[Any, ...]:
-    """The loaded models of design `d`, or an InputError that says how to build the missing one."""
-    from playground.models.sources import SourceError
-
-    models = []
-    for name in d.folders:
-        try:
-            if name.startswith("assets/"):
-                family = Family.LATENT_DIFFUSION if d.key in ("dalle2", "alttext") else Family.DIFFUSION
-                models.append(loader.load(name, family, progress=progress))
-            else:
-                models.append(load_diffusion(loader, name, progress)[1])
-        except SourceError as exc:
-            raise InputError(f"{d.name}'s model ({name}) is not here: build it with `{d.train_command}`.") from exc
-    return tuple(models)
-
-
 @dataclass(frozen=True)
 class DesignsPageRequest:
     """The section's inputs (the page's widgets; /designs has its own signature)."""
@@ -69,38 +50,10 @@ class DesignsPageRequest:
         return designs.DesignsRequest(self.prompt, self.seed, self.steps, self.guidance).checked()
 
 
-@dataclass
-class DesignOutcome:
-    """One design's picture and the checker's reading, or why it could not run."""
-
-    design: designs.Design
-    picture: designs.DesignPicture | None  # None: not built here
-    checker: dict[str, bool | None] | None  # {colour, shape, place, relation}
-    note: str = ""  # why there is no picture
-
-    def json(self) -> dict:
-        return {"design": self.design.key, "model": self.design.model,
-                "image": None if self.picture is None else png_base64(self.picture.image),
-                "checker": self.checker, **({"prompt_used": self.picture.prompt_used} if self.picture else {}),
-                **({"note": self.note} if self.note else {})}
-
-
-def outcomes(loader: ModelLoader, request: designs.DesignsRequest, progress=None):
-    """Each design's outcome as it is drawn (a generator, in DESIGNS' order)."""
-    from playground.train.shapes_check import reading
-
-    for d in designs.DESIGNS:
-        try:
-            models = load_design(loader, d, progress)
-        except InputError as exc:
-            yield DesignOutcome(d, None, None, str(exc))
-            continue
-        drawn = designs.draw(d, models, request)
-        yield DesignOutcome(d, drawn, reading(drawn.image, request.prompt))
-
-
-def cards_html(request: designs.DesignsRequest, done: list[DesignOutcome]) -> str:
+def cards_html(request: designs.DesignsRequest, done: list[designs.DesignOutcome]) -> str:
     """A card per design: its picture enlarged (a cascade's 16x16 stage beside it), what it read, the checker's marks."""
+    from playground.train.alt_text import expand
+
     cells = []
     for o in done:
         d = o.design
@@ -115,7 +68,8 @@ def cards_html(request: designs.DesignsRequest, done: list[DesignOutcome]) -> st
                      f"<small>{html.escape(d.model)}</small><br>{body}</div>")
     return (f'<div style="display:flex;flex-wrap:wrap;gap:14px" id="designs-cards">{"".join(cells)}</div>'
             f"<p><small>“{html.escape(request.prompt)}”, seed {request.seed}, {request.steps} DDIM steps, guidance "
-            f"{request.guidance:g} in every stage. ✓ right, ✗ wrong, – not asked (two objects: colour = both colours there, shape = "
+            f"{request.guidance:g} in every stage. The checker reads each picture against “{html.escape(expand(request.prompt))}”: "
+            "✓ right, ✗ wrong, – not asked (two objects: colour = both colours there, shape = "
             "both objects there, relation = both there in the caption's relation). Each model's card has the checker's figures over "
             "200 prompts: one picture is an anecdote.</small></p>")
 
@@ -135,10 +89,10 @@ def differences_markdown() -> str:
 def on_designs(loader: ModelLoader, request: DesignsPageRequest, progress=gr.Progress()):
     """Stream the designs' cards as each is drawn."""
     asked = request.checked()  # before any model loads
-    done: list[DesignOutcome] = []
+    done: list[designs.DesignOutcome] = []
     total = len(designs.DESIGNS)
     yield f"Drawing with {total} designs…", cards_html(asked, done)
-    for outcome in outcomes(loader, asked, progress):
+    for outcome in designs.outcomes(loader, asked, progress):
         done.append(outcome)
         right = sum(1 for o in done if o.checker and _follows(o.checker))
         yield (f"{len(done)} of {total} designs drawn; {right} follow the caption so far.", cards_html(asked, done))
@@ -159,7 +113,7 @@ def designs_api(loader: ModelLoader, prompt: str, seed: int = 0, steps: int = 50
     "prompt_used": what the model read (DALL-E 3's row: the prompt expanded)}.
     """
     asked = designs.DesignsRequest(prompt, seed, steps, guidance_scale).checked()
-    return [o.json() for o in outcomes(loader, asked)]
+    return [o.json() for o in designs.outcomes(loader, asked)]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from playground.config import ATTENTION_MAX_TOKENS, QueueLimits, Settings
-from playground.core.diffusion import conditioning, unclip
+from playground.core.diffusion import conditioning, designs, unclip
 from playground.core.diffusion import run as diffusion_run
 from playground.core.diffusion.pictures import MAX_IMAGE_SIDE
 from playground.core.multimodal import clip_space
@@ -108,6 +108,10 @@ LIMITS: tuple[Limit, ...] = (
     Limit("unclip", "guidance_scale", unclip.MAX_GUIDANCE, ""),
     Limit("variations", "image", MAX_UPLOAD_PIXELS, "pixels", "refused before it is decoded; read at the model's size (32x32)"),
     Limit("variations", "n", unclip.MAX_VARIATIONS, ""),
+    Limit("designs", "prompt", designs.MAX_PROMPT_CHARS, "characters"),
+    Limit("designs", "prompt", 0, "tokens", "cut to its start (sd-shapes' encoder reads 16 tokens, imagen-shapes' T5 77)"),
+    Limit("designs", "steps", designs.MAX_STEPS, ""),
+    Limit("designs", "guidance_scale", designs.MAX_GUIDANCE, ""),
     Limit("train_toy", "steps", toy_diffusion.MAX_STEPS, ""),
     Limit("train_flow", "steps", toy_diffusion.MAX_STEPS, "", "refused (each of the two trainings stops at 60 s)"),
     Limit("train_gpt", "text", toy_gpt.MAX_CHARS, "characters"),

@@ -61,7 +61,8 @@ class CascadeRequest:
         sr = low_res is not None
         return DiffusionRequest(prompt=self.prompt, negative=self.negative, scheduler="DDIM", steps=self.steps, guidance=self.guidance,
                                 seed=self.seed + 1 if sr else self.seed, clip=self.clip, snapshots=snapshots, low_res=low_res,
-                                noise_level=self.noise_level if sr else 0)
+                                noise_level=self.noise_level if sr else 0,
+                                rederive=False)  # DDIM keeps the UNet's ε̂ after thresholding x̂_0, as the IF pipelines step it
 
 
 @dataclass

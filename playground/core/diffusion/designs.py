@@ -23,6 +23,7 @@ from playground.core.diffusion.run import DiffusionRequest, final_sample
 from playground.core.inputs import require_float, require_int, require_text
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
+from playground.models.presets import Family
 
 MAX_PROMPT_CHARS = 200  # the designs' shortest window is 16 tokens (sd-shapes' CLIP-style encoder); the rest is cut
 MAX_STEPS = 100  # each stage's DDIM steps
@@ -131,3 +132,56 @@ def draw(d: Design, models: tuple[Any, ...], request: DesignsRequest) -> DesignP
         prompt = expand(asked.prompt)
     request = DiffusionRequest(prompt=prompt, scheduler="DDIM", steps=asked.steps, guidance=asked.guidance, seed=asked.seed)
     return DesignPicture(d, _uint8(pixels(models[0], final_sample(models[0], request), full=True)), prompt)
+
+
+def load(loader: Any, d: Design, progress=None) -> tuple[Any, ...]:
+    """The loaded models of design `d`, or an InputError that says how to build the missing one."""
+    from playground.models.sources import SourceError
+
+    models = []
+    for name in d.folders:
+        try:
+            if name.startswith("assets/"):
+                family = Family.LATENT_DIFFUSION if d.key in ("dalle2", "alttext") else Family.DIFFUSION
+                models.append(loader.load(name, family, progress=progress))
+            else:
+                models.append(loader.load(name, Family.LATENT_DIFFUSION, progress=progress))  # segmind/tiny-sd: sd-shapes offline
+        except SourceError as exc:
+            raise InputError(f"{d.name}'s model ({name}) is not here: build it with `{d.train_command}`.") from exc
+    return tuple(models)
+
+
+@dataclass
+class DesignOutcome:
+    """One design's picture and the checker's reading, or why it could not run."""
+
+    design: Design
+    picture: DesignPicture | None  # None: not built here
+    checker: dict[str, bool | None] | None  # {colour, shape, place, relation}
+    note: str = ""  # why there is no picture
+
+    def json(self) -> dict:
+        """The /designs entry: design, model, image (base64 PNG, native size), checker, prompt_used (or note)."""
+        from playground.core.render.word_maps import png_base64
+
+        return {"design": self.design.key, "model": self.design.model,
+                "image": None if self.picture is None else png_base64(self.picture.image),
+                "checker": self.checker, **({"prompt_used": self.picture.prompt_used} if self.picture else {}),
+                **({"note": self.note} if self.note else {})}
+
+
+def outcomes(loader: Any, request: DesignsRequest, progress=None):
+    """Each design's outcome as it is drawn (a generator, in DESIGNS' order). The checker reads every picture against
+    what the prompt means: its expanded form (a grammar prompt is its own)."""
+    from playground.train.alt_text import expand
+    from playground.train.shapes_check import reading
+
+    meant = expand(request.prompt)
+    for d in DESIGNS:
+        try:
+            models = load(loader, d, progress)
+        except InputError as exc:
+            yield DesignOutcome(d, None, None, str(exc))
+            continue
+        drawn = draw(d, models, request)
+        yield DesignOutcome(d, drawn, reading(drawn.image, meant))

@@ -90,6 +90,8 @@ def make_scheduler(name: str, config: Any, clip_sample: bool | None = None, dyna
     cls = from_library("diffusers", class_name)
     if clip_sample is not None:
         extra["clip_sample"] = bool(clip_sample)
+        if name in THRESHOLDING:  # a config with thresholding on (DeepFloyd IF's) would otherwise threshold all the same
+            extra["thresholding"] = False
     if dynamic:
         extra.update(clip_sample=False, thresholding=True, dynamic_thresholding_ratio=DYNAMIC_RATIO, sample_max_value=DYNAMIC_MAX)
     return cls.from_config(config, **extra)
