@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/ beside the test output.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -383,6 +384,29 @@ def test_dalle2_stage_by_stage_beside_sd_shapes_and_variations(page):
     expect(page.locator("#variations-notes")).to_contain_text("variation 4", timeout=90_000)
     assert page.locator("#variations-gallery img").count() >= 4
     page.locator("#variations-gallery").screenshot(path=str(ARTIFACTS / "text-to-image-variations.png"))
+    assert page.outside_requests == []
+
+
+def test_the_designs_side_by_side_with_the_checkers_marks_and_the_table(page):
+    """Issue 33: one prompt through every text-to-image design, each card with its picture and the checker's marks
+    (a design not built here says how to build it), the table of what differs; a terse prompt shows DALL-E 3's
+    expansion; screenshots."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.get_by_role("tab", name="Text-to-image").click()
+    page.locator("#designs-prompt textarea").fill("red circle left blue square")
+    _set_slider(page, "designs-steps", "10")
+    page.locator("#designs-run").click()
+    expect(page.locator("#designs-status")).to_contain_text("5 of 5 designs drawn", timeout=180_000)
+    cards = page.locator("#designs-cards .design-card")
+    assert cards.count() == 5
+    for key in ("sd", "dalle2", "dalle3"):
+        expect(page.locator(f'#designs-cards [data-design="{key}"]')).to_contain_text("checker: colour")
+    expect(page.locator('#designs-cards [data-design="dalle3"]')).to_contain_text("read: “a red circle left of a blue square”")
+    for key in ("imagen", "alttext"):  # drawn, or saying how to build the model
+        expect(page.locator(f'#designs-cards [data-design="{key}"]')).to_contain_text(re.compile("checker: colour|python -m"))
+    expect(page.locator("#designs-table")).to_contain_text("where diffusion runs")
+    page.locator("#designs-section").screenshot(path=str(ARTIFACTS / "text-to-image-designs.png"))
+    _set_slider(page, "designs-steps", "50")
     assert page.outside_requests == []
 
 

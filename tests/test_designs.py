@@ -82,3 +82,9 @@ def test_the_table_has_a_column_per_design_and_a_row_per_difference():
     table = designs_section.differences_markdown().splitlines()
     assert all(line.count("|") == len(designs.DESIGNS) + 2 for line in table)
     assert len(table) == 2 + 6
+
+
+def test_the_lessons_choices_are_the_designs_names():
+    from playground.lessons.path import DESIGN_NAMES
+
+    assert DESIGN_NAMES == tuple(d.name for d in designs.DESIGNS)

@@ -211,12 +211,21 @@ def test_lesson_latent__the_offline_unet_denoises_a_4x16x16_latent_of_a_32x32_pi
     assert (3 * 512 * 512) / (4 * 64 * 64) == 48  # Stable Diffusion 1.5: "48 times fewer numbers to denoise"
 
 
-def test_lesson_image_models__the_models_tab_shows_what_runs_for_each_preset(room):
-    from playground.ui.models_tab import models_snapshot
+@pytest.mark.slow
+def test_lesson_image_models__the_reveal_is_the_designs_sections_own_run(room):
+    """The live reveal runs the link's prompt through every design as the Designs section does (seed 0, 50 steps, w 5):
+    its table's marks are /designs' relation verdicts, and the grade follows them."""
+    from playground.lessons.path import NO_DESIGN_WRONG, grade
+    from playground.ui.designs_section import designs_api
 
-    _, presets, _ = models_snapshot(room)
-    text = presets.to_string()
-    assert "segmind/tiny-sd" in text and "sd-shapes" in text  # Stable Diffusion's preset, and its offline stand-in
+    lesson = lesson_by_id("image-models")
+    answer = designs_api(room, link("image-models")["designs_prompt"], 0, 50, 5.0)
+    reveal = grade(lesson, NO_DESIGN_WRONG, room)
+    wrong = [e for e in answer if e["checker"] is not None and not e["checker"]["relation"]]
+    assert reveal.correct == (not wrong)
+    for e, name in zip(answer, lesson.question.choices):
+        if e["checker"] is not None:
+            assert f"| {name} | {e['model']} | {'✓ right' if e['checker']['relation'] else '✗ wrong'} |" in reveal.text
 
 
 @pytest.mark.skipif(not has_model("sd-shapes"), reason="the embedded sd-shapes is not built")

@@ -49,10 +49,16 @@ def draw_stages(stages: tuple[dict, dict], prompts: list[str], seed: int, *, gui
     return np.concatenate(small), np.concatenate(large)
 
 
+_DRAWN: dict = {}  # (prompts, seed, guidance) -> both stages' pictures: the base's figures reuse the cascade's draws
+
+
 def cascade_drawer(stage: str):
     """A `shapes_eval.one_and_two_objects` drawer of the base ("base") or the whole cascade ("cascade")."""
     def drawer(components, prompts, seed, *, guidance=GUIDANCE):
-        small, large = draw_stages(components, prompts, seed, guidance=guidance)
+        key = (id(components[0]), tuple(prompts), seed, guidance)
+        if key not in _DRAWN:
+            _DRAWN[key] = draw_stages(components, prompts, seed, guidance=guidance)
+        small, large = _DRAWN[key]
         return small if stage == "base" else large
     return drawer
 

@@ -95,7 +95,7 @@ def on_designs(loader: ModelLoader, request: DesignsPageRequest, progress=gr.Pro
     for outcome in designs.outcomes(loader, asked, progress):
         done.append(outcome)
         right = sum(1 for o in done if o.checker and _follows(o.checker))
-        yield (f"{len(done)} of {total} designs drawn; {right} follow the caption so far.", cards_html(asked, done))
+        yield (f"{len(done)} of {total} designs drawn; {right} of them follow the caption so far.", cards_html(asked, done))
 
 
 def _follows(checker: dict[str, bool | None]) -> bool:
