@@ -64,7 +64,8 @@ and extrapolates: ε̂ = ε_u + w·(ε_c − ε_u). **Latent diffusion** denoise
 latents instead of pixels, and decodes once at the end (the previews here are a cheap linear map).
 """
 LDM_FASHION = "assets/models/ldm-fashion"  # the class-conditional latent model: an embedded folder without a Hub preset
-MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION]
+IMAGEN = "assets/models/imagen-shapes"  # Imagen's cascade: a pixel base with a text prompt; its super-resolution stage follows
+MODEL_CHOICES = ["google/ddpm-cifar10-32", "segmind/tiny-sd", LDM_FASHION, IMAGEN]
 FORWARD_EXAMPLES = sorted(str(p) for p in (ASSETS_DIR / "examples").glob("*.png"))
 STRIP_STEPS = (0, 100, 250, 400, 550, 700, 850, 999)
 CLIP_CHOICES = list(zip(["model's setting", "clip x̂_0 to [-1, 1]", "dynamic thresholding (Imagen; pixel models)", "do not clip"],
@@ -230,6 +231,17 @@ def _start(loader: ModelLoader, request: DenoiseRequest, progress=None) -> tuple
     return model, diffusion_run, status
 
 
+def _super_resolution(loader: ModelLoader, request: DenoiseRequest, base_run: Run, progress=None) -> tuple[Any, Run] | None:
+    """(the super-resolution stage, its run on the base's picture) when the model is a cascade's base, else None."""
+    from playground.core.diffusion import cascade
+
+    folder = cascade.SUPER_RESOLUTION.get(request.model.strip().rstrip("/"))
+    if folder is None:
+        return None
+    _, sr = load_diffusion(loader, folder, progress)
+    return sr, run(sr, cascade.sr_stage_request(base_run.request, base_run.records[-1].x), model_name=folder)
+
+
 @user_errors
 def on_denoise(loader: ModelLoader, request: DenoiseRequest, previous: ResultHandle | None = None, progress=gr.Progress()):
     """Stream the run: a DenoiseFrame's outputs per step (pictures at most every FRAME_INTERVAL_S), then the final one
@@ -250,9 +262,19 @@ def on_denoise(loader: ModelLoader, request: DenoiseRequest, previous: ResultHan
     _, x0, eps, channels = _frame(model, last, x_t=False)
     handle = loader.keep_result(diffusion_run, diffusion_run.nbytes(), "diffusion run", replaces=previous)
     first, last = records[0].index + 1, records[-1].index + 1
+    done = " Done: scrub through the steps below, or branch from one."
+    stage_two = _super_resolution(loader, request, diffusion_run, progress)
+    if stage_two is not None:  # a cascade: stream the super-resolution stage on the base's picture
+        sr, sr_run = stage_two
+        base_line = f"{status} Base done ({decoded.shape[-1]}x{decoded.shape[-1]})."
+        for record in sr_run:
+            line = f"{base_line} Super-resolution stage: step {record.index + 1} of {sr_run.request.steps}."
+            yield DenoiseFrame(*_frame(sr, record), None, line, None, gr.update()).outputs()
+        decoded = sr_run.records[-1].x
+        done = (f" Done: the base's {records[-1].x.shape[-1]}x{records[-1].x.shape[-1]} picture, then the super-resolution stage's "
+                f"{decoded.shape[-1]}x{decoded.shape[-1]} (its steps are shown last); scrubbing and branching act on the base stage.")
     # a slider's maximum must exceed its minimum: a one-step run (steps = 1, or image-to-image at a low strength) has one step
-    yield DenoiseFrame(picture(decoded), x0, eps, channels, picture(decoded, 256),
-                       status + " Done: scrub through the steps below, or branch from one.",
+    yield DenoiseFrame(picture(decoded), x0, eps, channels, picture(decoded, 256), status + done,
                        handle, gr.update(minimum=first, maximum=max(last, first + 1), value=last, interactive=last > first)).outputs()
 
 
@@ -371,13 +393,19 @@ def on_export(loader: ModelLoader, handle: ResultHandle | None) -> list[str]:
 def denoise_api(loader: ModelLoader, model: str, prompt: str, scheduler: str, steps: float, guidance_scale: float, seed: float,
                 negative_prompt: str = ""):
     """Stream every step's x_t (latent models: the cheap preview), then the final image (full decode), each as a
-    lossless PNG at the model's native size."""
+    lossless PNG at the model's native size. A cascade's base (assets/models/imagen-shapes) goes on: its super-resolution
+    stage's steps and final picture follow, at that stage's size."""
     request = DenoiseRequest(model=model, prompt=prompt, negative=negative_prompt, scheduler=scheduler, steps=steps,
                              guidance=guidance_scale, seed=seed, snapshots=False)
     loaded, diffusion_run, _ = _start(loader, request)
     for record in diffusion_run:
         yield picture(pixels(loaded, record.x), NATIVE)
     yield picture(pixels(loaded, diffusion_run.records[-1].x, full=True), NATIVE)
+    stage_two = _super_resolution(loader, request, diffusion_run)
+    if stage_two is not None:
+        sr, sr_run = stage_two
+        for record in sr_run:
+            yield picture(pixels(sr, record.x), NATIVE)
 
 
 # ---- layout and wiring ----------------------------------------------------------------------------------

@@ -31,6 +31,17 @@ MAX_STEPS = 100  # each stage's steps
 MAX_GUIDANCE = 20.0
 MAX_SEED = 2**31 - 2  # the super-resolution stage uses seed + 1
 SR_NOISE_LEVEL = 250  # IFSuperResolutionPipeline's default augmentation level
+# a base folder -> its super-resolution stage's folder (IF's pipelines do not link their stages; the playground does here)
+SUPER_RESOLUTION = {"assets/models/imagen-shapes": "assets/models/imagen-shapes-sr"}
+
+
+def sr_stage_request(base: DiffusionRequest, low_res: Any, noise_level: int = SR_NOISE_LEVEL, snapshots: bool = False) -> DiffusionRequest:
+    """The super-resolution stage's request after a base run of `base`: the same prompt, steps, guidance and clipping,
+    seed + 1 (IF's two pipelines, two generators), the base's picture noised to `noise_level`; DDIM keeps the UNet's ε̂
+    after thresholding x̂_0, as the IF pipelines step it."""
+    seed = base.seed + 1 if base.seed < 2**63 - 1 else 0
+    return replace(base, seed=seed, low_res=low_res.clamp(-1, 1), noise_level=noise_level, init_image=None, strength=1.0,
+                   snapshots=snapshots, batch=1, rederive=False)
 
 
 @dataclass(frozen=True)
@@ -58,11 +69,9 @@ class CascadeRequest:
 
     def stage(self, low_res: Any = None, snapshots: bool = False) -> DiffusionRequest:
         """The request of the base stage (no `low_res`) or of the super-resolution stage (the base's picture)."""
-        sr = low_res is not None
-        return DiffusionRequest(prompt=self.prompt, negative=self.negative, scheduler="DDIM", steps=self.steps, guidance=self.guidance,
-                                seed=self.seed + 1 if sr else self.seed, clip=self.clip, snapshots=snapshots, low_res=low_res,
-                                noise_level=self.noise_level if sr else 0,
-                                rederive=False)  # DDIM keeps the UNet's ε̂ after thresholding x̂_0, as the IF pipelines step it
+        base = DiffusionRequest(prompt=self.prompt, negative=self.negative, scheduler="DDIM", steps=self.steps, guidance=self.guidance,
+                                seed=self.seed, clip=self.clip, snapshots=snapshots, rederive=False)
+        return base if low_res is None else sr_stage_request(base, low_res, self.noise_level, snapshots)
 
 
 @dataclass
