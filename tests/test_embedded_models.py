@@ -24,7 +24,8 @@ from tests.conftest import MODELS, PROJECT_ROOT, has_model
 TRAINED = [(p.family.value, p.hub_id, Path(p.embedded).name) for p in PRESETS if p.train_command]
 FOLDERS = [folder for _, _, folder in TRAINED] + ["ldm-fashion", "fashion-classifier", "llama-shakespeare",  # folders without a preset
                                                    "moe-shakespeare", "clip-shapes",
-                                                   "prior-shapes", "unclip-shapes"]
+                                                   "prior-shapes", "unclip-shapes", "imagen-shapes", "imagen-shapes-sr",
+                                                   "alttext-shapes"]
 
 
 def needs(name: str):
@@ -96,6 +97,14 @@ def test_each_model_has_a_card_with_its_figures(name):
         assert all(f"**{m['grammar'][k]:.1%}**" in card for k in ("colour", "shape", "place", "two_objects"))
         assert f"**{m['variations']['kept']:.1%}**" in card and f"{m['sd_shapes_same_prompts']['grammar']['two_objects']:.1%}" in card
         assert "StableUnCLIPImg2ImgPipeline" in card and "](samples.png)" in card
+    if name == "imagen-shapes":  # the cascade's and the base's figures beside sd-shapes', and dynamic thresholding
+        m = metrics(name)
+        assert all(f"**{m['grammar'][k]:.1%}**" in card for k in ("colour", "shape", "place", "two_objects"))
+        assert f"**{m['clipping']['dynamic']:.1%}**" in card and "IFSuperResolutionPipeline" in card and "](samples.png)" in card
+    if name == "alttext-shapes":  # its figures beside sd-shapes' on the same prompts, and prompt expansion
+        m = metrics(name)
+        assert f"{m['grammar']['two_objects']:.1%}" in card and f"{m['sd_shapes_same_prompts']['grammar']['two_objects']:.1%}" in card
+        assert f"{m['prompt_expansion']['expanded']['two_objects']:.1%}" in card and "alt-text" in card
 
 
 @pytest.mark.parametrize("family, preset, folder", TRAINED)
@@ -117,6 +126,9 @@ LIBRARY_FOLDERS = [  # every embedded folder a library's own class loads, with w
     ("ldm-fashion", "diffusers", "DDPMPipeline", "latent-diffusion", "assets/models/ldm-fashion"),
     ("sd-shapes", "diffusers", "StableDiffusionPipeline", "latent-diffusion", "segmind/tiny-sd"),
     ("unclip-shapes", "diffusers", "StableUnCLIPPipeline", "latent-diffusion", "assets/models/unclip-shapes"),
+    ("imagen-shapes", "diffusers", "IFPipeline", "diffusion", "assets/models/imagen-shapes"),
+    ("imagen-shapes-sr", "diffusers", "IFSuperResolutionPipeline", "diffusion", "assets/models/imagen-shapes-sr"),
+    ("alttext-shapes", "diffusers", "StableDiffusionPipeline", "latent-diffusion", "assets/models/alttext-shapes"),
 ]
 
 
@@ -160,6 +172,21 @@ def test_each_folder_runs_with_its_librarys_plain_from_pretrained_and_gives_the_
         run = unclip.run(ours, unclip.UnclipRequest("a red circle", seed=1, steps=4, prior_steps=4))
         app = decode(list(run.decoder)[-1].x, ours.components["vae"])
         torch.testing.assert_close(torch.from_numpy(image).permute(0, 3, 1, 2), (app / 2 + 0.5).clamp(0, 1), atol=2e-3, rtol=0)
+        return
+    if class_name in ("IFPipeline", "IFSuperResolutionPipeline"):  # each stage's pipeline equals the app's run (DDPM, as shipped)
+        from playground.core.diffusion.run import DiffusionRequest, final_sample
+
+        gen = torch.Generator().manual_seed(1)
+        if class_name == "IFPipeline":
+            image = theirs("a red circle", num_inference_steps=4, guidance_scale=5.0, generator=gen, output_type="pt").images
+            app = final_sample(ours, DiffusionRequest(prompt="a red circle", scheduler="DDPM", steps=4, guidance=5.0, seed=1))
+        else:
+            low = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+            image = theirs(image=low, prompt="a red circle", num_inference_steps=4, guidance_scale=5.0, noise_level=250, generator=gen,
+                           output_type="pt").images
+            app = final_sample(ours, DiffusionRequest(prompt="a red circle", scheduler="DDPM", steps=4, guidance=5.0, seed=1, low_res=low,
+                                                      noise_level=250))
+        torch.testing.assert_close(image, app, atol=1e-4, rtol=0)
         return
     x = torch.randn(1, ours.model.config.in_channels, ours.model.config.sample_size, ours.model.config.sample_size,
                     generator=torch.Generator().manual_seed(0))

@@ -127,3 +127,36 @@ def test_a_cascade_request_is_checked():
         cascade.CascadeRequest("a red circle", steps=0).checked()
     with pytest.raises(InputError, match="noise_level"):
         cascade.CascadeRequest("a red circle", noise_level=1000).checked()
+
+
+def test_word_maps_run_on_the_pixel_base_and_the_stage_that_needs_a_picture_says_so(pipes):
+    from playground.core.diffusion.cross_attention import prompt_tokens, word_maps
+
+    base, sr = pipes
+    wm = word_maps(Parts.of(dict(base.components)), DiffusionRequest(prompt="a red circle", steps=2, guidance=5.0))
+    assert wm.tokens == prompt_tokens(base.tokenizer, "a red circle") and len(wm.tokens) > 3  # T5: no start token, pieces
+    assert wm.maps.shape == (len(wm.tokens), 16, 16) and wm.image.shape == (1, 3, 16, 16)
+    torch.testing.assert_close(wm.maps.sum(dim=(1, 2)), torch.ones(len(wm.tokens)))
+    with pytest.raises(InputError, match="base stage"):
+        word_maps(Parts.of(dict(sr.components)), DiffusionRequest(prompt="a red circle", steps=2, guidance=5.0))
+
+
+@pytest.mark.skipif(not (imagen.common.MODELS_DIR / "imagen-shapes-sr" / "metrics.json").exists(), reason="imagen-shapes is not built")
+def test_denoise_streams_the_super_resolution_stage_after_the_base():
+    from playground.config import Settings
+    from playground.models import ModelLoader
+    from playground.ui.diffusion_tab import denoise_api
+
+    loader = ModelLoader(Settings(offline=True, device="cpu"))
+    frames = list(denoise_api(loader, "assets/models/imagen-shapes", "a red circle", "DDIM", 3, 5.0, 0))
+    assert [f.size for f in frames] == [(16, 16)] * 4 + [(32, 32)] * 3  # base steps and picture, then the stage's steps
+
+
+@pytest.mark.skipif(not (imagen.common.MODELS_DIR / "imagen-shapes" / "metrics.json").exists(), reason="imagen-shapes is not built")
+def test_cross_attention_maps_the_words_of_the_embedded_imagen_base():
+    from playground.config import Settings
+    from playground.models import ModelLoader
+    from playground.ui.text_to_image_tab import cross_attention_api
+
+    out = cross_attention_api(ModelLoader(Settings(offline=True, device="cpu")), "assets/models/imagen-shapes", "a red circle", 0, 3, 5.0)
+    assert len(out["maps"]) == len(out["tokens"]) and len(out["maps"][0]) == 16

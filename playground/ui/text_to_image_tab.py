@@ -44,7 +44,9 @@ empty prompt and extrapolates, ε̂ = ε(∅) + w·(ε(prompt) − ε(∅)); a *
 so the step pushes away from what it names. Offline, `segmind/tiny-sd` runs **sd-shapes**, a Stable-Diffusion-shaped
 model trained here on coloured shapes; its card names the four colour-shape pairs it never saw.
 """
-MODEL_CHOICES = ["segmind/tiny-sd"]
+# sd-shapes (offline), and the other embedded designs with text cross-attention: Imagen's pixel base on a frozen T5 (its
+# tokenizer spells the grammar in pieces, so its maps are of pieces) and sd-shapes' recipe trained on alt text
+MODEL_CHOICES = ["segmind/tiny-sd", "assets/models/imagen-shapes", "assets/models/alttext-shapes"]
 DEFAULT_GUIDANCE = 5.0  # the embedded model's card measures at this scale
 EXAMPLES = [
     ["a large red circle", ""],
@@ -208,7 +210,8 @@ def build_text_to_image_tab(loader: ModelLoader) -> TabView:
         gr.Markdown(EXPLAINER)
         with gr.Row():
             model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], allow_custom_value=True, scale=2, elem_id="t2i-model",
-                                label="Model: segmind/tiny-sd (offline: sd-shapes), or a Stable Diffusion id or folder")
+                                label="Model: segmind/tiny-sd (offline: sd-shapes), the embedded imagen-shapes or alttext-shapes, or a "
+                                      "Stable Diffusion id or folder")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="t2i-seed")
         with gr.Row():
             prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt", scale=2, max_length=500, elem_id="t2i-prompt")

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from playground.core.cache import shared_lock
-from playground.core.diffusion.pictures import decode
 from playground.core.diffusion.run import DiffusionRequest, run
 from playground.core.inputs import require_int
 from playground.errors import InputError
@@ -124,6 +123,13 @@ def prompt_tokens(tokenizer: Any, prompt: str) -> list[str]:
     return [tokenizer.decode([i]).strip() or tokenizer.convert_ids_to_tokens(i) for i in ids]
 
 
+def start_tokens(tokenizer: Any, prompt: str) -> int:
+    """How many tokens the encoder reads before the prompt's own: 1 for a start token (CLIP's), 0 without (T5's)."""
+    with shared_lock(tokenizer):
+        ids = tokenizer(prompt)["input_ids"]
+    return int(bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id)
+
+
 @dataclass(frozen=True)
 class PromptReading:
     """How the text encoder reads a prompt: which words it has no token for, and whether the prompt was cut."""
@@ -157,11 +163,17 @@ def word_maps(model: Any, request: DiffusionRequest, step: int | None = None) ->
     """Run a text-to-image `model` (the loader's LoadedModel, or `run.Parts`) once through `run`, recording every
     cross-attention layer; the maps of the prompt's tokens and the final image. `step`: average only this 1-based
     step's maps (None: every step)."""
+    from playground.core.diffusion.conditioning import is_super_resolution
+    from playground.core.diffusion.pictures import pixels
+
     components = model.components
-    unet, vae, tokenizer = components.get("unet"), components.get("vae"), components.get("tokenizer")
-    if unet is None or getattr(unet.config, "cross_attention_dim", None) is None or tokenizer is None or vae is None:
-        raise InputError("Word maps need a text-to-image model (a UNet with cross-attention, its text encoder, tokenizer and "
-                         "autoencoder), such as segmind/tiny-sd.")
+    unet, tokenizer = components.get("unet"), components.get("tokenizer")
+    if unet is None or getattr(unet.config, "cross_attention_dim", None) is None or tokenizer is None:
+        raise InputError("Word maps need a text-to-image model (a UNet with cross-attention, its text encoder and tokenizer), "
+                         "such as segmind/tiny-sd or assets/models/imagen-shapes.")
+    if is_super_resolution(model):
+        raise InputError("A cascade's super-resolution stage draws from its base stage's picture, so it cannot run alone: map the "
+                         "words of the base stage (assets/models/imagen-shapes for imagen-shapes-sr).")
     if not isinstance(request.prompt, str) or not request.prompt.strip():
         raise InputError("Give a prompt, e.g. 'a large red circle on the left'.")
     request = replace(request, prompt=request.prompt.strip(), batch=1, snapshots=False).checked()
@@ -181,9 +193,10 @@ def word_maps(model: Any, request: DiffusionRequest, step: int | None = None) ->
             recorder.current += 1
     if recorder.total is None:
         raise InputError("No cross-attention was recorded: this UNet's attention maps are not square.")
-    latent = recorder.total[0, 1:1 + len(tokens)]  # position 0 is the start token; the prompt's tokens follow it
+    first = start_tokens(tokenizer, request.prompt)  # CLIP's start token comes first; T5 has none
+    latent = recorder.total[0, first:first + len(tokens)]
     latent = latent / latent.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    image = decode(diffusion_run.records[-1].x, vae).clamp(-1, 1)
+    image = pixels(model, diffusion_run.records[-1].x, full=True).clamp(-1, 1)  # a latent model's decoded; a pixel model's as is
     maps = torch.nn.functional.interpolate(latent[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0].clamp_min(0)
     maps = maps / maps.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
     return WordMaps(tokens, maps, image, latent, request.steps, step)
