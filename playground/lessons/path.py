@@ -71,6 +71,23 @@ VARIATIONS_WHY = ("The decoder reads only the picture's CLIP image embedding (it
                   "average); the place only 83.5%; of the model's own pictures too, the colour 100.0% (now and then a blurred circle "
                   "of its own comes back as a square); and a two-object picture's relation only 15.0%: CLIP barely records which "
                   "object is where.")
+WHAT_RUNS_HUB = "segmind/tiny-sd itself, from the Hub"
+WHAT_RUNS_EMBEDDED = "sd-shapes, the embedded stand-in trained here"
+
+
+def _what_runs(loader: Any, answer: str) -> Reveal:
+    from playground.models import Family, SourceKind
+
+    source = loader.resolve("segmind/tiny-sd", Family.LATENT_DIFFUSION)
+    embedded = source.kind is SourceKind.EMBEDDED
+    text = (f"Here it resolves to **{source.describe()}**. "
+            + ("The Hub cannot be reached (or the page runs offline), so the id loads the embedded sd-shapes: a Stable-Diffusion-"
+               "shaped model of coloured shapes, 32x32 pictures, trained by `python -m playground.train.shapes`. "
+               if embedded else "The Hub is reachable, so the real model loads (and is cached). ")
+            + "The Models tab lists every preset this way, and each tab's status line names the model that ran.")
+    return Reveal(answer == (WHAT_RUNS_EMBEDDED if embedded else WHAT_RUNS_HUB), text)
+
+
 DESIGNS_PROMPT = "a red circle left of a blue square"
 DESIGN_NAMES = ("Stable Diffusion", "DALL-E 2", "Imagen", "DALL-E 3", "alt text (DALL-E 3's baseline)")  # designs.DESIGNS' names
 NO_DESIGN_WRONG = "None: every design draws it right"
@@ -400,7 +417,16 @@ LESSONS: tuple[Lesson, ...] = (
                      "They come back pixel for pixel"),
                     "Yes: the colour comes back, drawn anew", VARIATIONS_WHY),
            {"unclip_prompt": "a large red circle"}),
-    Lesson("image-models", "22. The designs side by side: Stable Diffusion, DALL-E 2, Imagen, DALL-E 3", "text-to-image",
+    Lesson("what-runs", "22. What runs here: a preset and its stand-in", "models",
+           "Every tab addresses a model by its Hub id (gpt2, segmind/tiny-sd). With the Hub reachable, that model loads; "
+           "offline (a workshop laptop, CI) the same id loads a small **embedded** model trained by this project's scripts "
+           "on a laptop budget, of the same architecture family: gpt2 becomes gpt-shakespeare, segmind/tiny-sd becomes "
+           "sd-shapes. Every view says which one ran.",
+           "The Models tab lists each preset, what it resolves to here, and its card's figures.",
+           Question("On this page, which model does the preset segmind/tiny-sd (a distilled Stable Diffusion) run?",
+                    (WHAT_RUNS_HUB, WHAT_RUNS_EMBEDDED), live=lambda loader, answer: _what_runs(loader, answer)),
+           {}),
+    Lesson("image-models", "23. The designs side by side: Stable Diffusion, DALL-E 2, Imagen, DALL-E 3", "text-to-image",
            "The lesson's four text-to-image systems made different bets. **Stable Diffusion**: a text encoder read by cross-"
            "attention, diffusion in an autoencoder's latents. **DALL-E 2**: a prior turns the caption into a CLIP image embedding, "
            "a decoder draws from it. **Imagen**: a frozen, text-only T5 and pixel diffusion as a cascade (small, then larger), "
