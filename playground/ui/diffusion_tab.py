@@ -62,6 +62,9 @@ deterministic, Euler and DPM-Solver++ are ODE solvers that need fewer steps).
 **Classifier-free guidance** runs the UNet with and without the condition (a class or a prompt)
 and extrapolates: ε̂ = ε_u + w·(ε_c − ε_u). **Latent diffusion** denoises an autoencoder's small
 latents instead of pixels, and decodes once at the end (the previews here are a cheap linear map).
+**A cascade** (Imagen's design: `assets/models/imagen-shapes`, a text prompt such as "a red circle left of a blue
+square") denoises 16x16 pixels, then a super-resolution stage draws 32x32 from that picture: its steps stream
+after the base's. Pixel models clip x̂_0; Imagen's *dynamic thresholding* clips each sample at its own percentile.
 """
 LDM_FASHION = "assets/models/ldm-fashion"  # the class-conditional latent model: an embedded folder without a Hub preset
 IMAGEN = "assets/models/imagen-shapes"  # Imagen's cascade: a pixel base with a text prompt; its super-resolution stage follows
@@ -444,8 +447,8 @@ def build_diffusion_tab(loader: ModelLoader) -> TabView:
                 allow_custom_value=True,
                 scale=2,
                 elem_id="dif-model",
-                label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; the folder: a latent "
-                "model on Fashion-MNIST)",
+                label="Model (offline: a pixel DDPM on Fashion-MNIST; segmind/tiny-sd: text-to-image shapes; ldm-fashion: a latent "
+                "model on Fashion-MNIST; imagen-shapes: Imagen's pixel cascade of shapes)",
             )
             scheduler = gr.Dropdown(list(SCHEDULERS), value="DDIM", label="Scheduler", elem_id="dif-scheduler")
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="dif-steps")
