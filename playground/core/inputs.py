@@ -33,6 +33,14 @@ def require_text(value: object, name: str, *, max_chars: int) -> str:
     return value
 
 
+def require_caption(value: object, *, max_chars: int, example: str = "a red circle left of a blue square") -> str:
+    """A text-to-image caption: text of at most `max_chars` characters, stripped, not empty."""
+    caption = require_text(value, "prompt", max_chars=max_chars).strip()
+    if not caption:
+        raise InputError(f"Enter a caption, e.g. '{example}'.")
+    return caption
+
+
 def require_int(value: object, name: str, *, low: int, high: int) -> int:
     """`value` as an int if it is a whole number in [low, high] (floats like 3.0 from a slider pass)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

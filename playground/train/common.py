@@ -38,6 +38,14 @@ def ema_update(pairs, step: int, max_decay: float) -> None:
             pe.lerp_(p, 1 - decay)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float = 1.0) -> None:
+    """One update: gradients of `loss`, their norm clipped to `max_norm`, the optimizer's step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
 def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
     """Linear warm-up to `peak`, then cosine decay to `floor * peak`.
 

@@ -171,10 +171,7 @@ def train(unet, data: torch.Tensor, states: torch.Tensor, rows: torch.Tensor, em
         v = unet(x_in, t, encoder_hidden_states=c, **kwargs).sample[:, :3]  # the variance channels get no gradient
         err = (v - sched.get_velocity(x0, eps, t)).pow(2).mean(dim=(1, 2, 3))
         loss = (weight[t] * err).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        common.optimizer_step(opt, loss, params)
         common.ema_update([(ema, unet)], step, cfg.ema_decay)
         if step % 200 == 0 or step == cfg.steps - 1:
             print(f"{cfg.stage} step {step:5d}  loss {loss.item():.4f}  {clock.minutes():.1f} min", flush=True)

@@ -263,10 +263,7 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
             named[drop] = -1  # the empty prompt names nothing
             aux = role_loss(head, c, named)
             loss = loss + cfg.role_weight * aux
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        common.optimizer_step(opt, loss, params)
         common.ema_update([(ema_unet, unet), (ema_text, text_encoder)], step, cfg.ema_decay)
         if checkpoint and step and step % 2000 == 0:
             checkpoint(ema_unet, ema_text, noise_scheduler)

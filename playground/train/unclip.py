@@ -154,18 +154,7 @@ def train(unet, normalizer, latents, embeds, states, null, cfg: UnclipTrainConfi
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     params = list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    first = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state["config"] == asdict(cfg):
-            unet.load_state_dict(state["unet"])
-            ema.load_state_dict(state["ema"])
-            opt.load_state_dict(state["opt"])
-            gen.set_state(state["gen"])
-            first = state["step"]
-            print(f"resumed from {ckpt} at step {first}", flush=True)
-        else:
-            print(f"{ckpt} was made with another configuration: starting afresh", flush=True)
+    first = common.load_checkpoint(ckpt, cfg, gen, unet=unet, ema=ema, opt=opt)
     unet.train()
     n, b = len(latents), cfg.batch_size
     for step in range(first, cfg.steps):
@@ -185,16 +174,12 @@ def train(unet, normalizer, latents, embeds, states, null, cfg: UnclipTrainConfi
         target = noise_scheduler.get_velocity(z0, eps, t)
         err = (unet(zt, t, encoder_hidden_states=c, class_labels=label).sample - target).pow(2).mean(dim=(1, 2, 3))
         loss = (weight[t] * err).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        common.optimizer_step(opt, loss, params)
         common.ema_update([(ema, unet)], step, cfg.ema_decay)
         if step % 100 == 0 or step == cfg.steps - 1:
             print(f"step {step:5d}  loss {loss.item():.4f}  {clock.minutes():.1f} min", flush=True)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                        "step": step + 1, "config": asdict(cfg)}, ckpt)
+            common.save_checkpoint(ckpt, step + 1, cfg, gen, unet=unet, ema=ema, opt=opt)
     return ema
 
 

@@ -300,6 +300,14 @@ def load_diffusion(loader: ModelLoader, model: Any, progress=None):
     return name, loader.load(name, family, progress=progress_fn(progress) if progress is not None else None)
 
 
+def caption_row(prefix: str, max_chars: int, value: str = "a red circle left of a blue square") -> tuple[Any, Any]:
+    """A caption box and a seed box in a row (the shapes world's text-to-image sections): elem_ids `{prefix}-prompt`, `{prefix}-seed`."""
+    with gr.Row():
+        prompt = gr.Textbox(label="Caption", value=value, scale=3, max_length=max_chars, elem_id=f"{prefix}-prompt")
+        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id=f"{prefix}-seed")
+    return prompt, seed
+
+
 def examples(rows: list[list[Any]], inputs: list[gr.components.Component], label: str, *, text: int = -1,
              labels: list[str] | None = None) -> gr.Examples:
     """gr.Examples shown as short labelled buttons (model: the text's start) instead of a table, which on a phone

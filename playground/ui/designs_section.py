@@ -14,7 +14,7 @@ from playground.core.diffusion import designs
 from playground.core.render import clip as clip_views
 from playground.models import ModelLoader
 from playground.models.zerogpu import GpuBudget, gpu_task
-from playground.ui.common import api_endpoint, bind, clear_first, examples, form_event, user_errors
+from playground.ui.common import api_endpoint, bind, caption_row, clear_first, examples, form_event, user_errors
 
 # every design's steps: sd-shapes twice (Stable Diffusion, DALL-E 3), the alt-text model, the unCLIP prior and decoder,
 # and the cascade's two stages
@@ -126,10 +126,7 @@ def build_designs_section(loader: ModelLoader) -> DesignsSection:
     """The section. Named API endpoint: `/designs`."""
     with gr.Accordion("The designs, side by side: Stable Diffusion, DALL-E 2, Imagen, DALL-E 3", open=True, elem_id="designs-section"):
         gr.Markdown(EXPLAINER)
-        with gr.Row():
-            prompt = gr.Textbox(label="Caption", value="a red circle left of a blue square", scale=3, max_length=designs.MAX_PROMPT_CHARS,
-                                elem_id="designs-prompt")
-            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="designs-seed")
+        prompt, seed = caption_row("designs", designs.MAX_PROMPT_CHARS)
         examples(EXAMPLES, [prompt], "Examples ('red circle left blue square' is terse; 'a purple triangle' was never drawn in training)")
         with gr.Row(elem_classes=["option-row"]):
             steps = gr.Slider(1, designs.MAX_STEPS, value=50, step=1, label="DDIM steps (each stage)", elem_id="designs-steps")

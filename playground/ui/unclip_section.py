@@ -23,6 +23,7 @@ from playground.models.zerogpu import GpuBudget, gpu_task
 from playground.ui.common import (
     api_endpoint,
     bind,
+    caption_row,
     checked_image,
     clear_first,
     examples,
@@ -325,10 +326,7 @@ def build_unclip_section(loader: ModelLoader) -> UnclipSection:
     with gr.Accordion("DALL-E 2, stage by stage: prior, decoder, variations, and sd-shapes beside it", open=False,
                       elem_id="unclip-section"):
         gr.Markdown(EXPLAINER)
-        with gr.Row():
-            prompt = gr.Textbox(label="Caption", value="a red circle left of a blue square", scale=3, max_length=unclip.MAX_PROMPT_CHARS,
-                                elem_id="unclip-prompt")
-            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="unclip-seed")
+        prompt, seed = caption_row("unclip", unclip.MAX_PROMPT_CHARS)
         examples(EXAMPLES, [prompt], "Examples (the shapes grammar; 'a purple triangle' was never drawn in training)")
         with gr.Row(elem_classes=["option-row"]):
             steps = gr.Slider(1, unclip.MAX_STEPS, value=50, step=1, label="Decoder steps (DDIM)", elem_id="unclip-steps")

@@ -23,8 +23,7 @@ from typing import Any
 
 from playground.core.diffusion.run import CLIPPING, DiffusionRequest, Run
 from playground.core.diffusion.run import run as diffusion_run
-from playground.core.inputs import require_choice, require_float, require_int, require_text
-from playground.errors import InputError
+from playground.core.inputs import require_caption, require_choice, require_float, require_int, require_text
 
 MAX_PROMPT_CHARS = 200  # the caption (T5 reads 77 tokens; the rest is cut)
 MAX_STEPS = 100  # each stage's steps
@@ -57,10 +56,8 @@ class CascadeRequest:
     negative: str = ""  # the negative prompt of both stages
 
     def checked(self) -> CascadeRequest:
-        prompt = require_text(self.prompt, "prompt", max_chars=MAX_PROMPT_CHARS).strip()
-        if not prompt:
-            raise InputError("Enter a caption, e.g. 'a red circle left of a blue square'.")
-        return replace(self, prompt=prompt, seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
+        return replace(self, prompt=require_caption(self.prompt, max_chars=MAX_PROMPT_CHARS),
+                       seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
                        steps=require_int(self.steps, "steps", low=1, high=MAX_STEPS),
                        guidance=require_float(self.guidance, "guidance_scale", low=0.0, high=MAX_GUIDANCE),
                        noise_level=require_int(self.noise_level, "noise_level", low=0, high=999),

@@ -20,7 +20,7 @@ from typing import Any
 from playground.core.diffusion import cascade, unclip
 from playground.core.diffusion.pictures import pixels
 from playground.core.diffusion.run import DiffusionRequest, final_sample
-from playground.core.inputs import require_float, require_int, require_text
+from playground.core.inputs import require_caption, require_float, require_int
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 from playground.models.presets import Family
@@ -92,10 +92,8 @@ class DesignsRequest:
     guidance: float = 5.0  # classifier-free guidance w (of each stage)
 
     def checked(self) -> DesignsRequest:
-        prompt = require_text(self.prompt, "prompt", max_chars=MAX_PROMPT_CHARS).strip()
-        if not prompt:
-            raise InputError("Enter a caption, e.g. 'a red circle left of a blue square'.")
-        return replace(self, prompt=prompt, seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
+        return replace(self, prompt=require_caption(self.prompt, max_chars=MAX_PROMPT_CHARS),
+                       seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
                        steps=require_int(self.steps, "steps", low=1, high=MAX_STEPS),
                        guidance=require_float(self.guidance, "guidance_scale", low=0.0, high=MAX_GUIDANCE))
 

@@ -23,7 +23,7 @@ from typing import Any
 from playground.core.diffusion.prior import encode_captions, sample
 from playground.core.diffusion.run import DiffusionRequest, Run
 from playground.core.diffusion.run import run as diffusion_run
-from playground.core.inputs import require_float, require_int, require_text
+from playground.core.inputs import require_caption, require_float, require_int
 from playground.errors import InputError
 from playground.lazy import no_grad, torch
 
@@ -49,10 +49,8 @@ class UnclipRequest:
     noise_level: int = 0  # how far the image embedding is noised before the decoder reads it (0: as the prior gave it)
 
     def checked(self) -> UnclipRequest:
-        prompt = require_text(self.prompt, "prompt", max_chars=MAX_PROMPT_CHARS).strip()
-        if not prompt:
-            raise InputError("Enter a caption, e.g. 'a red circle left of a blue square'.")
-        return replace(self, prompt=prompt, seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
+        return replace(self, prompt=require_caption(self.prompt, max_chars=MAX_PROMPT_CHARS),
+                       seed=require_int(self.seed, "seed", low=0, high=MAX_SEED),
                        steps=require_int(self.steps, "steps", low=1, high=MAX_STEPS),
                        guidance=require_float(self.guidance, "guidance_scale", low=0.0, high=MAX_GUIDANCE),
                        prior_steps=require_int(self.prior_steps, "prior steps", low=1, high=MAX_STEPS),
