@@ -66,16 +66,12 @@ def test_the_run_equals_both_if_pipelines_with_their_own_ddpm_scheduler(pipes, g
     torch.testing.assert_close(ours2, ref2, atol=1e-5, rtol=0)
 
 
-def test_the_cascade_equals_the_two_pipelines_run_with_ddim(pipes):
-    from diffusers import DDIMScheduler
-
+def test_the_cascade_equals_the_two_pipelines_with_their_shipped_ddpm(pipes):
     base, sr = pipes
     models = Parts.of(dict(base.components)), Parts.of(dict(sr.components))
-    request = cascade.CascadeRequest("a green square above a white circle", seed=7, steps=3, guidance=4.0)
+    request = cascade.CascadeRequest("a green square above a white circle", seed=7, steps=3, guidance=4.0, scheduler="DDPM")
     cascade_run = cascade.run(*models, request)
     picture = cascade_run.picture()
-    base.scheduler = DDIMScheduler.from_config(base.scheduler.config)
-    sr.scheduler = DDIMScheduler.from_config(sr.scheduler.config)
     low = base(request.prompt, num_inference_steps=3, guidance_scale=4.0, generator=torch.Generator().manual_seed(7),
                output_type="pt").images
     torch.testing.assert_close(cascade_run.base_picture(), low.clamp(-1, 1), atol=1e-5, rtol=0)
@@ -84,6 +80,17 @@ def test_the_cascade_equals_the_two_pipelines_run_with_ddim(pipes):
     torch.testing.assert_close(picture, ref.clamp(-1, 1), atol=1e-5, rtol=0)
     stages = [stage for stage, _ in cascade.run(*models, request).steps()]
     assert stages == ["base"] * 3 + ["sr"] * 3
+
+
+def test_the_cascades_ddim_is_the_apps_loop_on_both_stages(pipes):
+    """DDIM (the page's sampler) through the one run, stage by stage: the base's run, then the stage's on its picture."""
+    base, sr = pipes
+    models = Parts.of(dict(base.components)), Parts.of(dict(sr.components))
+    request = cascade.CascadeRequest("a red circle", seed=2, steps=3, guidance=4.0)
+    picture = cascade.run(*models, request).picture()
+    low = final_sample(models[0], DiffusionRequest(prompt="a red circle", steps=3, guidance=4.0, seed=2)).clamp(-1, 1)
+    again = final_sample(models[1], DiffusionRequest(prompt="a red circle", steps=3, guidance=4.0, seed=3, low_res=low, noise_level=250))
+    torch.testing.assert_close(picture, again.clamp(-1, 1), rtol=0, atol=0)
 
 
 def test_a_branch_of_the_super_resolution_stage_with_the_same_settings_retraces_it(pipes):
