@@ -44,8 +44,7 @@ def write_card(folder: Path, m: dict) -> None:
     examples = "; ".join(f'"{e["typed"]}" -> "{e["expanded"]}"' for e in pe["examples"])
     common.write_card(
         folder,
-        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["teaching", "stable-diffusion", "text-to-image", "dall-e-3", "alt-text", "synthetic"]},
+        metadata=common.text_to_image_card("stable-diffusion", "text-to-image", "dall-e-3", "alt-text", "synthetic"),
         body=f"""
 # alttext-shapes: sd-shapes' recipe trained on alt text (DALL-E 3's baseline)
 

@@ -149,6 +149,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def text_to_image_card(*tags: str) -> dict[str, Any]:
+    """The model-card metadata of a diffusers text-to-image teaching model, with its own tags."""
+    return {"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image", "tags": ["teaching", *tags]}
+
+
 def write_card(folder: Path, *, metadata: dict[str, Any], body: str) -> None:
     """README.md with Hugging Face model-card metadata (YAML front matter) and a markdown body."""
     lines = ["---"]

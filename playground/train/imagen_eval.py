@@ -118,8 +118,7 @@ def write_card(folder: Path, m: dict, sr: dict) -> None:
     c = m["clipping"]
     common.write_card(
         folder,
-        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["teaching", "imagen", "deepfloyd-if", "cascade", "text-to-image", "synthetic"]},
+        metadata=common.text_to_image_card("imagen", "deepfloyd-if", "cascade", "text-to-image", "synthetic"),
         body=f"""
 # imagen-shapes: an Imagen-shaped cascade of coloured shapes (16x16, then 32x32)
 
@@ -164,8 +163,7 @@ with a text prompt). Limits: the shapes grammar's words; 16x16 and 32x32 picture
     )
     common.write_card(
         folder.with_name(folder.name + "-sr"),
-        metadata={"license": "mit", "library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["teaching", "imagen", "deepfloyd-if", "super-resolution", "synthetic"]},
+        metadata=common.text_to_image_card("imagen", "deepfloyd-if", "super-resolution", "synthetic"),
         body=f"""
 # imagen-shapes-sr: the super-resolution stage of imagen-shapes (16x16 -> 32x32)
 
