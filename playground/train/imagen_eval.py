@@ -19,6 +19,7 @@ import torch
 
 from playground.core.diffusion import cascade
 from playground.core.diffusion.compare import compare_clipping
+from playground.core.diffusion.pictures import to_uint8
 from playground.core.diffusion.run import DiffusionRequest, Parts, final_sample
 from playground.train import common, shapes_eval
 
@@ -31,7 +32,7 @@ HIGH_GUIDANCE = 15.0  # the clipping comparison's scale
 
 
 def _uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()

@@ -18,17 +18,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from playground.core.diffusion import cascade, unclip
-from playground.core.diffusion.pictures import pixels
+from playground.core.diffusion.pictures import pixels, to_uint8
 from playground.core.diffusion.run import DiffusionRequest, final_sample
 from playground.core.inputs import require_caption, require_float, require_int
 from playground.errors import InputError
-from playground.lazy import no_grad, torch
+from playground.lazy import no_grad
 from playground.models.presets import Family
 
 MAX_PROMPT_CHARS = 200  # the designs' shortest window is 16 tokens (sd-shapes' CLIP-style encoder); the rest is cut
 MAX_STEPS = 100  # each stage's DDIM steps
 MAX_GUIDANCE = 20.0
-MAX_SEED = 2**31 - 2  # the cascade's second stage uses seed + 1
+MAX_SEED = cascade.MAX_SEED  # the cascade's second stage uses seed + 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Design:
     name: str  # the system it stands for
     model: str  # the embedded model (the JSON's `model`)
     folders: tuple[str, ...]  # what the loader loads (a preset's Hub id, or folders under assets/), in stage order
+    family: Family  # how the loader loads them: latent models, or pixel models (the cascade)
     train_command: str  # how the model is built
     text_encoder: str  # the table's rows: what reads the prompt ...
     where: str  # ... where diffusion runs ...
@@ -48,38 +49,34 @@ class Design:
 
 
 DESIGNS = (
-    Design("sd", "Stable Diffusion", "sd-shapes", ("segmind/tiny-sd",), "python -m playground.train.shapes",
+    Design("sd", "Stable Diffusion", "sd-shapes", ("segmind/tiny-sd",), Family.LATENT_DIFFUSION,
+           "python -m playground.train.shapes",
            "a CLIP-style text encoder (2 layers) trained with the UNet, on the captions",
            "a 4x16x16 latent of an autoencoder (32x32 pictures)",
            "the caption's token states, by cross-attention", "the grammar's descriptive captions", "classifier-free (caption vs \"\")"),
-    Design("dalle2", "DALL-E 2", "unclip-shapes", ("assets/models/unclip-shapes",), "python -m playground.train.unclip",
+    Design("dalle2", "DALL-E 2", "unclip-shapes", ("assets/models/unclip-shapes",), Family.LATENT_DIFFUSION,
+           "python -m playground.train.unclip",
            "clip-shapes' text tower (trained contrastively against pictures) for the prior; sd-shapes' encoder for the decoder",
            "sd-shapes' latents (the decoder); a 64-number CLIP space (the prior)",
            "a CLIP image embedding from the prior (added to the timestep embedding) and the caption's states",
            "the grammar's captions (the caption dropped half the time)", "classifier-free in both stages (prior at 4)"),
-    Design("imagen", "Imagen", "imagen-shapes", ("assets/models/imagen-shapes", "assets/models/imagen-shapes-sr"),
+    Design("imagen", "Imagen", "imagen-shapes", ("assets/models/imagen-shapes", "assets/models/imagen-shapes-sr"), Family.DIFFUSION,
            "python -m playground.train.imagen --stage base; ... --stage sr",
            "t5-tasks' T5 encoder, frozen: trained only on text tasks, never with a picture",
            "pixels, as a cascade: 16x16, then 32x32 from the upsampled 16x16", "the T5 token states (77), by cross-attention; the "
            "second stage also reads the noised low-resolution picture", "the grammar's descriptive captions",
            "classifier-free in both stages, x̂_0 dynamically thresholded (95th percentile)"),
-    Design("dalle3", "DALL-E 3", "sd-shapes + prompt expansion", ("segmind/tiny-sd",), "python -m playground.train.shapes",
+    Design("dalle3", "DALL-E 3", "sd-shapes + prompt expansion", ("segmind/tiny-sd",), Family.LATENT_DIFFUSION,
+           "python -m playground.train.shapes",
            "sd-shapes' (as Stable Diffusion's row), reading the prompt rewritten into the training captions' form",
            "sd-shapes' latents", "the expanded caption's token states", "descriptive captions (DALL-E 3 recaptions its pictures "
            "so; here the grammar is descriptive already)", "as sd-shapes"),
-    Design("alttext", "alt text (DALL-E 3's baseline)", "alttext-shapes", ("assets/models/alttext-shapes",),
+    Design("alttext", "alt text (DALL-E 3's baseline)", "alttext-shapes", ("assets/models/alttext-shapes",), Family.LATENT_DIFFUSION,
            "python -m playground.train.shapes --captions alt-text --out assets/models/alttext-shapes",
            "as sd-shapes, trained on alt text", "as sd-shapes", "as sd-shapes",
            "alt-text-like captions: 15% junk, 25% one word, 30% partial, 10% wrong, 20% full", "as sd-shapes"),
 )
 DESIGN_KEYS = tuple(d.key for d in DESIGNS)
-
-
-def design(key: str) -> Design:
-    for d in DESIGNS:
-        if d.key == key:
-            return d
-    raise InputError(f"Unknown design {key!r}: one of {', '.join(DESIGN_KEYS)}.")
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,8 @@ class DesignPicture:
 
 
 def _uint8(x: Any) -> Any:
-    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """The first picture of a batch in [-1, 1] as uint8 [H, W, 3]."""
+    return to_uint8(x[0]).permute(1, 2, 0).cpu().numpy()
 
 
 @no_grad
@@ -139,11 +137,7 @@ def load(loader: Any, d: Design, progress=None) -> tuple[Any, ...]:
     models = []
     for name in d.folders:
         try:
-            if name.startswith("assets/"):
-                family = Family.LATENT_DIFFUSION if d.key in ("dalle2", "alttext") else Family.DIFFUSION
-                models.append(loader.load(name, family, progress=progress))
-            else:
-                models.append(loader.load(name, Family.LATENT_DIFFUSION, progress=progress))  # segmind/tiny-sd: sd-shapes offline
+            models.append(loader.load(name, d.family, progress=progress))  # segmind/tiny-sd: sd-shapes offline
         except SourceError as exc:
             raise InputError(f"{d.name}'s model ({name}) is not here: build it with `{d.train_command}`.") from exc
     return tuple(models)
