@@ -56,6 +56,20 @@ def test_all_embedded_models_fit_the_size_limits():
         assert f.suffix not in {".bin", ".pt", ".pth", ".ckpt"}, f"{f}: weights must be safetensors"
 
 
+@pytest.mark.parametrize("name", ["sd-shapes", "alttext-shapes", "imagen-shapes"])
+def test_each_text_to_image_card_says_where_its_colour_and_shape_words_land(name):
+    """Every shipped model with text cross-attention reports its word maps' per-prompt figure against the bar."""
+    from playground.train import shapes_eval
+
+    if not has_model(name):
+        pytest.skip(f"{name} is not built yet")
+    wm = metrics(name)["word_maps"]
+    card = " ".join((MODELS / name / "README.md").read_text().split())
+    assert wm["bar"] == shapes_eval.MAPS_BAR and wm["prompts"] >= 30
+    assert f"**{wm['colour_word_at_bar']:.0%}** of the prompts and the shape word's in **{wm['shape_word_at_bar']:.0%}**" in card
+    assert f"target {shapes_eval.MAPS_TARGET:.0%} for each: {'met' if shapes_eval.maps_met(wm) else '**not met**'}" in card
+
+
 @pytest.mark.parametrize("name,window", [("gpt-shakespeare", "block_size"), ("bert-shakespeare", "seq_len")])
 def test_language_model_cards_say_where_the_model_is_out_of_its_depth(name, window):
     """The card states the training window its record holds, the same one the loader reads for the tabs."""

@@ -228,6 +228,22 @@ def test_lesson_image_models__the_reveal_is_the_designs_sections_own_run(room):
             assert f"| {name} | {e['model']} | {'✓ right' if e['checker']['relation'] else '✗ wrong'} |" in reveal.text
 
 
+@pytest.mark.skipif(not (has_model("sd-shapes") and has_model("imagen-shapes")), reason="the embedded text-to-image models are not built")
+def test_lesson_word_maps__the_reveal_measures_each_model_as_its_card_does_and_the_grounded_maps_land(room):
+    from playground.lessons.path import MAPS_MODELS, MAPS_PROMPT, grade
+    from playground.train import shapes_eval
+
+    ratios = {}
+    for name, (preset, family, _) in MAPS_MODELS.items():
+        on = shapes_eval.words_on_object(room.load(preset, family).components, MAPS_PROMPT, seed=0, steps=50, guidance=5.0)
+        ratios[name] = on.shape / on.area
+    best = max(ratios, key=ratios.get)
+    reveal = grade(lesson_by_id("word-maps"), best, room)
+    assert reveal.correct and f"**{best}**" in reveal.text and f"({ratios[best]:.1f}x) |" in reveal.text
+    assert not grade(lesson_by_id("word-maps"), min(ratios, key=ratios.get), room).correct
+    assert best == "sd-shapes" and ratios[best] >= shapes_eval.MAPS_BAR  # the model trained to land its maps does, here
+
+
 @pytest.mark.skipif(not has_model("sd-shapes"), reason="the embedded sd-shapes is not built")
 def test_lesson_guidance__the_comparison_shows_guidance_following_the_prompt(room):
     """Lesson 17 asks whether w = 1 or w = 7.5 follows the prompt more closely: on its link (the offline model, a pair it

@@ -148,9 +148,10 @@ def test_colour_and_shape_words_land_on_the_drawn_object(embedded):
         assert on is not None, f"nothing drawn for {prompt!r}"
         for kind, found in ratios.items():
             found.append(getattr(on, kind) / on.area)
-    # on average each kind of word favours the object by at least the card's bar (1.2x, shapes_eval.MAPS_BAR):
-    # the shipped model gives about 1.27x (colour) and 1.37x (shape) here; one whose cross-attention sat at 4x4, 1.05x
-    assert shapes_eval.MAPS_BAR == 1.2 and all(np.mean(found) > shapes_eval.MAPS_BAR for found in ratios.values()), ratios
+    # in most prompts each kind of word puts at least the card's bar (2x, shapes_eval.MAPS_BAR) of the object's share on
+    # the object; the same model before its grounding run (cross-attention at 8x8 only) did so in 0-3% of the card's prompts
+    assert shapes_eval.MAPS_BAR == 2.0
+    assert all(np.mean(np.array(found) >= shapes_eval.MAPS_BAR) >= 0.75 for found in ratios.values()), ratios
 
 
 @needs_shapes

@@ -123,6 +123,46 @@ def _designs_reveal(loader: Any, answer: str) -> Reveal:
     return Reveal(correct, text)
 
 
+MAPS_PROMPT = "a large red circle on the left"
+MAPS_MODELS = {  # choice -> (the Text-to-image tab's model, its family, its embedded folder)
+    "sd-shapes": ("segmind/tiny-sd", "latent-diffusion", "sd-shapes"),
+    "imagen-shapes": ("assets/models/imagen-shapes", "diffusion", "imagen-shapes"),
+}
+
+
+def _maps_reveal(loader: Any, answer: str) -> Reveal:
+    """The link's prompt on both models (seed 0, 50 steps, guidance 5, as their cards measure): the share of the colour
+    and the shape word's maps on the drawn object, and each card's figure over 40 prompts."""
+    from playground.models.sources import SourceError
+    from playground.train import common, shapes_eval
+
+    rows, ratios = [], {}
+    for name, (preset, family, folder) in MAPS_MODELS.items():
+        card = common.load_metrics(common.MODELS_DIR / folder).get("word_maps", {})
+        figure = f"{card['shape_word_at_bar']:.0%}" if "shape_word_at_bar" in card else "not measured"
+        try:
+            components = loader.load(preset, family).components
+        except SourceError:
+            rows.append(f"| {name} | not built here | | | {figure} |")
+            continue
+        on = shapes_eval.words_on_object(components, MAPS_PROMPT, seed=0, steps=50, guidance=5.0)
+        if on is None:
+            rows.append(f"| {name} | drew nothing the checker reads | | | {figure} |")
+            continue
+        ratios[name] = on.shape / on.area
+        rows.append(f"| {name} | {on.colour:.0%} ({on.colour / on.area:.1f}x) | {on.shape:.0%} ({on.shape / on.area:.1f}x) | "
+                    f"{on.area:.0%} | {figure} |")
+    best = max(ratios, key=ratios.get) if ratios else None
+    text = ((f"**{best}**'s map of \"circle\" puts more of its mass on the circle at seed 0." if best else "Neither model ran here.")
+            + "\n\n| model | \"red\" on the circle | \"circle\" on the circle | the circle's share of the picture | "
+            "its card: prompts whose shape word puts 2x its share or more on the object (40) |\n|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n\nA map that spread evenly would put the circle's own share of the picture on it (1.0x). "
+            "sd-shapes' maps land because its training asked them to: cross-attention at 16x16 as well as 8x8, and a loss that "
+            "puts each object word's attention on that object's pixels (TokenCompose). imagen-shapes' attention was never asked; "
+            "its frozen T5 also spells most words in pieces. Stable Diffusion's own maps land without such a loss, from scale.")
+    return Reveal(answer == best if best else None, text)
+
+
 WORD = "unbelievably"
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "BERT WordPiece": "bert-base-uncased", "T5 SentencePiece": "t5-small"}
 PASSAGE = "Friends, Romans, countrymen, lend me your"  # Julius Caesar, a play the offline GPT never read
@@ -438,6 +478,16 @@ LESSONS: tuple[Lesson, ...] = (
            Question(f"Which design do you predict draws \"{DESIGNS_PROMPT}\" wrong (seed 0)?",
                     (*DESIGN_NAMES, NO_DESIGN_WRONG), live=lambda loader, answer: _designs_reveal(loader, answer)),
            {"designs_prompt": DESIGNS_PROMPT}),
+    Lesson("word-maps", "24. Where a word lands: maps that show it", "text-to-image",
+           "A word's map (DAAM) adds up, over every cross-attention layer and step, how much each part of the picture read that "
+           "word. It teaches \"this word went there\" only if it lands on what the word names; a map spread over the whole "
+           "picture says little. Whether it lands depends on the model: where its cross-attention sits (at 8x8 one cell is a "
+           "quarter of a shape) and whether training ever asked the attention to land.",
+           "Run the linked prompt and look at the maps of \"red\" and \"circle\"; then choose assets/models/imagen-shapes as "
+           "the model and run it again.",
+           Question("Which model's map of \"circle\" puts more of its mass on the drawn circle (seed 0)?", tuple(MAPS_MODELS),
+                    live=lambda loader, answer: _maps_reveal(loader, answer)),
+           {"model": "segmind/tiny-sd", "prompt": MAPS_PROMPT, "seed": 0}),
 )
 
 

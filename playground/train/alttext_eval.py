@@ -36,6 +36,12 @@ def _row(name: str, a: dict, b: dict) -> str:
            f"{b['colour']:.1%} / {b['shape']:.1%} / {b['place']:.1%} / {b['two_objects']:.1%} |"
 
 
+def _then(m: dict) -> str:
+    """sd-shapes' later runs, repeated on this model (the same steps, learning rate and flags)."""
+    later = shapes_eval.resume_commands(m, "alttext-shapes", " --captions alt-text")
+    return (", then " + ", then ".join(later) + " (sd-shapes' later runs, the same)") if later else ""
+
+
 def write_card(folder: Path, m: dict) -> None:
     cfg, sd = m["config"], m["sd_shapes_same_prompts"]
     pe, sd_pe = m["prompt_expansion"], sd["prompt_expansion"]
@@ -53,7 +59,7 @@ def write_card(folder: Path, m: dict) -> None:
 DALL-E 3 (Betker et al. 2023) found that the same model follows prompts much better when it is trained on descriptive
 captions instead of the alt text a web crawl gives. This is the shapes world's version of that experiment:
 `StableDiffusionPipeline.from_pretrained(folder)` runs it unchanged, and it is sd-shapes in every respect (the same
-{m["pictures"]:,} pictures and seed, autoencoder recipe, text encoder and UNet sizes, {cfg["unet_steps"]:,} steps, {m["train_minutes"]:.0f} min on
+{m["pictures"]:,} pictures and seed, autoencoder recipe, text encoder and UNet sizes, {shapes_eval.unet_steps_said(m)} steps, {m["train_minutes"]:.0f} min on
 {cfg["threads"]} CPU thread(s)) except its captions: each picture's caption was rewritten by `playground/train/alt_text.py`
 into alt text, independently, at the rates {rates} (measured on the training captions: {", ".join(f"{k} {v:.1%}" for k, v in kinds.items())}):
 junk says nothing ("untitled", "img 0412"), terse names one word of one object ("a red thing"), partial drops each colour
@@ -69,6 +75,8 @@ The checker and prompts of sd-shapes' card ({m["ddim_steps"]} DDIM steps, guidan
 {_row("the grammar's", m["grammar"], sd["grammar"])}
 {_row("held-out pairs", m["heldout_pairs"], sd["heldout_pairs"])}
 
+{shapes_eval.maps_sentence(m["word_maps"], shapes_eval.grounding_note(m))}
+
 ## Prompt expansion (DALL-E 3's other half)
 
 The same prompts as a user might type them (no articles, everyday words: {examples}), drawn as typed and after
@@ -82,7 +90,7 @@ The same prompts as a user might type them (no articles, everyday words: {exampl
 ![samples: one row per prompt]({"samples.png"})
 
 Train: `python -m playground.train.shapes --captions alt-text --out assets/models/alttext-shapes` (resumable: a checkpoint
-every 500 steps). Measure: `python -m playground.train.evaluate --only alttext`.
+every 500 steps){_then(m)}. Measure: `python -m playground.train.evaluate --only alttext`.
 
 Intended use: the Designs section of the playground's Text-to-image tab, beside sd-shapes. Limits: 32x32 pictures of the
 shapes grammar's words; nothing else.

@@ -98,6 +98,7 @@ def evaluate(stages: tuple[dict, dict], folder: Path, n: int = N_PROMPTS) -> dic
         "base_grammar": shapes_eval.one_and_two_objects(stages, n, 100, drawer=cascade_drawer("base")),
         "heldout_pairs": shapes_eval.one_and_two_objects(stages, n // 2, 200, heldout=True, drawer=cascade_drawer("cascade")),
         "clipping": clipping_at_high_guidance(stages[0]),
+        "word_maps": shapes_eval.word_map_mass(stages[0], 40, 400),  # the base's words (the SR stage reads the same text)
         "sd_shapes_same_prompts": {"grammar": sd["grammar"], "heldout_pairs": sd["heldout_pairs"], "guidance": sd["guidance"]},
     }
 
@@ -109,6 +110,14 @@ def targets_met(m: dict) -> dict[str, bool]:
 
 def _figures(g: dict) -> str:
     return f"{g['colour']:.1%} / {g['shape']:.1%} / {g['place']:.1%} / {g['two_objects']:.1%}"
+
+
+def _maps(m: dict) -> str:
+    if "word_maps" not in m:
+        return ""
+    return shapes_eval.maps_sentence(m["word_maps"], (
+        "Measured on the base stage (16x16, its maps and picture enlarged to 32x32). A word the T5 tokenizer spells in "
+        "pieces is mapped as the sum of its pieces' maps. Nothing in its training asks the maps to land anywhere."))
 
 
 def write_card(folder: Path, m: dict, sr: dict) -> None:
@@ -150,6 +159,8 @@ Targets (colour and shape 90%, place 85%, two objects 60%): {marks}.
 
 Dynamic thresholding at guidance {c["guidance"]:g} (the base, {c["pictures"]} pictures of three prompts, the same noise in each row):
 pixels pinned white with static clipping **{c["clip"]:.1%}**, with dynamic thresholding **{c["dynamic"]:.1%}**, with no clipping {c["none"]:.1%}.
+
+{_maps(m)}
 
 ![each prompt: a row of base pictures (16x16, enlarged), then the cascade's]({"samples.png"})
 

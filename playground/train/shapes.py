@@ -2,6 +2,8 @@
 
     python -m playground.train.shapes   # 54 min on 2 CPU threads -> assets/models/sd-shapes
     python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps 12000   # train it further
+    python -m playground.train.shapes --resume assets/models/sd-shapes --unet-steps 2500 --lr 3e-4 \
+        --attention-levels 2 --grounding-weight 0.05   # the shipped model's second run: word maps that land
 
 The world is `playground.train.shapes_data` (captions from a small grammar, 32x32 pictures drawn by code). The
 parts are Stable Diffusion's, only small, and saved as a `StableDiffusionPipeline` folder:
@@ -19,10 +21,15 @@ step. Measured on two runs of this script that differ only in that (100 prompts 
 27% right with ε (chance is 20%), 54% with v; two objects and their relation 29% and 50%; colours and shapes
 about the same (99-100%, 92-97%).
 
-Where the cross-attention works decides what the word maps show: with all three layers at 8x8 (the defaults) a
-colour or shape word's map puts 1.25-1.3x the object's share of the picture on the object; a variant with a third
-level (widths (32, 64, 64), three of its four cross-attention layers at 4x4) drew nearly as well but read each word
-almost evenly (1.0-1.1x).
+Where the cross-attention works, and whether training asks anything of it, decides what the word maps show. With all
+three layers at 8x8 (the first run) a colour or shape word's map put 1.25-1.3x the object's share of the picture on
+the object, at least 2x in 0-3% of prompts: the attention spread over the picture. A variant with a third level
+(widths (32, 64, 64), three of its four cross-attention layers at 4x4) drew nearly as well but read each word almost
+evenly (1.0-1.1x). The shipped model's second run (`--attention-levels 2 --grounding-weight 0.05`) grows cross-
+attention at 16x16, down and up (`grow`: the new layers' output starts at zero, so the grown UNet first computes what
+it grew from), and adds TokenCompose's token loss (`grounding.py`), which puts each object word's attention on its
+object's pixels in the training pictures; its maps then land (the card's figures). What each part costs is measured
+by `benchmarks/word_map_levels.py`.
 
 CLIP's text encoder is causal: in "a red circle left of a blue square" the words "red circle" cannot see "left of",
 so no state of the first object knows where it goes. An auxiliary loss (weight `role_weight`, its linear head
@@ -41,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.train import alt_text, common, shapes_data
+from playground.train import alt_text, common, grounding, shapes_data
 from playground.train.ldm import encode_all, train_autoencoder  # the same autoencoder training as the Fashion-MNIST latent model
 
 MAX_TOKENS = 16  # the text encoder's window: the longest caption is 9 words + start and end tokens
@@ -62,7 +69,7 @@ class ShapesTrainConfig:
     text_width: int = 64  # text encoder width (= the UNet's cross_attention_dim)
     text_layers: int = 2  # text encoder layers
     unet_channels: tuple[int, ...] = (32, 64)  # UNet widths at 16x16 and 8x8
-    attention_levels: int = 1  # down levels with cross-attention, coarsest first (8x8); the middle and the coarsest up level have it too
+    attention_levels: int = 1  # levels with cross-attention, coarsest first (1: 8x8 only; 2: 16x16 too), down and up; the middle has it too
     unet_steps: int = 18_000  # UNet + text encoder optimizer steps
     batch_size: int = 32  # latents per step
     lr: float = 1e-3  # peak learning rate (AdamW), cosine-decayed
@@ -70,6 +77,7 @@ class ShapesTrainConfig:
     ema_decay: float = 0.999  # exponential moving average of the UNet's and text encoder's weights, used for sampling
     prompt_dropout: float = 0.1  # probability a caption is replaced by "" (the unconditional model)
     role_weight: float = 0.1  # weight of the auxiliary loss naming each object's role at ROLE_SLOTS (0: none)
+    grounding_weight: float = 0.0  # weight of TokenCompose's token loss putting object words' attention on their objects (grounding.py; 0: none)
     prediction_type: str = (
         "v_prediction"  # what the UNet predicts: "v_prediction" (v = √ᾱ ε − √(1−ᾱ) z_0, as Stable Diffusion 2) or "epsilon"
     )
@@ -153,10 +161,10 @@ def build_unet(cfg: ShapesTrainConfig, latent_size: int):
         sample_size=latent_size,
         in_channels=cfg.latent_channels,
         out_channels=cfg.latent_channels,
-        # cross-attention (with self-attention) in the coarsest `a` down levels, the middle and the coarsest up level:
-        # the attention layers are most of a step's time, and an up block has one more of them than a down block
+        # cross-attention (with self-attention) in the coarsest `a` levels, down and up, and the middle: the attention
+        # layers are most of a step's time (at 16x16 a layer costs 4x one at 8x8), and an up block has two of them
         down_block_types=("DownBlock2D",) * (n - a) + ("CrossAttnDownBlock2D",) * a,
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * a + ("UpBlock2D",) * (n - a),
         block_out_channels=cfg.unet_channels,
         layers_per_block=1,
         cross_attention_dim=cfg.text_width,
@@ -216,12 +224,14 @@ def role_loss(head: torch.nn.Linear, c: torch.Tensor, targets: torch.Tensor) -> 
 
 def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, latents: torch.Tensor, cfg: ShapesTrainConfig,
                gen: torch.Generator, clock: common.Clock, checkpoint=None, twin: torch.Tensor | None = None,
-               roles: torch.Tensor | None = None, resumable: Path | None = None):
+               roles: torch.Tensor | None = None, resumable: Path | None = None,
+               grounds: tuple[torch.Tensor, torch.Tensor] | None = None):
     """The DDPM objective with a text condition; returns the EMA (UNet, text encoder) and the noise scheduler.
 
     With `twin` (each latent's minimal-pair index, -1 for none; `shapes_data.twin_dataset`), half of every batch is
     drawn at random and the other half is their twins (or other random latents), noised with the same ε and t: the
-    two losses then differ only where the relation word moves the shapes. With `resumable`, the run saves everything it
+    two losses then differ only where the relation word moves the shapes. With `grounds` (`grounding.targets`) and
+    `cfg.grounding_weight`, TokenCompose's token loss puts each object word's attention on its object. With `resumable`, the run saves everything it
     needs there every `cfg.checkpoint_every` steps and goes on from that file when it exists.
     """
     from diffusers import DDPMScheduler
@@ -241,6 +251,8 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
     ema_text = copy.deepcopy(text_encoder).eval().requires_grad_(False)
     head = torch.nn.Linear(text_encoder.config.hidden_size, len(shapes_data.COLOURS) + len(shapes_data.SHAPES))  # training only
     use_roles = roles is not None and cfg.role_weight > 0
+    use_grounds = grounds is not None and cfg.grounding_weight > 0
+    attention = grounding.install(unet) if use_grounds else None  # the training UNet's own processors (the EMA copy keeps its own)
     params = [*unet.parameters(), *text_encoder.parameters(), *(head.parameters() if use_roles else ())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     parts = dict(unet=unet, text_encoder=text_encoder, ema_unet=ema_unet, ema_text=ema_text, head=head, opt=opt)
@@ -263,6 +275,11 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
             named[drop] = -1  # the empty prompt names nothing
             aux = role_loss(head, c, named)
             loss = loss + cfg.role_weight * aux
+        if use_grounds:
+            positions = grounds[0][idx].clone()
+            positions[drop] = -1  # the empty prompt names nothing
+            grounded = grounding.loss(attention, positions, grounds[1][idx])
+            loss = loss + cfg.grounding_weight * grounded
         common.optimizer_step(opt, loss, params)
         common.ema_update([(ema_unet, unet), (ema_text, text_encoder)], step, cfg.ema_decay)
         if checkpoint and step and step % 2000 == 0:
@@ -271,7 +288,7 @@ def train_unet(unet, text_encoder, ids: torch.Tensor, empty: torch.Tensor, laten
             common.save_checkpoint(resumable, step + 1, cfg, gen, **parts)
         if step % 200 == 0 or step == cfg.unet_steps - 1:
             print(f"unet step {step:5d}  loss {loss.item():.4f}" + (f"  role {aux.item():.3f}" if use_roles else "")
-                  + f"  {clock.minutes():.1f} min", flush=True)
+                  + (f"  grounding {grounded.item():.3f}" if use_grounds else "") + f"  {clock.minutes():.1f} min", flush=True)
     return ema_unet, ema_text, noise_scheduler
 
 
@@ -345,6 +362,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--role-weight", type=float, default=ShapesTrainConfig.role_weight,
                         help="weight of the auxiliary loss that teaches the text encoder each object's role (0: none)")
+    parser.add_argument("--attention-levels", type=int, choices=(1, 2), default=ShapesTrainConfig.attention_levels,
+                        help="UNet levels with cross-attention (2: 16x16 as well as 8x8); with --resume, a 1-level model grows its 16x16 layers")
+    parser.add_argument("--grounding-weight", type=float, default=ShapesTrainConfig.grounding_weight,
+                        help="weight of the token loss putting each object word's attention on its object (playground.train.grounding; 0: none)")
     parser.add_argument("--out", type=Path, default=common.MODELS_DIR / "sd-shapes")
     parser.add_argument("--twins", action=argparse.BooleanOptionalAction, default=ShapesTrainConfig.twins,
                         help="draw every two-object picture with its minimal pair (the inverse relation) and train on pairs")
@@ -354,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a folder this script saved: keep its autoencoder and tokenizer, train its UNet and text encoder further")
     args = parser.parse_args(argv)
     cfg = ShapesTrainConfig(ae_steps=args.ae_steps, unet_steps=args.unet_steps, n_images=args.n_images, threads=args.threads, lr=args.lr,
-                            two_share=args.two_share, twins=args.twins, role_weight=args.role_weight, captions=args.captions)
+                            two_share=args.two_share, twins=args.twins, role_weight=args.role_weight, captions=args.captions,
+                            attention_levels=args.attention_levels, grounding_weight=args.grounding_weight)
     if args.resume:
         return resume(args.resume, args.out, cfg)
     gen = common.setup(cfg.seed, cfg.threads)
@@ -383,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents * scale, cfg, gen, clock,
                                                checkpointer(args.out, vae, tokenizer), twin, role_targets(captions),
-                                               resumable=resumable_path(args.out))
+                                               resumable=resumable_path(args.out), grounds=grounding_targets(cfg, images, captions))
     minutes = clock.minutes()
     save(args.out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     common.save_metrics(args.out, {
@@ -395,6 +417,30 @@ def main(argv: list[str] | None = None) -> None:
     })
     resumable_path(args.out).unlink(missing_ok=True)
     print(f"saved to {args.out} after {minutes:.1f} min; measure with python -m playground.train.evaluate --only shapes", flush=True)
+
+
+def grounding_targets(cfg: ShapesTrainConfig, images: np.ndarray, captions: list[str]):
+    """The grounding loss's targets for these pictures, or None when it is off."""
+    return grounding.targets(images, captions) if cfg.grounding_weight > 0 else None
+
+
+def attention_levels(unet) -> int:
+    """How many of a UNet's up levels cross-attend (build_unet's `attention_levels`)."""
+    return sum(t == "CrossAttnUpBlock2D" for t in unet.config.up_block_types)
+
+
+def grow(unet, cfg: ShapesTrainConfig):
+    """`unet` with cross-attention in `cfg.attention_levels` levels: its weights, plus new attention layers whose output
+    projection starts at zero, so the grown UNet first computes exactly what `unet` did."""
+    bigger = build_unet(replace(cfg, unet_channels=tuple(unet.config.block_out_channels)), unet.config.sample_size)
+    missing, unexpected = bigger.load_state_dict(unet.state_dict(), strict=False)
+    if unexpected or not all(".attentions." in k for k in missing):
+        raise ValueError(f"cannot grow this UNet: unexpected {unexpected[:3]}, missing {[k for k in missing if '.attentions.' not in k][:3]}")
+    with torch.no_grad():
+        for name, param in bigger.named_parameters():
+            if name in missing and ".proj_out." in name:
+                param.zero_()
+    return bigger
 
 
 def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
@@ -413,13 +459,16 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
     unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+    grown = attention_levels(unet) < cfg.attention_levels
+    if grown:
+        unet = grow(unet, cfg)
     ids, empty = caption_ids(tokenizer, captions)
     latents = encode_all(vae, pictures_tensor(images)) * vae.config.scaling_factor
     print(f"resuming {folder} ({before.get('train_minutes', 0)} min so far) for {cfg.unet_steps:,} steps", flush=True)
 
     kept = {f.relative_to(folder): f.read_bytes() for f in [*(folder / "tokenizer").iterdir(), folder / "vae" / "config.json"]}
     unet, text_encoder, scheduler = train_unet(unet, text_encoder, ids, empty, latents, cfg, gen, clock, checkpointer(out, vae, tokenizer),
-                                                 twin, role_targets(captions))
+                                                 twin, role_targets(captions), grounds=grounding_targets(cfg, images, captions))
     minutes = clock.minutes()
     save(out, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     for name, data in kept.items():  # unchanged parts keep their files (a reloaded tokenizer writes its load-time options)
@@ -437,11 +486,15 @@ def resume(folder: Path, out: Path, cfg: ShapesTrainConfig) -> None:
             "two_share": cfg.two_share,
             "twins": cfg.twins,
             "role_weight": cfg.role_weight,
+            "attention_levels": cfg.attention_levels,
+            "grounding_weight": cfg.grounding_weight,
+            "threads": cfg.threads,
             "minutes": round(minutes, 1),
             "resumed_from_ema": True,
         },
     ]
-    common.save_metrics(out, {**before, "runs": runs, "unet_steps_total": sum(r["unet_steps"] for r in runs),
+    parameters = {**before.get("parameters", {}), "unet": sum(p.numel() for p in unet.parameters())}  # a grown UNet has more
+    common.save_metrics(out, {**before, "parameters": parameters, "runs": runs, "unet_steps_total": sum(r["unet_steps"] for r in runs),
                               "train_minutes": round(sum(r["minutes"] for r in runs), 1),
                               "train_cpu_minutes": round(before.get("train_cpu_minutes", 0) + clock.cpu_minutes(), 1)})
     print(f"saved to {out} after {minutes:.1f} more min; measure with python -m playground.train.evaluate --only shapes", flush=True)
