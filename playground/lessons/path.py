@@ -157,8 +157,8 @@ def _maps_reveal(loader: Any, answer: str) -> Reveal:
             + "\n\n| model | \"red\" on the circle | \"circle\" on the circle | the circle's share of the picture | "
             "its card: prompts whose shape word puts 2x its share or more on the object (40) |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n\nA map that spread evenly would put the circle's own share of the picture on it (1.0x). "
-            "sd-shapes' maps land because its training asked them to: cross-attention at 16x16 as well as 8x8, and a loss that "
-            "puts each object word's attention on that object's pixels (TokenCompose). imagen-shapes' attention was never asked; "
+            "sd-shapes' maps land because its training asked them to: a loss that puts each object word's attention on that "
+            "object's pixels (TokenCompose). imagen-shapes' attention was never asked; "
             "its frozen T5 also spells most words in pieces. Stable Diffusion's own maps land without such a loss, from scale.")
     return Reveal(answer == best if best else None, text)
 
@@ -481,8 +481,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("word-maps", "24. Where a word lands: maps that show it", "text-to-image",
            "A word's map (DAAM) adds up, over every cross-attention layer and step, how much each part of the picture read that "
            "word. It teaches \"this word went there\" only if it lands on what the word names; a map spread over the whole "
-           "picture says little. Whether it lands depends on the model: where its cross-attention sits (at 8x8 one cell is a "
-           "quarter of a shape) and whether training ever asked the attention to land.",
+           "picture says little. Whether it lands depends on the model: small models trained only to denoise spread their "
+           "attention over the picture, and a loss can ask it to land on the object the word names.",
            "Run the linked prompt and look at the maps of \"red\" and \"circle\"; then choose assets/models/imagen-shapes as "
            "the model and run it again.",
            Question("Which model's map of \"circle\" puts more of its mass on the drawn circle (seed 0)?", tuple(MAPS_MODELS),

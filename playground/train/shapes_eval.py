@@ -262,6 +262,13 @@ def resume_commands(m: dict, folder: str = "sd-shapes", flags: str = "") -> list
     return [f"`{base}{flags} --unet-steps {r['unet_steps']} --lr {r['lr']:g}{_flags(r)}`" for r in (m.get("runs") or [])[1:]]
 
 
+def _minutes(m: dict) -> str:
+    """The training time (a resumed model's runs are listed by `_runs_note`)."""
+    if len(m.get("runs") or []) > 1:
+        return f"{m['train_minutes']:.0f} min"
+    return f"{m['train_minutes']:.0f} min on {m['config']['threads']} CPU threads"
+
+
 def _runs_note(m: dict) -> str:
     runs = m.get("runs") or []
     if len(runs) < 2:
@@ -289,8 +296,8 @@ def _levels(cfg: dict, levels: int | None = None) -> str:
     sides = [f"{16 >> k}x{16 >> k}" for k in range(len(cfg["unet_channels"]))]
     both = lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0]  # noqa: E731
     attend = sides[len(sides) - (levels or cfg.get("attention_levels", 1)):]
-    return (f"widths {tuple(cfg['unet_channels'])} at {both(sides)}, cross-attention to the text at {both(attend)} (down and up) "
-            f"and {sides[-1]} (middle)")
+    where = f"{sides[-1]} (down, middle and up)" if attend == sides[-1:] else f"{both(attend)} (down and up) and {sides[-1]} (middle)"
+    return f"widths {tuple(cfg['unet_channels'])} at {both(sides)}, cross-attention to the text at {where}"
 
 
 def _data(m: dict) -> str:
@@ -314,10 +321,11 @@ def grounding_note(m: dict) -> str:
     if not weight:
         return ("Nothing in its training asks the maps to land anywhere: what they show is what the attention learned on "
                 "its own from the pictures.")
-    return (f"These maps land because training asked them to: a run with cross-attention at 16x16 as well as 8x8 added "
-            f"TokenCompose's token loss (weight {weight:g}; Wang et al. 2024; `playground/train/grounding.py`), which puts each "
-            "object word's attention on its object's pixels in the training pictures. Stable Diffusion's maps (DAAM) localize "
-            "without such a loss, from scale and data this model does not have.")
+    where = "with cross-attention grown to 16x16 as well as 8x8, " if _last(m, "attention_levels", 1) > 1 else ""
+    return (f"These maps land because training asked them to: a later run {where}added TokenCompose's token loss (weight {weight:g}; "
+            "Wang et al. 2024; `playground/train/grounding.py`), which puts each object word's attention on its object's pixels in "
+            "the training pictures. Stable Diffusion's maps (DAAM) localize without such a loss, from scale and data this model "
+            "does not have.")
 
 
 def _objective(cfg: dict) -> str:
@@ -356,7 +364,7 @@ def write_card(folder: Path, m: dict) -> None:
 | UNet | `UNet2DConditionModel`, {_levels(cfg, _last(m, "attention_levels", 1))}, {params["unet"]:,} parameters |
 | autoencoder | `AutoencoderKL`: a 3x32x32 picture <-> a {cfg["latent_channels"]}x16x16 latent ({params["vae"]:,} parameters; reconstruction MSE {m["reconstruction_mse"]:.4f}, pixels in [-1, 1]) |
 | data | {_data(m)}, drawn by `playground/train/shapes_data.py`: one or two flat shapes on black, captions from its grammar |
-| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {unet_steps_said(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), {_objective(cfg)}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {m["train_minutes"]:.0f} min on {cfg["threads"]} CPU threads{_runs_note(m)} |
+| training | autoencoder {cfg["ae_steps"]:,} steps; UNet and text encoder {unet_steps_said(m)} AdamW steps of {cfg["batch_size"]}, Stable Diffusion's scaled-linear schedule (1,000 steps), {_objective(cfg)}, prompt dropout {cfg["prompt_dropout"]:.0%} (the empty prompt: classifier-free guidance), EMA weights; seed {cfg["seed"]}; {_minutes(m)}{_runs_note(m)} |
 
 Vocabulary: colours {", ".join(shapes_data.COLOURS)}; shapes {", ".join(shapes_data.SHAPES)} (the triangle points up); sizes small, large;
 places on the left, on the right, at the top, at the bottom, in the centre; relations {", ".join(shapes_data.RELATIONS)}.

@@ -43,8 +43,8 @@ word's meaning went (DAAM, Tang et al. 2023). **Classifier-free guidance** runs 
 empty prompt and extrapolates, ε̂ = ε(∅) + w·(ε(prompt) − ε(∅)); a **negative prompt** takes the empty prompt's place,
 so the step pushes away from what it names. Offline, `segmind/tiny-sd` runs **sd-shapes**, a Stable-Diffusion-shaped
 model trained here on coloured shapes; its card names the four colour-shape pairs it never saw. Its word maps land on
-their objects because its training asked them to (cross-attention at 16x16 and a grounding loss, as TokenCompose; so
-do alttext-shapes', the same recipe); imagen-shapes' never were: compare them (each card gives the figure).
+their objects because its training asked them to (a grounding loss, as TokenCompose; so do alttext-shapes', the same
+recipe); imagen-shapes' never were: compare them (each card gives the figure).
 """
 # sd-shapes (offline), and the other embedded designs with text cross-attention: Imagen's pixel base on a frozen T5 (its
 # tokenizer spells the grammar in pieces, so its maps are of pieces) and sd-shapes' recipe trained on alt text
