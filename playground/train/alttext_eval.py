@@ -36,6 +36,14 @@ def _row(name: str, a: dict, b: dict) -> str:
            f"{b['colour']:.1%} / {b['shape']:.1%} / {b['place']:.1%} / {b['two_objects']:.1%} |"
 
 
+def _grounding(m: dict) -> str:
+    note = shapes_eval.grounding_note(m)
+    if "TokenCompose" not in note:
+        return note
+    return (note + f" Alt text is grounded only where a caption is in the grammar (its full captions, {m['caption_kinds']['full']:.1%} "
+            "of them): \"a red thing\" names no object's pixels reliably.")
+
+
 def _then(m: dict) -> str:
     """sd-shapes' later runs, repeated on this model (the same steps, learning rate and flags)."""
     later = shapes_eval.resume_commands(m, "alttext-shapes", " --captions alt-text")
@@ -75,7 +83,7 @@ The checker and prompts of sd-shapes' card ({m["ddim_steps"]} DDIM steps, guidan
 {_row("the grammar's", m["grammar"], sd["grammar"])}
 {_row("held-out pairs", m["heldout_pairs"], sd["heldout_pairs"])}
 
-{shapes_eval.maps_sentence(m["word_maps"], shapes_eval.grounding_note(m))}
+{shapes_eval.maps_sentence(m["word_maps"], _grounding(m))}
 
 ## Prompt expansion (DALL-E 3's other half)
 

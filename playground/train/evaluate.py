@@ -350,7 +350,7 @@ def summary_table() -> str:
             f"| sd-shapes | text-to-image, read back by a checker: colour {g['colour']:.1%}, shape {g['shape']:.1%}, place "
             f"{g['place']:.1%}, "
             f"two objects {g['two_objects']:.1%}; a negative prompt removes the colour {d['negative_prompt']['share']:.1%} "
-            f"(guidance {d['guidance']:g}, {g['prompts']} prompts each) | 90/85/85/60/80%: "
+            f"(guidance {d['guidance']:g}, {g['prompts']} prompts each){_maps(d)} | 90/85/85/60/80%: "
             f"{_bar(all(met.values()))}{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | "
             f"{_time(d)} |"
         )
@@ -391,7 +391,7 @@ def summary_table() -> str:
             f"| imagen-shapes (+ -sr) | frozen text-only T5, pixel cascade 16 -> 32, read back by the checker: colour {g['colour']:.1%}, "
             f"shape {g['shape']:.1%}, place {g['place']:.1%}, two objects {g['two_objects']:.1%} (16x16 base alone: {b['colour']:.1%} / "
             f"{b['shape']:.1%} / {b['place']:.1%} / {b['two_objects']:.1%}); pixels pinned white at guidance {c['guidance']:g}: static "
-            f"{c['clip']:.1%}, dynamic {c['dynamic']:.1%} | 90/90/85/60%: {_bar(all(met.values()))}"
+            f"{c['clip']:.1%}, dynamic {c['dynamic']:.1%}{_maps(d)} | 90/90/85/60%: {_bar(all(met.values()))}"
             f"{'' if all(met.values()) else ' (' + ', '.join(k for k, v in met.items() if not v) + ')'} | {_time(d)} |"
         )
     if m["alttext-shapes"].get("grammar"):
@@ -401,7 +401,7 @@ def summary_table() -> str:
             f"| alttext-shapes | sd-shapes' recipe on alt-text captions, full prompts: colour {g['colour']:.1%}, shape {g['shape']:.1%}, "
             f"place {g['place']:.1%}, two objects {g['two_objects']:.1%} (sd-shapes: {sd['colour']:.1%} / {sd['shape']:.1%} / "
             f"{sd['place']:.1%} / {sd['two_objects']:.1%}); sd-shapes on typed prompts, two objects {pe['typed']['two_objects']:.1%} "
-            f"as typed, {pe['expanded']['two_objects']:.1%} expanded | reported | {_time(d)} |"
+            f"as typed, {pe['expanded']['two_objects']:.1%} expanded{_maps(d)} | reported | {_time(d)} |"
         )
     if m["fashion-classifier"]:
         rows.append(
@@ -412,8 +412,21 @@ def summary_table() -> str:
 
 
 def _time(metrics: dict) -> str:
+    plural = lambda n: f"{n} thread{'s' if n > 1 else ''}"  # noqa: E731
+    runs = metrics.get("runs") or []
+    if len(runs) > 1 and all("threads" in r for r in runs):  # a resumed model: each run on its own threads
+        return " + ".join(f"{r['minutes']:g} ({plural(r['threads'])})" for r in runs) + " min"
     threads = metrics.get("config", {}).get("threads")
-    return f"{metrics['train_minutes']} min" + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "")
+    return f"{metrics['train_minutes']} min" + (f" ({plural(threads)})" if threads else "")
+
+
+def _maps(metrics: dict) -> str:
+    """Where the colour and shape words' maps land, as the card measures it (nothing before it was measured per prompt)."""
+    wm = metrics.get("word_maps", {})
+    if "colour_word_at_bar" not in wm:
+        return ""
+    return (f"; word maps with {wm['bar']:g}x the object's share on it: colour word {wm['colour_word_at_bar']:.0%}, shape word "
+            f"{wm['shape_word_at_bar']:.0%} of prompts")
 
 
 def main(argv: list[str] | None = None) -> None:
