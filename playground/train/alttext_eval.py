@@ -38,7 +38,7 @@ def _row(name: str, a: dict, b: dict) -> str:
 
 def _grounding(m: dict) -> str:
     note = shapes_eval.grounding_note(m)
-    if "TokenCompose" not in note:
+    if not shapes_eval.grounding_weight(m):
         return note
     return (note + f" Alt text is grounded only where a caption is in the grammar (its full captions, {m['caption_kinds']['full']:.1%} "
             "of them): \"a red thing\" names no object's pixels reliably.")

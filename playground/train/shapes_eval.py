@@ -97,22 +97,17 @@ def words_on_object(components: dict, caption: str, seed: int, steps: int = STEP
     """Run a one-object grammar caption with its word maps and measure them on the object the checker finds (its
     largest blob); None when nothing was drawn. A smaller picture (imagen-shapes' 16x16 base) and its maps are enlarged
     to the checker's 32x32 first (nearest pixel)."""
+    from playground.core.diffusion.pictures import to_uint8
+
     wm = cross_attention.word_maps(Parts.of(components), DiffusionRequest(prompt=caption, seed=seed, steps=steps, guidance=guidance))
-    image = wm.image
-    scale = shapes_data.SIZE // image.shape[-1]
-    if scale > 1:
-        image = image.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
-    img = ((image[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    blobs = shapes_check.read(img)
+    scale = shapes_data.SIZE // wm.image.shape[-1]
+    enlarge = lambda x: x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # noqa: E731  (nearest pixel; scale 1: as is)
+    blobs = shapes_check.read(to_uint8(enlarge(wm.image)[0]).permute(1, 2, 0).numpy())
     if not blobs:
         return None
     mask = torch.from_numpy(blobs[0].mask)
     obj = shapes_data.parse(caption).objects[0]
-
-    def on_object(word: str) -> float:
-        m = word_map(wm, word)
-        return cross_attention.mass_inside(m.repeat_interleave(scale, -2).repeat_interleave(scale, -1) if scale > 1 else m, mask)
-
+    on_object = lambda word: cross_attention.mass_inside(enlarge(word_map(wm, word)), mask)  # noqa: E731
     return OnObject(colour=on_object(obj.colour), shape=on_object(obj.shape), area=float(mask.float().mean()))
 
 
@@ -316,8 +311,13 @@ def _last(m: dict, key: str, default):
     return default
 
 
+def grounding_weight(m: dict) -> float:
+    """The weight of the grounding loss the model's last run trained with (0: its maps were never asked to land)."""
+    return _last(m, "grounding_weight", 0.0)
+
+
 def grounding_note(m: dict) -> str:
-    weight = _last(m, "grounding_weight", 0.0)
+    weight = grounding_weight(m)
     if not weight:
         return ("Nothing in its training asks the maps to land anywhere: what they show is what the attention learned on "
                 "its own from the pictures.")
